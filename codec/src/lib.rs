@@ -2,19 +2,28 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod props;
+pub mod reason;
+pub mod topic;
+pub mod types;
+
+pub use decode::{decode_bytes, DecodeOptions, Decoded, Decoder};
+pub use encode::{encode, encode_bytes, encode_with, encoded_len, EncodeError, Overrides};
+pub use error::{Class, DecodeError, ErrorKind};
+pub use props::{Properties, Property};
+pub use types::*;
 
 /// The protocol version a stream speaks (the CONNECT protocol level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Protocol {
     /// MQTT 3.1, protocol name "MQIsdp", level 3.
-    #[cfg_attr(feature = "serde", serde(rename = "3.1"))]
     V3_1,
     /// MQTT 3.1.1, protocol name "MQTT", level 4.
-    #[cfg_attr(feature = "serde", serde(rename = "3.1.1"))]
     V3_1_1,
     /// MQTT 5.0, protocol name "MQTT", level 5.
-    #[cfg_attr(feature = "serde", serde(rename = "5.0"))]
     V5,
 }
 

@@ -1,0 +1,835 @@
+//! The decoder: bytes → packets, in two passes.
+//!
+//! Pass one ([`check_header`]) reads only the fixed header from a byte slice:
+//! type, flags, direction and the remaining length, and refuses a packet larger
+//! than the configured maximum before a single byte of it is buffered. Pass two
+//! ([`parse_frame`]) parses a complete frame held in a [`Bytes`]; strings and
+//! payloads are slices of that frame, never copies.
+//!
+//! Every byte access goes through [`Reader`], which checks bounds and turns a
+//! short read into an error naming the field: no indexing, no arithmetic that
+//! can wrap.
+
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+
+use crate::error::{DecodeError, ErrorKind, Field};
+use crate::props::{self, Properties, Property, PropertyContext, ValueType};
+use crate::reason;
+use crate::topic;
+use crate::types::*;
+use crate::Protocol;
+
+/// The largest remaining length a Variable Byte Integer can express.
+pub const MAX_REMAINING_LENGTH: u32 = 268_435_455;
+
+/// What the decoder needs to know about the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The version of the stream. A CONNECT is always parsed by its own protocol level.
+    pub protocol: Protocol,
+    /// Who sent the bytes.
+    pub from: Sender,
+    /// Packets whose total size (fixed header included) exceeds this are refused
+    /// from their fixed header, before anything is buffered for them.
+    pub max_packet_size: u32,
+}
+
+impl DecodeOptions {
+    pub fn new(protocol: Protocol, from: Sender) -> DecodeOptions {
+        DecodeOptions {
+            protocol,
+            from,
+            max_packet_size: MAX_REMAINING_LENGTH + 5,
+        }
+    }
+    pub fn with_max_packet_size(mut self, max: u32) -> DecodeOptions {
+        self.max_packet_size = max;
+        self
+    }
+}
+
+/// The outcome of decoding from the front of a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A whole packet, `len` bytes long.
+    Packet { packet: Packet, len: usize },
+    /// The bytes end inside a packet: at least `needed` more are required.
+    Incomplete { needed: usize },
+}
+
+/// A checked fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    pub packet_type: PacketType,
+    pub flags: u8,
+    /// Length of the fixed header itself (2 to 5 bytes).
+    pub header_len: usize,
+    pub remaining_length: u32,
+}
+
+impl FixedHeader {
+    /// Total size of the packet.
+    pub fn packet_len(&self) -> usize {
+        self.header_len + self.remaining_length as usize
+    }
+}
+
+/// One decoded field and where it lies (offsets relative to the packet start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub name: &'static str,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Receives field spans while a packet is parsed; `()` records nothing and
+/// compiles away.
+pub trait Trace {
+    fn span(&mut self, name: &'static str, start: usize, end: usize);
+}
+
+impl Trace for () {
+    #[inline(always)]
+    fn span(&mut self, _: &'static str, _: usize, _: usize) {}
+}
+
+impl Trace for Vec<Span> {
+    fn span(&mut self, name: &'static str, start: usize, end: usize) {
+        self.push(Span { name, start, end });
+    }
+}
+
+fn error(opts: &DecodeOptions, offset: usize, packet: Option<PacketType>, kind: ErrorKind) -> DecodeError {
+    DecodeError {
+        offset,
+        packet,
+        protocol: opts.protocol,
+        from: opts.from,
+        kind,
+    }
+}
+
+/// Pass one: reads and checks the fixed header at the front of `input`.
+/// `Ok(Err(needed))` when the header itself is incomplete. Rejects a reserved
+/// type, wrong flags, a packet the sender may not send and an oversize packet
+/// as soon as the bytes that show it are present.
+pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHeader, usize>, DecodeError> {
+    let Some(&first) = input.first() else {
+        return Ok(Err(2));
+    };
+    let type_bits = first >> 4;
+    let flags = first & 0x0F;
+    let packet_type = match PacketType::from_u8(type_bits) {
+        Some(PacketType::Auth) if !opts.protocol.is_v5() => None,
+        other => other,
+    };
+    let Some(packet_type) = packet_type else {
+        return Err(error(opts, 0, None, ErrorKind::ReservedPacketType(type_bits)));
+    };
+    let e = |offset, kind| error(opts, offset, Some(packet_type), kind);
+    // A CONNECT may come before the stream's version is known, so its
+    // direction is checked against the version it will announce: any.
+    if !packet_type.allowed_from(opts.from, opts.protocol) {
+        return Err(e(0, ErrorKind::WrongDirection));
+    }
+    match packet_type.required_flags() {
+        Some(required) => {
+            // MQTT 3.1 sent PUBREL, SUBSCRIBE and UNSUBSCRIBE at QoS 1 with a DUP bit.
+            let tolerated = opts.protocol == Protocol::V3_1 && required == 0b0010 && flags == 0b1010;
+            if flags != required && !tolerated {
+                return Err(e(0, ErrorKind::InvalidFlags { flags }));
+            }
+        }
+        None => {
+            let qos = (flags >> 1) & 0b11;
+            if qos == 3 {
+                return Err(e(0, ErrorKind::PublishQos3));
+            }
+            if qos == 0 && flags & 0b1000 != 0 {
+                return Err(e(0, ErrorKind::DupOnQos0));
+            }
+        }
+    }
+    let mut value: u32 = 0;
+    for i in 0..4 {
+        let Some(&b) = input.get(1 + i) else {
+            return Ok(Err(1));
+        };
+        value |= u32::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            let header_len = 2 + i;
+            if i > 0 && b == 0 && opts.protocol.is_v5() {
+                return Err(e(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
+            }
+            let size = header_len as u64 + u64::from(value);
+            if size > u64::from(opts.max_packet_size) {
+                return Err(e(
+                    1,
+                    ErrorKind::PacketTooLarge {
+                        size,
+                        max: opts.max_packet_size,
+                    },
+                ));
+            }
+            return Ok(Ok(FixedHeader {
+                packet_type,
+                flags,
+                header_len,
+                remaining_length: value,
+            }));
+        }
+    }
+    Err(e(1, ErrorKind::VarintTooLong { field: "remaining_length" }))
+}
+
+/// Decodes one packet from the front of `input` without consuming it.
+/// Payloads and strings share `input`'s memory.
+pub fn decode_bytes(input: &Bytes, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    decode_traced(input, opts, &mut ())
+}
+
+/// [`decode_bytes`], reporting each field's span to `trace`.
+pub fn decode_traced<T: Trace>(input: &Bytes, opts: &DecodeOptions, trace: &mut T) -> Result<Decoded, DecodeError> {
+    let header = match check_header(input, opts)? {
+        Ok(h) => h,
+        Err(needed) => return Ok(Decoded::Incomplete { needed }),
+    };
+    let len = header.packet_len();
+    if input.len() < len {
+        return Ok(Decoded::Incomplete {
+            needed: len - input.len(),
+        });
+    }
+    let frame = input.slice(..len);
+    let packet = parse_frame(&frame, &header, opts, trace)?;
+    Ok(Decoded::Packet { packet, len })
+}
+
+/// A stream decoder: feeds on a [`BytesMut`] and hands out whole packets.
+/// Error offsets count from the start of the stream. After a CONNECT from a
+/// client the stream takes that CONNECT's protocol version.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    pub options: DecodeOptions,
+    /// Bytes consumed so far.
+    pub position: usize,
+}
+
+impl Decoder {
+    pub fn new(options: DecodeOptions) -> Decoder {
+        Decoder { options, position: 0 }
+    }
+
+    /// `Ok(None)` when `buf` does not hold a whole packet yet; the caller reads
+    /// more and calls again. A packet's bytes are split off `buf` only once
+    /// complete, so nothing is allocated for an oversize packet.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let header = match check_header(buf, &self.options) {
+            Ok(Ok(h)) => h,
+            Ok(Err(_)) => return Ok(None),
+            Err(e) => return Err(self.shift(e)),
+        };
+        let len = header.packet_len();
+        if buf.len() < len {
+            return Ok(None);
+        }
+        let frame = buf.split_to(len).freeze();
+        let packet = parse_frame(&frame, &header, &self.options, &mut ()).map_err(|e| self.shift(e))?;
+        self.position += len;
+        if let Packet::Connect(c) = &packet {
+            self.options.protocol = c.protocol;
+        }
+        Ok(Some(packet))
+    }
+
+    /// How many more bytes the buffered partial packet needs, if known.
+    pub fn needed(&self, buf: &[u8]) -> usize {
+        match check_header(buf, &self.options) {
+            Ok(Ok(h)) => h.packet_len().saturating_sub(buf.len()),
+            Ok(Err(n)) => n,
+            Err(_) => 0,
+        }
+    }
+
+    fn shift(&self, mut e: DecodeError) -> DecodeError {
+        e.offset += self.position;
+        e
+    }
+}
+
+/// Bounds-checked reading over one packet frame.
+struct Reader<'a, T: Trace> {
+    frame: &'a Bytes,
+    pos: usize,
+    end: usize,
+    opts: DecodeOptions,
+    ty: PacketType,
+    trace: &'a mut T,
+}
+
+type R<T> = Result<T, DecodeError>;
+
+impl<'a, T: Trace> Reader<'a, T> {
+    fn err(&self, offset: usize, kind: ErrorKind) -> DecodeError {
+        error(&self.opts, offset, Some(self.ty), kind)
+    }
+
+    fn remaining(&self) -> usize {
+        self.end.saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, n: usize, field: Field) -> R<std::ops::Range<usize>> {
+        if self.remaining() < n {
+            return Err(self.err(self.pos, ErrorKind::UnexpectedEnd { field }));
+        }
+        let start = self.pos;
+        self.pos += n;
+        Ok(start..self.pos)
+    }
+
+    fn bytes(&self, r: std::ops::Range<usize>) -> &[u8] {
+        self.frame.get(r).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn u8(&mut self, field: Field) -> R<u8> {
+        let r = self.take(1, field)?;
+        self.trace.span(field, r.start, r.end);
+        Ok(self.bytes(r).first().copied().unwrap_or(0))
+    }
+
+    #[inline]
+    fn u16(&mut self, field: Field) -> R<u16> {
+        let r = self.take(2, field)?;
+        self.trace.span(field, r.start, r.end);
+        let b = self.bytes(r);
+        Ok(match b {
+            [a, b] => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        })
+    }
+
+    fn u32(&mut self, field: Field) -> R<u32> {
+        let r = self.take(4, field)?;
+        self.trace.span(field, r.start, r.end);
+        let b = self.bytes(r);
+        Ok(match b {
+            [a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        })
+    }
+
+    fn varint(&mut self, field: Field) -> R<u32> {
+        let start = self.pos;
+        let mut value: u32 = 0;
+        for i in 0..4 {
+            let r = self.take(1, field)?;
+            let b = self.bytes(r).first().copied().unwrap_or(0);
+            value |= u32::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 && self.opts.protocol.is_v5() {
+                    return Err(self.err(start, ErrorKind::VarintNotMinimal { field }));
+                }
+                self.trace.span(field, start, self.pos);
+                return Ok(value);
+            }
+        }
+        Err(self.err(start, ErrorKind::VarintTooLong { field }))
+    }
+
+    /// Two-byte length, then that many bytes.
+    fn binary(&mut self, field: Field) -> R<Bytes> {
+        let start = self.pos;
+        let len = {
+            let r = self.take(2, field)?;
+            match self.bytes(r) {
+                [a, b] => usize::from(u16::from_be_bytes([*a, *b])),
+                _ => 0,
+            }
+        };
+        let r = self.take(len, field).map_err(|_| self.err(start, ErrorKind::UnexpectedEnd { field }))?;
+        self.trace.span(field, start, r.end);
+        Ok(self.frame.slice(r))
+    }
+
+    /// A UTF-8 Encoded String: well-formed, no U+0000.
+    fn utf8(&mut self, field: Field) -> R<ByteString> {
+        let start = self.pos + 2;
+        let raw = self.binary(field)?;
+        if let Err(e) = std::str::from_utf8(&raw) {
+            return Err(self.err(start + e.valid_up_to(), ErrorKind::InvalidUtf8 { field }));
+        }
+        if let Some(i) = raw.iter().position(|&b| b == 0) {
+            return Err(self.err(start + i, ErrorKind::NullCharacter { field }));
+        }
+        // Cannot fail: validated just above.
+        ByteString::try_from(raw).map_err(|_| self.err(start, ErrorKind::InvalidUtf8 { field }))
+    }
+
+    fn rest(&mut self, field: Field) -> Bytes {
+        let start = self.pos;
+        self.pos = self.end.max(start);
+        self.trace.span(field, start, self.pos);
+        self.frame.slice(start..self.pos)
+    }
+
+    fn finish(&self) -> R<()> {
+        if self.remaining() > 0 {
+            return Err(self.err(
+                self.pos,
+                ErrorKind::TrailingBytes {
+                    count: self.remaining(),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn packet_id(&mut self) -> R<u16> {
+        let at = self.pos;
+        let id = self.u16("packet_id")?;
+        if id == 0 {
+            return Err(self.err(at, ErrorKind::PacketIdZero));
+        }
+        Ok(id)
+    }
+
+    fn reason_code(&mut self) -> R<u8> {
+        let at = self.pos;
+        let code = self.u8("reason_code")?;
+        if !reason::is_valid(self.ty, code, self.opts.from, self.opts.protocol) {
+            return Err(self.err(at, ErrorKind::InvalidReasonCode { code }));
+        }
+        Ok(code)
+    }
+
+    /// A 5.0 property list: length, then properties allowed in `ctx`.
+    fn properties(&mut self, ctx: PropertyContext) -> R<Properties> {
+        let len_at = self.pos;
+        let len = self.varint("property_length")? as usize;
+        if len > self.remaining() {
+            return Err(self.err(len_at, ErrorKind::PropertyLengthOverflow));
+        }
+        let outer_end = self.end;
+        self.end = self.pos + len;
+        let result = self.property_list(ctx);
+        self.end = outer_end;
+        result
+    }
+
+    fn property_list(&mut self, ctx: PropertyContext) -> R<Properties> {
+        let mut list = Vec::new();
+        let mut seen: u64 = 0;
+        while self.remaining() > 0 {
+            let at = self.pos;
+            let id = self.varint("property_id")?;
+            let info = u8::try_from(id)
+                .ok()
+                .and_then(props::info)
+                .ok_or_else(|| self.err(at, ErrorKind::UnknownProperty { id: id.min(255) as u8 }))?;
+            let id = info.id;
+            if !info.contexts.contains(&ctx) {
+                return Err(self.err(at, ErrorKind::PropertyNotAllowed { id }));
+            }
+            let repeatable = id == 0x26 || (id == 0x0B && ctx == PropertyContext::Publish);
+            let bit = 1u64 << (id & 63);
+            if seen & bit != 0 && !repeatable {
+                return Err(self.err(at, ErrorKind::DuplicateProperty { id }));
+            }
+            seen |= bit;
+            let name = info.name;
+            let bad = |r: &Self, value: u32| r.err(at, ErrorKind::PropertyValue { id, value });
+            let prop = match info.value {
+                ValueType::Byte => {
+                    let v = self.u8(name)?;
+                    // Every byte-valued property is a 0/1 flag except Maximum QoS, which is 0 or 1 too.
+                    if v > 1 {
+                        return Err(bad(self, u32::from(v)));
+                    }
+                    match id {
+                        0x01 => Property::PayloadFormatIndicator(v),
+                        0x17 => Property::RequestProblemInformation(v),
+                        0x19 => Property::RequestResponseInformation(v),
+                        0x24 => Property::MaximumQoS(v),
+                        0x25 => Property::RetainAvailable(v),
+                        0x28 => Property::WildcardSubscriptionAvailable(v),
+                        0x29 => Property::SubscriptionIdentifierAvailable(v),
+                        _ => Property::SharedSubscriptionAvailable(v),
+                    }
+                }
+                ValueType::TwoByte => {
+                    let v = self.u16(name)?;
+                    match id {
+                        0x13 => Property::ServerKeepAlive(v),
+                        0x21 if v == 0 => return Err(bad(self, 0)),
+                        0x21 => Property::ReceiveMaximum(v),
+                        0x22 => Property::TopicAliasMaximum(v),
+                        0x23 if v == 0 => return Err(bad(self, 0)),
+                        _ => Property::TopicAlias(v),
+                    }
+                }
+                ValueType::FourByte => {
+                    let v = self.u32(name)?;
+                    match id {
+                        0x02 => Property::MessageExpiryInterval(v),
+                        0x11 if ctx == PropertyContext::Disconnect && self.opts.from == Sender::Server => {
+                            return Err(self.err(at, ErrorKind::SessionExpiryFromServer))
+                        }
+                        0x11 => Property::SessionExpiryInterval(v),
+                        0x18 => Property::WillDelayInterval(v),
+                        0x27 if v == 0 => return Err(bad(self, 0)),
+                        _ => Property::MaximumPacketSize(v),
+                    }
+                }
+                ValueType::Varint => {
+                    let v = self.varint(name)?;
+                    if ctx == PropertyContext::Publish && self.opts.from == Sender::Client {
+                        return Err(self.err(at, ErrorKind::SubscriptionIdFromClient));
+                    }
+                    if v == 0 {
+                        return Err(bad(self, 0));
+                    }
+                    Property::SubscriptionIdentifier(v)
+                }
+                ValueType::Binary => {
+                    let v = self.binary(name)?;
+                    match id {
+                        0x09 => Property::CorrelationData(v),
+                        _ => Property::AuthenticationData(v),
+                    }
+                }
+                ValueType::Utf8 => {
+                    let v = self.utf8(name)?;
+                    match id {
+                        0x03 => Property::ContentType(v),
+                        0x08 => {
+                            let check = if v.is_empty() {
+                                Err(topic::TopicError::Empty)
+                            } else {
+                                topic::validate_name(&v)
+                            };
+                            if let Err(error) = check {
+                                return Err(self.err(
+                                    at,
+                                    ErrorKind::TopicName {
+                                        field: "response_topic",
+                                        error,
+                                    },
+                                ));
+                            }
+                            Property::ResponseTopic(v)
+                        }
+                        0x12 => Property::AssignedClientIdentifier(v),
+                        0x15 => Property::AuthenticationMethod(v),
+                        0x1A => Property::ResponseInformation(v),
+                        0x1C => Property::ServerReference(v),
+                        _ => Property::ReasonString(v),
+                    }
+                }
+                ValueType::Utf8Pair => {
+                    let k = self.utf8("user_property.name")?;
+                    let v = self.utf8("user_property.value")?;
+                    Property::UserProperty(k, v)
+                }
+            };
+            list.push(prop);
+        }
+        if seen & (1 << 0x16) != 0 && seen & (1 << 0x15) == 0 {
+            let at = self.pos;
+            return Err(self.err(at, ErrorKind::AuthDataWithoutMethod));
+        }
+        Ok(Properties(list))
+    }
+
+    fn topic_filter(&mut self) -> R<ByteString> {
+        let at = self.pos;
+        let filter = self.utf8("topic_filter")?;
+        if let Err(error) = topic::validate_filter(&filter, self.opts.protocol.is_v5()) {
+            return Err(self.err(at, ErrorKind::TopicFilter { error }));
+        }
+        Ok(filter)
+    }
+}
+
+/// Pass two: parses one complete frame (fixed header included) whose header
+/// `check_header` accepted.
+pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeOptions, trace: &mut T) -> R<Packet> {
+    trace.span("fixed_header", 0, 1);
+    trace.span("remaining_length", 1, header.header_len);
+    let mut r = Reader {
+        frame,
+        pos: header.header_len,
+        end: header.packet_len().min(frame.len()),
+        opts: *opts,
+        ty: header.packet_type,
+        trace,
+    };
+    let v5 = r.opts.protocol.is_v5();
+    let packet = match header.packet_type {
+        PacketType::Connect => Packet::Connect(connect(&mut r)?),
+        PacketType::ConnAck => {
+            let at = r.pos;
+            let flags = r.u8("acknowledge_flags")?;
+            if flags & 0xFE != 0 {
+                return Err(r.err(at, ErrorKind::ConnAckReservedFlags));
+            }
+            let code_at = r.pos;
+            let code = r.reason_code()?;
+            let session_present = flags & 1 != 0;
+            if session_present && code != 0 {
+                return Err(r.err(code_at, ErrorKind::SessionPresentOnFailure));
+            }
+            let properties = if v5 { r.properties(PropertyContext::ConnAck)? } else { Properties::new() };
+            Packet::ConnAck(ConnAck {
+                session_present,
+                code,
+                properties,
+            })
+        }
+        PacketType::Publish => {
+            let qos = QoS::from_u8((header.flags >> 1) & 0b11).unwrap_or_default();
+            let at = r.pos;
+            let topic = r.utf8("topic")?;
+            if let Err(error) = topic::validate_name(&topic) {
+                return Err(r.err(at, ErrorKind::TopicName { field: "topic", error }));
+            }
+            let packet_id = if qos == QoS::AtMostOnce { 0 } else { r.packet_id()? };
+            let properties = if v5 { r.properties(PropertyContext::Publish)? } else { Properties::new() };
+            if topic.is_empty() && (!v5 || properties.topic_alias().is_none()) {
+                return Err(r.err(at, ErrorKind::EmptyTopic));
+            }
+            Packet::Publish(Publish {
+                dup: header.flags & 0b1000 != 0,
+                qos,
+                retain: header.flags & 1 != 0,
+                topic,
+                packet_id,
+                properties,
+                payload: r.rest("payload"),
+            })
+        }
+        ty @ (PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp) => {
+            let packet_id = r.packet_id()?;
+            let mut resp = PubResponse::new(packet_id);
+            if v5 && r.remaining() > 0 {
+                resp.reason_code = r.reason_code()?;
+                if r.remaining() > 0 {
+                    resp.properties = r.properties(PropertyContext::PubResponse)?;
+                }
+            }
+            match ty {
+                PacketType::PubAck => Packet::PubAck(resp),
+                PacketType::PubRec => Packet::PubRec(resp),
+                PacketType::PubRel => Packet::PubRel(resp),
+                _ => Packet::PubComp(resp),
+            }
+        }
+        PacketType::Subscribe => {
+            let packet_id = r.packet_id()?;
+            let properties = if v5 {
+                r.properties(PropertyContext::Subscribe)?
+            } else {
+                Properties::new()
+            };
+            let mut filters = Vec::new();
+            while r.remaining() > 0 {
+                let filter = r.topic_filter()?;
+                let at = r.pos;
+                let byte = r.u8("subscription_options")?;
+                let reserved = if v5 { 0xC0 } else { 0xFC };
+                if byte & reserved != 0 {
+                    return Err(r.err(at, ErrorKind::SubscriptionOptionsReserved { options: byte }));
+                }
+                let Some(qos) = QoS::from_u8(byte & 0b11) else {
+                    return Err(r.err(at, ErrorKind::SubscriptionQos3));
+                };
+                let options = SubscriptionOptions {
+                    qos,
+                    no_local: byte & 0b100 != 0,
+                    retain_as_published: byte & 0b1000 != 0,
+                    retain_handling: (byte >> 4) & 0b11,
+                };
+                if options.retain_handling == 3 {
+                    return Err(r.err(at, ErrorKind::RetainHandling3));
+                }
+                if options.no_local && v5 && topic::split_shared(&filter).is_some() {
+                    return Err(r.err(at, ErrorKind::NoLocalOnShared));
+                }
+                filters.push(Subscription { filter, options });
+            }
+            if filters.is_empty() {
+                return Err(r.err(r.pos, ErrorKind::NoTopicFilters));
+            }
+            Packet::Subscribe(Subscribe {
+                packet_id,
+                properties,
+                filters,
+            })
+        }
+        PacketType::SubAck => {
+            let packet_id = r.packet_id()?;
+            let properties = if v5 { r.properties(PropertyContext::SubAck)? } else { Properties::new() };
+            let mut reason_codes = Vec::with_capacity(r.remaining());
+            while r.remaining() > 0 {
+                reason_codes.push(r.reason_code()?);
+            }
+            Packet::SubAck(SubAck {
+                packet_id,
+                properties,
+                reason_codes,
+            })
+        }
+        PacketType::Unsubscribe => {
+            let packet_id = r.packet_id()?;
+            let properties = if v5 {
+                r.properties(PropertyContext::Unsubscribe)?
+            } else {
+                Properties::new()
+            };
+            let mut filters = Vec::new();
+            while r.remaining() > 0 {
+                filters.push(r.topic_filter()?);
+            }
+            if filters.is_empty() {
+                return Err(r.err(r.pos, ErrorKind::NoTopicFilters));
+            }
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                properties,
+                filters,
+            })
+        }
+        PacketType::UnsubAck => {
+            let packet_id = r.packet_id()?;
+            let mut ack = UnsubAck {
+                packet_id,
+                ..UnsubAck::default()
+            };
+            if v5 {
+                ack.properties = r.properties(PropertyContext::UnsubAck)?;
+                ack.reason_codes.reserve(r.remaining());
+                while r.remaining() > 0 {
+                    ack.reason_codes.push(r.reason_code()?);
+                }
+            }
+            Packet::UnsubAck(ack)
+        }
+        PacketType::PingReq => Packet::PingReq,
+        PacketType::PingResp => Packet::PingResp,
+        PacketType::Disconnect => {
+            let mut d = Disconnect::default();
+            if v5 && r.remaining() > 0 {
+                d.reason_code = r.reason_code()?;
+                if r.remaining() > 0 {
+                    d.properties = r.properties(PropertyContext::Disconnect)?;
+                }
+            }
+            Packet::Disconnect(d)
+        }
+        PacketType::Auth => {
+            let mut a = Auth::default();
+            if r.remaining() > 0 {
+                a.reason_code = r.reason_code()?;
+                if r.remaining() > 0 {
+                    a.properties = r.properties(PropertyContext::Auth)?;
+                }
+            }
+            Packet::Auth(a)
+        }
+    };
+    r.finish()?;
+    Ok(packet)
+}
+
+fn connect<T: Trace>(r: &mut Reader<'_, T>) -> R<Connect> {
+    let name_at = r.pos;
+    let name = r.utf8("protocol_name")?;
+    let level_at = r.pos;
+    let level = r.u8("protocol_level")?;
+    let Some(protocol) = Protocol::from_level(level) else {
+        return Err(r.err(level_at, ErrorKind::ProtocolLevel { level }));
+    };
+    let expected = if protocol == Protocol::V3_1 { "MQIsdp" } else { "MQTT" };
+    // From here on the packet is judged by the version it announces.
+    r.opts.protocol = protocol;
+    if &*name != expected {
+        return Err(r.err(name_at, ErrorKind::ProtocolName { name: name.to_string() }));
+    }
+    let v5 = protocol.is_v5();
+    let flags_at = r.pos;
+    let flags = r.u8("connect_flags")?;
+    if flags & 1 != 0 {
+        return Err(r.err(flags_at, ErrorKind::ConnectReservedFlag));
+    }
+    let will_flag = flags & 0b100 != 0;
+    let will_qos = (flags >> 3) & 0b11;
+    let will_retain = flags & 0b10_0000 != 0;
+    let password_flag = flags & 0b100_0000 != 0;
+    let username_flag = flags & 0b1000_0000 != 0;
+    if !will_flag && will_qos != 0 {
+        return Err(r.err(flags_at, ErrorKind::WillQosWithoutWill));
+    }
+    if !will_flag && will_retain {
+        return Err(r.err(flags_at, ErrorKind::WillRetainWithoutWill));
+    }
+    let Some(will_qos) = QoS::from_u8(will_qos) else {
+        return Err(r.err(flags_at, ErrorKind::WillQos3));
+    };
+    if !v5 && password_flag && !username_flag {
+        return Err(r.err(flags_at, ErrorKind::PasswordWithoutUsername));
+    }
+    let keep_alive = r.u16("keep_alive")?;
+    let properties = if v5 { r.properties(PropertyContext::Connect)? } else { Properties::new() };
+    let client_id = r.utf8("client_id")?;
+    let will = if will_flag {
+        let properties = if v5 {
+            r.properties(PropertyContext::Will).map_err(|mut e| {
+                if let ErrorKind::UnexpectedEnd { field } = &mut e.kind {
+                    *field = "will_properties";
+                }
+                e
+            })?
+        } else {
+            Properties::new()
+        };
+        let at = r.pos;
+        let topic = r.utf8("will_topic")?;
+        let check = if topic.is_empty() {
+            Err(topic::TopicError::Empty)
+        } else {
+            topic::validate_name(&topic)
+        };
+        if let Err(error) = check {
+            return Err(r.err(
+                at,
+                ErrorKind::TopicName {
+                    field: "will_topic",
+                    error,
+                },
+            ));
+        }
+        let payload = r.binary("will_payload")?;
+        Some(Will {
+            qos: will_qos,
+            retain: will_retain,
+            properties,
+            topic,
+            payload,
+        })
+    } else {
+        None
+    };
+    let username = if username_flag { Some(r.utf8("username")?) } else { None };
+    let password = if password_flag { Some(r.binary("password")?) } else { None };
+    Ok(Connect {
+        protocol,
+        clean_start: flags & 0b10 != 0,
+        keep_alive,
+        properties,
+        client_id,
+        will,
+        username,
+        password,
+    })
+}

@@ -1,0 +1,160 @@
+//! Topic names, topic filters and matching (section 4.7; shared subscriptions 4.8.2).
+
+/// Why a topic name or filter is not well formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicError {
+    /// Zero length (MQTT-4.7.3-1).
+    Empty,
+    /// A topic name containing `+` or `#`.
+    WildcardInName,
+    /// `#` that is not the whole last level (`a/#/b`, `a#`).
+    MultiLevelMisplaced,
+    /// `+` that does not fill a whole level (`a+`, `+b`).
+    SingleLevelMisplaced,
+    /// `$share/` without a share name, or a share name with `/`, `+`, `#`.
+    ShareNameInvalid,
+    /// `$share/name` without `/filter`.
+    SharedFilterMissing,
+}
+
+impl TopicError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TopicError::Empty => "is empty",
+            TopicError::WildcardInName => "contains a wildcard character ('+' or '#')",
+            TopicError::MultiLevelMisplaced => "uses '#' somewhere other than as the whole last level",
+            TopicError::SingleLevelMisplaced => "uses '+' without it filling a whole level",
+            TopicError::ShareNameInvalid => {
+                "has a shared-subscription share name that is empty or contains '/', '+' or '#'"
+            }
+            TopicError::SharedFilterMissing => "is a shared subscription without a topic filter after the share name",
+        }
+    }
+}
+
+/// Checks a topic name (as in PUBLISH, a will, a response topic). The
+/// empty name is checked by the caller, since 5.0 allows it with a Topic Alias.
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    if name.bytes().any(|b| b == b'+' || b == b'#') {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+/// Checks a topic filter. With `shared` (5.0), `$share/{name}/{filter}` is
+/// checked as a shared subscription.
+pub fn validate_filter(filter: &str, shared: bool) -> Result<(), TopicError> {
+    if filter.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    let plain = if shared {
+        match split_shared(filter) {
+            Some(Ok((_, f))) => f,
+            Some(Err(e)) => return Err(e),
+            None => filter,
+        }
+    } else {
+        filter
+    };
+    let mut levels = plain.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let last = levels.peek().is_none();
+        if level.contains('#') && (level != "#" || !last) {
+            return Err(TopicError::MultiLevelMisplaced);
+        }
+        if level.contains('+') && level != "+" {
+            return Err(TopicError::SingleLevelMisplaced);
+        }
+    }
+    Ok(())
+}
+
+/// Splits `$share/{name}/{filter}` into the share name and the filter.
+/// `None` when the filter is not a shared subscription at all.
+pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), TopicError>> {
+    let rest = filter.strip_prefix("$share/")?;
+    let Some((name, inner)) = rest.split_once('/') else {
+        return Some(Err(if rest.is_empty() || rest.contains(['+', '#']) {
+            TopicError::ShareNameInvalid
+        } else {
+            TopicError::SharedFilterMissing
+        }));
+    };
+    if name.is_empty() || name.contains(['+', '#']) {
+        return Some(Err(TopicError::ShareNameInvalid));
+    }
+    if inner.is_empty() {
+        return Some(Err(TopicError::SharedFilterMissing));
+    }
+    Some(Ok((name, inner)))
+}
+
+/// Whether a topic name matches a (non-shared) topic filter. Filters whose
+/// first level is a wildcard do not match names beginning with `$`
+/// (MQTT-4.7.2-1). Comparison is byte for byte, without normalisation (MQTT-4.7.3-4).
+pub fn matches(filter: &str, name: &str) -> bool {
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut n = name.split('/');
+    loop {
+        match (f.next(), n.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(nl)) if fl == nl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether the filter contains a wildcard.
+pub fn has_wildcard(filter: &str) -> bool {
+    filter.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        for ok in ["#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "sport/tennis/+", "$SYS/#"] {
+            assert_eq!(validate_filter(ok, true), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_filter("", false), Err(TopicError::Empty));
+        assert_eq!(validate_filter("a/#/b", false), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(validate_filter("a#", false), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(validate_filter("a+", false), Err(TopicError::SingleLevelMisplaced));
+        assert_eq!(validate_filter("+a/b", false), Err(TopicError::SingleLevelMisplaced));
+    }
+
+    #[test]
+    fn shared() {
+        assert_eq!(split_shared("$share/g/a/+"), Some(Ok(("g", "a/+"))));
+        assert_eq!(split_shared("a/b"), None);
+        assert_eq!(split_shared("$share//a"), Some(Err(TopicError::ShareNameInvalid)));
+        assert_eq!(split_shared("$share/g"), Some(Err(TopicError::SharedFilterMissing)));
+        assert_eq!(split_shared("$share/g+/a"), Some(Err(TopicError::ShareNameInvalid)));
+        assert_eq!(validate_filter("$share/g/a#", true), Err(TopicError::MultiLevelMisplaced));
+        // Without shared-subscription support the name is an ordinary filter.
+        assert_eq!(validate_filter("$share/g", false), Ok(()));
+    }
+
+    #[test]
+    fn matching() {
+        assert!(matches("a/#", "a"));
+        assert!(matches("a/#", "a/b/c"));
+        assert!(matches("#", "a/b"));
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(matches("+", ""));
+        assert!(!matches("a/+", "a"));
+        assert!(matches("+/+", "/x"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("#", "$SYS/x"));
+        assert!(!matches("+/x", "$SYS/x"));
+        assert!(matches("$SYS/#", "$SYS/x"));
+        assert!(!matches("A", "a"));
+    }
+}
