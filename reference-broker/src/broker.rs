@@ -1,0 +1,1153 @@
+//! The sans-IO protocol core: sessions, subscriptions, retained messages,
+//! delivery and timers. It owns no socket and reads no clock: each call takes
+//! `now`, and [`Broker::poll_timeout`] says when to call [`Broker::tick`]
+//! next. The tokio layer (`server`) and the tests drive the same core.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_codec::reason;
+use mqtt_codec::topic;
+use mqtt_codec::{
+    ByteString, ConnAck, Connect, DecodeError, Disconnect, ErrorKind, Packet, PacketType, Properties, Property,
+    Protocol, PubResponse, Publish, QoS, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+};
+
+use crate::config::Config;
+
+/// A network connection, as numbered by the broker.
+pub type ConnId = u64;
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Encode `packet` for `protocol` and send it on `conn`.
+    Send { conn: ConnId, protocol: Protocol, packet: Packet },
+    /// Close `conn` once what was sent before is flushed.
+    Close { conn: ConnId },
+}
+
+/// What the I/O layer does with a packet the decoder refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// The connection is being closed (actions say how).
+    Close,
+    /// Skip the refused packet and carry on (only under a deliberate violation).
+    Skip,
+}
+
+/// An application message as the broker holds it.
+#[derive(Debug, Clone)]
+struct Message {
+    topic: ByteString,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+    /// Properties to forward (without Topic Alias and Subscription Identifiers).
+    properties: Properties,
+    /// When the message expires (5.0 Message Expiry Interval).
+    expires_at: Option<Instant>,
+    /// Client id of the publisher, for No Local.
+    origin: Option<ByteString>,
+}
+
+#[derive(Debug, Clone)]
+struct Subscription {
+    options: SubscriptionOptions,
+    id: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+enum OutState {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK; or QoS 2 waiting for PUBREC.
+    Publish(QoS),
+    /// QoS 2 PUBREL sent, waiting for PUBCOMP.
+    Release,
+}
+
+#[derive(Debug, Clone)]
+struct OutFlight {
+    packet: Publish,
+    state: OutState,
+}
+
+/// A delayed will.
+#[derive(Debug, Clone)]
+struct PendingWill {
+    message: Message,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Session {
+    conn: Option<ConnId>,
+    protocol: Protocol,
+    /// Seconds the session outlives its connection (u32::MAX: forever).
+    expiry: u32,
+    expires_at: Option<Instant>,
+    subscriptions: BTreeMap<ByteString, Subscription>,
+    inflight: BTreeMap<u16, OutFlight>,
+    queue: VecDeque<(Message, SubscriptionOptions, Vec<u32>)>,
+    /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
+    incoming_qos2: HashSet<u16>,
+    next_packet_id: u16,
+    pending_will: Option<PendingWill>,
+}
+
+#[derive(Debug)]
+enum ConnState {
+    /// Waiting for CONNECT until the deadline.
+    AwaitConnect { deadline: Instant },
+    Connected { client_id: ByteString },
+    /// CONNECT refused or connection being closed: further input is ignored (MQTT-3.1.4-5).
+    Closing,
+}
+
+#[derive(Debug)]
+struct Conn {
+    state: ConnState,
+    protocol: Protocol,
+    keep_alive: Option<Duration>,
+    last_packet: Instant,
+    /// The client's Maximum Packet Size (5.0).
+    max_packet_size: Option<u32>,
+    /// The client's Receive Maximum (5.0) or our in-flight limit (3.x).
+    send_quota: u16,
+    /// Topic aliases the client set on this connection (MQTT-3.3.2-7: per connection).
+    aliases: HashMap<u16, ByteString>,
+    request_problem_information: bool,
+    will: Option<(Message, u32)>,
+    /// Session expiry from CONNECT, for the DISCONNECT rule.
+    connect_session_expiry: u32,
+}
+
+/// The broker core.
+#[derive(Debug)]
+pub struct Broker {
+    config: Config,
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<ByteString, Session>,
+    retained: BTreeMap<ByteString, Message>,
+    /// Round-robin counters of shared subscription groups.
+    share_cursor: HashMap<(String, String), usize>,
+    next_conn: ConnId,
+    next_assigned: u64,
+    actions: VecDeque<Action>,
+}
+
+fn expiry_instant(now: Instant, secs: u32) -> Option<Instant> {
+    if secs == u32::MAX {
+        None
+    } else {
+        now.checked_add(Duration::from_secs(u64::from(secs)))
+    }
+}
+
+impl Broker {
+    pub fn new(config: Config) -> Broker {
+        Broker {
+            config,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            retained: BTreeMap::new(),
+            share_cursor: HashMap::new(),
+            next_conn: 1,
+            next_assigned: 1,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn breaks(&self, id: &str) -> bool {
+        self.config.violations.breaks(id)
+    }
+
+    /// The next action for the I/O layer.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// A new network connection. `None` when the connection limit is reached
+    /// (the I/O layer closes it at once).
+    pub fn open(&mut self, now: Instant) -> Option<ConnId> {
+        if self.conns.len() >= self.config.max_connections {
+            return None;
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let deadline = now + self.config.connect_timeout;
+        self.conns.insert(
+            id,
+            Conn {
+                state: ConnState::AwaitConnect { deadline },
+                protocol: Protocol::V3_1_1,
+                keep_alive: None,
+                last_packet: now,
+                max_packet_size: None,
+                send_quota: self.config.max_inflight,
+                aliases: HashMap::new(),
+                request_problem_information: true,
+                will: None,
+                connect_session_expiry: 0,
+            },
+        );
+        Some(id)
+    }
+
+    fn send(&mut self, conn: ConnId, packet: Packet) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let protocol = c.protocol;
+        // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
+        // that is too large is dropped as if delivered. Reason strings and user
+        // properties would be dropped first, but we send none that large.
+        if let Some(max) = c.max_packet_size {
+            let too_large = mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
+            if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
+                return;
+            }
+        }
+        self.actions.push_back(Action::Send { conn, protocol, packet });
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Closing;
+        }
+        self.actions.push_back(Action::Close { conn });
+    }
+
+    /// Ends a connection for a protocol violation: 5.0 clients get a DISCONNECT
+    /// with `code` first (after CONNACK only, MQTT-3.14.0-1).
+    fn disconnect(&mut self, conn: ConnId, code: u8, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        if c.protocol.is_v5() && matches!(c.state, ConnState::Connected { .. }) {
+            self.send(
+                conn,
+                Packet::Disconnect(Disconnect {
+                    reason_code: code,
+                    properties: Properties::new(),
+                }),
+            );
+        }
+        self.end_connection(conn, true, now);
+        self.close(conn);
+    }
+
+    /// A packet the decoder refused. Answers per version and closes, unless
+    /// the statement it enforces is deliberately violated.
+    pub fn decode_error(&mut self, conn: ConnId, err: &DecodeError, now: Instant) -> OnError {
+        if err.statement().is_some_and(|s| self.breaks(s)) {
+            return OnError::Skip;
+        }
+        let Some(c) = self.conns.get(&conn) else { return OnError::Close };
+        let awaiting = matches!(c.state, ConnState::AwaitConnect { .. });
+        if awaiting && err.packet == Some(PacketType::Connect) {
+            match &err.kind {
+                // MQTT-3.1.2-2: refuse an unknown level with CONNACK 0x01
+                // (3.1.1 form, which any client can read), then close.
+                ErrorKind::ProtocolLevel { level } => {
+                    let (protocol, code) = if *level == 5 {
+                        (Protocol::V5, reason::UNSUPPORTED_PROTOCOL_VERSION)
+                    } else {
+                        (Protocol::V3_1_1, reason::v3::UNACCEPTABLE_PROTOCOL_VERSION)
+                    };
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        protocol,
+                        packet: Packet::ConnAck(ConnAck {
+                            session_present: false,
+                            code,
+                            properties: Properties::new(),
+                        }),
+                    });
+                }
+                // 5.0 lets the server name the error in a CONNACK before closing
+                // (MQTT-4.13.1-1); 3.1.1 closes without one (MQTT-3.1.4-1).
+                _ if err.protocol.is_v5() => {
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        protocol: Protocol::V5,
+                        packet: Packet::ConnAck(ConnAck {
+                            session_present: false,
+                            code: err.reason_code(),
+                            properties: Properties::new(),
+                        }),
+                    });
+                }
+                _ => {}
+            }
+            self.close(conn);
+            return OnError::Close;
+        }
+        self.disconnect(conn, err.reason_code(), now);
+        OnError::Close
+    }
+
+    /// The network connection ended (EOF, reset, or after a Close action).
+    pub fn closed(&mut self, conn: ConnId, now: Instant) {
+        self.end_connection(conn, true, now);
+        self.conns.remove(&conn);
+    }
+
+    /// Detaches the connection from its session; publishes or schedules the
+    /// will when `with_will`.
+    fn end_connection(&mut self, conn: ConnId, with_will: bool, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let will = c.will.take();
+        let state = std::mem::replace(&mut c.state, ConnState::Closing);
+        let ConnState::Connected { client_id } = state else { return };
+        let Some(session) = self.sessions.get_mut(&client_id) else { return };
+        if session.conn != Some(conn) {
+            return;
+        }
+        session.conn = None;
+        let expiry = session.expiry;
+        session.expires_at = expiry_instant(now, expiry);
+        let mut publish_now = None;
+        if let Some((message, delay)) = will.filter(|_| with_will && !self.config.violations.breaks("MQTT-3.1.2-8")) {
+            // The will waits for its delay or the session's end, whichever is first.
+            let delay = delay.min(expiry);
+            if delay == 0 {
+                publish_now = Some(message);
+            } else {
+                session.pending_will = Some(PendingWill {
+                    message,
+                    at: now + Duration::from_secs(u64::from(delay)),
+                });
+            }
+        }
+        if expiry == 0 {
+            if let Some(w) = session.pending_will.take() {
+                publish_now = Some(w.message);
+            }
+            self.sessions.remove(&client_id);
+        }
+        if let Some(m) = publish_now {
+            self.publish_message(m, now);
+        }
+    }
+
+    /// A packet decoded from `conn`.
+    pub fn packet(&mut self, conn: ConnId, packet: Packet, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.last_packet = now;
+        match (&c.state, packet) {
+            (ConnState::Closing, _) => {}
+            (ConnState::AwaitConnect { .. }, Packet::Connect(connect)) => self.connect(conn, connect, now),
+            // MQTT-3.1.0-1: anything before CONNECT ends the connection.
+            (ConnState::AwaitConnect { .. }, _) => self.close(conn),
+            (ConnState::Connected { .. }, Packet::Connect(connect)) => {
+                if self.breaks("MQTT-3.1.0-2") {
+                    let protocol = connect.protocol;
+                    self.send(
+                        conn,
+                        Packet::ConnAck(ConnAck {
+                            session_present: true,
+                            code: 0,
+                            properties: Properties::new(),
+                        }),
+                    );
+                    let _ = protocol;
+                } else {
+                    // MQTT-3.1.0-2: a second CONNECT is a protocol error.
+                    self.disconnect(conn, reason::PROTOCOL_ERROR, now);
+                }
+            }
+            (ConnState::Connected { client_id }, packet) => {
+                let client_id = client_id.clone();
+                self.connected_packet(conn, client_id, packet, now);
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, connect: Connect, now: Instant) {
+        let protocol = connect.protocol;
+        let v5 = protocol.is_v5();
+        let refuse = |b: &mut Broker, code_v5: u8, code_v3: u8| {
+            if let Some(c) = b.conns.get_mut(&conn) {
+                c.protocol = protocol;
+            }
+            b.send(
+                conn,
+                Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: if v5 { code_v5 } else { code_v3 },
+                    properties: Properties::new(),
+                }),
+            );
+            b.close(conn);
+        };
+        // Client identifier rules (MQTT-3.1.3-6/7/8, 3.1: 1 to 23 characters).
+        let mut client_id = connect.client_id.clone();
+        let mut assigned = None;
+        if client_id.is_empty() {
+            let allowed = self.config.allow_empty_client_id
+                && protocol != Protocol::V3_1
+                && (v5 || connect.clean_start || self.breaks("MQTT-3.1.3-8"));
+            if !allowed {
+                refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, reason::v3::IDENTIFIER_REJECTED);
+                return;
+            }
+            let id = format!("auto-{:016x}", self.next_assigned);
+            self.next_assigned += 1;
+            client_id = ByteString::from(id);
+            if v5 && !self.breaks("MQTT-3.2.2-16") {
+                assigned = Some(client_id.clone());
+            }
+        } else if protocol == Protocol::V3_1 && client_id.len() > 23 {
+            refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, reason::v3::IDENTIFIER_REJECTED);
+            return;
+        }
+        if v5 && connect.properties.authentication_method().is_some() {
+            // MQTT-4.12.0-1: no enhanced authentication method is configured.
+            refuse(self, reason::BAD_AUTHENTICATION_METHOD, reason::v3::NOT_AUTHORIZED);
+            return;
+        }
+        if let Some(w) = &connect.will {
+            // MQTT-3.2.2-12/13: a will the server cannot honour refuses the connection.
+            if w.qos.as_u8() > self.config.maximum_qos {
+                refuse(self, reason::QOS_NOT_SUPPORTED, reason::v3::SERVER_UNAVAILABLE);
+                return;
+            }
+            if w.retain && !self.config.retain_available {
+                refuse(self, reason::RETAIN_NOT_SUPPORTED, reason::v3::SERVER_UNAVAILABLE);
+                return;
+            }
+        }
+
+        // Session expiry: 3.x clean session 0 keeps the session forever.
+        let requested_expiry = if v5 {
+            connect.properties.session_expiry_interval().unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let expiry = if v5 {
+            requested_expiry.min(self.config.max_session_expiry)
+        } else {
+            requested_expiry
+        };
+
+        // Take over an existing connection with this client id (MQTT-3.1.4-2 / 3.1.4-3).
+        if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.conn) {
+            if !self.breaks("MQTT-3.1.4-2") {
+                if let Some(oc) = self.conns.get(&old) {
+                    if oc.protocol.is_v5() {
+                        self.send(
+                            old,
+                            Packet::Disconnect(Disconnect {
+                                reason_code: reason::SESSION_TAKEN_OVER,
+                                properties: Properties::new(),
+                            }),
+                        );
+                    }
+                }
+                self.end_connection(old, true, now);
+                self.close(old);
+            }
+        }
+
+        let forget = self.breaks("MQTT-3.2.2-3");
+        let mut session_present = false;
+        if connect.clean_start || forget {
+            // MQTT-3.1.2-4 (5.0) / 3.1.2-6 (3.1.1): discard any previous session.
+            self.sessions.remove(&client_id);
+        }
+        let session = self.sessions.entry(client_id.clone()).or_insert_with(|| Session {
+            conn: None,
+            protocol,
+            expiry,
+            expires_at: None,
+            subscriptions: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            next_packet_id: 1,
+            pending_will: None,
+        });
+        if session.conn.is_some() || !session.subscriptions.is_empty() || !session.inflight.is_empty() || !session.queue.is_empty() || session.expires_at.is_some() {
+            session_present = !connect.clean_start;
+        }
+        // MQTT-3.1.3-9: a reconnection before the will delay cancels the will.
+        session.pending_will = None;
+        session.conn = Some(conn);
+        session.protocol = protocol;
+        session.expiry = expiry;
+        session.expires_at = None;
+        if self.breaks("MQTT-3.2.2-1") && connect.clean_start {
+            session_present = true;
+        }
+
+        let keep_alive = self.config.server_keep_alive.filter(|_| v5).unwrap_or(connect.keep_alive);
+        let c = match self.conns.get_mut(&conn) {
+            Some(c) => c,
+            None => return,
+        };
+        c.protocol = protocol;
+        c.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        c.max_packet_size = connect.properties.maximum_packet_size();
+        c.send_quota = if v5 {
+            connect.properties.receive_maximum().unwrap_or(u16::MAX)
+        } else {
+            self.config.max_inflight
+        };
+        c.request_problem_information = connect.properties.request_problem_information() != Some(0);
+        c.connect_session_expiry = requested_expiry;
+        c.will = connect.will.map(|w| {
+            let delay = w.properties.will_delay_interval().unwrap_or(0);
+            let mut properties = w.properties.clone();
+            properties.remove(0x18);
+            let expires_at = w.properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
+            (
+                Message {
+                    topic: w.topic,
+                    payload: w.payload,
+                    qos: w.qos,
+                    retain: w.retain,
+                    properties,
+                    expires_at,
+                    origin: Some(client_id.clone()),
+                },
+                delay,
+            )
+        });
+        c.state = ConnState::Connected {
+            client_id: client_id.clone(),
+        };
+
+        let mut props = Properties::new();
+        if v5 {
+            if let Some(id) = assigned {
+                props.push(Property::AssignedClientIdentifier(id));
+            }
+            if expiry != requested_expiry {
+                props.push(Property::SessionExpiryInterval(expiry));
+            }
+            props.push(Property::ReceiveMaximum(self.config.receive_maximum));
+            props.push(Property::MaximumPacketSize(self.config.max_packet_size));
+            if self.config.topic_alias_maximum > 0 {
+                props.push(Property::TopicAliasMaximum(self.config.topic_alias_maximum));
+            }
+            if self.config.maximum_qos < 2 {
+                props.push(Property::MaximumQoS(self.config.maximum_qos));
+            }
+            if !self.config.retain_available {
+                props.push(Property::RetainAvailable(0));
+            }
+            if !self.config.wildcard_subscriptions {
+                props.push(Property::WildcardSubscriptionAvailable(0));
+            }
+            if !self.config.subscription_identifiers {
+                props.push(Property::SubscriptionIdentifierAvailable(0));
+            }
+            if !self.config.shared_subscriptions {
+                props.push(Property::SharedSubscriptionAvailable(0));
+            }
+            if let Some(k) = self.config.server_keep_alive {
+                props.push(Property::ServerKeepAlive(k));
+            }
+        }
+        self.send(
+            conn,
+            Packet::ConnAck(ConnAck {
+                session_present,
+                code: 0,
+                properties: props,
+            }),
+        );
+        // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
+        self.resend_inflight(&client_id, conn);
+        self.drain_queue(&client_id, now);
+    }
+
+    fn resend_inflight(&mut self, client_id: &ByteString, conn: ConnId) {
+        let Some(session) = self.sessions.get(client_id) else { return };
+        let packets: Vec<Packet> = session
+            .inflight
+            .iter()
+            .map(|(&id, f)| match f.state {
+                OutState::Publish(..) => {
+                    let mut p = f.packet.clone();
+                    p.dup = true;
+                    Packet::Publish(p)
+                }
+                OutState::Release => Packet::PubRel(PubResponse::new(id)),
+            })
+            .collect();
+        for p in packets {
+            self.send(conn, p);
+        }
+    }
+
+    fn connected_packet(&mut self, conn: ConnId, client_id: ByteString, packet: Packet, now: Instant) {
+        match packet {
+            Packet::Publish(p) => self.incoming_publish(conn, &client_id, p, now),
+            Packet::PubAck(r) => {
+                if let Some(s) = self.sessions.get_mut(&client_id) {
+                    if matches!(s.inflight.get(&r.packet_id).map(|f| &f.state), Some(OutState::Publish(QoS::AtLeastOnce))) {
+                        s.inflight.remove(&r.packet_id);
+                    }
+                }
+                self.drain_queue(&client_id, now);
+            }
+            Packet::PubRec(r) => {
+                let mut release = false;
+                if let Some(s) = self.sessions.get_mut(&client_id) {
+                    if let Some(f) = s.inflight.get_mut(&r.packet_id) {
+                        if matches!(f.state, OutState::Publish(QoS::ExactlyOnce)) {
+                            if r.reason_code >= 0x80 {
+                                // MQTT-4.4.0-2 / 4.3.3: a failure PUBREC ends the exchange.
+                                s.inflight.remove(&r.packet_id);
+                            } else {
+                                f.state = OutState::Release;
+                                release = true;
+                            }
+                        } else if matches!(f.state, OutState::Release) {
+                            release = true;
+                        }
+                    }
+                }
+                if release {
+                    self.send(conn, Packet::PubRel(PubResponse::new(r.packet_id)));
+                }
+                self.drain_queue(&client_id, now);
+            }
+            Packet::PubComp(r) => {
+                if let Some(s) = self.sessions.get_mut(&client_id) {
+                    if matches!(s.inflight.get(&r.packet_id).map(|f| &f.state), Some(OutState::Release)) {
+                        s.inflight.remove(&r.packet_id);
+                    }
+                }
+                self.drain_queue(&client_id, now);
+            }
+            Packet::PubRel(r) => {
+                let known = self
+                    .sessions
+                    .get_mut(&client_id)
+                    .is_some_and(|s| s.incoming_qos2.remove(&r.packet_id));
+                if self.breaks("MQTT-4.3.3-11") {
+                    return;
+                }
+                let mut resp = PubResponse::new(r.packet_id);
+                if !known && self.conns.get(&conn).is_some_and(|c| c.protocol.is_v5()) {
+                    resp.reason_code = reason::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.send(conn, Packet::PubComp(resp));
+            }
+            Packet::Subscribe(s) => self.subscribe(conn, &client_id, s, now),
+            Packet::Unsubscribe(u) => self.unsubscribe(conn, &client_id, u),
+            Packet::PingReq => {
+                if !self.breaks("MQTT-3.12.4-1") {
+                    self.send(conn, Packet::PingResp);
+                }
+            }
+            Packet::Disconnect(d) => {
+                let requested = d.properties.session_expiry_interval();
+                let keep_will = d.reason_code == reason::DISCONNECT_WITH_WILL || self.breaks("MQTT-3.14.4-3");
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                // 5.0: a session that was to end with the connection cannot be
+                // extended by DISCONNECT (section 3.14.2.2.2).
+                if c.connect_session_expiry == 0 && requested.is_some_and(|e| e > 0) {
+                    self.disconnect(conn, reason::PROTOCOL_ERROR, now);
+                    return;
+                }
+                if !keep_will {
+                    // MQTT-3.14.4-3 / MQTT-3.1.2-10: a normal DISCONNECT discards the will.
+                    c.will = None;
+                }
+                if let (Some(e), Some(s)) = (requested, self.sessions.get_mut(&client_id)) {
+                    s.expiry = e.min(self.config.max_session_expiry);
+                }
+                self.end_connection(conn, keep_will, now);
+                self.close(conn);
+            }
+            Packet::Auth(_) => {
+                // MQTT-4.12.0-7 binds clients: no method was negotiated, so AUTH is a protocol error.
+                self.disconnect(conn, reason::PROTOCOL_ERROR, now);
+            }
+            // The codec refuses these from a client; nothing to do if they slip through.
+            Packet::Connect(_) | Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.disconnect(conn, reason::PROTOCOL_ERROR, now);
+            }
+        }
+    }
+
+    fn incoming_publish(&mut self, conn: ConnId, client_id: &ByteString, mut p: Publish, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let v5 = c.protocol.is_v5();
+        if p.qos.as_u8() > self.config.maximum_qos {
+            // 5.0 section 3.2.2.3.4: QoS above Maximum QoS ends the connection.
+            self.disconnect(conn, reason::QOS_NOT_SUPPORTED, now);
+            return;
+        }
+        if p.retain && !self.config.retain_available {
+            self.disconnect(conn, reason::RETAIN_NOT_SUPPORTED, now);
+            return;
+        }
+        if let Some(alias) = p.properties.topic_alias() {
+            // MQTT-3.3.2-12 (accept up to our maximum); above it is a protocol error.
+            if alias > self.config.topic_alias_maximum {
+                self.disconnect(conn, reason::TOPIC_ALIAS_INVALID, now);
+                return;
+            }
+            if p.topic.is_empty() {
+                match c.aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => {
+                        self.disconnect(conn, reason::PROTOCOL_ERROR, now);
+                        return;
+                    }
+                }
+            } else {
+                c.aliases.insert(alias, p.topic.clone());
+            }
+        }
+        if p.topic.len() > self.config.max_topic_length
+            || p.topic.split('/').count() > self.config.max_topic_levels
+        {
+            self.disconnect(conn, reason::TOPIC_NAME_INVALID, now);
+            return;
+        }
+        let packet_id = p.packet_id;
+        if p.qos == QoS::ExactlyOnce {
+            let Some(s) = self.sessions.get_mut(client_id) else { return };
+            if s.incoming_qos2.contains(&packet_id) && !self.config.violations.breaks("MQTT-4.3.3-10") {
+                // MQTT-4.3.3-10: a re-sent PUBLISH before PUBREL is not delivered again.
+                if !self.breaks("MQTT-4.3.3-8") {
+                    self.send(conn, Packet::PubRec(PubResponse::new(packet_id)));
+                }
+                return;
+            }
+            if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) && v5 {
+                // 5.0 section 3.3.4: more unacknowledged QoS 2 than Receive Maximum.
+                self.disconnect(conn, reason::RECEIVE_MAXIMUM_EXCEEDED, now);
+                return;
+            }
+            s.incoming_qos2.insert(packet_id);
+        }
+        let mut properties = p.properties.clone();
+        properties.remove(0x23);
+        let expires_at = properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
+        let message = Message {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+            origin: Some(client_id.clone()),
+        };
+        if p.retain {
+            self.retain(&message);
+        }
+        let matched = self.publish_message(message, now);
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                if !self.breaks("MQTT-3.3.4-1") {
+                    let mut ack = PubResponse::new(packet_id);
+                    if v5 && matched == 0 {
+                        ack.reason_code = reason::NO_MATCHING_SUBSCRIBERS;
+                    }
+                    self.send(conn, Packet::PubAck(ack));
+                }
+            }
+            QoS::ExactlyOnce => {
+                if !self.breaks("MQTT-4.3.3-8") {
+                    let mut rec = PubResponse::new(packet_id);
+                    if v5 && matched == 0 {
+                        rec.reason_code = reason::NO_MATCHING_SUBSCRIBERS;
+                    }
+                    self.send(conn, Packet::PubRec(rec));
+                }
+            }
+        }
+    }
+
+    /// Stores, replaces or clears a retained message (MQTT-3.3.1-5/6/7).
+    fn retain(&mut self, m: &Message) {
+        if self.breaks("MQTT-3.3.1-5") {
+            return;
+        }
+        if m.payload.is_empty() {
+            if !self.breaks("MQTT-3.3.1-6") {
+                self.retained.remove(&m.topic);
+                return;
+            }
+        }
+        self.retained.insert(m.topic.clone(), m.clone());
+    }
+
+    fn matches(&self, filter: &str, name: &str) -> bool {
+        if self.breaks("MQTT-4.7.2-1") {
+            return topic::matches(filter, name.trim_start_matches('$'));
+        }
+        topic::matches(filter, name)
+    }
+
+    /// Routes a message to every matching session; returns how many got it.
+    fn publish_message(&mut self, m: Message, now: Instant) -> usize {
+        // One copy per session, at the highest granted QoS of its matching
+        // subscriptions, with all their identifiers (MQTT-3.3.4-2/3/4).
+        let mut targets: Vec<(ByteString, SubscriptionOptions, Vec<u32>)> = Vec::new();
+        let mut shared: BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>> = BTreeMap::new();
+        for (cid, s) in &self.sessions {
+            let mut best: Option<(SubscriptionOptions, Vec<u32>)> = None;
+            for (filter, sub) in &s.subscriptions {
+                if let Some(Ok((group, inner))) = topic::split_shared(filter) {
+                    if self.matches(inner, &m.topic) {
+                        shared
+                            .entry((group.to_string(), inner.to_string()))
+                            .or_default()
+                            .push((cid.clone(), sub.options, sub.id));
+                    }
+                    continue;
+                }
+                if !self.matches(filter, &m.topic) {
+                    continue;
+                }
+                // MQTT-3.8.3-3: No Local keeps a client's own messages from it.
+                if sub.options.no_local && m.origin.as_ref() == Some(cid) {
+                    continue;
+                }
+                let entry = best.get_or_insert((sub.options, Vec::new()));
+                if sub.options.qos > entry.0.qos {
+                    entry.0.qos = sub.options.qos;
+                }
+                entry.0.retain_as_published |= sub.options.retain_as_published;
+                if let Some(id) = sub.id {
+                    entry.1.push(id);
+                }
+            }
+            if let Some((opts, ids)) = best {
+                targets.push((cid.clone(), opts, ids));
+            }
+        }
+        for (key, members) in shared {
+            // One member of each group gets it, in turn; connected ones first.
+            let cursor = self.share_cursor.entry(key).or_insert(0);
+            let online: Vec<_> = members
+                .iter()
+                .filter(|(cid, ..)| self.sessions.get(cid).is_some_and(|s| s.conn.is_some()))
+                .collect();
+            let pool: Vec<_> = if online.is_empty() { members.iter().collect() } else { online };
+            if pool.is_empty() {
+                continue;
+            }
+            let (cid, opts, id) = pool[*cursor % pool.len()];
+            *cursor = cursor.wrapping_add(1);
+            targets.push((cid.clone(), *opts, id.iter().copied().collect()));
+        }
+        let count = targets.len();
+        for (cid, opts, ids) in targets {
+            self.deliver(&cid, m.clone(), opts, ids, false, now);
+        }
+        count
+    }
+
+    /// Queues or sends one message to one session.
+    fn deliver(&mut self, cid: &ByteString, m: Message, opts: SubscriptionOptions, ids: Vec<u32>, from_retained: bool, now: Instant) {
+        let Some(s) = self.sessions.get_mut(cid) else { return };
+        let mut m = m;
+        // MQTT-3.3.1-12/13 (5.0), 3.3.1-8/9 (3.1.1): RETAIN is kept for retained
+        // messages sent on subscription, and for live ones only with Retain As Published.
+        let wrong_retain = self.config.violations.breaks("MQTT-3.3.1-8");
+        m.retain = if from_retained { !wrong_retain } else { (opts.retain_as_published && s.protocol.is_v5() && m.retain) || wrong_retain };
+        let granted = if self.config.violations.breaks("MQTT-3.8.4-6") { m.qos } else { m.qos.min(opts.qos) };
+        m.qos = granted;
+        if s.conn.is_none() && granted == QoS::AtMostOnce {
+            return;
+        }
+        if s.queue.len() >= self.config.max_queued_messages {
+            // Oldest QoS 0 first, then the oldest message, makes room.
+            if let Some(i) = s.queue.iter().position(|(q, ..)| q.qos == QoS::AtMostOnce) {
+                s.queue.remove(i);
+            } else {
+                s.queue.pop_front();
+            }
+        }
+        s.queue.push_back((m, opts, ids));
+        self.drain_queue(cid, now);
+    }
+
+    /// Sends queued messages while the client's receive window allows.
+    fn drain_queue(&mut self, cid: &ByteString, now: Instant) {
+        let dup_qos0 = self.config.violations.breaks("MQTT-3.3.1-2");
+        let drop_user = self.config.violations.breaks("MQTT-3.3.2-17");
+        let Some(s) = self.sessions.get_mut(cid) else { return };
+        let Some(conn) = s.conn else { return };
+        let Some(c) = self.conns.get(&conn) else { return };
+        let quota = usize::from(c.send_quota);
+        let v5 = c.protocol.is_v5();
+        let mut out = Vec::new();
+        while let Some((m, _, _)) = s.queue.front() {
+            if m.qos != QoS::AtMostOnce && s.inflight.len() >= quota {
+                break;
+            }
+            let Some((m, _opts, ids)) = s.queue.pop_front() else { break };
+            // MQTT-3.3.2-5: an expired message is not delivered.
+            let remaining = match m.expires_at {
+                Some(at) if at <= now => continue,
+                Some(at) => Some(u32::try_from(at.duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX)),
+                None => None,
+            };
+            let mut properties = Properties::new();
+            if v5 {
+                for prop in m.properties.iter() {
+                    match prop {
+                        // MQTT-3.3.2-6: the interval is what remains.
+                        Property::MessageExpiryInterval(_) => {
+                            if let Some(r) = remaining {
+                                properties.push(Property::MessageExpiryInterval(r));
+                            }
+                        }
+                        Property::UserProperty(..) if drop_user => {}
+                        other => properties.push(other.clone()),
+                    }
+                }
+                for id in &ids {
+                    properties.push(Property::SubscriptionIdentifier(*id));
+                }
+            }
+            let mut p = Publish {
+                dup: dup_qos0 && m.qos == QoS::AtMostOnce,
+                qos: m.qos,
+                retain: m.retain,
+                topic: m.topic.clone(),
+                packet_id: 0,
+                properties,
+                payload: m.payload.clone(),
+            };
+            if m.qos != QoS::AtMostOnce {
+                // MQTT-2.2.1-4: a non-zero identifier not in use.
+                let mut id = s.next_packet_id;
+                while id == 0 || s.inflight.contains_key(&id) {
+                    id = id.wrapping_add(1);
+                }
+                s.next_packet_id = id.wrapping_add(1);
+                p.packet_id = id;
+                let qos = m.qos;
+                s.inflight.insert(
+                    id,
+                    OutFlight {
+                        packet: p.clone(),
+                        state: OutState::Publish(qos),
+                    },
+                );
+            }
+            out.push(Packet::Publish(p));
+        }
+        for p in out {
+            self.send(conn, p);
+        }
+    }
+
+    fn subscribe(&mut self, conn: ConnId, client_id: &ByteString, sub: Subscribe, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let v5 = c.protocol.is_v5();
+        let sub_id = sub.properties.subscription_identifiers().next();
+        if sub_id.is_some() && !self.config.subscription_identifiers {
+            self.disconnect(conn, reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED, now);
+            return;
+        }
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        let mut retained_to_send: Vec<(Message, SubscriptionOptions, Vec<u32>)> = Vec::new();
+        for f in &sub.filters {
+            let shared = v5 && topic::split_shared(&f.filter).is_some();
+            let failure = if v5 { None } else { Some(reason::v3::SUBACK_FAILURE) };
+            let code = if shared && !self.config.shared_subscriptions {
+                failure.unwrap_or(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+            } else if topic::has_wildcard(&f.filter) && !self.config.wildcard_subscriptions {
+                // MQTT-3.8.3-2 (3.1.1): refuse wildcard filters when they are not supported.
+                failure.unwrap_or(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+            } else if f.filter.len() > self.config.max_topic_length
+                || f.filter.split('/').count() > self.config.max_topic_levels
+            {
+                failure.unwrap_or(reason::TOPIC_FILTER_INVALID)
+            } else {
+                let Some(s) = self.sessions.get_mut(client_id) else { return };
+                let exists = s.subscriptions.contains_key(&f.filter);
+                if !exists && s.subscriptions.len() >= self.config.max_subscriptions_per_client {
+                    failure.unwrap_or(reason::QUOTA_EXCEEDED)
+                } else {
+                    let max = QoS::from_u8(self.config.maximum_qos).unwrap_or(QoS::ExactlyOnce);
+                    let granted = f.options.qos.min(max);
+                    let mut options = f.options;
+                    options.qos = granted;
+                    // MQTT-3.8.4-3: a subscription with the same filter is replaced.
+                    s.subscriptions.insert(
+                        f.filter.clone(),
+                        Subscription {
+                            options,
+                            id: sub_id,
+                        },
+                    );
+                    // Retained messages: Retain Handling 0 always, 1 for a new
+                    // subscription, 2 never (MQTT-3.3.1-9/10/11); none for shared ones.
+                    let send_retained = !shared && (options.retain_handling == 0 || (options.retain_handling == 1 && !exists));
+                    if send_retained {
+                        for (t, m) in &self.retained {
+                            if self.matches(&f.filter, t) {
+                                retained_to_send.push((m.clone(), options, sub_id.into_iter().collect()));
+                            }
+                        }
+                    }
+                    granted.as_u8()
+                }
+            };
+            codes.push(code);
+        }
+        if !self.breaks("MQTT-3.8.4-1") {
+            let packet_id = if self.breaks("MQTT-3.8.4-2") { sub.packet_id.wrapping_add(1).max(1) } else { sub.packet_id };
+            self.send(
+                conn,
+                Packet::SubAck(SubAck {
+                    packet_id,
+                    properties: Properties::new(),
+                    reason_codes: codes,
+                }),
+            );
+        }
+        for (m, opts, ids) in retained_to_send {
+            if m.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            self.deliver(client_id, m, opts, ids, true, now);
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, client_id: &ByteString, u: Unsubscribe) {
+        let v5 = self.conns.get(&conn).is_some_and(|c| c.protocol.is_v5());
+        let mut codes = Vec::new();
+        if let Some(s) = self.sessions.get_mut(client_id) {
+            for f in &u.filters {
+                // MQTT-3.10.4-1: compared character by character.
+                let existed = s.subscriptions.remove(f).is_some();
+                codes.push(if existed { 0 } else { reason::NO_SUBSCRIPTION_EXISTED });
+            }
+        }
+        if self.breaks("MQTT-3.10.4-4") {
+            return;
+        }
+        self.send(
+            conn,
+            Packet::UnsubAck(UnsubAck {
+                packet_id: u.packet_id,
+                properties: Properties::new(),
+                reason_codes: if v5 { codes } else { Vec::new() },
+            }),
+        );
+    }
+
+    /// Runs the timers due at `now`: CONNECT deadline, keep alive, will delay,
+    /// session expiry, retained message expiry.
+    pub fn tick(&mut self, now: Instant) {
+        let mut late_connect = Vec::new();
+        let mut keep_alive = Vec::new();
+        for (&id, c) in &self.conns {
+            match &c.state {
+                ConnState::AwaitConnect { deadline } if *deadline <= now => late_connect.push(id),
+                ConnState::Connected { .. } => {
+                    if let Some(ka) = c.keep_alive {
+                        // MQTT-3.1.2-24 (3.1.1) / 3.1.2-22 (5.0): one and a half times the keep alive.
+                        if c.last_packet + ka + ka / 2 <= now && !self.config.violations.breaks("MQTT-3.1.2-24") {
+                            keep_alive.push(id);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for id in late_connect {
+            self.close(id);
+        }
+        for id in keep_alive {
+            self.disconnect(id, reason::KEEP_ALIVE_TIMEOUT, now);
+        }
+        let mut wills = Vec::new();
+        let mut expired = Vec::new();
+        for (cid, s) in &mut self.sessions {
+            if let Some(w) = s.pending_will.as_ref().filter(|w| w.at <= now) {
+                wills.push(w.message.clone());
+                s.pending_will = None;
+            }
+            if s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now) {
+                expired.push(cid.clone());
+            }
+        }
+        for cid in expired {
+            if let Some(s) = self.sessions.remove(&cid) {
+                if let Some(w) = s.pending_will {
+                    wills.push(w.message);
+                }
+            }
+        }
+        for w in wills {
+            self.publish_message(w, now);
+        }
+        self.retained.retain(|_, m| m.expires_at.map_or(true, |at| at > now));
+    }
+
+    /// When [`Broker::tick`] must next be called, if any timer is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for c in self.conns.values() {
+            match &c.state {
+                ConnState::AwaitConnect { deadline } => consider(*deadline),
+                ConnState::Connected { .. } => {
+                    if let Some(ka) = c.keep_alive {
+                        consider(c.last_packet + ka + ka / 2);
+                    }
+                }
+                ConnState::Closing => {}
+            }
+        }
+        for s in self.sessions.values() {
+            if let Some(w) = &s.pending_will {
+                consider(w.at);
+            }
+            if s.conn.is_none() {
+                if let Some(at) = s.expires_at {
+                    consider(at);
+                }
+            }
+        }
+        for m in self.retained.values() {
+            if let Some(at) = m.expires_at {
+                consider(at);
+            }
+        }
+        next
+    }
+
+    /// The protocol `conn` speaks (3.1.1 until its CONNECT says otherwise).
+    pub fn protocol(&self, conn: ConnId) -> Option<Protocol> {
+        self.conns.get(&conn).map(|c| c.protocol)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn session_subscriptions(&self, client_id: &str) -> Vec<String> {
+        self.sessions
+            .get(client_id)
+            .map(|s| s.subscriptions.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    }
+}
