@@ -68,3 +68,106 @@ impl Default for Config {
         }
     }
 }
+
+/// One listener: an address and how it speaks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// `host:port`; port 0 picks a free one.
+    pub address: String,
+    /// `mqtt` (TCP), `mqtts` (TLS), `ws` or `wss`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// PEM certificate chain, for `mqtts` and `wss`.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key, for `mqtts` and `wss`.
+    pub key: Option<std::path::PathBuf>,
+}
+
+fn default_transport() -> String {
+    "mqtt".into()
+}
+
+/// The YAML configuration file: listeners, features, limits and violations.
+/// Every key is optional; unknown keys are errors.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    pub max_packet_size: Option<u32>,
+    pub receive_maximum: Option<u16>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_subscriptions: Option<bool>,
+    pub subscription_identifiers: Option<bool>,
+    pub shared_subscriptions: Option<bool>,
+    pub topic_alias_maximum: Option<u16>,
+    pub max_session_expiry: Option<u32>,
+    pub server_keep_alive: Option<u16>,
+    /// Seconds.
+    pub connect_timeout: Option<f64>,
+    pub max_queued_messages: Option<usize>,
+    pub max_inflight: Option<u16>,
+    pub max_connections: Option<usize>,
+    pub max_subscriptions_per_client: Option<usize>,
+    pub max_topic_length: Option<usize>,
+    pub max_topic_levels: Option<usize>,
+    pub allow_empty_client_id: Option<bool>,
+    #[serde(default)]
+    pub violate: Vec<String>,
+}
+
+impl FileConfig {
+    /// Parses the file's text; errors name the file, line and column.
+    pub fn parse(path: &str, text: &str) -> Result<FileConfig, String> {
+        serde_norway::from_str(text).map_err(|e| match e.location() {
+            Some(l) => format!("{path}:{}:{}: {e}", l.line(), l.column()),
+            None => format!("{path}: {e}"),
+        })
+    }
+
+    /// Applies the file's settings over `config`.
+    pub fn apply(&self, config: &mut Config) -> Result<(), String> {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { config.$f = v; } )* };
+        }
+        set!(
+            max_packet_size,
+            receive_maximum,
+            maximum_qos,
+            retain_available,
+            wildcard_subscriptions,
+            subscription_identifiers,
+            shared_subscriptions,
+            topic_alias_maximum,
+            max_session_expiry,
+            max_queued_messages,
+            max_inflight,
+            max_connections,
+            max_subscriptions_per_client,
+            max_topic_length,
+            max_topic_levels,
+            allow_empty_client_id
+        );
+        if self.server_keep_alive.is_some() {
+            config.server_keep_alive = self.server_keep_alive;
+        }
+        if let Some(s) = self.connect_timeout {
+            if !(s.is_finite() && s > 0.0 && s < 86_400.0) {
+                return Err(format!("connect_timeout must be between 0 and 86400 seconds, not {s}"));
+            }
+            config.connect_timeout = Duration::from_secs_f64(s);
+        }
+        if config.maximum_qos > 2 {
+            return Err(format!("maximum_qos must be 0, 1 or 2, not {}", config.maximum_qos));
+        }
+        if config.receive_maximum == 0 || config.max_packet_size == 0 {
+            return Err("receive_maximum and max_packet_size must be at least 1".into());
+        }
+        for v in &self.violate {
+            config.violations.add(v)?;
+        }
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@
 pub mod broker;
 pub mod config;
 pub mod server;
+pub mod transport;
 pub mod violation;
 
 pub use broker::{Action, Broker, ConnId};

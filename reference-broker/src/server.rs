@@ -60,6 +60,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Time a new connection has to complete its handshakes and send CONNECT.
+    pub fn connect_timeout(&self) -> Duration {
+        self.lock().broker.config().connect_timeout
+    }
+
     /// Number of open connections (for tests and metrics).
     pub fn connections(&self) -> usize {
         self.lock().broker.connection_count()
@@ -127,7 +132,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
     result
 }
 
-async fn run_timers(shared: Arc<Shared>) {
+/// Runs the core's timers forever; one per [`Shared`].
+pub async fn run_timers(shared: Arc<Shared>) {
     loop {
         let next = {
             let mut st = shared.lock();

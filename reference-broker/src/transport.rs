@@ -1,0 +1,164 @@
+//! Transports: TCP, TLS (rustls), WebSocket and secure WebSocket (subprotocol
+//! `mqtt`). Each delivers a byte stream to [`server::handle_connection`];
+//! WebSocket frames are bridged through an in-memory pipe, so the MQTT layer
+//! never sees frame boundaries (MQTT-6.0.0-2).
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::server::{self, Shared};
+
+/// How a listener speaks.
+#[derive(Clone)]
+pub enum Transport {
+    Tcp,
+    Tls(TlsAcceptor),
+    Ws,
+    Wss(TlsAcceptor),
+}
+
+impl Transport {
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "mqtt",
+            Transport::Tls(_) => "mqtts",
+            Transport::Ws => "ws",
+            Transport::Wss(_) => "wss",
+        }
+    }
+}
+
+/// Builds a TLS acceptor from a PEM certificate chain and a PEM private key.
+pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read the certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no PEM certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("cannot read the private key PEM: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not form a usable pair: {e}"))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `transport` on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, transport: Transport, shared: Arc<Shared>, shutdown: impl Future) -> io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let transport = transport.clone();
+                tokio::spawn(async move { accept(stream, transport, shared).await });
+            }
+        }
+    }
+}
+
+async fn accept(stream: tokio::net::TcpStream, transport: Transport, shared: Arc<Shared>) {
+    // The handshake counts against the time allowed before CONNECT.
+    let deadline = shared.connect_timeout();
+    match transport {
+        Transport::Tcp => server::handle_connection(shared, stream).await,
+        Transport::Tls(acceptor) => {
+            if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                server::handle_connection(shared, tls).await;
+            }
+        }
+        Transport::Ws => websocket(stream, shared, deadline).await,
+        Transport::Wss(acceptor) => {
+            if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                websocket(tls, shared, deadline).await;
+            }
+        }
+    }
+}
+
+/// Picks the `mqtt` subprotocol (MQTT-6.0.0-4) or refuses the upgrade.
+#[allow(clippy::result_large_err)]
+fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    let offered = req
+        .headers()
+        .get_all("Sec-WebSocket-Protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("mqtt"));
+    if !offered {
+        let mut refusal = ErrorResponse::new(Some("offer the WebSocket subprotocol \"mqtt\"".into()));
+        *refusal.status_mut() = StatusCode::BAD_REQUEST;
+        return Err(refusal);
+    }
+    resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    Ok(resp)
+}
+
+async fn websocket<S>(stream: S, shared: Arc<Shared>, deadline: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(Ok(ws)) = tokio::time::timeout(deadline, tokio_tungstenite::accept_hdr_async(stream, select_subprotocol)).await else {
+        return;
+    };
+    let (mqtt_side, bridge_side) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(server::handle_connection(shared, mqtt_side));
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut from_broker, mut to_broker) = tokio::io::split(bridge_side);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            frame = ws_rx.next() => match frame {
+                Some(Ok(Message::Binary(data))) => {
+                    if to_broker.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // MQTT-6.0.0-1: anything but binary data frames closes the connection.
+                Some(Ok(Message::Text(_) | Message::Frame(_) | Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            read = from_broker.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let chunk = buf.get(..n).unwrap_or(&[]).to_vec();
+                    if ws_tx.send(Message::Binary(chunk)).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    let _ = to_broker.shutdown().await;
+    drop(to_broker);
+    drop(from_broker);
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws_tx.close()).await;
+    let _ = session.await;
+}
