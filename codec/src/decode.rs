@@ -50,6 +50,8 @@ impl DecodeOptions {
 }
 
 /// The outcome of decoding from the front of a buffer.
+// Boxing the packet would cost an allocation per decoded packet on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
     /// A whole packet, `len` bytes long.
@@ -235,8 +237,11 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.split_to(len).freeze();
-        let packet = parse_frame(&frame, &header, &self.options, &mut ()).map_err(|e| self.shift(e))?;
+        let parsed = parse_frame(&frame, &header, &self.options, &mut ()).map_err(|e| self.shift(e));
+        // The frame is consumed either way: a caller that chooses to carry on
+        // after a refused packet resumes at the next one.
         self.position += len;
+        let packet = parsed?;
         if let Packet::Connect(c) = &packet {
             self.options.protocol = c.protocol;
         }
@@ -421,6 +426,8 @@ impl<'a, T: Trace> Reader<'a, T> {
     fn property_list(&mut self, ctx: PropertyContext) -> R<Properties> {
         let mut list = Vec::new();
         let mut seen: u64 = 0;
+        // Where Authentication Data was, to point at it if the method is missing.
+        let mut auth_data_at = None;
         while self.remaining() > 0 {
             let at = self.pos;
             let id = self.varint("property_id")?;
@@ -438,6 +445,9 @@ impl<'a, T: Trace> Reader<'a, T> {
                 return Err(self.err(at, ErrorKind::DuplicateProperty { id }));
             }
             seen |= bit;
+            if id == 0x16 {
+                auth_data_at = Some(at);
+            }
             let name = info.name;
             let bad = |r: &Self, value: u32| r.err(at, ErrorKind::PropertyValue { id, value });
             let prop = match info.value {
@@ -535,8 +545,7 @@ impl<'a, T: Trace> Reader<'a, T> {
             };
             list.push(prop);
         }
-        if seen & (1 << 0x16) != 0 && seen & (1 << 0x15) == 0 {
-            let at = self.pos;
+        if let Some(at) = auth_data_at.filter(|_| seen & (1 << 0x15) == 0) {
             return Err(self.err(at, ErrorKind::AuthDataWithoutMethod));
         }
         Ok(Properties(list))
@@ -832,4 +841,20 @@ fn connect<T: Trace>(r: &mut Reader<'_, T>) -> R<Connect> {
         username,
         password,
     })
+}
+
+/// The total length of the packet at the front of `input` as its fixed header
+/// announces it, without any other check; `None` if the header is incomplete
+/// or its length field is longer than four bytes. Lets a receiver that chooses
+/// to skip a refused packet find where the next one starts.
+pub fn frame_len(input: &[u8]) -> Option<usize> {
+    let mut value: usize = 0;
+    for i in 0..4 {
+        let b = *input.get(1 + i)?;
+        value |= usize::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(2 + i + value);
+        }
+    }
+    None
 }

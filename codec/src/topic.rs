@@ -11,7 +11,9 @@ pub enum TopicError {
     MultiLevelMisplaced,
     /// `+` that does not fill a whole level (`a+`, `+b`).
     SingleLevelMisplaced,
-    /// `$share/` without a share name, or a share name with `/`, `+`, `#`.
+    /// `$share/` followed by an empty share name (`$share//a`, `$share/`).
+    ShareNameEmpty,
+    /// A share name with `+` or `#`.
     ShareNameInvalid,
     /// `$share/name` without `/filter`.
     SharedFilterMissing,
@@ -24,9 +26,8 @@ impl TopicError {
             TopicError::WildcardInName => "contains a wildcard character ('+' or '#')",
             TopicError::MultiLevelMisplaced => "uses '#' somewhere other than as the whole last level",
             TopicError::SingleLevelMisplaced => "uses '+' without it filling a whole level",
-            TopicError::ShareNameInvalid => {
-                "has a shared-subscription share name that is empty or contains '/', '+' or '#'"
-            }
+            TopicError::ShareNameEmpty => "is a shared subscription with an empty share name",
+            TopicError::ShareNameInvalid => "has a shared-subscription share name that contains '+' or '#'",
             TopicError::SharedFilterMissing => "is a shared subscription without a topic filter after the share name",
         }
     }
@@ -74,13 +75,18 @@ pub fn validate_filter(filter: &str, shared: bool) -> Result<(), TopicError> {
 pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), TopicError>> {
     let rest = filter.strip_prefix("$share/")?;
     let Some((name, inner)) = rest.split_once('/') else {
-        return Some(Err(if rest.is_empty() || rest.contains(['+', '#']) {
+        return Some(Err(if rest.is_empty() {
+            TopicError::ShareNameEmpty
+        } else if rest.contains(['+', '#']) {
             TopicError::ShareNameInvalid
         } else {
             TopicError::SharedFilterMissing
         }));
     };
-    if name.is_empty() || name.contains(['+', '#']) {
+    if name.is_empty() {
+        return Some(Err(TopicError::ShareNameEmpty));
+    }
+    if name.contains(['+', '#']) {
         return Some(Err(TopicError::ShareNameInvalid));
     }
     if inner.is_empty() {
@@ -134,7 +140,7 @@ mod tests {
     fn shared() {
         assert_eq!(split_shared("$share/g/a/+"), Some(Ok(("g", "a/+"))));
         assert_eq!(split_shared("a/b"), None);
-        assert_eq!(split_shared("$share//a"), Some(Err(TopicError::ShareNameInvalid)));
+        assert_eq!(split_shared("$share//a"), Some(Err(TopicError::ShareNameEmpty)));
         assert_eq!(split_shared("$share/g"), Some(Err(TopicError::SharedFilterMissing)));
         assert_eq!(split_shared("$share/g+/a"), Some(Err(TopicError::ShareNameInvalid)));
         assert_eq!(validate_filter("$share/g/a#", true), Err(TopicError::MultiLevelMisplaced));

@@ -193,7 +193,10 @@ where
 
     let mut decoder = Decoder::new(DecodeOptions::new(Protocol::V3_1_1, Sender::Client).with_max_packet_size(max_packet_size));
     let mut buf = BytesMut::with_capacity(4096);
+    // Skipping a refused packet (deliberate violations only): `skip_frame`
+    // until its length is known, then `skip` bytes still to drop.
     let mut skip: usize = 0;
+    let mut skip_frame = false;
     let mut closing = false;
     while !closing {
         tokio::select! {
@@ -207,6 +210,20 @@ where
             _ = wait_closed(&shared, conn) => break,
         }
         loop {
+            if skip_frame {
+                match frame_len(&buf) {
+                    Some(n) => {
+                        skip = n;
+                        skip_frame = false;
+                    }
+                    // A length field longer than four bytes: no frame to skip.
+                    None if buf.len() >= 5 => {
+                        closing = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
             if skip > 0 {
                 let n = skip.min(buf.len());
                 let _ = buf.split_to(n);
@@ -216,6 +233,7 @@ where
                 }
             }
             let now = Instant::now().into_std();
+            let buffered = buf.len();
             match decoder.decode(&mut buf) {
                 Ok(Some(packet)) => {
                     let mut st = shared.lock();
@@ -234,12 +252,10 @@ where
                 Err(e) => {
                     let mut st = shared.lock();
                     match st.broker.decode_error(conn, &e, now) {
-                        OnError::Skip => {
-                            match frame_len(&buf) {
-                                Some(n) => skip = n,
-                                None => closing = true,
-                            }
-                        }
+                        // A refusal from the fixed header leaves the frame in
+                        // `buf` (perhaps not all of it yet); one from the parser
+                        // comes after the whole frame was split off.
+                        OnError::Skip => skip_frame = buf.len() == buffered,
                         OnError::Close => closing = true,
                     }
                     st.dispatch();
