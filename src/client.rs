@@ -1,0 +1,451 @@
+//! The test client: one connection to the broker under test, speaking bytes
+//! through the codec and keeping a log of everything exchanged.
+//!
+//! It is deliberately not an MQTT client library: it sends exactly what a
+//! scenario says (valid or not) and reports exactly what came back, each read
+//! bounded by a deadline. The transport is an enum so that TLS and WebSocket
+//! slot in beside TCP.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::decode::frame_len;
+use mqtt_codec::{DecodeError, DecodeOptions, Decoder, Packet, Protocol, Sender};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::{hex, packet_json};
+
+/// Where the broker under test listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// The WebSocket path (`/mqtt`), for `ws` and `wss`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Mqtt,
+    Mqtts,
+    Ws,
+    Wss,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Mqtt => "mqtt",
+            Scheme::Mqtts => "mqtts",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+}
+
+impl Target {
+    /// `mqtt://host:port`, `mqtts://…`, `ws://host:port/mqtt`, `wss://…`;
+    /// a bare `host:port` is `mqtt://`.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((s, rest)) => {
+                let scheme = match s.to_ascii_lowercase().as_str() {
+                    "mqtt" | "tcp" => Scheme::Mqtt,
+                    "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
+                    "ws" => Scheme::Ws,
+                    "wss" => Scheme::Wss,
+                    other => {
+                        return Err(format!(
+                            "`{other}://` is not a target scheme; use mqtt://, mqtts://, ws:// or wss://"
+                        ))
+                    }
+                };
+                (scheme, rest)
+            }
+            None => (Scheme::Mqtt, url),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+            None => (rest, ""),
+        };
+        let default_port = match scheme {
+            Scheme::Mqtt => 1883,
+            Scheme::Mqtts => 8883,
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("`{url}`: an IPv6 address needs a closing `]`"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => parse_port(p, url)?,
+                None => default_port,
+            };
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), parse_port(p, url)?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` names no host; write e.g. mqtt://localhost:1883"));
+        }
+        Ok(Target {
+            scheme,
+            host,
+            port,
+            path: if path.is_empty() && matches!(scheme, Scheme::Ws | Scheme::Wss) {
+                "/mqtt".into()
+            } else {
+                path.to_string()
+            },
+        })
+    }
+}
+
+fn parse_port(p: &str, url: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("`{url}`: `{p}` is not a port number (1-65535)"))
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}{}", self.scheme.as_str(), self.host, self.port, self.path)
+        } else {
+            write!(f, "{}://{}:{}{}", self.scheme.as_str(), self.host, self.port, self.path)
+        }
+    }
+}
+
+/// The byte stream under a connection. TLS and WebSocket are to come as
+/// further variants; everything above reads and writes through this.
+#[derive(Debug)]
+pub enum Transport {
+    Tcp(TcpStream),
+}
+
+impl Transport {
+    /// Opens a connection, giving up at `deadline`.
+    pub async fn connect(target: &Target, deadline: Instant) -> Result<Transport, String> {
+        match target.scheme {
+            Scheme::Mqtt => {
+                let addr = (target.host.as_str(), target.port);
+                match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+                    Ok(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        Ok(Transport::Tcp(s))
+                    }
+                    Ok(Err(e)) => Err(format!("cannot connect to {target}: {e}")),
+                    Err(_) => Err(format!("cannot connect to {target}: no answer before the deadline")),
+                }
+            }
+            other => Err(format!(
+                "the {}:// transport is not supported by the runner yet; use mqtt://",
+                other.as_str()
+            )),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Tcp(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.read_buf(buf).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match self {
+            Transport::Tcp(s) => {
+                let _ = s.shutdown().await;
+            }
+        }
+    }
+}
+
+fn other_version(p: Protocol) -> Protocol {
+    if p.is_v5() {
+        Protocol::V3_1_1
+    } else {
+        Protocol::V5
+    }
+}
+
+/// Which way a logged packet went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// One line of the exchange log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// When it happened (orders the logs of several clients).
+    pub at: Instant,
+    pub client: String,
+    pub direction: Direction,
+    /// The packet as JSON (`None` for bytes that do not decode).
+    pub packet: Option<Value>,
+    pub hex: String,
+    /// A remark: a decode error, the connection closing, noise skipped…
+    pub note: Option<String>,
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arrow = match self.direction {
+            Direction::Sent => "->",
+            Direction::Received => "<-",
+        };
+        write!(f, "{} {arrow}", self.client)?;
+        if let Some(p) = &self.packet {
+            write!(f, " {p}")?;
+        }
+        if !self.hex.is_empty() {
+            write!(f, " [{}]", self.hex)?;
+        }
+        if let Some(n) = &self.note {
+            write!(f, " ({n})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a read produced.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A packet and its bytes.
+    Packet(Packet, Bytes),
+    /// The peer closed the connection (or reset it).
+    Closed(Option<String>),
+    /// The peer sent bytes the codec refuses.
+    Malformed(DecodeError, Bytes),
+    /// Nothing before the deadline.
+    Timeout,
+}
+
+/// One test connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub name: String,
+    transport: Option<Transport>,
+    decoder: Decoder,
+    buf: BytesMut,
+    pub protocol: Protocol,
+    /// A CONNACK accepting the connection has arrived.
+    pub connected: bool,
+    /// Everything sent and received, in order.
+    pub log: Vec<Exchange>,
+}
+
+impl Connection {
+    /// Opens a connection for the client called `name`.
+    pub async fn open(name: &str, target: &Target, protocol: Protocol, deadline: Instant) -> Result<Connection, String> {
+        let transport = Transport::connect(target, deadline).await?;
+        Ok(Connection {
+            name: name.to_string(),
+            transport: Some(transport),
+            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
+            buf: BytesMut::with_capacity(4096),
+            protocol,
+            connected: false,
+            log: Vec::new(),
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.transport.is_some()
+    }
+
+    /// Writes bytes and logs them (decoded as the client's packet when they are one).
+    pub async fn send(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), String> {
+        let packet = {
+            let b = Bytes::copy_from_slice(bytes);
+            let opts = DecodeOptions::new(self.protocol, Sender::Client);
+            match mqtt_codec::decode_bytes(&b, &opts) {
+                Ok(mqtt_codec::Decoded::Packet { packet, .. }) => Some(packet_json::packet_to_json(&packet, self.protocol)),
+                _ => None,
+            }
+        };
+        self.log.push(Exchange {
+            at: Instant::now(),
+            client: self.name.clone(),
+            direction: Direction::Sent,
+            packet,
+            hex: hex::spaced(bytes),
+            note: None,
+        });
+        let Some(t) = self.transport.as_mut() else {
+            return Err(format!("client `{}` is not connected", self.name));
+        };
+        match tokio::time::timeout(timeout, t.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("client `{}`: writing failed: {e}", self.name)),
+            Err(_) => Err(format!("client `{}`: the broker did not take the bytes in time", self.name)),
+        }
+    }
+
+    /// Sets the protocol the received bytes are decoded in (after a CONNECT).
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+        self.decoder.options.protocol = protocol;
+    }
+
+    /// The next packet, close or decode failure, or `Timeout` at `deadline`.
+    pub async fn next_event(&mut self, deadline: Instant) -> Event {
+        loop {
+            // A whole packet already buffered?
+            if !self.buf.is_empty() {
+                let raw_len = frame_len(&self.buf).unwrap_or(self.buf.len()).min(self.buf.len());
+                let raw = Bytes::copy_from_slice(self.buf.get(..raw_len).unwrap_or(&[]));
+                match self.decoder.decode(&mut self.buf) {
+                    Ok(Some(p)) => {
+                        if matches!(&p, Packet::ConnAck(a) if a.code == 0) {
+                            self.connected = true;
+                        }
+                        self.log.push(Exchange {
+                            at: Instant::now(),
+                            client: self.name.clone(),
+                            direction: Direction::Received,
+                            packet: Some(packet_json::packet_to_json(&p, self.protocol)),
+                            hex: hex::spaced(&raw),
+                            note: None,
+                        });
+                        return Event::Packet(p, raw);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        // A server that did not recognise the CONNECT's version may
+                        // answer in the other format: a CONNACK is tried in both.
+                        if let Some(p) = self.connack_other_version(&raw) {
+                            self.buf.clear();
+                            self.log.push(Exchange {
+                                at: Instant::now(),
+                                client: self.name.clone(),
+                                direction: Direction::Received,
+                                packet: Some(packet_json::packet_to_json(&p, self.protocol)),
+                                hex: hex::spaced(&raw),
+                                note: Some(format!("decoded as an MQTT {} CONNACK", other_version(self.protocol))),
+                            });
+                            return Event::Packet(p, raw);
+                        }
+                        self.log.push(Exchange {
+                            at: Instant::now(),
+                            client: self.name.clone(),
+                            direction: Direction::Received,
+                            packet: None,
+                            hex: hex::spaced(&raw),
+                            note: Some(format!("does not decode: {e}")),
+                        });
+                        self.buf.clear();
+                        return Event::Malformed(e, raw);
+                    }
+                }
+            }
+            let Some(t) = self.transport.as_mut() else {
+                return Event::Closed(Some("the connection was already closed".into()));
+            };
+            match tokio::time::timeout_at(deadline, t.read_buf(&mut self.buf)).await {
+                Err(_) => return Event::Timeout,
+                Ok(Ok(0)) => {
+                    let note = if self.buf.is_empty() {
+                        None
+                    } else {
+                        Some(format!("closed inside a packet: {} bytes pending", self.buf.len()))
+                    };
+                    self.closed(note.clone());
+                    return Event::Closed(note);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    let note = Some(format!("{e}"));
+                    self.closed(note.clone());
+                    return Event::Closed(note);
+                }
+            }
+        }
+    }
+
+    fn connack_other_version(&self, raw: &Bytes) -> Option<Packet> {
+        if self.connected || raw.first().map(|b| b >> 4) != Some(2) {
+            return None;
+        }
+        let opts = DecodeOptions::new(other_version(self.protocol), Sender::Server);
+        match mqtt_codec::decode_bytes(raw, &opts) {
+            Ok(mqtt_codec::Decoded::Packet { packet, len }) if len == raw.len() => Some(packet),
+            _ => None,
+        }
+    }
+
+    fn closed(&mut self, note: Option<String>) {
+        self.transport = None;
+        self.log.push(Exchange {
+            at: Instant::now(),
+            client: self.name.clone(),
+            direction: Direction::Received,
+            packet: None,
+            hex: String::new(),
+            note: Some(match note {
+                Some(n) => format!("connection closed: {n}"),
+                None => "connection closed".into(),
+            }),
+        });
+    }
+
+    /// Notes something in the log (a skipped noise packet…).
+    pub fn note(&mut self, note: String) {
+        if let Some(last) = self.log.last_mut() {
+            last.note = Some(note);
+        }
+    }
+
+    /// Closes the socket without a DISCONNECT.
+    pub async fn drop_connection(&mut self) {
+        if let Some(mut t) = self.transport.take() {
+            t.shutdown().await;
+            self.log.push(Exchange {
+                at: Instant::now(),
+                client: self.name.clone(),
+                direction: Direction::Sent,
+                packet: None,
+                hex: String::new(),
+                note: Some("closed the socket".into()),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("mqtt://localhost:1884").unwrap();
+        assert_eq!((t.scheme, t.host.as_str(), t.port), (Scheme::Mqtt, "localhost", 1884));
+        let t = Target::parse("ws://example.com/mqtt").unwrap();
+        assert_eq!((t.scheme, t.port, t.path.as_str()), (Scheme::Ws, 80, "/mqtt"));
+        let t = Target::parse("127.0.0.1:1883").unwrap();
+        assert_eq!(t.to_string(), "mqtt://127.0.0.1:1883");
+        let t = Target::parse("mqtts://[::1]:8883").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8883));
+        assert!(Target::parse("http://x").is_err());
+        assert!(Target::parse("mqtt://x:99999").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! `mqtt-harness run [PATH…]`: runs scenarios against a broker (the embedded
+//! reference broker unless `--target` names one) and reports per case and per
+//! statement. Exit status: 0 nothing failed, 1 a case failed or could not run,
+//! 2 bad input (an invalid scenario, a bad flag).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use mqtt_codec::Protocol;
+
+use super::{parse_protocol, CmdError, Status};
+use crate::client::Target;
+use crate::report::{console, json};
+use crate::runner::{self, RunOptions};
+use crate::scenario::{self, Capability};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario files or directories (searched for *.yaml). Default: scenarios/
+    pub paths: Vec<PathBuf>,
+    /// The broker under test: mqtt://host:port (mqtts://, ws://, wss:// to come).
+    /// Without it, the embedded reference broker is started on a loopback port.
+    #[arg(long, value_parser = Target::parse)]
+    pub target: Option<Target>,
+    /// Cases run at once (default: available parallelism × 4).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Only scenarios whose id, file or name contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only scenarios with this tag (repeatable: all must be present).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only under this protocol version (repeatable): 3.1, 3.1.1 or 5.0.
+    #[arg(long = "protocol", value_parser = parse_protocol)]
+    pub protocols: Vec<Protocol>,
+    /// List the cases that would run, and their statements, without running.
+    #[arg(long)]
+    pub list: bool,
+    /// Write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report to this file (not implemented yet).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// A baseline of known divergences (not implemented yet).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write the failures of this run as a baseline (not implemented yet).
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+    /// Deadline of each expect step and connection attempt (300ms, 5s…).
+    #[arg(long, value_parser = parse_timeout, default_value = "5s")]
+    pub timeout: std::time::Duration,
+    /// The target lacks this optional feature (a target profile; repeatable):
+    /// qos1, qos2, retain, wildcards, shared_subscriptions, subscription_identifiers, topic_alias.
+    #[arg(long = "without", value_parser = parse_capability)]
+    pub without: Vec<Capability>,
+    /// Make the embedded reference broker break this statement (repeatable),
+    /// to see the scenarios that cite it fail.
+    #[arg(long = "violate", value_name = "ID")]
+    pub violate: Vec<String>,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    scenario::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration; write e.g. 500ms or 5s"))
+}
+
+fn parse_capability(s: &str) -> Result<Capability, String> {
+    serde_json::from_value(serde_json::Value::from(s)).map_err(|_| {
+        format!("`{s}` is not a feature; use qos1, qos2, retain, wildcards, shared_subscriptions, subscription_identifiers or topic_alias")
+    })
+}
+
+pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
+    for (flag, v) in [
+        ("--junit", &args.junit),
+        ("--baseline", &args.baseline),
+        ("--write-baseline", &args.write_baseline),
+    ] {
+        if v.is_some() {
+            return Err(CmdError::Usage(format!(
+                "{flag} is not implemented yet; use --json FILE"
+            )));
+        }
+    }
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        args.paths.clone()
+    };
+    let scenarios = scenario::load_paths(&paths).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        CmdError::Usage(format!(
+            "{} scenario file(s) cannot be used:\n{}",
+            errors.len(),
+            lines.join("\n")
+        ))
+    })?;
+    let scenarios = runner::select(scenarios, args.filter.as_deref(), &args.tags);
+
+    if args.list {
+        let arcs: Vec<_> = scenarios.into_iter().map(std::sync::Arc::new).collect();
+        for case in runner::cases(&arcs, &args.protocols) {
+            let s = &case.scenario;
+            writeln!(
+                out,
+                "{} [{}]  {}  {}",
+                s.id,
+                case.protocol,
+                s.name,
+                s.statements_for(case.protocol).join(" ")
+            )?;
+        }
+        return Ok(Status::Pass);
+    }
+
+    let mut config = reference_broker::Config::default();
+    for v in &args.violate {
+        config.violations.add(v).map_err(CmdError::Usage)?;
+    }
+    if !args.violate.is_empty() && args.target.is_some() {
+        return Err(CmdError::Usage(
+            "--violate applies to the embedded broker; leave out --target".into(),
+        ));
+    }
+    let opts = RunOptions {
+        target: args.target.clone(),
+        broker_config: config,
+        jobs: args.jobs.unwrap_or_else(runner::default_jobs),
+        step_timeout: args.timeout,
+        protocols: args.protocols.clone(),
+        without: args.without.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::Usage(format!("cannot start the async runtime: {e}")))?;
+    let color = console::use_color();
+    let report = rt
+        .block_on(runner::run(scenarios, &opts, |c| {
+            let _ = writeln!(out, "{}", console::case_text(c, color));
+        }))
+        .map_err(CmdError::Usage)?;
+    writeln!(out)?;
+    writeln!(out, "{}", console::summary_line(&report, color))?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, json::render(&report)).map_err(|e| {
+            CmdError::Usage(format!(
+                "cannot write the JSON report to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(if report.exit_code() == 0 {
+        Status::Pass
+    } else {
+        Status::Fail
+    })
+}

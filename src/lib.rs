@@ -1,0 +1,27 @@
+//! mqtt-harness: an MQTT conformance and fuzz test harness.
+//!
+//! The layers, from the bytes up:
+//!
+//! - `mqtt_codec` (the `codec/` crate): bytes ⇄ typed packets, each rejection
+//!   naming the statement it enforces; the statement catalogue.
+//! - [`hex`]: hex text as people paste it ⇄ bytes.
+//! - [`packet_json`]: packets described by their fields, in JSON or YAML — what
+//!   `decode --json` prints, what `encode` and scenario steps read — with the
+//!   deliberate deviations that make invalid packets.
+//! - [`field_rules`]: which statements govern which field of a packet.
+//! - [`cmd`]: one module per subcommand (`decode`, `encode`, `explain`); each
+//!   takes its parsed flags and its input and output streams and returns a
+//!   [`cmd::Status`]. The binary (`src/main.rs`) only parses flags, calls them
+//!   and turns the outcome into an exit status.
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+pub mod field_rules;
+pub mod hex;
+pub mod packet_json;
+pub mod client;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod suggest;

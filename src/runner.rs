@@ -1,0 +1,1001 @@
+//! The scenario runner: scenarios × protocols as cases, run in parallel
+//! against one broker, each step bounded by a deadline.
+//!
+//! A case goes: open every client (CONNECT, expect CONNACK 0, read the
+//! broker's capabilities from the first CONNACK, skip if one it requires is
+//! missing), run the steps in order, close what is still open. What a step
+//! finds wrong is a [`Status::Fail`] with what was expected and what came;
+//! what stops the case from running (refused connection, a scenario value that
+//! does not make a packet) is a [`Status::Error`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::{Packet, PacketType, Properties, Protocol, PubResponse, QoS};
+use serde_json::{Map, Value};
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::client::{Connection, Event, Target};
+use crate::results::{CaseResult, Failure, RunReport, Status};
+use crate::scenario::{is_capture, Action, Capability, Choice, CloseSpec, Matcher, Scenario};
+use crate::{hex, packet_json};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The broker under test; `None` starts the embedded reference broker.
+    pub target: Option<Target>,
+    /// The embedded broker's configuration (with deliberate violations, in tests).
+    pub broker_config: reference_broker::Config,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// Default deadline of each expect step and each connection attempt.
+    pub step_timeout: Duration,
+    /// Run only under these protocols (empty: every protocol a scenario lists).
+    pub protocols: Vec<Protocol>,
+    /// Capabilities the target is known not to have (a target profile),
+    /// on top of what its CONNACK says.
+    pub without: Vec<Capability>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            target: None,
+            broker_config: reference_broker::Config::default(),
+            jobs: default_jobs(),
+            step_timeout: Duration::from_secs(5),
+            protocols: Vec::new(),
+            without: Vec::new(),
+        }
+    }
+}
+
+/// Available parallelism × 4: a case spends most of its time waiting on the network.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get()) * 4
+}
+
+/// One scenario under one protocol.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub scenario: Arc<Scenario>,
+    pub protocol: Protocol,
+}
+
+/// The cases of `scenarios`, in order, restricted to `protocols` when not empty.
+pub fn cases(scenarios: &[Arc<Scenario>], protocols: &[Protocol]) -> Vec<Case> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        for p in &s.protocols {
+            if protocols.is_empty() || protocols.contains(p) {
+                out.push(Case {
+                    scenario: Arc::clone(s),
+                    protocol: *p,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Keeps the scenarios whose id, file or name contains `filter` (if given)
+/// and that carry every tag in `tags`.
+pub fn select(scenarios: Vec<Scenario>, filter: Option<&str>, tags: &[String]) -> Vec<Scenario> {
+    scenarios
+        .into_iter()
+        .filter(|s| {
+            filter.is_none_or(|f| s.id.contains(f) || s.file.contains(f) || s.name.contains(f))
+                && tags.iter().all(|t| s.tags.contains(t))
+        })
+        .collect()
+}
+
+/// The reference broker, in-process on an ephemeral loopback port.
+pub struct EmbeddedBroker {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl EmbeddedBroker {
+    pub async fn start(config: reference_broker::Config) -> std::io::Result<EmbeddedBroker> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(reference_broker::server::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        Ok(EmbeddedBroker {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            scheme: crate::client::Scheme::Mqtt,
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            path: String::new(),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Runs the scenarios and collects the report; `on_case` sees each case as it ends.
+pub async fn run(
+    scenarios: Vec<Scenario>,
+    opts: &RunOptions,
+    mut on_case: impl FnMut(&CaseResult),
+) -> Result<RunReport, String> {
+    let started = Instant::now();
+    let (target, embedded) = match &opts.target {
+        Some(t) => (t.clone(), None),
+        None => {
+            let b = EmbeddedBroker::start(opts.broker_config.clone())
+                .await
+                .map_err(|e| format!("cannot start the embedded reference broker: {e}"))?;
+            (b.target(), Some(b))
+        }
+    };
+    let scenarios: Vec<Arc<Scenario>> = scenarios.into_iter().map(Arc::new).collect();
+    let cases = cases(&scenarios, &opts.protocols);
+    let run_token = run_token();
+    let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let mut set = JoinSet::new();
+    for (index, case) in cases.into_iter().enumerate() {
+        let limit = Arc::clone(&limit);
+        let target = target.clone();
+        let opts = opts.clone();
+        let run_token = run_token.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            run_case(&case, &target, &opts, &run_token, index).await
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let r = match joined {
+            Ok(r) => r,
+            // A case task that panicked is a harness bug; report it, keep going.
+            Err(e) => CaseResult {
+                id: "?".into(),
+                file: String::new(),
+                name: String::new(),
+                protocol: Protocol::V5,
+                status: Status::Error,
+                statements: Vec::new(),
+                duration: Duration::ZERO,
+                message: Some(format!("the case's task failed: {e}")),
+                failure: None,
+                exchange: Vec::new(),
+            },
+        };
+        on_case(&r);
+        results.push(r);
+    }
+    if let Some(b) = embedded {
+        b.stop().await;
+    }
+    Ok(RunReport::new(target.to_string(), results, started.elapsed()))
+}
+
+fn run_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:06x}", h.finish() & 0xFF_FFFF)
+}
+
+/// Runs one case to its result.
+pub async fn run_case(case: &Case, target: &Target, opts: &RunOptions, run_token: &str, index: usize) -> CaseResult {
+    let started = Instant::now();
+    let s = &case.scenario;
+    let mut ctx = Ctx::new(case, target, opts, run_token, index);
+    let outcome = ctx.run().await;
+    let (status, message, failure) = match outcome {
+        Ok(()) => (Status::Pass, None, None),
+        Err(Stop::Skip(m)) => (Status::Skip, Some(m), None),
+        Err(Stop::Error(m)) => (Status::Error, Some(m), None),
+        Err(Stop::Fail(f)) => {
+            let at = match f.pos {
+                Some(p) => format!("step {} (line {})", f.step, p.line),
+                None if f.step == 0 => "connecting".to_string(),
+                None => format!("step {}", f.step),
+            };
+            let m = format!("{at}: expected {}; got {}", f.expected, f.got);
+            (Status::Fail, Some(m), Some(f))
+        }
+    };
+    ctx.close_all().await;
+    let exchange = if status == Status::Pass { Vec::new() } else { ctx.take_log() };
+    CaseResult {
+        id: s.id.clone(),
+        file: s.file.clone(),
+        name: s.name.clone(),
+        protocol: case.protocol,
+        status,
+        statements: s.statements_for(case.protocol).to_vec(),
+        duration: started.elapsed(),
+        message,
+        failure,
+        exchange,
+    }
+}
+
+/// Why a case stopped before its end.
+enum Stop {
+    Fail(Failure),
+    Skip(String),
+    Error(String),
+}
+
+/// What the broker offers, from its first CONNACK and the target profile.
+#[derive(Debug, Clone)]
+struct Capabilities {
+    max_qos: u8,
+    retain: bool,
+    wildcards: bool,
+    shared: bool,
+    sub_ids: bool,
+    topic_alias_max: u16,
+}
+
+impl Capabilities {
+    fn from_connack(props: &Properties, protocol: Protocol) -> Capabilities {
+        if !protocol.is_v5() {
+            return Capabilities {
+                max_qos: 2,
+                retain: true,
+                wildcards: true,
+                shared: false,
+                sub_ids: false,
+                topic_alias_max: 0,
+            };
+        }
+        Capabilities {
+            max_qos: props.maximum_qos().unwrap_or(2),
+            retain: props.retain_available().unwrap_or(1) == 1,
+            wildcards: props.wildcard_subscription_available().unwrap_or(1) == 1,
+            shared: props.shared_subscription_available().unwrap_or(1) == 1,
+            sub_ids: props.subscription_identifier_available().unwrap_or(1) == 1,
+            topic_alias_max: props.topic_alias_maximum().unwrap_or(0),
+        }
+    }
+
+    fn missing(&self, c: Capability) -> Option<String> {
+        let why = match c {
+            Capability::Qos1 if self.max_qos < 1 => format!("the broker's Maximum QoS is {}", self.max_qos),
+            Capability::Qos2 if self.max_qos < 2 => format!("the broker's Maximum QoS is {}", self.max_qos),
+            Capability::Retain if !self.retain => "the broker has Retain Available 0".into(),
+            Capability::Wildcards if !self.wildcards => "the broker has Wildcard Subscription Available 0".into(),
+            Capability::SharedSubscriptions if !self.shared => "shared subscriptions are not available".into(),
+            Capability::SubscriptionIdentifiers if !self.sub_ids => "subscription identifiers are not available".into(),
+            Capability::TopicAlias if self.topic_alias_max == 0 => "the broker's Topic Alias Maximum is 0".into(),
+            _ => return None,
+        };
+        Some(format!("requires {}: {why}", c.as_str()))
+    }
+}
+
+/// Capabilities that only exist in 5.0.
+fn v5_only(c: Capability) -> bool {
+    matches!(
+        c,
+        Capability::SharedSubscriptions | Capability::SubscriptionIdentifiers | Capability::TopicAlias
+    )
+}
+
+/// The state of a running case.
+struct Ctx<'a> {
+    scenario: &'a Scenario,
+    protocol: Protocol,
+    target: &'a Target,
+    opts: &'a RunOptions,
+    run: String,
+    case: String,
+    topic: String,
+    client_ids: HashMap<String, String>,
+    captures: HashMap<String, Value>,
+    conns: HashMap<String, Connection>,
+    /// Logs of connections already replaced.
+    old_logs: Vec<crate::client::Exchange>,
+    step: usize,
+    caps: Option<Capabilities>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(case: &'a Case, target: &'a Target, opts: &'a RunOptions, run: &str, index: usize) -> Ctx<'a> {
+        let s = &*case.scenario;
+        let case_token = format!("mh{run}-{index}");
+        let mut client_ids = HashMap::new();
+        for (i, c) in s.clients.iter().enumerate() {
+            let mut id = format!("{case_token}-{}", c.name);
+            if id.len() > 23 {
+                id = format!("{case_token}-c{i}");
+            }
+            client_ids.insert(c.name.clone(), id);
+        }
+        Ctx {
+            scenario: s,
+            protocol: case.protocol,
+            target,
+            opts,
+            run: run.to_string(),
+            topic: format!("mqtt-harness/{case_token}"),
+            case: case_token,
+            client_ids,
+            captures: HashMap::new(),
+            conns: HashMap::new(),
+            old_logs: Vec::new(),
+            step: 0,
+            caps: None,
+        }
+    }
+
+    fn timeout(&self, step: Option<Duration>) -> Duration {
+        step.or(self.scenario.timeout).unwrap_or(self.opts.step_timeout)
+    }
+
+    async fn run(&mut self) -> Result<(), Stop> {
+        let s = self.scenario;
+        for c in &s.requires {
+            if v5_only(*c) && !self.protocol.is_v5() {
+                return Err(Stop::Skip(format!("requires {}, an MQTT 5.0 feature", c.as_str())));
+            }
+            if self.opts.without.contains(c) {
+                return Err(Stop::Skip(format!("requires {}: the target profile says it is not offered", c.as_str())));
+            }
+        }
+        for c in &s.clients {
+            let name = c.name.clone();
+            if c.connect {
+                self.connect(&name, &Map::new(), None, true).await?;
+                if let Some(caps) = &self.caps {
+                    if let Some(why) = s.requires.iter().find_map(|r| caps.missing(*r)) {
+                        return Err(Stop::Skip(why));
+                    }
+                }
+            } else {
+                self.open(&name).await?;
+            }
+        }
+        for (i, step) in s.steps.iter().enumerate() {
+            self.step = i + 1;
+            if !step.only.is_empty() && !step.only.contains(&self.protocol) {
+                continue;
+            }
+            self.run_step(&step.action).await.map_err(|e| match e {
+                Stop::Fail(mut f) => {
+                    f.step = i + 1;
+                    f.pos = step.pos;
+                    Stop::Fail(f)
+                }
+                Stop::Error(m) => Stop::Error(format!("step {}: {m}", i + 1)),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn open(&mut self, name: &str) -> Result<(), Stop> {
+        let deadline = Instant::now() + self.opts.step_timeout;
+        let conn = Connection::open(name, self.target, self.protocol, deadline)
+            .await
+            .map_err(Stop::Error)?;
+        if let Some(old) = self.conns.insert(name.to_string(), conn) {
+            self.old_logs.extend(old.log);
+        }
+        Ok(())
+    }
+
+    fn conn(&mut self, name: &str) -> Result<&mut Connection, Stop> {
+        self.conns
+            .get_mut(name)
+            .ok_or_else(|| Stop::Error(format!("client `{name}` has no connection")))
+    }
+
+    /// Opens a connection, sends CONNECT (the client's fields, then `extra`)
+    /// and expects a CONNACK matching `connack` (default: code 0).
+    async fn connect(
+        &mut self,
+        name: &str,
+        extra: &Map<String, Value>,
+        connack: Option<&Matcher>,
+        expect_connack: bool,
+    ) -> Result<(), Stop> {
+        if let Some(mut old) = self.conns.remove(name) {
+            old.drop_connection().await;
+            self.old_logs.extend(old.log);
+        }
+        self.open(name).await?;
+        let mut fields = self
+            .scenario
+            .client(name)
+            .map(|c| c.fields.clone())
+            .unwrap_or_default();
+        fields.extend(extra.clone());
+        fields.insert("type".into(), Value::from("CONNECT"));
+        self.send_packet(name, fields).await?;
+        if !expect_connack {
+            return Ok(());
+        }
+        let default = Matcher {
+            ty: PacketType::ConnAck,
+            fields: [("reason_code".to_string(), Value::from(0))].into_iter().collect(),
+        };
+        let first = self.caps.is_none();
+        let timeout = self.timeout(None);
+        let deadline = Instant::now() + timeout;
+        let ev = self.next(name, deadline).await?;
+        if let Event::Packet(Packet::ConnAck(ack), _) = &ev {
+            if first {
+                // A broker that refuses the version is not failing this scenario.
+                let refused = if self.protocol.is_v5() { ack.code == 0x84 } else { ack.code == 0x01 };
+                if refused && connack.is_none() {
+                    return Err(Stop::Skip(format!("the target does not support MQTT {}", self.protocol)));
+                }
+                if ack.code == 0 {
+                    self.caps = Some(Capabilities::from_connack(&ack.properties, self.protocol));
+                }
+            }
+        }
+        let m = connack.unwrap_or(&default);
+        match self.check_event(name, &ev, m, timeout) {
+            Ok(()) => Ok(()),
+            Err(Stop::Fail(f)) if connack.is_none() && self.step == 0 => Err(Stop::Error(format!(
+                "client `{name}` could not connect: expected {}; got {}",
+                f.expected, f.got
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next event for `name`, skipping the noise its spec ignores.
+    async fn next(&mut self, name: &str, deadline: Instant) -> Result<Event, Stop> {
+        let ignore = self
+            .scenario
+            .client(name)
+            .and_then(|c| c.ignore_publishes_without.clone())
+            .map(|t| self.subst_str(&t, name));
+        loop {
+            let protocol = self.protocol;
+            let conn = self.conn(name)?;
+            let ev = conn.next_event(deadline).await;
+            if let (Some(keep), Event::Packet(Packet::Publish(p), _)) = (&ignore, &ev) {
+                if !p.topic.contains(keep.as_str()) {
+                    conn.note("skipped: unrelated traffic".into());
+                    if p.qos == QoS::AtLeastOnce {
+                        let ack = mqtt_codec::encode_bytes(&Packet::PubAck(PubResponse::new(p.packet_id)), protocol)
+                            .map_err(|e| Stop::Error(e.to_string()))?;
+                        conn.send(&ack, Duration::from_secs(1)).await.map_err(Stop::Error)?;
+                    }
+                    continue;
+                }
+            }
+            return Ok(ev);
+        }
+    }
+
+    async fn run_step(&mut self, action: &Action) -> Result<(), Stop> {
+        match action {
+            Action::Send { client, packet } => self.send_packet(client, packet.clone()).await,
+            Action::SendHex { client, bytes } => {
+                let t = self.opts.step_timeout;
+                self.write(client, bytes, t).await
+            }
+            Action::Expect { client, matcher, timeout } => {
+                let t = self.timeout(*timeout);
+                let ev = self.next(client, Instant::now() + t).await?;
+                self.check_event(client, &ev, matcher, t)
+            }
+            Action::ExpectOneOf {
+                client,
+                choices,
+                timeout,
+            } => self.expect_one_of(client, choices, self.timeout(*timeout)).await,
+            Action::ExpectUnordered {
+                client,
+                matchers,
+                timeout,
+            } => self.expect_unordered(client, matchers, self.timeout(*timeout)).await,
+            Action::ExpectClose { client, close, timeout } => {
+                let t = self.timeout(*timeout);
+                self.expect_close(client, close, t).await
+            }
+            Action::ExpectSilence { client, duration } => {
+                let ev = self.next(client, Instant::now() + *duration).await?;
+                match ev {
+                    Event::Timeout => Ok(()),
+                    other => Err(fail(format!("no packet for {}", show_duration(*duration)), &other, self.protocol, *duration)),
+                }
+            }
+            Action::Connect {
+                client,
+                fields,
+                connack,
+                expect_connack,
+            } => self.connect(client, fields, connack.as_ref(), *expect_connack).await,
+            Action::Disconnect { client, fields } => {
+                let mut f = fields.clone();
+                f.insert("type".into(), Value::from("DISCONNECT"));
+                self.send_packet(client, f).await?;
+                let conn = self.conn(client)?;
+                conn.drop_connection().await;
+                Ok(())
+            }
+            Action::Drop { client } => {
+                self.conn(client)?.drop_connection().await;
+                Ok(())
+            }
+            Action::Wait { duration, .. } => {
+                // A spec timer (keep alive, expiry) has to run: this is the wait the scenario justifies.
+                tokio::time::sleep(*duration).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn write(&mut self, client: &str, bytes: &[u8], timeout: Duration) -> Result<(), Stop> {
+        let conn = self.conn(client)?;
+        if !conn.is_open() {
+            return Err(Stop::Fail(Failure {
+                step: 0,
+                pos: None,
+                expected: format!("client `{client}`'s connection to be open to send"),
+                got: "it was closed".into(),
+                got_hex: None,
+            }));
+        }
+        match conn.send(bytes, timeout).await {
+            Ok(()) => Ok(()),
+            // The broker closed first: the following expect sees the close.
+            Err(m) if m.contains("writing failed") => {
+                conn.note(m);
+                conn.drop_connection().await;
+                Ok(())
+            }
+            Err(m) => Err(Stop::Error(m)),
+        }
+    }
+
+    async fn send_packet(&mut self, client: &str, mut fields: Map<String, Value>) -> Result<(), Stop> {
+        let is_connect = fields.get("type").and_then(Value::as_str) == Some("CONNECT");
+        if is_connect {
+            if !fields.contains_key("client_id") {
+                fields.insert("client_id".into(), Value::from("{client_id}"));
+            }
+            fields
+                .entry("protocol")
+                .or_insert_with(|| Value::from(self.protocol.as_str()));
+        }
+        let value = self.subst(&Value::Object(fields), client).map_err(Stop::Error)?;
+        let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
+        let (packet, overrides) = packet_json::packet_from_value(&value, protocol)
+            .map_err(|e| Stop::Error(format!("the packet to send is not valid: {e}")))?;
+        let written_in = match &packet {
+            Packet::Connect(c) => c.protocol,
+            _ => protocol,
+        };
+        let bytes = mqtt_codec::encode_with(&packet, written_in, &overrides)
+            .map_err(|e| Stop::Error(format!("cannot encode the packet to send: {e}")))?;
+        let t = self.opts.step_timeout;
+        self.write(client, &bytes, t).await?;
+        if let Packet::Connect(c) = &packet {
+            if overrides.is_empty() {
+                self.conn(client)?.set_protocol(c.protocol);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `ev` is a packet matching `m`; captures on success.
+    fn check_event(&mut self, client: &str, ev: &Event, m: &Matcher, timeout: Duration) -> Result<(), Stop> {
+        let expected = self.describe_matcher(m, client);
+        match ev {
+            Event::Packet(p, _) => {
+                let mut caps = self.captures.clone();
+                match self.match_packet(p, m, client, &mut caps) {
+                    Ok(()) => {
+                        self.captures = caps;
+                        Ok(())
+                    }
+                    Err(why) => {
+                        let mut f = fail(expected, ev, self.protocol, timeout);
+                        if let Stop::Fail(x) = &mut f {
+                            x.got = format!("{} ({why})", x.got);
+                        }
+                        Err(f)
+                    }
+                }
+            }
+            other => Err(fail(expected, other, self.protocol, timeout)),
+        }
+    }
+
+    fn describe_matcher(&self, m: &Matcher, client: &str) -> String {
+        let fields = self.subst(&Value::Object(m.fields.clone()), client).unwrap_or(Value::Null);
+        match fields {
+            Value::Object(f) if !f.is_empty() => format!("{} {}", m.ty.name(), Value::Object(f)),
+            _ => m.ty.name().to_string(),
+        }
+    }
+
+    fn match_packet(
+        &self,
+        p: &Packet,
+        m: &Matcher,
+        client: &str,
+        caps: &mut HashMap<String, Value>,
+    ) -> Result<(), String> {
+        if p.packet_type() != m.ty {
+            return Err(format!("a {} where a {} was expected", p.packet_type(), m.ty));
+        }
+        let actual = packet_json::packet_to_json(p, self.protocol);
+        let Value::Object(actual) = actual else {
+            return Err("the packet does not describe as fields".into());
+        };
+        for (key, want) in &m.fields {
+            let key_actual = if key == "code" { "reason_code" } else { key.as_str() };
+            let got = actual.get(key_actual);
+            let want = self.subst_expect(want, client);
+            match got {
+                None => {
+                    // 3.x acks carry no reason code: 0 is what they mean.
+                    if key_actual == "reason_code" && want == Value::from(0) {
+                        continue;
+                    }
+                    return Err(format!("it has no `{key}`"));
+                }
+                Some(got) => {
+                    let ok = if key_actual == "reason_code" && want.is_string() && !is_capture_value(&want) {
+                        let name = actual.get("reason").and_then(Value::as_str).unwrap_or("");
+                        want.as_str().is_some_and(|w| w.eq_ignore_ascii_case(name))
+                    } else if key_actual == "properties" {
+                        match_properties(&want, got, caps)
+                    } else if key_actual == "payload" {
+                        match_binary(&want, got, caps)
+                    } else {
+                        match_value(&want, got, caps)
+                    };
+                    if !ok {
+                        return Err(format!("`{key}` is {got}, not {}", show_want(&want, caps)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn expect_one_of(&mut self, client: &str, choices: &[Choice], timeout: Duration) -> Result<(), Stop> {
+        let deadline = Instant::now() + timeout;
+        let expected: Vec<String> = choices
+            .iter()
+            .map(|c| match c {
+                Choice::Packet(m) => self.describe_matcher(m, client),
+                Choice::Close(c) => c.to_string(),
+            })
+            .collect();
+        let expected = format!("one of: {}", expected.join(" | "));
+        let ev = self.next(client, deadline).await?;
+        match &ev {
+            Event::Packet(p, _) => {
+                for c in choices {
+                    if let Choice::Packet(m) = c {
+                        let mut caps = self.captures.clone();
+                        if self.match_packet(p, m, client, &mut caps).is_ok() {
+                            self.captures = caps;
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Packet::Disconnect(d) = p {
+                    let accepts = choices.iter().any(|c| match c {
+                        Choice::Close(spec) => spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code),
+                        Choice::Packet(_) => false,
+                    });
+                    if accepts {
+                        return match self.next(client, deadline).await? {
+                            Event::Closed(_) => Ok(()),
+                            other => Err(fail(
+                                format!("{expected} (the connection to close after the DISCONNECT)"),
+                                &other,
+                                self.protocol,
+                                timeout,
+                            )),
+                        };
+                    }
+                }
+                Err(fail(expected, &ev, self.protocol, timeout))
+            }
+            Event::Closed(_) if choices.iter().any(|c| matches!(c, Choice::Close(_))) => Ok(()),
+            _ => Err(fail(expected, &ev, self.protocol, timeout)),
+        }
+    }
+
+    async fn expect_unordered(&mut self, client: &str, matchers: &[Matcher], timeout: Duration) -> Result<(), Stop> {
+        let deadline = Instant::now() + timeout;
+        let mut left: Vec<&Matcher> = matchers.iter().collect();
+        while !left.is_empty() {
+            let expected: Vec<String> = left.iter().map(|m| self.describe_matcher(m, client)).collect();
+            let expected = format!("in any order: {}", expected.join(" | "));
+            let ev = self.next(client, deadline).await?;
+            let Event::Packet(p, _) = &ev else {
+                return Err(fail(expected, &ev, self.protocol, timeout));
+            };
+            let mut found = None;
+            for (i, m) in left.iter().enumerate() {
+                let mut caps = self.captures.clone();
+                if self.match_packet(p, m, client, &mut caps).is_ok() {
+                    self.captures = caps;
+                    found = Some(i);
+                    break;
+                }
+            }
+            match found {
+                Some(i) => {
+                    left.remove(i);
+                }
+                None => return Err(fail(expected, &ev, self.protocol, timeout)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn expect_close(&mut self, client: &str, spec: &CloseSpec, timeout: Duration) -> Result<(), Stop> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ev = self.next(client, deadline).await?;
+            match &ev {
+                Event::Closed(_) => return Ok(()),
+                Event::Packet(Packet::Disconnect(d), _)
+                    if spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code) =>
+                {
+                    continue
+                }
+                _ => return Err(fail(spec.to_string(), &ev, self.protocol, timeout)),
+            }
+        }
+    }
+
+    // --- variables -------------------------------------------------------
+
+    fn subst_str(&self, s: &str, client: &str) -> String {
+        if !s.contains('{') {
+            return s.to_string();
+        }
+        let own = self.client_ids.get(client).cloned().unwrap_or_default();
+        let mut out = s
+            .replace("{topic}", &self.topic)
+            .replace("{case}", &self.case)
+            .replace("{run}", &self.run)
+            .replace("{client_id}", &own);
+        for (name, id) in &self.client_ids {
+            out = out.replace(&format!("{{client:{name}}}"), id);
+        }
+        out
+    }
+
+    /// Substitutes variables in a value to send; `$name` must be captured.
+    fn subst(&self, v: &Value, client: &str) -> Result<Value, String> {
+        Ok(match v {
+            Value::String(s) if is_capture(s) => self
+                .captures
+                .get(s.trim_start_matches('$'))
+                .cloned()
+                .ok_or_else(|| format!("`{s}` is used before an expect step captured it"))?,
+            Value::String(s) => Value::String(self.subst_str(s, client)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.subst(x, client)).collect::<Result<_, _>>()?),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.subst(x, client)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Substitutes `{…}` variables in an expected value; `$name` stays for matching.
+    fn subst_expect(&self, v: &Value, client: &str) -> Value {
+        match v {
+            Value::String(s) if is_capture(s) => v.clone(),
+            Value::String(s) => Value::String(self.subst_str(s, client)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.subst_expect(x, client)).collect()),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.subst_expect(x, client))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    async fn close_all(&mut self) {
+        let names: Vec<String> = self.conns.keys().cloned().collect();
+        for name in names {
+            if let Some(conn) = self.conns.get_mut(&name) {
+                if conn.is_open() && conn.connected {
+                    // A normal DISCONNECT, so that no will fires after the case.
+                    if let Ok(b) = mqtt_codec::encode_bytes(&Packet::Disconnect(Default::default()), conn.protocol) {
+                        let _ = conn.send(&b, Duration::from_millis(500)).await;
+                    }
+                }
+                conn.drop_connection().await;
+            }
+        }
+    }
+
+    fn take_log(&mut self) -> Vec<crate::client::Exchange> {
+        let mut all = std::mem::take(&mut self.old_logs);
+        for c in self.conns.values_mut() {
+            all.append(&mut c.log);
+        }
+        all.sort_by_key(|e| e.at);
+        all
+    }
+}
+
+fn is_capture_value(v: &Value) -> bool {
+    v.as_str().is_some_and(is_capture)
+}
+
+fn show_want(v: &Value, caps: &HashMap<String, Value>) -> String {
+    match v.as_str() {
+        Some(s) if is_capture(s) => match caps.get(s.trim_start_matches('$')) {
+            Some(c) => format!("{c} (captured as {s})"),
+            None => s.to_string(),
+        },
+        _ => v.to_string(),
+    }
+}
+
+/// `want` (from the scenario) against `got` (from the packet): listed keys of
+/// objects, every element of arrays, numbers by value, `$x` captures.
+fn match_value(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    match want {
+        Value::String(s) if is_capture(s) => {
+            let name = s.trim_start_matches('$');
+            match caps.get(name) {
+                Some(v) => v == got,
+                None => {
+                    caps.insert(name.to_string(), got.clone());
+                    true
+                }
+            }
+        }
+        Value::Number(w) => match got {
+            Value::Number(g) => w.as_f64() == g.as_f64(),
+            _ => false,
+        },
+        Value::Array(w) => match got {
+            Value::Array(g) => w.len() == g.len() && w.iter().zip(g).all(|(a, b)| match_value(a, b, caps)),
+            _ => false,
+        },
+        Value::Object(w) => match got {
+            Value::Object(g) => w.iter().all(|(k, v)| g.get(k).is_some_and(|x| match_value(v, x, caps))),
+            _ => false,
+        },
+        other => other == got,
+    }
+}
+
+/// Payloads: a string is its UTF-8 bytes, `{hex: …}` its bytes.
+fn match_binary(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    if is_capture_value(want) {
+        return match_value(want, got, caps);
+    }
+    match (bytes_of(want), bytes_of(got)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn bytes_of(v: &Value) -> Option<Bytes> {
+    match v {
+        Value::String(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
+        Value::Object(m) => {
+            let h = m.get("hex")?.as_str()?;
+            hex::parse(h).ok().map(Bytes::from)
+        }
+        _ => None,
+    }
+}
+
+/// Each expected property (`[{name, value}]` or `{name: value}`) is among
+/// those that came; others are ignored.
+fn match_properties(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    let Value::Array(got) = got else {
+        return false;
+    };
+    let wanted: Vec<(String, Value)> = match want {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|p| Some((p.get("name")?.as_str()?.to_string(), p.get("value")?.clone())))
+            .collect(),
+        Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => return false,
+    };
+    wanted.iter().all(|(name, value)| {
+        got.iter().any(|p| {
+            p.get("name").and_then(Value::as_str) == Some(name.as_str())
+                && p.get("value").is_some_and(|v| {
+                    let mut trial = caps.clone();
+                    let ok = match_value(value, v, &mut trial) || match_binary(value, v, &mut trial);
+                    if ok {
+                        *caps = trial;
+                    }
+                    ok
+                })
+        })
+    })
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}
+
+/// A failure: `expected`, and what `ev` was instead.
+fn fail(expected: String, ev: &Event, protocol: Protocol, timeout: Duration) -> Stop {
+    let (got, got_hex) = match ev {
+        Event::Packet(p, raw) => (packet_json::packet_to_json(p, protocol).to_string(), Some(hex::spaced(raw))),
+        Event::Closed(None) => ("the connection closed".to_string(), None),
+        Event::Closed(Some(n)) => (format!("the connection closed ({n})"), None),
+        Event::Malformed(e, raw) => (format!("bytes that do not decode: {e}"), Some(hex::spaced(raw))),
+        Event::Timeout => (format!("nothing within {}", show_duration(timeout)), None),
+    };
+    Stop::Fail(Failure {
+        step: 0,
+        pos: None,
+        expected,
+        got,
+        got_hex,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_match_with_captures() {
+        let mut caps = HashMap::new();
+        assert!(match_value(&json!("$m"), &json!(7), &mut caps));
+        assert!(match_value(&json!("$m"), &json!(7), &mut caps));
+        assert!(!match_value(&json!("$m"), &json!(8), &mut caps));
+        assert!(match_value(&json!([0, 1]), &json!([0, 1]), &mut caps));
+        assert!(!match_value(&json!([0]), &json!([0, 1]), &mut caps));
+        assert!(match_value(&json!({"a": 1}), &json!({"a": 1, "b": 2}), &mut caps));
+    }
+
+    #[test]
+    fn payloads_and_properties() {
+        let mut caps = HashMap::new();
+        assert!(match_binary(&json!("hi"), &json!({"hex": "68 69"}), &mut caps));
+        assert!(match_binary(&json!({"hex": "6869"}), &json!("hi"), &mut caps));
+        let got = json!([{"name": "topic_alias", "value": 3}, {"name": "user_property", "value": ["k", "v"]}]);
+        assert!(match_properties(&json!({"topic_alias": 3}), &got, &mut caps));
+        assert!(match_properties(&json!([{"name": "user_property", "value": ["k", "v"]}]), &got, &mut caps));
+        assert!(!match_properties(&json!({"topic_alias": 4}), &got, &mut caps));
+    }
+}
