@@ -31,6 +31,8 @@ enum Command {
     /// Run scenarios against a broker (the embedded reference broker by default)
     /// and report per scenario and per statement.
     Run(Box<cmd::run::Args>),
+    /// Serve the reference broker (the same flags as `reference-broker`).
+    Broker(reference_broker::cli::Args),
 }
 
 fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
@@ -40,6 +42,13 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Encode(args) => cmd::encode::run(args, &mut stdin, out),
         Command::Explain(args) => cmd::explain::run(args, &mut stdin, out),
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
+        Command::Broker(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            match runtime.block_on(reference_broker::cli::run(args.clone())) {
+                0 => Ok(Status::Pass),
+                _ => Err(CmdError::Usage("the broker could not start (see above)".into())),
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod server;
 pub mod transport;
