@@ -20,6 +20,9 @@ use crate::config::Config;
 pub type ConnId = u64;
 
 /// What the I/O layer must do.
+// `Send` is large and `Close` tiny; actions are short-lived and moved once,
+// so boxing every packet would cost an allocation per send for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Encode `packet` for `protocol` and send it on `conn`.
@@ -339,8 +342,18 @@ impl Broker {
             self.sessions.remove(&client_id);
         }
         if let Some(m) = publish_now {
-            self.publish_message(m, now);
+            self.publish_will(m, now);
         }
+    }
+
+    /// Publishes a will: its expiry starts now, and Will Retain makes it a
+    /// retained message (MQTT-3.1.2-17 in 3.1.1, 3.1.2-15 in 5.0).
+    fn publish_will(&mut self, mut m: Message, now: Instant) {
+        m.expires_at = m.properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
+        if m.retain {
+            self.retain(&m);
+        }
+        self.publish_message(m, now);
     }
 
     /// A packet decoded from `conn`.
@@ -465,11 +478,23 @@ impl Broker {
         }
 
         let forget = self.breaks("MQTT-3.2.2-3");
-        let mut session_present = false;
-        if connect.clean_start || forget {
+        // A session past its expiry that tick() has not reaped yet is gone;
+        // its pending will is due (the will delay never outlasts the session).
+        let expired = self
+            .sessions
+            .get(&client_id)
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
+        if connect.clean_start || forget || expired {
             // MQTT-3.1.2-4 (5.0) / 3.1.2-6 (3.1.1): discard any previous session.
-            self.sessions.remove(&client_id);
+            if let Some(old) = self.sessions.remove(&client_id) {
+                if let Some(w) = old.pending_will.filter(|_| expired) {
+                    self.publish_will(w.message, now);
+                }
+            }
         }
+        // MQTT-3.2.2-2 (3.1.1) / 3.2.2-3 (5.0): Session Present says whether
+        // stored state was resumed, whatever that state holds.
+        let mut session_present = !connect.clean_start && self.sessions.contains_key(&client_id);
         let session = self.sessions.entry(client_id.clone()).or_insert_with(|| Session {
             conn: None,
             protocol,
@@ -482,9 +507,6 @@ impl Broker {
             next_packet_id: 1,
             pending_will: None,
         });
-        if session.conn.is_some() || !session.subscriptions.is_empty() || !session.inflight.is_empty() || !session.queue.is_empty() || session.expires_at.is_some() {
-            session_present = !connect.clean_start;
-        }
         // MQTT-3.1.3-9: a reconnection before the will delay cancels the will.
         session.pending_will = None;
         session.conn = Some(conn);
@@ -493,6 +515,10 @@ impl Broker {
         session.expires_at = None;
         if self.breaks("MQTT-3.2.2-1") && connect.clean_start {
             session_present = true;
+        }
+        // MQTT 3.1 has no Session Present: its CONNACK flags byte is reserved.
+        if protocol == Protocol::V3_1 {
+            session_present = false;
         }
 
         let keep_alive = self.config.server_keep_alive.filter(|_| v5).unwrap_or(connect.keep_alive);
@@ -514,7 +540,6 @@ impl Broker {
             let delay = w.properties.will_delay_interval().unwrap_or(0);
             let mut properties = w.properties.clone();
             properties.remove(0x18);
-            let expires_at = w.properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
             (
                 Message {
                     topic: w.topic,
@@ -522,7 +547,9 @@ impl Broker {
                     qos: w.qos,
                     retain: w.retain,
                     properties,
-                    expires_at,
+                    // The will's Message Expiry Interval runs from its
+                    // publication (3.1.3.2.4), set in `publish_will`.
+                    expires_at: None,
                     origin: Some(client_id.clone()),
                 },
                 delay,
@@ -786,11 +813,9 @@ impl Broker {
         if self.breaks("MQTT-3.3.1-5") {
             return;
         }
-        if m.payload.is_empty() {
-            if !self.breaks("MQTT-3.3.1-6") {
-                self.retained.remove(&m.topic);
-                return;
-            }
+        if m.payload.is_empty() && !self.breaks("MQTT-3.3.1-6") {
+            self.retained.remove(&m.topic);
+            return;
         }
         self.retained.insert(m.topic.clone(), m.clone());
     }
@@ -807,7 +832,9 @@ impl Broker {
         // One copy per session, at the highest granted QoS of its matching
         // subscriptions, with all their identifiers (MQTT-3.3.4-2/3/4).
         let mut targets: Vec<(ByteString, SubscriptionOptions, Vec<u32>)> = Vec::new();
-        let mut shared: BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>> = BTreeMap::new();
+        // (share name, filter) → members: (client id, options, subscription id).
+        type Groups = BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>>;
+        let mut shared: Groups = BTreeMap::new();
         for (cid, s) in &self.sessions {
             let mut best: Option<(SubscriptionOptions, Vec<u32>)> = None;
             for (filter, sub) in &s.subscriptions {
@@ -840,8 +867,11 @@ impl Broker {
                 targets.push((cid.clone(), opts, ids));
             }
         }
-        for (key, members) in shared {
+        for (key, mut members) in shared {
             // One member of each group gets it, in turn; connected ones first.
+            // Sessions live in a HashMap whose order changes as it grows:
+            // sort, so that "in turn" survives clients joining.
+            members.sort_by(|a, b| a.0.cmp(&b.0));
             let cursor = self.share_cursor.entry(key).or_insert(0);
             let online: Vec<_> = members
                 .iter()
@@ -896,6 +926,7 @@ impl Broker {
         let Some(c) = self.conns.get(&conn) else { return };
         let quota = usize::from(c.send_quota);
         let v5 = c.protocol.is_v5();
+        let (protocol, max_packet_size) = (c.protocol, c.max_packet_size);
         let mut out = Vec::new();
         while let Some((m, _, _)) = s.queue.front() {
             if m.qos != QoS::AtMostOnce && s.inflight.len() >= quota {
@@ -935,6 +966,15 @@ impl Broker {
                 properties,
                 payload: m.payload.clone(),
             };
+            // MQTT-3.1.2-25: a PUBLISH too large for the client is discarded as
+            // if delivered; it must not take a packet identifier or a slot of
+            // the receive window that no acknowledgement would ever free.
+            if let Some(max) = max_packet_size {
+                let len = mqtt_codec::encoded_len(&Packet::Publish(p.clone()), protocol);
+                if len.map_or(true, |len| len > max as usize) {
+                    continue;
+                }
+            }
             if m.qos != QoS::AtMostOnce {
                 // MQTT-2.2.1-4: a non-zero identifier not in use.
                 let mut id = s.next_packet_id;
@@ -1100,20 +1140,23 @@ impl Broker {
             }
         }
         for w in wills {
-            self.publish_message(w, now);
+            self.publish_will(w, now);
         }
-        self.retained.retain(|_, m| m.expires_at.map_or(true, |at| at > now));
+        self.retained.retain(|_, m| m.expires_at.filter(|at| *at <= now).is_none());
     }
 
     /// When [`Broker::tick`] must next be called, if any timer is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let ignore_keep_alive = self.breaks("MQTT-3.1.2-24");
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for c in self.conns.values() {
             match &c.state {
                 ConnState::AwaitConnect { deadline } => consider(*deadline),
                 ConnState::Connected { .. } => {
-                    if let Some(ka) = c.keep_alive {
+                    // Under the keep-alive violation tick() never clears this
+                    // deadline: offering it would make the timer task spin.
+                    if let Some(ka) = c.keep_alive.filter(|_| !ignore_keep_alive) {
                         consider(c.last_packet + ka + ka / 2);
                     }
                 }
@@ -1143,11 +1186,4 @@ impl Broker {
         self.conns.get(&conn).map(|c| c.protocol)
     }
 
-    #[cfg(test)]
-    pub(crate) fn session_subscriptions(&self, client_id: &str) -> Vec<String> {
-        self.sessions
-            .get(client_id)
-            .map(|s| s.subscriptions.keys().map(|k| k.to_string()).collect())
-            .unwrap_or_default()
-    }
 }

@@ -32,9 +32,17 @@ enum Out {
     Close,
 }
 
+/// The way to one connection's writer task.
+struct Outbound {
+    tx: mpsc::Sender<Out>,
+    /// Wakes the connection's reader when the connection is to end: closed by
+    /// the core, dropped for reading too slowly, or its writer gone.
+    gone: Arc<Notify>,
+}
+
 struct State {
     broker: Broker,
-    outbound: HashMap<ConnId, mpsc::Sender<Out>>,
+    outbound: HashMap<ConnId, Outbound>,
 }
 
 /// The broker shared by all connection tasks.
@@ -77,21 +85,24 @@ impl State {
         while let Some(action) = self.broker.poll_action() {
             match action {
                 Action::Send { conn, protocol, packet } => {
-                    let Some(tx) = self.outbound.get(&conn) else { continue };
+                    let Some(out) = self.outbound.get(&conn) else { continue };
                     let mut buf = BytesMut::new();
                     if let Err(e) = mqtt_codec::encode(&packet, protocol, &mut buf) {
                         tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
                         continue;
                     }
-                    if tx.try_send(Out::Bytes(buf.freeze())).is_err() {
+                    if out.tx.try_send(Out::Bytes(buf.freeze())).is_err() {
                         // The client reads too slowly: drop it rather than buffer without bound.
                         tracing::info!(conn, "outbound queue full, closing");
-                        self.outbound.remove(&conn);
+                        if let Some(out) = self.outbound.remove(&conn) {
+                            out.gone.notify_one();
+                        }
                     }
                 }
                 Action::Close { conn } => {
-                    if let Some(tx) = self.outbound.remove(&conn) {
-                        let _ = tx.try_send(Out::Close);
+                    if let Some(out) = self.outbound.remove(&conn) {
+                        let _ = out.tx.try_send(Out::Close);
+                        out.gone.notify_one();
                     }
                 }
             }
@@ -159,12 +170,13 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Out>(OUTBOUND_QUEUE);
+    let gone = Arc::new(Notify::new());
     let (conn, max_packet_size) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
         match st.broker.open(Instant::now().into_std()) {
             Some(id) => {
-                st.outbound.insert(id, tx);
+                st.outbound.insert(id, Outbound { tx, gone: gone.clone() });
                 (id, max)
             }
             None => return,
@@ -173,7 +185,7 @@ where
     shared.timers.notify_one();
     let (mut reader, mut writer) = tokio::io::split(stream);
 
-    let writer_task = tokio::spawn(async move {
+    let mut writer_task = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             match out {
                 Out::Bytes(b) => {
@@ -189,6 +201,7 @@ where
             let _ = writer.shutdown().await;
         })
         .await;
+        gone.notify_one();
     });
 
     let mut decoder = Decoder::new(DecodeOptions::new(Protocol::V3_1_1, Sender::Client).with_max_packet_size(max_packet_size));
@@ -274,19 +287,22 @@ where
         let mut st = shared.lock();
         st.broker.closed(conn, Instant::now().into_std());
         st.dispatch();
-        if let Some(tx) = st.outbound.remove(&conn) {
-            let _ = tx.try_send(Out::Close);
+        if let Some(out) = st.outbound.remove(&conn) {
+            let _ = out.tx.try_send(Out::Close);
         }
     }
     shared.timers.notify_one();
-    let _ = writer_task.await;
+    // What is queued gets a bounded time to go out: a peer that does not
+    // read would otherwise hold the writer, and the socket, forever.
+    if tokio::time::timeout(CLOSE_FLUSH, &mut writer_task).await.is_err() {
+        writer_task.abort();
+    }
 }
 
-/// Resolves once `conn` has no outbound channel any more (closed by the core).
+/// Resolves once `conn` is to end (see [`Outbound::gone`]).
 async fn wait_closed(shared: &Shared, conn: ConnId) {
-    let tx = shared.lock().outbound.get(&conn).cloned();
-    match tx {
-        Some(tx) => tx.closed().await,
-        None => {}
+    let gone = shared.lock().outbound.get(&conn).map(|out| out.gone.clone());
+    if let Some(gone) = gone {
+        gone.notified().await;
     }
 }
