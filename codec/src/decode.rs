@@ -161,7 +161,8 @@ pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHe
         value |= u32::from(b & 0x7F) << (7 * i);
         if b & 0x80 == 0 {
             let header_len = 2 + i;
-            if i > 0 && b == 0 && opts.protocol.is_v5() {
+            // A CONNECT is judged by the version it announces (checked in `connect`).
+            if i > 0 && b == 0 && opts.protocol.is_v5() && packet_type != PacketType::Connect {
                 return Err(e(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
             }
             let size = header_len as u64 + u64::from(value);
@@ -576,7 +577,14 @@ pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeO
     };
     let v5 = r.opts.protocol.is_v5();
     let packet = match header.packet_type {
-        PacketType::Connect => Packet::Connect(connect(&mut r)?),
+        PacketType::Connect => {
+            let c = connect(&mut r)?;
+            // MQTT-1.5.5-1 for the CONNECT's own remaining length, now that its version is known.
+            if c.protocol.is_v5() && header.header_len > 1 + crate::encode::varint_len(header.remaining_length) {
+                return Err(r.err(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
+            }
+            Packet::Connect(c)
+        }
         PacketType::ConnAck => {
             let at = r.pos;
             let flags = r.u8("acknowledge_flags")?;

@@ -141,7 +141,8 @@ pub fn encode_varint(value: u32) -> Option<Vec<u8>> {
     varint_bytes(value, "value").ok().map(|(b, n)| b.get(..n).unwrap_or(&[]).to_vec())
 }
 
-fn varint_len(value: u32) -> usize {
+/// Bytes a Variable Byte Integer of `value` takes in its shortest form.
+pub(crate) fn varint_len(value: u32) -> usize {
     match value {
         0..=127 => 1,
         128..=16_383 => 2,
@@ -528,7 +529,7 @@ pub fn encode_with(packet: &Packet, protocol: Protocol, o: &Overrides) -> R<Byte
         edits.push((span.start..span.end, bytes));
     }
     // Apply from the back so earlier spans stay valid.
-    edits.sort_by(|a, b| b.0.start.cmp(&a.0.start));
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0.start));
     for (range, bytes) in edits {
         if range.end <= body.len() {
             body.splice(range, bytes.iter().copied());

@@ -2971,3 +2971,22 @@ fn overrides_of_5_properties() {
     reject(V5, S, &bytes, protocol_error("MQTT-3.14.2-2", 4));
     assert_eq!(decode(V5, C, &bytes), d);
 }
+
+#[test]
+fn a_connect_length_is_judged_by_the_version_it_announces() {
+    // The same CONNECTs with their remaining length written in two bytes.
+    let widen = |bytes: Vec<u8>| {
+        let mut out = vec![bytes[0], bytes[1] | 0x80, 0x00];
+        out.extend_from_slice(&bytes[2..]);
+        out
+    };
+    // A 5.0 CONNECT is refused under MQTT-1.5.5-1 even on a stream whose default is 3.1.1…
+    let mut d = Decoder::new(opts(V311, C));
+    let mut buf = BytesMut::from(&widen(hex(CONNECT_5))[..]);
+    let e = d.decode(&mut buf).expect_err("non-minimal 5.0 CONNECT");
+    check(&e, malformed("MQTT-1.5.5-1", 1), "5.0 CONNECT");
+    // …and a 3.1.1 CONNECT is accepted even on a stream whose default is 5.0.
+    let mut d = Decoder::new(opts(V5, C));
+    let mut buf = BytesMut::from(&widen(hex(CONNECT_311))[..]);
+    assert!(matches!(d.decode(&mut buf), Ok(Some(Packet::Connect(_)))));
+}
