@@ -5,6 +5,10 @@ pub mod catalogue;
 pub mod decode;
 pub mod encode;
 pub mod error;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod gen;
 pub mod props;
 pub mod reason;
 pub mod topic;
