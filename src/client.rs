@@ -3,19 +3,30 @@
 //!
 //! It is deliberately not an MQTT client library: it sends exactly what a
 //! scenario says (valid or not) and reports exactly what came back, each read
-//! bounded by a deadline. The transport is an enum so that TLS and WebSocket
-//! slot in beside TCP.
+//! bounded by a deadline. The [`Transport`] is TCP, TLS, WebSocket or
+//! WebSocket over TLS.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
 use mqtt_codec::decode::frame_len;
 use mqtt_codec::{DecodeError, DecodeOptions, Decoder, Packet, Protocol, Sender};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::DigitallySignedStruct;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::{hex, packet_json};
 
@@ -27,6 +38,8 @@ pub struct Target {
     pub port: u16,
     /// The WebSocket path (`/mqtt`), for `ws` and `wss`.
     pub path: String,
+    /// How to trust the server, for `mqtts` and `wss`.
+    pub tls: TlsOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +108,9 @@ impl Target {
             }
         };
         if host.is_empty() {
-            return Err(format!("`{url}` names no host; write e.g. mqtt://localhost:1883"));
+            return Err(format!(
+                "`{url}` names no host; write e.g. mqtt://localhost:1883"
+            ));
         }
         Ok(Target {
             scheme,
@@ -106,6 +121,7 @@ impl Target {
             } else {
                 path.to_string()
             },
+            tls: TlsOptions::default(),
         })
     }
 }
@@ -118,39 +134,72 @@ fn parse_port(p: &str, url: &str) -> Result<u16, String> {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "{}://[{}]:{}{}", self.scheme.as_str(), self.host, self.port, self.path)
+            write!(
+                f,
+                "{}://[{}]:{}{}",
+                self.scheme.as_str(),
+                self.host,
+                self.port,
+                self.path
+            )
         } else {
-            write!(f, "{}://{}:{}{}", self.scheme.as_str(), self.host, self.port, self.path)
+            write!(
+                f,
+                "{}://{}:{}{}",
+                self.scheme.as_str(),
+                self.host,
+                self.port,
+                self.path
+            )
         }
     }
 }
 
-/// The byte stream under a connection. TLS and WebSocket are to come as
-/// further variants; everything above reads and writes through this.
+/// How to trust a TLS server (`mqtts://`, `wss://`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of the certificate authorities to trust.
+    pub ca: Option<PathBuf>,
+    /// Accept any server certificate (testing only: no authentication).
+    pub insecure: bool,
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The byte stream under a connection: TCP, TLS, WebSocket or WebSocket over
+/// TLS. Everything above reads and writes bytes through this; WebSocket frame
+/// boundaries are not seen above it.
 #[derive(Debug)]
 pub enum Transport {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
+    Ws(Box<WebSocketStream<TcpStream>>),
+    Wss(Box<WebSocketStream<TlsStream>>),
 }
 
 impl Transport {
     /// Opens a connection, giving up at `deadline`.
     pub async fn connect(target: &Target, deadline: Instant) -> Result<Transport, String> {
-        match target.scheme {
-            Scheme::Mqtt => {
-                let addr = (target.host.as_str(), target.port);
-                match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-                    Ok(Ok(s)) => {
-                        let _ = s.set_nodelay(true);
-                        Ok(Transport::Tcp(s))
-                    }
-                    Ok(Err(e)) => Err(format!("cannot connect to {target}: {e}")),
-                    Err(_) => Err(format!("cannot connect to {target}: no answer before the deadline")),
+        let fail = |what: String| format!("cannot connect to {target}: {what}");
+        let opening = async {
+            let addr = (target.host.as_str(), target.port);
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            match target.scheme {
+                Scheme::Mqtt => Ok(Transport::Tcp(tcp)),
+                Scheme::Mqtts => Ok(Transport::Tls(Box::new(tls(target, tcp).await?))),
+                Scheme::Ws => Ok(Transport::Ws(Box::new(websocket(target, tcp).await?))),
+                Scheme::Wss => {
+                    let t = tls(target, tcp).await?;
+                    Ok(Transport::Wss(Box::new(websocket(target, t).await?)))
                 }
             }
-            other => Err(format!(
-                "the {}:// transport is not supported by the runner yet; use mqtt://",
-                other.as_str()
-            )),
+        };
+        match tokio::time::timeout_at(deadline, opening).await {
+            Ok(r) => r,
+            Err(_) => Err(fail("no answer before the deadline".into())),
         }
     }
 
@@ -160,12 +209,28 @@ impl Transport {
                 s.write_all(bytes).await?;
                 s.flush().await
             }
+            Transport::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Transport::Ws(ws) => ws
+                .send(Message::Binary(bytes.to_vec()))
+                .await
+                .map_err(ws_error),
+            Transport::Wss(ws) => ws
+                .send(Message::Binary(bytes.to_vec()))
+                .await
+                .map_err(ws_error),
         }
     }
 
+    /// Reads what is there into `buf`; `Ok(0)` when the peer closed.
     async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         match self {
             Transport::Tcp(s) => s.read_buf(buf).await,
+            Transport::Tls(s) => s.read_buf(buf).await,
+            Transport::Ws(ws) => read_frames(ws, buf).await,
+            Transport::Wss(ws) => read_frames(ws, buf).await,
         }
     }
 
@@ -174,7 +239,153 @@ impl Transport {
             Transport::Tcp(s) => {
                 let _ = s.shutdown().await;
             }
+            Transport::Tls(s) => {
+                let _ = s.shutdown().await;
+            }
+            Transport::Ws(ws) => {
+                let _ = ws.close(None).await;
+            }
+            Transport::Wss(ws) => {
+                let _ = ws.close(None).await;
+            }
         }
+    }
+}
+
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// The payload of the next binary frame(s); a close is `Ok(0)`. MQTT over
+/// WebSocket uses binary frames only (MQTT-6.0.0-1).
+async fn read_frames<S>(ws: &mut WebSocketStream<S>, buf: &mut BytesMut) -> std::io::Result<usize>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            None | Some(Ok(Message::Close(_))) => return Ok(0),
+            Some(Ok(Message::Binary(data))) if !data.is_empty() => {
+                buf.extend_from_slice(&data);
+                return Ok(data.len());
+            }
+            Some(Ok(Message::Text(_))) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the broker sent a text frame; MQTT travels in binary frames [MQTT-6.0.0-1]",
+                ))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(ws_error(e)),
+        }
+    }
+}
+
+async fn websocket<S>(target: &Target, stream: S) -> Result<WebSocketStream<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let url = target.to_string();
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: the WebSocket handshake failed: {e}"))?;
+    Ok(ws)
+}
+
+async fn tls(target: &Target, tcp: TcpStream) -> Result<TlsStream, String> {
+    let config = tls_config(&target.tls)?;
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|e| format!("`{}` cannot name a TLS server: {e}", target.host))?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: the TLS handshake failed: {e}"))
+}
+
+/// A rustls client configuration from the options.
+pub fn tls_config(o: &TlsOptions) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    if o.insecure {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth());
+    }
+    let Some(ca) = &o.ca else {
+        return Err("a TLS target needs --ca FILE (the PEM of the authority that signed the broker's certificate), or --insecure to skip verification".into());
+    };
+    let pem =
+        std::fs::read(ca).map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: unusable certificate: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no PEM certificate", ca.display()));
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `--insecure`: any certificate is accepted, but the handshake signatures
+/// are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -240,6 +451,9 @@ pub enum Event {
     Timeout,
 }
 
+/// Log entries kept per connection.
+pub const LOG_LIMIT: usize = 2000;
+
 /// One test connection.
 #[derive(Debug)]
 pub struct Connection {
@@ -256,7 +470,12 @@ pub struct Connection {
 
 impl Connection {
     /// Opens a connection for the client called `name`.
-    pub async fn open(name: &str, target: &Target, protocol: Protocol, deadline: Instant) -> Result<Connection, String> {
+    pub async fn open(
+        name: &str,
+        target: &Target,
+        protocol: Protocol,
+        deadline: Instant,
+    ) -> Result<Connection, String> {
         let transport = Transport::connect(target, deadline).await?;
         Ok(Connection {
             name: name.to_string(),
@@ -279,11 +498,13 @@ impl Connection {
             let b = Bytes::copy_from_slice(bytes);
             let opts = DecodeOptions::new(self.protocol, Sender::Client);
             match mqtt_codec::decode_bytes(&b, &opts) {
-                Ok(mqtt_codec::Decoded::Packet { packet, .. }) => Some(packet_json::packet_to_json(&packet, self.protocol)),
+                Ok(mqtt_codec::Decoded::Packet { packet, .. }) => {
+                    Some(packet_json::packet_to_json(&packet, self.protocol))
+                }
                 _ => None,
             }
         };
-        self.log.push(Exchange {
+        self.record(Exchange {
             at: Instant::now(),
             client: self.name.clone(),
             direction: Direction::Sent,
@@ -297,7 +518,10 @@ impl Connection {
         match tokio::time::timeout(timeout, t.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("client `{}`: writing failed: {e}", self.name)),
-            Err(_) => Err(format!("client `{}`: the broker did not take the bytes in time", self.name)),
+            Err(_) => Err(format!(
+                "client `{}`: the broker did not take the bytes in time",
+                self.name
+            )),
         }
     }
 
@@ -312,14 +536,16 @@ impl Connection {
         loop {
             // A whole packet already buffered?
             if !self.buf.is_empty() {
-                let raw_len = frame_len(&self.buf).unwrap_or(self.buf.len()).min(self.buf.len());
+                let raw_len = frame_len(&self.buf)
+                    .unwrap_or(self.buf.len())
+                    .min(self.buf.len());
                 let raw = Bytes::copy_from_slice(self.buf.get(..raw_len).unwrap_or(&[]));
                 match self.decoder.decode(&mut self.buf) {
                     Ok(Some(p)) => {
                         if matches!(&p, Packet::ConnAck(a) if a.code == 0) {
                             self.connected = true;
                         }
-                        self.log.push(Exchange {
+                        self.record(Exchange {
                             at: Instant::now(),
                             client: self.name.clone(),
                             direction: Direction::Received,
@@ -335,17 +561,20 @@ impl Connection {
                         // answer in the other format: a CONNACK is tried in both.
                         if let Some(p) = self.connack_other_version(&raw) {
                             self.buf.clear();
-                            self.log.push(Exchange {
+                            self.record(Exchange {
                                 at: Instant::now(),
                                 client: self.name.clone(),
                                 direction: Direction::Received,
                                 packet: Some(packet_json::packet_to_json(&p, self.protocol)),
                                 hex: hex::spaced(&raw),
-                                note: Some(format!("decoded as an MQTT {} CONNACK", other_version(self.protocol))),
+                                note: Some(format!(
+                                    "decoded as an MQTT {} CONNACK",
+                                    other_version(self.protocol)
+                                )),
                             });
                             return Event::Packet(p, raw);
                         }
-                        self.log.push(Exchange {
+                        self.record(Exchange {
                             at: Instant::now(),
                             client: self.name.clone(),
                             direction: Direction::Received,
@@ -367,7 +596,10 @@ impl Connection {
                     let note = if self.buf.is_empty() {
                         None
                     } else {
-                        Some(format!("closed inside a packet: {} bytes pending", self.buf.len()))
+                        Some(format!(
+                            "closed inside a packet: {} bytes pending",
+                            self.buf.len()
+                        ))
                     };
                     self.closed(note.clone());
                     return Event::Closed(note);
@@ -395,7 +627,7 @@ impl Connection {
 
     fn closed(&mut self, note: Option<String>) {
         self.transport = None;
-        self.log.push(Exchange {
+        self.record(Exchange {
             at: Instant::now(),
             client: self.name.clone(),
             direction: Direction::Received,
@@ -406,6 +638,21 @@ impl Connection {
                 None => "connection closed".into(),
             }),
         });
+    }
+
+    /// Appends to the log, which keeps the first [`LOG_LIMIT`] entries (a
+    /// `#` subscription on a busy broker must not fill memory).
+    fn record(&mut self, e: Exchange) {
+        match self.log.len() {
+            n if n < LOG_LIMIT => self.log.push(e),
+            n if n == LOG_LIMIT => self.log.push(Exchange {
+                packet: None,
+                hex: String::new(),
+                note: Some(format!("(log truncated after {LOG_LIMIT} entries)")),
+                ..e
+            }),
+            _ => {}
+        }
     }
 
     /// Notes something in the log (a skipped noise packet…).
@@ -419,7 +666,7 @@ impl Connection {
     pub async fn drop_connection(&mut self) {
         if let Some(mut t) = self.transport.take() {
             t.shutdown().await;
-            self.log.push(Exchange {
+            self.record(Exchange {
                 at: Instant::now(),
                 client: self.name.clone(),
                 direction: Direction::Sent,
@@ -438,9 +685,15 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("mqtt://localhost:1884").unwrap();
-        assert_eq!((t.scheme, t.host.as_str(), t.port), (Scheme::Mqtt, "localhost", 1884));
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port),
+            (Scheme::Mqtt, "localhost", 1884)
+        );
         let t = Target::parse("ws://example.com/mqtt").unwrap();
-        assert_eq!((t.scheme, t.port, t.path.as_str()), (Scheme::Ws, 80, "/mqtt"));
+        assert_eq!(
+            (t.scheme, t.port, t.path.as_str()),
+            (Scheme::Ws, 80, "/mqtt")
+        );
         let t = Target::parse("127.0.0.1:1883").unwrap();
         assert_eq!(t.to_string(), "mqtt://127.0.0.1:1883");
         let t = Target::parse("mqtts://[::1]:8883").unwrap();

@@ -9,6 +9,13 @@
 //!   `decode --json` prints, what `encode` and scenario steps read — with the
 //!   deliberate deviations that make invalid packets.
 //! - [`field_rules`]: which statements govern which field of a packet.
+//! - [`scenario`]: scenario files (YAML) → a checked model; every error names
+//!   `file:line:col`.
+//! - [`client`]: one test connection over a [`client::Transport`], reads under
+//!   deadlines, a log of every packet exchanged.
+//! - [`runner`]: scenarios × protocols as cases, in parallel, against a target
+//!   or the embedded reference broker → [`results`], the one result model that
+//!   the [`report`] modules (console, JSON, JUnit, HTML) and [`baseline`] render.
 //! - [`cmd`]: one module per subcommand (`decode`, `encode`, `explain`); each
 //!   takes its parsed flags and its input and output streams and returns a
 //!   [`cmd::Status`]. The binary (`src/main.rs`) only parses flags, calls them
@@ -19,6 +26,7 @@ pub mod cmd;
 pub mod field_rules;
 pub mod hex;
 pub mod packet_json;
+pub mod baseline;
 pub mod client;
 pub mod report;
 pub mod results;

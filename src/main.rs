@@ -32,7 +32,7 @@ enum Command {
     /// and report per scenario and per statement.
     Run(Box<cmd::run::Args>),
     /// Serve the reference broker (the same flags as `reference-broker`).
-    Broker(reference_broker::cli::Args),
+    Broker(Box<reference_broker::cli::Args>),
 }
 
 fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
@@ -44,7 +44,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            match runtime.block_on(reference_broker::cli::run(args.clone())) {
+            match runtime.block_on(reference_broker::cli::run((**args).clone())) {
                 0 => Ok(Status::Pass),
                 _ => Err(CmdError::Usage("the broker could not start (see above)".into())),
             }

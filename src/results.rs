@@ -3,7 +3,7 @@
 //! (`report::console`, `report::json`, and JUnit/HTML to come) renders this
 //! model and nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -114,6 +114,9 @@ pub struct RunReport {
     pub cases: Vec<CaseResult>,
     pub statements: Vec<StatementResult>,
     pub duration: Duration,
+    /// Known divergences (scenario id, protocol) from a baseline: their
+    /// failures do not fail the run.
+    pub baseline: BTreeSet<(String, Protocol)>,
 }
 
 impl RunReport {
@@ -125,7 +128,29 @@ impl RunReport {
             cases,
             statements,
             duration,
+            baseline: BTreeSet::new(),
         }
+    }
+
+    /// Whether this case's failure is a known divergence.
+    pub fn is_known(&self, c: &CaseResult) -> bool {
+        self.baseline.contains(&(c.id.clone(), c.protocol))
+    }
+
+    /// Failed cases that the baseline does not list.
+    pub fn new_failures(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|c| c.status == Status::Fail && !self.is_known(c))
+            .count()
+    }
+
+    /// Baseline entries whose case ran and did not fail: fixed, to remove from the baseline.
+    pub fn fixed(&self) -> Vec<&CaseResult> {
+        self.cases
+            .iter()
+            .filter(|c| self.is_known(c) && matches!(c.status, Status::Pass))
+            .collect()
     }
 
     pub fn summary(&self) -> Summary {
@@ -141,10 +166,10 @@ impl RunReport {
         s
     }
 
-    /// 0 when nothing failed or errored, 1 otherwise.
+    /// 0 when nothing failed (but known divergences of the baseline) and
+    /// nothing errored, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        let s = self.summary();
-        u8::from(s.failed > 0 || s.errors > 0)
+        u8::from(self.new_failures() > 0 || self.summary().errors > 0)
     }
 }
 

@@ -108,9 +108,13 @@ impl EmbeddedBroker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(reference_broker::server::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(reference_broker::server::run(
+            listener,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Ok(EmbeddedBroker {
             addr,
             shutdown: Some(tx),
@@ -124,6 +128,7 @@ impl EmbeddedBroker {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             path: String::new(),
+            tls: Default::default(),
         }
     }
 
@@ -131,7 +136,10 @@ impl EmbeddedBroker {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }
@@ -192,7 +200,11 @@ pub async fn run(
     if let Some(b) = embedded {
         b.stop().await;
     }
-    Ok(RunReport::new(target.to_string(), results, started.elapsed()))
+    Ok(RunReport::new(
+        target.to_string(),
+        results,
+        started.elapsed(),
+    ))
 }
 
 fn run_token() -> String {
@@ -208,7 +220,13 @@ fn run_token() -> String {
 }
 
 /// Runs one case to its result.
-pub async fn run_case(case: &Case, target: &Target, opts: &RunOptions, run_token: &str, index: usize) -> CaseResult {
+pub async fn run_case(
+    case: &Case,
+    target: &Target,
+    opts: &RunOptions,
+    run_token: &str,
+    index: usize,
+) -> CaseResult {
     let started = Instant::now();
     let s = &case.scenario;
     let mut ctx = Ctx::new(case, target, opts, run_token, index);
@@ -228,7 +246,11 @@ pub async fn run_case(case: &Case, target: &Target, opts: &RunOptions, run_token
         }
     };
     ctx.close_all().await;
-    let exchange = if status == Status::Pass { Vec::new() } else { ctx.take_log() };
+    let exchange = if status == Status::Pass {
+        Vec::new()
+    } else {
+        ctx.take_log()
+    };
     CaseResult {
         id: s.id.clone(),
         file: s.file.clone(),
@@ -285,13 +307,25 @@ impl Capabilities {
 
     fn missing(&self, c: Capability) -> Option<String> {
         let why = match c {
-            Capability::Qos1 if self.max_qos < 1 => format!("the broker's Maximum QoS is {}", self.max_qos),
-            Capability::Qos2 if self.max_qos < 2 => format!("the broker's Maximum QoS is {}", self.max_qos),
+            Capability::Qos1 if self.max_qos < 1 => {
+                format!("the broker's Maximum QoS is {}", self.max_qos)
+            }
+            Capability::Qos2 if self.max_qos < 2 => {
+                format!("the broker's Maximum QoS is {}", self.max_qos)
+            }
             Capability::Retain if !self.retain => "the broker has Retain Available 0".into(),
-            Capability::Wildcards if !self.wildcards => "the broker has Wildcard Subscription Available 0".into(),
-            Capability::SharedSubscriptions if !self.shared => "shared subscriptions are not available".into(),
-            Capability::SubscriptionIdentifiers if !self.sub_ids => "subscription identifiers are not available".into(),
-            Capability::TopicAlias if self.topic_alias_max == 0 => "the broker's Topic Alias Maximum is 0".into(),
+            Capability::Wildcards if !self.wildcards => {
+                "the broker has Wildcard Subscription Available 0".into()
+            }
+            Capability::SharedSubscriptions if !self.shared => {
+                "shared subscriptions are not available".into()
+            }
+            Capability::SubscriptionIdentifiers if !self.sub_ids => {
+                "subscription identifiers are not available".into()
+            }
+            Capability::TopicAlias if self.topic_alias_max == 0 => {
+                "the broker's Topic Alias Maximum is 0".into()
+            }
             _ => return None,
         };
         Some(format!("requires {}: {why}", c.as_str()))
@@ -302,7 +336,9 @@ impl Capabilities {
 fn v5_only(c: Capability) -> bool {
     matches!(
         c,
-        Capability::SharedSubscriptions | Capability::SubscriptionIdentifiers | Capability::TopicAlias
+        Capability::SharedSubscriptions
+            | Capability::SubscriptionIdentifiers
+            | Capability::TopicAlias
     )
 }
 
@@ -325,7 +361,13 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(case: &'a Case, target: &'a Target, opts: &'a RunOptions, run: &str, index: usize) -> Ctx<'a> {
+    fn new(
+        case: &'a Case,
+        target: &'a Target,
+        opts: &'a RunOptions,
+        run: &str,
+        index: usize,
+    ) -> Ctx<'a> {
         let s = &*case.scenario;
         let case_token = format!("mh{run}-{index}");
         let mut client_ids = HashMap::new();
@@ -354,28 +396,30 @@ impl<'a> Ctx<'a> {
     }
 
     fn timeout(&self, step: Option<Duration>) -> Duration {
-        step.or(self.scenario.timeout).unwrap_or(self.opts.step_timeout)
+        step.or(self.scenario.timeout)
+            .unwrap_or(self.opts.step_timeout)
     }
 
     async fn run(&mut self) -> Result<(), Stop> {
         let s = self.scenario;
         for c in &s.requires {
             if v5_only(*c) && !self.protocol.is_v5() {
-                return Err(Stop::Skip(format!("requires {}, an MQTT 5.0 feature", c.as_str())));
+                return Err(Stop::Skip(format!(
+                    "requires {}, an MQTT 5.0 feature",
+                    c.as_str()
+                )));
             }
             if self.opts.without.contains(c) {
-                return Err(Stop::Skip(format!("requires {}: the target profile says it is not offered", c.as_str())));
+                return Err(Stop::Skip(format!(
+                    "requires {}: the target profile says it is not offered",
+                    c.as_str()
+                )));
             }
         }
         for c in &s.clients {
             let name = c.name.clone();
             if c.connect {
                 self.connect(&name, &Map::new(), None, true).await?;
-                if let Some(caps) = &self.caps {
-                    if let Some(why) = s.requires.iter().find_map(|r| caps.missing(*r)) {
-                        return Err(Stop::Skip(why));
-                    }
-                }
             } else {
                 self.open(&name).await?;
             }
@@ -442,7 +486,9 @@ impl<'a> Ctx<'a> {
         }
         let default = Matcher {
             ty: PacketType::ConnAck,
-            fields: [("reason_code".to_string(), Value::from(0))].into_iter().collect(),
+            fields: [("reason_code".to_string(), Value::from(0))]
+                .into_iter()
+                .collect(),
         };
         let first = self.caps.is_none();
         let timeout = self.timeout(None);
@@ -451,12 +497,27 @@ impl<'a> Ctx<'a> {
         if let Event::Packet(Packet::ConnAck(ack), _) = &ev {
             if first {
                 // A broker that refuses the version is not failing this scenario.
-                let refused = if self.protocol.is_v5() { ack.code == 0x84 } else { ack.code == 0x01 };
+                // 0x84 Unsupported Protocol Version (5.0), 0x01 unacceptable
+                // protocol version (3.x; also what a 3.1.1-only broker answers
+                // a 5.0 CONNECT with).
+                let refused = match self.protocol {
+                    Protocol::V5 => matches!(ack.code, 0x84 | 0x01),
+                    _ => ack.code == 0x01,
+                };
                 if refused && connack.is_none() {
-                    return Err(Stop::Skip(format!("the target does not support MQTT {}", self.protocol)));
+                    return Err(Stop::Skip(format!(
+                        "the target does not support MQTT {}",
+                        self.protocol
+                    )));
                 }
                 if ack.code == 0 {
-                    self.caps = Some(Capabilities::from_connack(&ack.properties, self.protocol));
+                    let caps = Capabilities::from_connack(&ack.properties, self.protocol);
+                    // The first CONNACK tells what the broker offers.
+                    if let Some(why) = self.scenario.requires.iter().find_map(|r| caps.missing(*r))
+                    {
+                        return Err(Stop::Skip(why));
+                    }
+                    self.caps = Some(caps);
                 }
             }
         }
@@ -486,9 +547,14 @@ impl<'a> Ctx<'a> {
                 if !p.topic.contains(keep.as_str()) {
                     conn.note("skipped: unrelated traffic".into());
                     if p.qos == QoS::AtLeastOnce {
-                        let ack = mqtt_codec::encode_bytes(&Packet::PubAck(PubResponse::new(p.packet_id)), protocol)
-                            .map_err(|e| Stop::Error(e.to_string()))?;
-                        conn.send(&ack, Duration::from_secs(1)).await.map_err(Stop::Error)?;
+                        let ack = mqtt_codec::encode_bytes(
+                            &Packet::PubAck(PubResponse::new(p.packet_id)),
+                            protocol,
+                        )
+                        .map_err(|e| Stop::Error(e.to_string()))?;
+                        conn.send(&ack, Duration::from_secs(1))
+                            .await
+                            .map_err(Stop::Error)?;
                     }
                     continue;
                 }
@@ -504,7 +570,11 @@ impl<'a> Ctx<'a> {
                 let t = self.opts.step_timeout;
                 self.write(client, bytes, t).await
             }
-            Action::Expect { client, matcher, timeout } => {
+            Action::Expect {
+                client,
+                matcher,
+                timeout,
+            } => {
                 let t = self.timeout(*timeout);
                 let ev = self.next(client, Instant::now() + t).await?;
                 self.check_event(client, &ev, matcher, t)
@@ -513,13 +583,23 @@ impl<'a> Ctx<'a> {
                 client,
                 choices,
                 timeout,
-            } => self.expect_one_of(client, choices, self.timeout(*timeout)).await,
+            } => {
+                self.expect_one_of(client, choices, self.timeout(*timeout))
+                    .await
+            }
             Action::ExpectUnordered {
                 client,
                 matchers,
                 timeout,
-            } => self.expect_unordered(client, matchers, self.timeout(*timeout)).await,
-            Action::ExpectClose { client, close, timeout } => {
+            } => {
+                self.expect_unordered(client, matchers, self.timeout(*timeout))
+                    .await
+            }
+            Action::ExpectClose {
+                client,
+                close,
+                timeout,
+            } => {
                 let t = self.timeout(*timeout);
                 self.expect_close(client, close, t).await
             }
@@ -527,7 +607,12 @@ impl<'a> Ctx<'a> {
                 let ev = self.next(client, Instant::now() + *duration).await?;
                 match ev {
                     Event::Timeout => Ok(()),
-                    other => Err(fail(format!("no packet for {}", show_duration(*duration)), &other, self.protocol, *duration)),
+                    other => Err(fail(
+                        format!("no packet for {}", show_duration(*duration)),
+                        &other,
+                        self.protocol,
+                        *duration,
+                    )),
                 }
             }
             Action::Connect {
@@ -535,7 +620,10 @@ impl<'a> Ctx<'a> {
                 fields,
                 connack,
                 expect_connack,
-            } => self.connect(client, fields, connack.as_ref(), *expect_connack).await,
+            } => {
+                self.connect(client, fields, connack.as_ref(), *expect_connack)
+                    .await
+            }
             Action::Disconnect { client, fields } => {
                 let mut f = fields.clone();
                 f.insert("type".into(), Value::from("DISCONNECT"));
@@ -579,7 +667,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    async fn send_packet(&mut self, client: &str, mut fields: Map<String, Value>) -> Result<(), Stop> {
+    async fn send_packet(
+        &mut self,
+        client: &str,
+        mut fields: Map<String, Value>,
+    ) -> Result<(), Stop> {
         let is_connect = fields.get("type").and_then(Value::as_str) == Some("CONNECT");
         if is_connect {
             if !fields.contains_key("client_id") {
@@ -589,7 +681,9 @@ impl<'a> Ctx<'a> {
                 .entry("protocol")
                 .or_insert_with(|| Value::from(self.protocol.as_str()));
         }
-        let value = self.subst(&Value::Object(fields), client).map_err(Stop::Error)?;
+        let value = self
+            .subst(&Value::Object(fields), client)
+            .map_err(Stop::Error)?;
         let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
         let (packet, overrides) = packet_json::packet_from_value(&value, protocol)
             .map_err(|e| Stop::Error(format!("the packet to send is not valid: {e}")))?;
@@ -610,7 +704,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks that `ev` is a packet matching `m`; captures on success.
-    fn check_event(&mut self, client: &str, ev: &Event, m: &Matcher, timeout: Duration) -> Result<(), Stop> {
+    fn check_event(
+        &mut self,
+        client: &str,
+        ev: &Event,
+        m: &Matcher,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
         let expected = self.describe_matcher(m, client);
         match ev {
             Event::Packet(p, _) => {
@@ -621,6 +721,9 @@ impl<'a> Ctx<'a> {
                         Ok(())
                     }
                     Err(why) => {
+                        if let Some(skip) = self.granted_below_required(p) {
+                            return Err(Stop::Skip(skip));
+                        }
                         let mut f = fail(expected, ev, self.protocol, timeout);
                         if let Stop::Fail(x) = &mut f {
                             x.got = format!("{} ({why})", x.got);
@@ -633,8 +736,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A SUBACK granting less than the QoS a scenario requires tells that the
+    /// broker does not offer it (3.1.1 has no Maximum QoS in CONNACK).
+    fn granted_below_required(&self, p: &Packet) -> Option<String> {
+        let Packet::SubAck(ack) = p else {
+            return None;
+        };
+        let granted = ack.reason_codes.iter().copied().filter(|c| *c <= 2).max()?;
+        let needed = self.scenario.requires.iter().find_map(|c| match c {
+            Capability::Qos2 if granted < 2 => Some((c, 2)),
+            Capability::Qos1 if granted < 1 => Some((c, 1)),
+            _ => None,
+        });
+        needed.map(|(c, n)| {
+            format!(
+                "requires {}: the broker granted at most QoS {granted} where QoS {n} was asked",
+                c.as_str()
+            )
+        })
+    }
+
     fn describe_matcher(&self, m: &Matcher, client: &str) -> String {
-        let fields = self.subst(&Value::Object(m.fields.clone()), client).unwrap_or(Value::Null);
+        let fields = self
+            .subst(&Value::Object(m.fields.clone()), client)
+            .unwrap_or(Value::Null);
         match fields {
             Value::Object(f) if !f.is_empty() => format!("{} {}", m.ty.name(), Value::Object(f)),
             _ => m.ty.name().to_string(),
@@ -649,26 +774,37 @@ impl<'a> Ctx<'a> {
         caps: &mut HashMap<String, Value>,
     ) -> Result<(), String> {
         if p.packet_type() != m.ty {
-            return Err(format!("a {} where a {} was expected", p.packet_type(), m.ty));
+            return Err(format!(
+                "a {} where a {} was expected",
+                p.packet_type(),
+                m.ty
+            ));
         }
         let actual = packet_json::packet_to_json(p, self.protocol);
         let Value::Object(actual) = actual else {
             return Err("the packet does not describe as fields".into());
         };
         for (key, want) in &m.fields {
-            let key_actual = if key == "code" { "reason_code" } else { key.as_str() };
+            let key_actual = if key == "code" {
+                "reason_code"
+            } else {
+                key.as_str()
+            };
             let got = actual.get(key_actual);
             let want = self.subst_expect(want, client);
             match got {
                 None => {
                     // 3.x acks carry no reason code: 0 is what they mean.
-                    if key_actual == "reason_code" && want == Value::from(0) {
+                    if key_actual == "reason_code" && want.as_u64() == Some(0) {
                         continue;
                     }
                     return Err(format!("it has no `{key}`"));
                 }
                 Some(got) => {
-                    let ok = if key_actual == "reason_code" && want.is_string() && !is_capture_value(&want) {
+                    let ok = if key_actual == "reason_code"
+                        && want.is_string()
+                        && !is_capture_value(&want)
+                    {
                         let name = actual.get("reason").and_then(Value::as_str).unwrap_or("");
                         want.as_str().is_some_and(|w| w.eq_ignore_ascii_case(name))
                     } else if key_actual == "properties" {
@@ -687,7 +823,12 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    async fn expect_one_of(&mut self, client: &str, choices: &[Choice], timeout: Duration) -> Result<(), Stop> {
+    async fn expect_one_of(
+        &mut self,
+        client: &str,
+        choices: &[Choice],
+        timeout: Duration,
+    ) -> Result<(), Stop> {
         let deadline = Instant::now() + timeout;
         let expected: Vec<String> = choices
             .iter()
@@ -711,14 +852,18 @@ impl<'a> Ctx<'a> {
                 }
                 if let Packet::Disconnect(d) = p {
                     let accepts = choices.iter().any(|c| match c {
-                        Choice::Close(spec) => spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code),
+                        Choice::Close(spec) => {
+                            spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code)
+                        }
                         Choice::Packet(_) => false,
                     });
                     if accepts {
                         return match self.next(client, deadline).await? {
                             Event::Closed(_) => Ok(()),
                             other => Err(fail(
-                                format!("{expected} (the connection to close after the DISCONNECT)"),
+                                format!(
+                                    "{expected} (the connection to close after the DISCONNECT)"
+                                ),
                                 &other,
                                 self.protocol,
                                 timeout,
@@ -733,11 +878,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    async fn expect_unordered(&mut self, client: &str, matchers: &[Matcher], timeout: Duration) -> Result<(), Stop> {
+    async fn expect_unordered(
+        &mut self,
+        client: &str,
+        matchers: &[Matcher],
+        timeout: Duration,
+    ) -> Result<(), Stop> {
         let deadline = Instant::now() + timeout;
         let mut left: Vec<&Matcher> = matchers.iter().collect();
         while !left.is_empty() {
-            let expected: Vec<String> = left.iter().map(|m| self.describe_matcher(m, client)).collect();
+            let expected: Vec<String> = left
+                .iter()
+                .map(|m| self.describe_matcher(m, client))
+                .collect();
             let expected = format!("in any order: {}", expected.join(" | "));
             let ev = self.next(client, deadline).await?;
             let Event::Packet(p, _) = &ev else {
@@ -762,7 +915,12 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    async fn expect_close(&mut self, client: &str, spec: &CloseSpec, timeout: Duration) -> Result<(), Stop> {
+    async fn expect_close(
+        &mut self,
+        client: &str,
+        spec: &CloseSpec,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
         let deadline = Instant::now() + timeout;
         loop {
             let ev = self.next(client, deadline).await?;
@@ -805,7 +963,11 @@ impl<'a> Ctx<'a> {
                 .cloned()
                 .ok_or_else(|| format!("`{s}` is used before an expect step captured it"))?,
             Value::String(s) => Value::String(self.subst_str(s, client)),
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.subst(x, client)).collect::<Result<_, _>>()?),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.subst(x, client))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Object(m) => Value::Object(
                 m.iter()
                     .map(|(k, x)| Ok((k.clone(), self.subst(x, client)?)))
@@ -820,8 +982,14 @@ impl<'a> Ctx<'a> {
         match v {
             Value::String(s) if is_capture(s) => v.clone(),
             Value::String(s) => Value::String(self.subst_str(s, client)),
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.subst_expect(x, client)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.subst_expect(x, client))).collect()),
+            Value::Array(a) => {
+                Value::Array(a.iter().map(|x| self.subst_expect(x, client)).collect())
+            }
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.subst_expect(x, client)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -832,7 +1000,10 @@ impl<'a> Ctx<'a> {
             if let Some(conn) = self.conns.get_mut(&name) {
                 if conn.is_open() && conn.connected {
                     // A normal DISCONNECT, so that no will fires after the case.
-                    if let Ok(b) = mqtt_codec::encode_bytes(&Packet::Disconnect(Default::default()), conn.protocol) {
+                    if let Ok(b) = mqtt_codec::encode_bytes(
+                        &Packet::Disconnect(Default::default()),
+                        conn.protocol,
+                    ) {
                         let _ = conn.send(&b, Duration::from_millis(500)).await;
                     }
                 }
@@ -884,11 +1055,15 @@ fn match_value(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> 
             _ => false,
         },
         Value::Array(w) => match got {
-            Value::Array(g) => w.len() == g.len() && w.iter().zip(g).all(|(a, b)| match_value(a, b, caps)),
+            Value::Array(g) => {
+                w.len() == g.len() && w.iter().zip(g).all(|(a, b)| match_value(a, b, caps))
+            }
             _ => false,
         },
         Value::Object(w) => match got {
-            Value::Object(g) => w.iter().all(|(k, v)| g.get(k).is_some_and(|x| match_value(v, x, caps))),
+            Value::Object(g) => w
+                .iter()
+                .all(|(k, v)| g.get(k).is_some_and(|x| match_value(v, x, caps))),
             _ => false,
         },
         other => other == got,
@@ -926,7 +1101,12 @@ fn match_properties(want: &Value, got: &Value, caps: &mut HashMap<String, Value>
     let wanted: Vec<(String, Value)> = match want {
         Value::Array(a) => a
             .iter()
-            .filter_map(|p| Some((p.get("name")?.as_str()?.to_string(), p.get("value")?.clone())))
+            .filter_map(|p| {
+                Some((
+                    p.get("name")?.as_str()?.to_string(),
+                    p.get("value")?.clone(),
+                ))
+            })
             .collect(),
         Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         _ => return false,
@@ -936,7 +1116,8 @@ fn match_properties(want: &Value, got: &Value, caps: &mut HashMap<String, Value>
             p.get("name").and_then(Value::as_str) == Some(name.as_str())
                 && p.get("value").is_some_and(|v| {
                     let mut trial = caps.clone();
-                    let ok = match_value(value, v, &mut trial) || match_binary(value, v, &mut trial);
+                    let ok =
+                        match_value(value, v, &mut trial) || match_binary(value, v, &mut trial);
                     if ok {
                         *caps = trial;
                     }
@@ -957,10 +1138,16 @@ fn show_duration(d: Duration) -> String {
 /// A failure: `expected`, and what `ev` was instead.
 fn fail(expected: String, ev: &Event, protocol: Protocol, timeout: Duration) -> Stop {
     let (got, got_hex) = match ev {
-        Event::Packet(p, raw) => (packet_json::packet_to_json(p, protocol).to_string(), Some(hex::spaced(raw))),
+        Event::Packet(p, raw) => (
+            packet_json::packet_to_json(p, protocol).to_string(),
+            Some(hex::spaced(raw)),
+        ),
         Event::Closed(None) => ("the connection closed".to_string(), None),
         Event::Closed(Some(n)) => (format!("the connection closed ({n})"), None),
-        Event::Malformed(e, raw) => (format!("bytes that do not decode: {e}"), Some(hex::spaced(raw))),
+        Event::Malformed(e, raw) => (
+            format!("bytes that do not decode: {e}"),
+            Some(hex::spaced(raw)),
+        ),
         Event::Timeout => (format!("nothing within {}", show_duration(timeout)), None),
     };
     Stop::Fail(Failure {
@@ -985,17 +1172,41 @@ mod tests {
         assert!(!match_value(&json!("$m"), &json!(8), &mut caps));
         assert!(match_value(&json!([0, 1]), &json!([0, 1]), &mut caps));
         assert!(!match_value(&json!([0]), &json!([0, 1]), &mut caps));
-        assert!(match_value(&json!({"a": 1}), &json!({"a": 1, "b": 2}), &mut caps));
+        assert!(match_value(
+            &json!({"a": 1}),
+            &json!({"a": 1, "b": 2}),
+            &mut caps
+        ));
     }
 
     #[test]
     fn payloads_and_properties() {
         let mut caps = HashMap::new();
-        assert!(match_binary(&json!("hi"), &json!({"hex": "68 69"}), &mut caps));
-        assert!(match_binary(&json!({"hex": "6869"}), &json!("hi"), &mut caps));
+        assert!(match_binary(
+            &json!("hi"),
+            &json!({"hex": "68 69"}),
+            &mut caps
+        ));
+        assert!(match_binary(
+            &json!({"hex": "6869"}),
+            &json!("hi"),
+            &mut caps
+        ));
         let got = json!([{"name": "topic_alias", "value": 3}, {"name": "user_property", "value": ["k", "v"]}]);
-        assert!(match_properties(&json!({"topic_alias": 3}), &got, &mut caps));
-        assert!(match_properties(&json!([{"name": "user_property", "value": ["k", "v"]}]), &got, &mut caps));
-        assert!(!match_properties(&json!({"topic_alias": 4}), &got, &mut caps));
+        assert!(match_properties(
+            &json!({"topic_alias": 3}),
+            &got,
+            &mut caps
+        ));
+        assert!(match_properties(
+            &json!([{"name": "user_property", "value": ["k", "v"]}]),
+            &got,
+            &mut caps
+        ));
+        assert!(!match_properties(
+            &json!({"topic_alias": 4}),
+            &got,
+            &mut caps
+        ));
     }
 }

@@ -168,28 +168,59 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Send a packet described by fields (`type` included).
-    Send { client: String, packet: Map<String, Value> },
+    Send {
+        client: String,
+        packet: Map<String, Value>,
+    },
     /// Send raw bytes.
     SendHex { client: String, bytes: Vec<u8> },
     /// Expect a packet whose listed fields match.
-    Expect { client: String, matcher: Matcher, timeout: Option<Duration> },
+    Expect {
+        client: String,
+        matcher: Matcher,
+        timeout: Option<Duration>,
+    },
     /// Expect one of several outcomes (the spec lets the broker choose).
-    ExpectOneOf { client: String, choices: Vec<Choice>, timeout: Option<Duration> },
+    ExpectOneOf {
+        client: String,
+        choices: Vec<Choice>,
+        timeout: Option<Duration>,
+    },
     /// Expect these packets, in any order.
-    ExpectUnordered { client: String, matchers: Vec<Matcher>, timeout: Option<Duration> },
+    ExpectUnordered {
+        client: String,
+        matchers: Vec<Matcher>,
+        timeout: Option<Duration>,
+    },
     /// Expect the connection to close, optionally after a DISCONNECT.
-    ExpectClose { client: String, close: CloseSpec, timeout: Option<Duration> },
+    ExpectClose {
+        client: String,
+        close: CloseSpec,
+        timeout: Option<Duration>,
+    },
     /// Expect nothing for this long.
     ExpectSilence { client: String, duration: Duration },
     /// (Re)connect: open a connection, send CONNECT with these fields over the
     /// client's, and (unless `expect_connack` is false) expect a CONNACK matching `connack`.
-    Connect { client: String, fields: Map<String, Value>, connack: Option<Matcher>, expect_connack: bool },
+    Connect {
+        client: String,
+        fields: Map<String, Value>,
+        connack: Option<Matcher>,
+        expect_connack: bool,
+    },
     /// Send DISCONNECT (with these fields) and close.
-    Disconnect { client: String, fields: Map<String, Value> },
+    Disconnect {
+        client: String,
+        fields: Map<String, Value>,
+    },
     /// Close the socket without DISCONNECT.
     Drop { client: String },
     /// Let a spec timer run.
-    Wait { duration: Duration, reason: String, statements: Vec<String> },
+    Wait {
+        duration: Duration,
+        reason: String,
+        statements: Vec<String>,
+    },
 }
 
 impl Action {
@@ -238,8 +269,16 @@ impl fmt::Display for CloseSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the connection to close")?;
         if !self.disconnect.is_empty() {
-            let codes: Vec<String> = self.disconnect.iter().map(|c| format!("0x{c:02X}")).collect();
-            write!(f, " (after no DISCONNECT, or one with reason {})", codes.join(" or "))?;
+            let codes: Vec<String> = self
+                .disconnect
+                .iter()
+                .map(|c| format!("0x{c:02X}"))
+                .collect();
+            write!(
+                f,
+                " (after no DISCONNECT, or one with reason {})",
+                codes.join(" or ")
+            )?;
         }
         Ok(())
     }
@@ -300,7 +339,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ParseError>> {
             errors.push(ParseError {
                 file: p.display().to_string(),
                 pos: None,
-                message: "no such file or directory; give scenario files or directories holding *.yaml".into(),
+                message:
+                    "no such file or directory; give scenario files or directories holding *.yaml"
+                        .into(),
             });
         }
     }
@@ -328,7 +369,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -358,9 +402,10 @@ fn scenario_id(path: &Path, root: Option<&Path>) -> String {
             return s.join("/");
         }
     }
-    no_ext
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    no_ext.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Parses a scenario from its text. `file` is used in error messages.
@@ -372,11 +417,20 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
     };
     let raw: RawScenario = serde_norway::from_str(text).map_err(|e| {
         let pe = packet_json::Error::from_yaml(&e);
-        at(pe.location.map(|(line, column)| Pos { line, column }), pe.message)
+        at(
+            pe.location.map(|(line, column)| Pos { line, column }),
+            pe.message,
+        )
     })?;
     let step_pos = step_positions(text);
     let positions_known = step_pos.len() == raw.steps.len();
-    let pos_of = |i: usize| if positions_known { step_pos.get(i).copied() } else { None };
+    let pos_of = |i: usize| {
+        if positions_known {
+            step_pos.get(i).copied()
+        } else {
+            None
+        }
+    };
     // The text of step i spans from its line to the next step's.
     let range_of = |i: usize| -> (usize, usize) {
         let start = pos_of(i).map_or(1, |p| p.line);
@@ -395,10 +449,27 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
         ));
     }
 
+    for p in &protocols {
+        let listed = raw.statements.0.contains_key(p)
+            || raw.statements.0.contains_key(&p.catalogue_version());
+        if !listed {
+            return Err(at(
+                find_key(text, "protocols", 1, usize::MAX),
+                format!(
+                    "the scenario runs under MQTT {p} but lists no statements for it; add `\"{}\": [ids]` under `statements`",
+                    p.catalogue_version()
+                ),
+            ));
+        }
+    }
+
     let mut clients: Vec<ClientSpec> = Vec::new();
     for (name, c) in raw.clients.0 {
         if clients.iter().any(|x| x.name == name) {
-            return Err(at(find_key(text, &name, 1, usize::MAX), format!("client `{name}` is declared twice")));
+            return Err(at(
+                find_key(text, &name, 1, usize::MAX),
+                format!("client `{name}` is declared twice"),
+            ));
         }
         clients.push(c.into_spec(name));
     }
@@ -417,25 +488,43 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
                 };
                 return Err(at(
                     find_key(text, client, start, end).or(pos_of(i)),
-                    format!("step {} uses client `{client}`, which is not declared{hint}; {declared}", i + 1),
+                    format!(
+                        "step {} uses client `{client}`, which is not declared{hint}; {declared}",
+                        i + 1
+                    ),
                 ));
             }
         }
         if let Action::Send { packet, .. } = &s.action {
             check_send(packet, &protocols).map_err(|(key, msg)| {
-                let pos = key.and_then(|k| find_key(text, &k, start, end)).or(pos_of(i));
+                let pos = key
+                    .and_then(|k| find_key(text, &k, start, end))
+                    .or(pos_of(i));
                 at(pos, format!("step {}: {msg}", i + 1))
             })?;
         }
         if let Action::Wait { statements, .. } = &s.action {
             for id in statements {
-                if !protocols.iter().any(|p| catalogue::lookup(*p, id).is_some()) {
+                if !protocols
+                    .iter()
+                    .any(|p| catalogue::lookup(*p, id).is_some())
+                {
                     return Err(at(
                         find_token(text, id, start, end).or(pos_of(i)),
                         format!("`{id}` is not a statement of {}", names_of(&protocols)),
                     ));
                 }
             }
+        }
+        if let Some(p) = s.only.iter().find(|p| !protocols.contains(p)) {
+            return Err(at(
+                find_key(text, "only", start, end).or(pos_of(i)),
+                format!(
+                    "step {} is `only` for MQTT {p}, which the scenario does not run under ({})",
+                    i + 1,
+                    names_of(&protocols)
+                ),
+            ));
         }
         steps.push(Step {
             pos: pos_of(i),
@@ -472,11 +561,16 @@ fn names_of(protocols: &[Protocol]) -> String {
 
 /// Checks that a send step's fields describe a packet, with variables
 /// replaced by stand-ins. Returns the offending key when it can tell.
-fn check_send(packet: &Map<String, Value>, protocols: &[Protocol]) -> Result<(), (Option<String>, String)> {
+fn check_send(
+    packet: &Map<String, Value>,
+    protocols: &[Protocol],
+) -> Result<(), (Option<String>, String)> {
     let mut packet = packet.clone();
     // The runner gives a CONNECT the client's id when it names none.
     if packet.get("type").and_then(Value::as_str) == Some("CONNECT") {
-        packet.entry("client_id").or_insert_with(|| Value::from("x"));
+        packet
+            .entry("client_id")
+            .or_insert_with(|| Value::from("x"));
     }
     let stand_in = stand_in(&Value::Object(packet.clone()), None);
     for p in protocols {
@@ -497,25 +591,33 @@ fn check_connect_fields(fields: &Map<String, Value>) -> Result<(), (String, Stri
     m.insert("type".into(), Value::from("CONNECT"));
     m.entry("client_id").or_insert_with(|| Value::from("x"));
     let v = stand_in(&Value::Object(m), None);
-    packet_json::packet_from_value(&v, Protocol::V5).map(|_| ()).map_err(|e| {
-        let key = fields
-            .keys()
-            .find(|k| e.message.contains(&format!("`{k}`")))
-            .cloned()
-            .unwrap_or_else(|| "clients".into());
-        (key, e.message)
-    })
+    packet_json::packet_from_value(&v, Protocol::V5)
+        .map(|_| ())
+        .map_err(|e| {
+            let key = fields
+                .keys()
+                .find(|k| e.message.contains(&format!("`{k}`")))
+                .cloned()
+                .unwrap_or_else(|| "clients".into());
+            (key, e.message)
+        })
 }
 
 /// Replaces `$name` captures by a value of the right kind for validation.
 fn stand_in(v: &Value, key: Option<&str>) -> Value {
     match v {
         Value::String(s) if s.starts_with('$') && is_capture(s) => match key {
-            Some("id" | "qos" | "keep_alive" | "reason_code" | "code" | "truncate") => Value::from(1),
+            Some("id" | "qos" | "keep_alive" | "reason_code" | "code" | "truncate") => {
+                Value::from(1)
+            }
             Some("retain" | "dup" | "clean_start" | "session_present") => Value::from(false),
             _ => Value::from("x"),
         },
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), stand_in(v, Some(k)))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), stand_in(v, Some(k))))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(|x| stand_in(x, key)).collect()),
         other => other.clone(),
     }
@@ -580,10 +682,18 @@ fn find_key(text: &str, key: &str, start: usize, end: usize) -> Option<Pos> {
             let col = from + off;
             let before = line.get(..col).and_then(|b| b.chars().last());
             let after = line.get(col + key.len()..).unwrap_or("");
-            let quoted_after = after.strip_prefix('"').or_else(|| after.strip_prefix('\'')).unwrap_or(after);
-            let boundary_before = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
+            let quoted_after = after
+                .strip_prefix('"')
+                .or_else(|| after.strip_prefix('\''))
+                .unwrap_or(after);
+            let boundary_before =
+                before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
             if boundary_before && quoted_after.trim_start().starts_with(':') {
-                let column = if matches!(before, Some('"' | '\'')) { col } else { col + 1 };
+                let column = if matches!(before, Some('"' | '\'')) {
+                    col
+                } else {
+                    col + 1
+                };
                 return Some(Pos { line: n, column });
             }
             from = col + key.len().max(1);
@@ -606,7 +716,10 @@ fn find_token(text: &str, token: &str, start: usize, end: usize) -> Option<Pos> 
             let after = line.get(col + token.len()..).and_then(|a| a.chars().next());
             let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.';
             if before.is_none_or(|c| !word(c)) && after.is_none_or(|c| !word(c)) {
-                return Some(Pos { line: n, column: col + 1 });
+                return Some(Pos {
+                    line: n,
+                    column: col + 1,
+                });
             }
             from = col + token.len().max(1);
         }
@@ -688,7 +801,9 @@ impl<'de> Deserialize<'de> for Statements {
                 while let Some(ProtocolName(p)) = map.next_key()? {
                     let ids = map.next_value_seed(IdsSeed(p))?;
                     if out.insert(p, ids).is_some() {
-                        return Err(de::Error::custom(format!("statements for {p} are listed twice")));
+                        return Err(de::Error::custom(format!(
+                            "statements for {p} are listed twice"
+                        )));
                     }
                 }
                 Ok(Statements(out))
@@ -740,7 +855,11 @@ impl Visitor<'_> for IdSeed {
         if let Some(st) = catalogue::lookup(p, s) {
             return Ok(st.id.to_string());
         }
-        let other = if p.is_v5() { Protocol::V3_1_1 } else { Protocol::V5 };
+        let other = if p.is_v5() {
+            Protocol::V3_1_1
+        } else {
+            Protocol::V5
+        };
         let elsewhere = if catalogue::lookup(other, s).is_some() {
             format!(" (it is a statement of MQTT {other}: list it under \"{other}\")")
         } else {
@@ -759,7 +878,9 @@ struct DurationValue(Duration);
 
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
@@ -780,9 +901,11 @@ impl<'de> Deserialize<'de> for DurationValue {
                 f.write_str("a duration such as 300ms, 2s or 1.5 (seconds)")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<DurationValue, E> {
-                parse_duration(s)
-                    .map(DurationValue)
-                    .ok_or_else(|| E::custom(format!("`{s}` is not a duration; write e.g. 300ms, 2s or 1.5s")))
+                parse_duration(s).map(DurationValue).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{s}` is not a duration; write e.g. 300ms, 2s or 1.5s"
+                    ))
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationValue, E> {
                 self.visit_str(&v.to_string())
@@ -875,9 +998,15 @@ const STEP_KEYWORDS: &[&str] = &["wait", "only"];
 
 fn check_client_name<E: de::Error>(name: &str) -> Result<(), E> {
     if STEP_KEYWORDS.contains(&name) {
-        return Err(E::custom(format!("`{name}` is a step keyword and cannot name a client")));
+        return Err(E::custom(format!(
+            "`{name}` is a step keyword and cannot name a client"
+        )));
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(E::custom(format!(
             "`{name}` is not a usable client name: use letters, digits, `_` and `-`"
         )));
@@ -925,7 +1054,9 @@ impl<'de> Visitor<'de> for StepVisitor {
                     statements: w.statements,
                 }
             } else {
-                map.next_value_seed(ClientActionSeed { client: key.clone() })?
+                map.next_value_seed(ClientActionSeed {
+                    client: key.clone(),
+                })?
             };
             action = Some((key, a));
         }
@@ -1027,7 +1158,12 @@ impl<'de> Visitor<'de> for ClientActionSeed {
         let mut ty: Option<PacketType> = None;
         let mut fields = Map::new();
         let mut timeout = None;
-        while let Some(key) = map.next_key::<String>()? {
+        loop {
+            let (kn, t) = (kind.as_ref().map(|(k, _)| *k), ty);
+            let Some(key) = map.next_key_seed(CheckedKey(move |k: &str| step_key_ok(k, kn, t)))?
+            else {
+                break;
+            };
             if key == "timeout" {
                 timeout = Some(map.next_value::<DurationValue>()?.0);
                 continue;
@@ -1050,14 +1186,18 @@ impl<'de> Visitor<'de> for ClientActionSeed {
                         } else {
                             Action::Expect {
                                 client: client.clone(),
-                                matcher: Matcher { ty: t, fields: Map::new() },
+                                matcher: Matcher {
+                                    ty: t,
+                                    fields: Map::new(),
+                                },
                                 timeout: None,
                             }
                         }
                     }
                     "send_hex" => {
                         let text: String = map.next_value()?;
-                        let bytes = hex::parse(&text).map_err(|e| de::Error::custom(format!("send_hex: {e}")))?;
+                        let bytes = hex::parse(&text)
+                            .map_err(|e| de::Error::custom(format!("send_hex: {e}")))?;
                         Action::SendHex {
                             client: client.clone(),
                             bytes,
@@ -1117,7 +1257,10 @@ impl<'de> Visitor<'de> for ClientActionSeed {
                         }
                         let connack = match c.connack {
                             Some(fields) => {
-                                check_expect_fields::<A::Error>(PacketType::ConnAck, fields.keys())?;
+                                check_expect_fields::<A::Error>(
+                                    PacketType::ConnAck,
+                                    fields.keys(),
+                                )?;
                                 Some(Matcher {
                                     ty: PacketType::ConnAck,
                                     fields,
@@ -1155,7 +1298,9 @@ impl<'de> Visitor<'de> for ClientActionSeed {
                 }
             }
             match (kind.as_ref().map(|(k, _)| *k), ty) {
-                (Some("expect"), Some(t)) => check_expect_fields::<A::Error>(t, std::iter::once(&key))?,
+                (Some("expect"), Some(t)) => {
+                    check_expect_fields::<A::Error>(t, std::iter::once(&key))?
+                }
                 (Some("send"), Some(t)) => check_send_field::<A::Error>(t, &key)?,
                 _ => {}
             }
@@ -1187,7 +1332,9 @@ impl<'de> Visitor<'de> for ClientActionSeed {
                 packet.extend(fields);
             }
             Action::Expect {
-                matcher, timeout: t, ..
+                matcher,
+                timeout: t,
+                ..
             } => {
                 check_expect_fields::<A::Error>(matcher.ty, fields.keys())?;
                 matcher.fields = fields;
@@ -1260,21 +1407,47 @@ pub fn expect_fields(ty: PacketType) -> &'static [&'static str] {
             "username",
             "password",
         ],
-        PacketType::ConnAck => &["session_present", "reason_code", "code", "reason", "properties"],
-        PacketType::Publish => &["dup", "qos", "retain", "topic", "id", "properties", "payload"],
+        PacketType::ConnAck => &[
+            "session_present",
+            "reason_code",
+            "code",
+            "reason",
+            "properties",
+        ],
+        PacketType::Publish => &[
+            "dup",
+            "qos",
+            "retain",
+            "topic",
+            "id",
+            "properties",
+            "payload",
+        ],
         PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
             &["id", "reason_code", "code", "reason", "properties"]
         }
         PacketType::Subscribe | PacketType::Unsubscribe => &["id", "properties", "filters"],
         PacketType::SubAck | PacketType::UnsubAck => &["id", "properties", "codes", "reasons"],
         PacketType::PingReq | PacketType::PingResp => &[],
-        PacketType::Disconnect | PacketType::Auth => &["reason_code", "code", "reason", "properties"],
+        PacketType::Disconnect | PacketType::Auth => {
+            &["reason_code", "code", "reason", "properties"]
+        }
     }
 }
 
-const OVERRIDE_KEYS: &[&str] = &["first_byte", "flags", "remaining_length", "raw", "append", "truncate"];
+const OVERRIDE_KEYS: &[&str] = &[
+    "first_byte",
+    "flags",
+    "remaining_length",
+    "raw",
+    "append",
+    "truncate",
+];
 
-fn check_expect_fields<'a, E: de::Error>(ty: PacketType, keys: impl Iterator<Item = &'a String>) -> Result<(), E> {
+fn check_expect_fields<'a, E: de::Error>(
+    ty: PacketType,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), E> {
     let allowed = expect_fields(ty);
     for k in keys {
         if !allowed.contains(&k.as_str()) {
@@ -1309,6 +1482,98 @@ fn check_send_field<E: de::Error>(ty: PacketType, key: &str) -> Result<(), E> {
     )))
 }
 
+/// A mapping key, checked while the parser points at it (so that an error
+/// carries the key's line and column).
+struct CheckedKey<F>(F);
+
+impl<'de, F: FnOnce(&str) -> Result<(), String>> DeserializeSeed<'de> for CheckedKey<F> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<F: FnOnce(&str) -> Result<(), String>> Visitor<'_> for CheckedKey<F> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+        (self.0)(s).map_err(E::custom)?;
+        Ok(s.to_string())
+    }
+}
+
+/// A key of a client step's mapping, given the action and type read so far.
+fn step_key_ok(k: &str, kind: Option<&str>, ty: Option<PacketType>) -> Result<(), String> {
+    if k == "timeout" {
+        return Ok(());
+    }
+    if ACTIONS.contains(&k) {
+        return match kind {
+            Some(first) => Err(format!(
+                "a step does one thing: it has both `{first}` and `{k}`; split it into two steps"
+            )),
+            None => Ok(()),
+        };
+    }
+    match (kind, ty) {
+        (Some("expect"), Some(t)) => expect_field_ok(t, k, true),
+        (Some("send"), Some(t)) => send_field_ok(t, k),
+        (None, _) | (Some("send" | "expect"), None) => Ok(()),
+        (Some(other), _) => Err(format!(
+            "unknown key `{k}` in a `{other}` step{}; it takes only `{other}` and `timeout`",
+            suggest::hint(k, ACTIONS.iter().copied().chain(["timeout"]))
+        )),
+    }
+}
+
+/// A key of an `expect_one_of` / `expect_unordered` item.
+fn choice_key_ok(
+    k: &str,
+    ty: Option<PacketType>,
+    closing: bool,
+    allow_close: bool,
+) -> Result<(), String> {
+    match k {
+        "expect" => Ok(()),
+        "close" | "expect_close" if allow_close => Ok(()),
+        _ => match ty {
+            Some(t) => expect_field_ok(t, k, false),
+            None if closing => Err(format!(
+                "unknown key `{k}` in a close outcome; it takes only `close`"
+            )),
+            None => Ok(()),
+        },
+    }
+}
+
+fn expect_field_ok(ty: PacketType, k: &str, with_timeout: bool) -> Result<(), String> {
+    let allowed = expect_fields(ty);
+    if allowed.contains(&k) {
+        return Ok(());
+    }
+    let takes = if allowed.is_empty() {
+        "no fields".to_string()
+    } else {
+        allowed.join(", ")
+    };
+    let extra: &[&str] = if with_timeout { &["timeout"] } else { &[] };
+    Err(format!(
+        "unknown field `{k}` for an expected {ty}{}; a {ty} has {takes}{}",
+        suggest::hint(k, allowed.iter().copied().chain(extra.iter().copied())),
+        if with_timeout {
+            " (and the step may have `timeout`)"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn send_field_ok(ty: PacketType, key: &str) -> Result<(), String> {
+    check_send_field::<serde_json::Error>(ty, key).map_err(|e| e.to_string())
+}
+
 /// A `{expect: TYPE, …fields}` mapping.
 struct MatcherValue(Matcher);
 
@@ -1326,7 +1591,8 @@ struct ChoiceValue(Choice);
 
 impl<'de> Deserialize<'de> for ChoiceValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ChoiceVisitor { allow_close: true }).map(ChoiceValue)
+        d.deserialize_map(ChoiceVisitor { allow_close: true })
+            .map(ChoiceValue)
     }
 }
 
@@ -1347,7 +1613,15 @@ impl<'de> Visitor<'de> for ChoiceVisitor {
         let mut ty = None;
         let mut close = None;
         let mut fields = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let allow_close = self.allow_close;
+        loop {
+            let (t, closing) = (ty, close.is_some());
+            let Some(key) = map.next_key_seed(CheckedKey(move |k: &str| {
+                choice_key_ok(k, t, closing, allow_close)
+            }))?
+            else {
+                break;
+            };
             match key.as_str() {
                 "expect" => ty = Some(map.next_value_seed(TypeSeed)?),
                 "close" | "expect_close" if self.allow_close => {
@@ -1399,7 +1673,9 @@ impl<'de> Deserialize<'de> for CloseValue {
                 if v {
                     Ok(CloseValue(CloseSpec::default()))
                 } else {
-                    Err(E::custom("`false` is not an expectation; leave the step out instead"))
+                    Err(E::custom(
+                        "`false` is not an expectation; leave the step out instead",
+                    ))
                 }
             }
             fn visit_unit<E: de::Error>(self) -> Result<CloseValue, E> {
@@ -1445,7 +1721,9 @@ steps:
         assert_eq!(s.protocols, vec![Protocol::V3_1_1, Protocol::V5]);
         assert_eq!(s.steps.len(), 3);
         assert_eq!(s.steps[1].pos, Some(Pos { line: 9, column: 3 }));
-        assert!(matches!(&s.steps[1].action, Action::Expect { matcher, timeout: Some(_), .. } if matcher.ty == PacketType::PingResp));
+        assert!(
+            matches!(&s.steps[1].action, Action::Expect { matcher, timeout: Some(_), .. } if matcher.ty == PacketType::PingResp)
+        );
     }
 
     #[test]
@@ -1458,7 +1736,10 @@ steps:
 
     #[test]
     fn unknown_statement() {
-        let text = PING.replace("\"5.0\": [MQTT-3.12.4-1]", "\"5.0\": [MQTT-3.12.4-9]");
+        let text = PING.replace(
+            "\"5.0\": [MQTT-3.12.4-1]",
+            concat!("\"5.0\": [MQTT", "-3.12.4-9]"),
+        );
         let e = parse_scenario("x.yaml", &text).unwrap_err();
         assert_eq!(e.pos.map(|p| p.line), Some(4), "{e}");
         assert!(e.message.contains("not a statement of MQTT 5.0"), "{e}");
@@ -1474,7 +1755,10 @@ steps:
 
     #[test]
     fn unknown_expect_field() {
-        let text = PING.replace("{ expect: PINGRESP, timeout: 2s }", "{ expect: PINGRESP, qos: 1 }");
+        let text = PING.replace(
+            "{ expect: PINGRESP, timeout: 2s }",
+            "{ expect: PINGRESP, qos: 1 }",
+        );
         let e = parse_scenario("x.yaml", &text).unwrap_err();
         assert_eq!(e.pos.map(|p| p.line), Some(9), "{e}");
         assert!(e.message.contains("unknown field `qos`"), "{e}");

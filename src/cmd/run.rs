@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use mqtt_codec::Protocol;
 
 use super::{parse_protocol, CmdError, Status};
-use crate::client::Target;
-use crate::report::{console, json};
+use crate::baseline;
+use crate::client::{Target, TlsOptions};
+use crate::report::{console, html, json, junit};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Capability};
 
@@ -18,10 +19,17 @@ use crate::scenario::{self, Capability};
 pub struct Args {
     /// Scenario files or directories (searched for *.yaml). Default: scenarios/
     pub paths: Vec<PathBuf>,
-    /// The broker under test: mqtt://host:port (mqtts://, ws://, wss:// to come).
+    /// The broker under test: mqtt://host:port, mqtts://host:port, ws://host:port/mqtt
+    /// or wss://host:port/mqtt.
     /// Without it, the embedded reference broker is started on a loopback port.
     #[arg(long, value_parser = Target::parse)]
     pub target: Option<Target>,
+    /// PEM file of the authorities that signed the TLS target's certificate (mqtts://, wss://).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Accept any TLS certificate from the target (no authentication; testing only).
+    #[arg(long)]
+    pub insecure: bool,
     /// Cases run at once (default: available parallelism × 4).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -40,13 +48,16 @@ pub struct Args {
     /// Write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write a JUnit XML report to this file (not implemented yet).
+    /// Write a JUnit XML report to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// A baseline of known divergences (not implemented yet).
+    /// Write a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// A baseline of known divergences: their failures do not fail the run.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Write the failures of this run as a baseline (not implemented yet).
+    /// Write the failures of this run as a baseline file.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
     /// Deadline of each expect step and connection attempt (300ms, 5s…).
@@ -74,17 +85,15 @@ fn parse_capability(s: &str) -> Result<Capability, String> {
 }
 
 pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
-    for (flag, v) in [
-        ("--junit", &args.junit),
-        ("--baseline", &args.baseline),
-        ("--write-baseline", &args.write_baseline),
-    ] {
-        if v.is_some() {
-            return Err(CmdError::Usage(format!(
-                "{flag} is not implemented yet; use --json FILE"
-            )));
+    let known = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CmdError::Usage(format!("cannot read the baseline {}: {e}", path.display()))
+            })?;
+            baseline::parse(&path.display().to_string(), &text).map_err(CmdError::Usage)?
         }
-    }
+        None => Default::default(),
+    };
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("scenarios")]
     } else {
@@ -125,8 +134,15 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
             "--violate applies to the embedded broker; leave out --target".into(),
         ));
     }
+    let target = args.target.clone().map(|mut t| {
+        t.tls = TlsOptions {
+            ca: args.ca.clone(),
+            insecure: args.insecure,
+        };
+        t
+    });
     let opts = RunOptions {
-        target: args.target.clone(),
+        target,
         broker_config: config,
         jobs: args.jobs.unwrap_or_else(runner::default_jobs),
         step_timeout: args.timeout,
@@ -138,20 +154,41 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         .build()
         .map_err(|e| CmdError::Usage(format!("cannot start the async runtime: {e}")))?;
     let color = console::use_color();
-    let report = rt
+    let mut report = rt
         .block_on(runner::run(scenarios, &opts, |c| {
-            let _ = writeln!(out, "{}", console::case_text(c, color));
+            let is_known = known.contains(&(c.id.clone(), c.protocol));
+            let _ = writeln!(out, "{}", console::case_text_known(c, is_known, color));
         }))
         .map_err(CmdError::Usage)?;
+    report.baseline = known;
     writeln!(out)?;
     writeln!(out, "{}", console::summary_line(&report, color))?;
-    if let Some(path) = &args.json {
-        std::fs::write(path, json::render(&report)).map_err(|e| {
+    for c in report.fixed() {
+        writeln!(
+            out,
+            "fixed: {} [{}] passes now; remove it from the baseline",
+            c.id, c.protocol
+        )?;
+    }
+    let write = |path: &PathBuf, what: &str, text: String| {
+        std::fs::write(path, text).map_err(|e| {
             CmdError::Usage(format!(
-                "cannot write the JSON report to {}: {e}",
+                "cannot write the {what} to {}: {e}",
                 path.display()
             ))
-        })?;
+        })
+    };
+    if let Some(path) = &args.json {
+        write(path, "JSON report", json::render(&report))?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, "JUnit report", junit::render(&report))?;
+    }
+    if let Some(path) = &args.html {
+        write(path, "HTML report", html::render(&report))?;
+    }
+    if let Some(path) = &args.write_baseline {
+        write(path, "baseline", baseline::render(&report))?;
     }
     Ok(if report.exit_code() == 0 {
         Status::Pass

@@ -46,11 +46,21 @@ fn label(status: Status, color: bool) -> String {
 
 /// The case's line, and for anything but a pass the lines that say why.
 pub fn case_text(c: &CaseResult, color: bool) -> String {
+    case_text_known(c, false, color)
+}
+
+/// As [`case_text`]; a `known` failure (one the baseline lists) is marked KNOWN.
+pub fn case_text_known(c: &CaseResult, known: bool, color: bool) -> String {
+    let tag = if known && c.status == Status::Fail {
+        paint("KNOWN", "33", color)
+    } else {
+        label(c.status, color)
+    };
     let mut out = String::new();
     let _ = write!(
         out,
         "{} {} [{}]  {}  ({} ms)",
-        label(c.status, color),
+        tag,
         c.id,
         c.protocol,
         c.name,
@@ -97,8 +107,14 @@ pub fn summary_line(r: &RunReport, color: bool) -> String {
     let count = |st: Status| r.statements.iter().filter(|x| x.status == st).count();
     let failed = format!("{} failed", s.failed);
     let errors = format!("{} errors", s.errors);
+    let known = s.failed - r.new_failures();
+    let known = if known > 0 {
+        format!(" ({known} known from the baseline)")
+    } else {
+        String::new()
+    };
     format!(
-        "{} passed, {}, {} skipped, {} in {:.2} s against {}; statements: {} pass, {} fail, {} skip",
+        "{} passed, {}{known}, {} skipped, {} in {:.2} s against {}; statements: {} pass, {} fail, {} skip",
         s.passed,
         if s.failed > 0 { paint(&failed, "1;31", color) } else { failed },
         s.skipped,
@@ -109,4 +125,49 @@ pub fn summary_line(r: &RunReport, color: bool) -> String {
         count(Status::Fail),
         count(Status::Skip),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Failure;
+    use crate::scenario::Pos;
+    use mqtt_codec::Protocol;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failure_reads_like_this() {
+        let c = CaseResult {
+            id: "shared/3.12-pingreq/pingresp".into(),
+            file: "scenarios/shared/3.12-pingreq/pingresp.yaml".into(),
+            name: "PINGREQ is answered with PINGRESP".into(),
+            protocol: Protocol::V5,
+            status: Status::Fail,
+            statements: vec!["MQTT-3.12.4-1".into()],
+            duration: Duration::from_millis(300),
+            message: Some("step 2 (line 14): expected PINGRESP; got nothing within 300 ms".into()),
+            failure: Some(Failure {
+                step: 2,
+                pos: Some(Pos {
+                    line: 14,
+                    column: 3,
+                }),
+                expected: "PINGRESP".into(),
+                got: "nothing within 300 ms".into(),
+                got_hex: None,
+            }),
+            exchange: Vec::new(),
+        };
+        assert_eq!(
+            case_text(&c, false),
+            "FAIL  shared/3.12-pingreq/pingresp [5.0]  PINGREQ is answered with PINGRESP  (300 ms)
+      step 2 (scenarios/shared/3.12-pingreq/pingresp.yaml:14): expected PINGRESP
+      got:   nothing within 300 ms
+      MQTT-3.12.4-1  Server answers each PINGREQ with a PINGRESP."
+        );
+        assert_eq!(
+            case_text_known(&c, true, false).lines().next(),
+            Some("KNOWN shared/3.12-pingreq/pingresp [5.0]  PINGREQ is answered with PINGRESP  (300 ms)")
+        );
+    }
 }

@@ -89,7 +89,11 @@ mod tests {
             failure: None,
             exchange: Vec::new(),
         };
-        let r = RunReport::new("mqtt://127.0.0.1:1883".into(), vec![case], Duration::from_millis(20));
+        let r = RunReport::new(
+            "mqtt://127.0.0.1:1883".into(),
+            vec![case],
+            Duration::from_millis(20),
+        );
         assert_eq!(
             to_json(&r),
             json!({

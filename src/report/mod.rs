@@ -1,9 +1,11 @@
 //! Reporters: sibling modules over one result model ([`crate::results`]).
 //!
 //! - [`console`]: one line per case as it ends, details of failures, a summary line;
-//! - [`json`]: the `--json FILE` contract of DESIGN.md.
-//!
-//! JUnit XML and HTML are to come as further siblings over the same model.
+//! - [`json`]: the `--json FILE` contract of DESIGN.md;
+//! - [`junit`]: JUnit XML for CI (`--junit FILE`);
+//! - [`html`]: a self-contained page (`--html FILE`).
 
 pub mod console;
+pub mod html;
 pub mod json;
+pub mod junit;

@@ -1,0 +1,316 @@
+//! The scenario runner against the embedded reference broker: the whole
+//! library passes against the strict broker, each deliberate violation makes
+//! the scenarios citing it fail, bad scenario files are refused with their
+//! position, and an unreachable target is an error, not a failure.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mqtt_harness::client::Target;
+use mqtt_harness::results::{RunReport, Status};
+use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::scenario::{self, Scenario};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn library() -> Vec<Scenario> {
+    match scenario::load_paths(&[root().join("scenarios")]) {
+        Ok(s) => s,
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            panic!("the scenario library does not parse:\n{}", lines.join("\n"));
+        }
+    }
+}
+
+async fn run(scenarios: Vec<Scenario>, opts: RunOptions) -> RunReport {
+    runner::run(scenarios, &opts, |_| {})
+        .await
+        .expect("the run starts")
+}
+
+fn describe(report: &RunReport) -> String {
+    let mut out = String::new();
+    for c in &report.cases {
+        out.push_str(&format!(
+            "{} {} [{}]: {}\n",
+            c.status,
+            c.id,
+            c.protocol,
+            c.message.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_library_passes_against_the_reference_broker() {
+    let scenarios = library();
+    assert!(scenarios.len() >= 15, "only {} scenarios", scenarios.len());
+    let report = run(scenarios, RunOptions::default()).await;
+    let not_passed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "not every case passed:\n{}",
+        describe(&report)
+    );
+    assert_eq!(report.exit_code(), 0);
+    assert!(report.statements.iter().all(|s| s.status == Status::Pass));
+}
+
+/// (statement the broker breaks, scenario that must then fail under every protocol).
+const VIOLATIONS: &[(&str, &str)] = &[
+    ("MQTT-3.12.4-1", "shared/3.12-pingreq/pingresp"),
+    ("MQTT-3.1.0-2", "shared/3.1-connect/second-connect"),
+    ("MQTT-3.1.2-2", "shared/3.1-connect/bad-protocol-level"),
+    ("MQTT-3.1.2-3", "shared/3.1-connect/reserved-flag"),
+    (
+        "MQTT-3.2.2-1",
+        "shared/3.2-connack/clean-start-session-present-0",
+    ),
+    ("MQTT-3.3.4-1", "shared/3.3-publish/qos1"),
+    ("MQTT-4.3.3-8", "shared/4.3-qos/qos2-handshake"),
+    ("MQTT-4.3.3-11", "shared/4.3-qos/qos2-handshake"),
+    ("MQTT-3.8.4-2", "shared/3.8-subscribe/suback-granted-qos"),
+    ("MQTT-3.10.4-4", "shared/3.10-unsubscribe/unsuback"),
+    ("MQTT-3.3.1-5", "shared/3.3-publish/retained"),
+    ("MQTT-3.3.1-6", "shared/3.3-publish/retained"),
+    ("MQTT-4.7.2-1", "shared/4.7-topics/dollar-topics"),
+    (
+        "MQTT-3.14.4-3",
+        "shared/3.14-disconnect/no-will-after-disconnect",
+    ),
+    ("MQTT-3.1.2-8", "shared/3.1-connect/will-on-drop"),
+    ("MQTT-3.3.1-4", "shared/3.3-publish/qos3"),
+    ("MQTT-3.8.3-3", "shared/3.8-subscribe/no-filters"),
+    ("MQTT-3.3.2-2", "shared/4.7-topics/wildcard-in-topic-name"),
+    ("MQTT-3.2.2-3", "v311/3.2-connack/session-present"),
+    ("MQTT-3.2.2-3", "v5/3.2-connack/session-present"),
+    (
+        "MQTT-3.1.3-8",
+        "v311/3.1-connect/empty-client-id-persistent",
+    ),
+    ("MQTT-3.8.4-6", "shared/3.8-subscribe/qos-downgrade"),
+    ("MQTT-3.1.2-24", "shared/3.1-connect/keep-alive"),
+    ("MQTT-3.1.4-2", "shared/3.1-connect/takeover"),
+    ("MQTT-3.3.2-17", "v5/3.3-publish/user-properties"),
+    ("MQTT-3.2.2-16", "v5/3.2-connack/assigned-client-id"),
+    ("MQTT-4.3.3-10", "shared/4.3-qos/qos2-resent-publish"),
+    ("MQTT-2.2.2-1", "shared/2.2-fixed-header/reserved-flags"),
+    ("MQTT-3.8.3-4", "shared/3.8-subscribe/reserved-option-bits"),
+    ("MQTT-3.3.1-2", "shared/3.3-publish/qos0-dup-0"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_violation_makes_its_scenario_fail() {
+    let all = library();
+    let mut problems = Vec::new();
+    let runs = VIOLATIONS.iter().map(|(violation, id)| {
+        let scenarios: Vec<Scenario> = all.iter().filter(|s| s.id == *id).cloned().collect();
+        async move {
+            assert_eq!(scenarios.len(), 1, "no scenario {id}");
+            let mut opts = RunOptions {
+                // A broken broker often answers nothing: keep the wait short.
+                step_timeout: Duration::from_millis(700),
+                ..RunOptions::default()
+            };
+            opts.broker_config
+                .violations
+                .add(violation)
+                .expect("a known violation");
+            (violation, id, run(scenarios, opts).await)
+        }
+    });
+    for (violation, id, report) in futures_join(runs).await {
+        for c in &report.cases {
+            if c.status != Status::Fail {
+                problems.push(format!(
+                    "{violation}: {id} [{}] ended {}, not fail",
+                    c.protocol, c.status
+                ));
+            }
+        }
+        if report.cases.is_empty() {
+            problems.push(format!("{violation}: {id} ran no case"));
+        }
+        if report.exit_code() != 1 {
+            problems.push(format!("{violation}: exit code {}", report.exit_code()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Runs the futures concurrently on the runtime and returns their outputs in order.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("the task ran"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_capability_read_from_connack_is_a_skip() {
+    let scenarios: Vec<Scenario> = library()
+        .into_iter()
+        .filter(|s| s.id == "shared/4.3-qos/qos2-handshake" || s.id == "v5/3.3-publish/topic-alias")
+        .collect();
+    assert_eq!(scenarios.len(), 2);
+    let mut opts = RunOptions::default();
+    opts.broker_config.maximum_qos = 1;
+    opts.broker_config.topic_alias_maximum = 0;
+    let report = run(scenarios, opts).await;
+    let got: Vec<(String, String, Status, String)> = report
+        .cases
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                c.protocol.to_string(),
+                c.status,
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            // 3.1.1 has no Maximum QoS: the SUBACK tells.
+            (
+                "shared/4.3-qos/qos2-handshake".into(),
+                "3.1.1".into(),
+                Status::Skip,
+                "requires qos2: the broker granted at most QoS 1 where QoS 2 was asked".into()
+            ),
+            (
+                "shared/4.3-qos/qos2-handshake".into(),
+                "5.0".into(),
+                Status::Skip,
+                "requires qos2: the broker's Maximum QoS is 1".into()
+            ),
+            (
+                "v5/3.3-publish/topic-alias".into(),
+                "5.0".into(),
+                Status::Skip,
+                "requires topic_alias: the broker's Topic Alias Maximum is 0".into()
+            ),
+        ],
+        "{}",
+        describe(&report)
+    );
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_position() {
+    let path = Path::new("tests/fixtures/scenarios/unknown-key.yaml");
+    let e = scenario::load_file(&root().join(path)).expect_err("the file has a misspelt key");
+    let shown = e.to_string();
+    let rel = shown
+        .strip_prefix(&format!("{}/", root().display()))
+        .unwrap_or(&shown);
+    assert_eq!(
+        rel,
+        "tests/fixtures/scenarios/unknown-key.yaml:8:28: steps[1].c: unknown field `timout` for an expected \
+         PINGRESP (did you mean `timeout`?); a PINGRESP has no fields (and the step may have `timeout`)"
+    );
+}
+
+#[test]
+fn an_undeclared_client_is_refused_with_its_position() {
+    let path = root().join("tests/fixtures/scenarios/unknown-client.yaml");
+    let e = scenario::load_file(&path).expect_err("the step names an undeclared client");
+    assert_eq!(e.pos.map(|p| (p.line, p.column)), Some((8, 5)), "{e}");
+    assert!(
+        e.message.contains("`publsher`") && e.message.contains("`publisher`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_top_level_key_names_what_is_expected() {
+    let text = "name: x\nstatements: {\"5.0\": [MQTT-3.12.4-1]}\nclients: {c: {}}\nstep: []\n";
+    let e = scenario::parse_scenario("x.yaml", text).expect_err("`step` is not a key");
+    assert_eq!(e.pos.map(|p| (p.line, p.column)), Some((4, 1)), "{e}");
+    assert!(
+        e.message.contains("unknown field `step`") && e.message.contains("`steps`"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_target_is_an_error_not_a_failure() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let target = Target::parse(&format!("mqtt://127.0.0.1:{port}")).expect("a target");
+    let scenarios: Vec<Scenario> = library()
+        .into_iter()
+        .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
+        .collect();
+    let opts = RunOptions {
+        target: Some(target),
+        step_timeout: Duration::from_millis(500),
+        ..RunOptions::default()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(10), run(scenarios, opts))
+        .await
+        .expect("the run ends within its deadlines");
+    assert!(!report.cases.is_empty());
+    for c in &report.cases {
+        assert_eq!(c.status, Status::Error, "{}", describe(&report));
+        assert!(
+            c.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("cannot connect"),
+            "{}",
+            describe(&report)
+        );
+    }
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_never_answers_connect_is_an_error_within_the_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Accept connections and keep them open without ever answering.
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let scenarios: Vec<Scenario> = library()
+        .into_iter()
+        .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
+        .collect();
+    let opts = RunOptions {
+        target: Some(Target::parse(&format!("mqtt://{addr}")).expect("a target")),
+        step_timeout: Duration::from_millis(300),
+        ..RunOptions::default()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(10), run(scenarios, opts))
+        .await
+        .expect("the run ends within its deadlines");
+    silent.abort();
+    for c in &report.cases {
+        assert_eq!(c.status, Status::Error, "{}", describe(&report));
+    }
+}

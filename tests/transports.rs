@@ -1,0 +1,164 @@
+//! The runner over each transport the reference broker serves: TLS (with a
+//! CA file, and with `insecure`), WebSocket and secure WebSocket; and a TLS
+//! target whose certificate is not trusted is an error, not a failure.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_harness::client::{Target, TlsOptions};
+use mqtt_harness::results::{RunReport, Status};
+use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::scenario::{self, Scenario};
+use reference_broker::server::{self, Shared};
+use reference_broker::transport::{self, Transport};
+use tokio::sync::oneshot;
+
+fn ping() -> Vec<Scenario> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let s = scenario::load_paths(&[root.join("scenarios/shared/3.12-pingreq")])
+        .expect("the scenario parses");
+    assert_eq!(s.len(), 1);
+    s
+}
+
+struct Broker {
+    port: u16,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn broker(transport: Transport) -> Broker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let shared: Arc<Shared> = Shared::new(reference_broker::Config::default());
+    tokio::spawn(server::run_timers(shared.clone()));
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(transport::serve(listener, transport, shared, async move {
+        let _ = rx.await;
+    }));
+    Broker {
+        port,
+        stop: Some(tx),
+    }
+}
+
+/// A self-signed certificate for `localhost`: (certificate PEM, key PEM).
+fn certificate() -> (String, String) {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+async fn run_against(url: &str, tls: TlsOptions) -> RunReport {
+    let mut target = Target::parse(url).expect("a target");
+    target.tls = tls;
+    let opts = RunOptions {
+        target: Some(target),
+        step_timeout: Duration::from_secs(3),
+        ..RunOptions::default()
+    };
+    runner::run(ping(), &opts, |_| {})
+        .await
+        .expect("the run starts")
+}
+
+fn statuses(r: &RunReport) -> Vec<(String, Status, String)> {
+    r.cases
+        .iter()
+        .map(|c| {
+            (
+                c.protocol.to_string(),
+                c.status,
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn all_pass(r: &RunReport) {
+    assert_eq!(r.cases.len(), 3);
+    assert!(
+        r.cases.iter().all(|c| c.status == Status::Pass),
+        "{:?}",
+        statuses(r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtts_with_a_ca_file_and_with_insecure() {
+    let (cert, key) = certificate();
+    let acceptor = transport::tls_acceptor(cert.as_bytes(), key.as_bytes()).expect("an acceptor");
+    let b = broker(Transport::Tls(acceptor)).await;
+    let ca = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ca-{}.pem", b.port));
+    std::fs::write(&ca, &cert).expect("write the CA file");
+    let url = format!("mqtts://localhost:{}", b.port);
+
+    all_pass(
+        &run_against(
+            &url,
+            TlsOptions {
+                ca: Some(ca),
+                insecure: false,
+            },
+        )
+        .await,
+    );
+    all_pass(
+        &run_against(
+            &url,
+            TlsOptions {
+                ca: None,
+                insecure: true,
+            },
+        )
+        .await,
+    );
+
+    // Another certificate as the CA: the broker's is not trusted.
+    let (other, _) = certificate();
+    let wrong = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("other-{}.pem", b.port));
+    std::fs::write(&wrong, other).expect("write the CA file");
+    let r = run_against(
+        &url,
+        TlsOptions {
+            ca: Some(wrong),
+            insecure: false,
+        },
+    )
+    .await;
+    for (p, status, message) in statuses(&r) {
+        assert_eq!(status, Status::Error, "{p}: {message}");
+        assert!(message.contains("TLS handshake failed"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ws_and_wss() {
+    let b = broker(Transport::Ws).await;
+    all_pass(
+        &run_against(
+            &format!("ws://127.0.0.1:{}/mqtt", b.port),
+            TlsOptions::default(),
+        )
+        .await,
+    );
+
+    let (cert, key) = certificate();
+    let acceptor = transport::tls_acceptor(cert.as_bytes(), key.as_bytes()).expect("an acceptor");
+    let b = broker(Transport::Wss(acceptor)).await;
+    let tls = TlsOptions {
+        ca: None,
+        insecure: true,
+    };
+    all_pass(&run_against(&format!("wss://localhost:{}/mqtt", b.port), tls).await);
+}
