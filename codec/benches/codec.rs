@@ -1,1 +1,628 @@
-fn main() {}
+//! Decode / encode throughput of our codec against peer MQTT codecs, on the
+//! same bytes in the same run.
+//!
+//! Three traffic shapes, each a client-sent and a server-sent byte stream built
+//! once up front by our encoder:
+//!
+//! * `telemetry`: many small PUBLISH (QoS 0 and QoS 1, ~40-byte payload) with
+//!   the server's PUBACKs, and PINGREQ / PINGRESP;
+//! * `large`: one PUBLISH with a 64 KiB payload;
+//! * `control`: CONNECT (will, user name, password), CONNACK, SUBSCRIBE with
+//!   several filters, SUBACK, a QoS 2 flow each way
+//!   (PUBLISH / PUBREC / PUBREL / PUBCOMP), UNSUBSCRIBE, UNSUBACK, DISCONNECT.
+//!
+//! MQTT 3.1.1 streams are decoded and encoded by ours, `rumqttc::mqttbytes::v4`
+//! and `mqttrs`; MQTT 5.0 streams (`*-v5` groups) by ours and
+//! `rumqttc::v5::mqttbytes::v5`. Groups read `decode/telemetry/ours`,
+//! `decode/telemetry/rumqttc`, `decode/telemetry/mqttrs`, …
+//!
+//! Every decoder is fed a fresh `BytesMut` copy of the streams made outside the
+//! timed section (`iter_batched_ref`): ours and rumqttc split frames off it,
+//! mqttrs borrows from it. Each decoded packet is dropped inside the timed
+//! section, as a real consumer would. Our decoder is the stream API
+//! (`mqtt_codec::Decoder`), told who sent each stream.
+//!
+//! Before anything is timed, `validate` checks that every codec decodes the
+//! expected number of packets of each stream, that every encoder writes the
+//! stream back byte for byte, and that our decoded 64 KiB payload lies inside
+//! the input buffer (zero copy).
+
+use std::hint::black_box;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use mqtt_codec::{
+    encode, ByteString, ConnAck, Connect, DecodeOptions, Decoder, Disconnect, Packet, Properties, Property, Protocol,
+    PubResponse, Publish, QoS, Sender, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
+    Will,
+};
+
+use rumqttc::mqttbytes::v4 as rv4;
+use rumqttc::v5::mqttbytes::v5 as rv5;
+
+/// Decoders consume their input, so each timed batch gets fresh copies made
+/// before the clock starts. A fixed, small batch keeps those copies within the
+/// L2 cache (criterion's `SmallInput` would make thousands of them up front and
+/// stream them in from memory).
+const BATCH: BatchSize = BatchSize::NumIterations(16);
+
+/// Generous limit for the peers' "max packet size" argument.
+const MAX_PACKET: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// The streams
+// ---------------------------------------------------------------------------
+
+/// One traffic shape: what the client sent and what the server sent.
+struct Stream {
+    name: &'static str,
+    protocol: Protocol,
+    client: Bytes,
+    server: Bytes,
+    client_packets: usize,
+    server_packets: usize,
+}
+
+impl Stream {
+    fn new(name: &'static str, protocol: Protocol, client: Vec<Packet>, server: Vec<Packet>) -> Stream {
+        let enc = |packets: &[Packet]| {
+            let mut out = BytesMut::new();
+            for p in packets {
+                encode(p, protocol, &mut out).expect("our encoder builds the stream");
+            }
+            out.freeze()
+        };
+        Stream {
+            name,
+            protocol,
+            client: enc(&client),
+            server: enc(&server),
+            client_packets: client.len(),
+            server_packets: server.len(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.client.len() + self.server.len()
+    }
+
+    fn packets(&self) -> usize {
+        self.client_packets + self.server_packets
+    }
+
+    /// Fresh, uniquely owned copies of both streams for a decoder to consume.
+    fn buffers(&self) -> (BytesMut, BytesMut) {
+        (BytesMut::from(&self.client[..]), BytesMut::from(&self.server[..]))
+    }
+}
+
+fn publish(topic: &str, qos: QoS, packet_id: u16, payload: Bytes) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: ByteString::from(topic),
+        packet_id,
+        properties: Properties::new(),
+        payload,
+    })
+}
+
+/// ~40-byte JSON reading.
+fn reading(i: usize) -> Bytes {
+    let s = format!(
+        "{{\"t\":{:>5.2},\"h\":{:>4.1},\"ts\":{}}}",
+        18.0 + (i % 700) as f64 / 100.0,
+        35.0 + (i % 200) as f64 / 10.0,
+        1_700_000_000_000u64 + i as u64 * 250
+    );
+    Bytes::from(s)
+}
+
+/// 100 PUBLISH (50 at QoS 0, 50 at QoS 1) and 4 PINGREQ from the client;
+/// 50 PUBACK and 4 PINGRESP from the server.
+fn telemetry(protocol: Protocol) -> Stream {
+    let mut client = Vec::new();
+    let mut server = Vec::new();
+    let mut next_id = 1u16;
+    for i in 0..100usize {
+        let topic = format!(
+            "sensors/building-{}/floor-{}/{}",
+            1 + i % 3,
+            i % 7,
+            ["temp", "humi", "co2_"][i % 3]
+        );
+        if i % 2 == 0 {
+            client.push(publish(&topic, QoS::AtMostOnce, 0, reading(i)));
+        } else {
+            client.push(publish(&topic, QoS::AtLeastOnce, next_id, reading(i)));
+            server.push(Packet::PubAck(PubResponse::new(next_id)));
+            next_id += 1;
+        }
+        if i % 25 == 24 {
+            client.push(Packet::PingReq);
+            server.push(Packet::PingResp);
+        }
+    }
+    Stream::new(
+        if protocol.is_v5() { "telemetry-v5" } else { "telemetry" },
+        protocol,
+        client,
+        server,
+    )
+}
+
+/// One QoS 1 PUBLISH with a 64 KiB payload from the client, and its PUBACK.
+fn large(protocol: Protocol) -> Stream {
+    let payload: Vec<u8> = (0..64 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    let client = vec![publish(
+        "cameras/gate-2/frame",
+        QoS::AtLeastOnce,
+        7,
+        Bytes::from(payload),
+    )];
+    let server = vec![Packet::PubAck(PubResponse::new(7))];
+    Stream::new(
+        if protocol.is_v5() { "large-v5" } else { "large" },
+        protocol,
+        client,
+        server,
+    )
+}
+
+/// A session's control traffic.
+fn control(protocol: Protocol) -> Stream {
+    let v5 = protocol.is_v5();
+    let props = |list: Vec<Property>| if v5 { Properties(list) } else { Properties::new() };
+    let mut connect = Connect::new(protocol, "gateway-7f3a9c");
+    connect.keep_alive = 30;
+    connect.properties = props(vec![
+        Property::SessionExpiryInterval(3600),
+        Property::ReceiveMaximum(64),
+    ]);
+    connect.will = Some(Will {
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: props(vec![Property::WillDelayInterval(10)]),
+        topic: ByteString::from("status/gateway-7f3a9c"),
+        payload: Bytes::from_static(b"{\"online\":false}"),
+    });
+    connect.username = Some(ByteString::from("gateway"));
+    connect.password = Some(Bytes::from_static(b"s3cr3t-t0ken-0123456789"));
+    let filters = [
+        ("commands/gateway-7f3a9c/#", QoS::AtLeastOnce),
+        ("config/+/gateway-7f3a9c", QoS::ExactlyOnce),
+        ("broadcast/all", QoS::AtMostOnce),
+        ("sensors/building-1/+/temp", QoS::AtLeastOnce),
+    ];
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        properties: Properties::new(),
+        filters: filters
+            .iter()
+            .map(|(f, q)| Subscription {
+                filter: ByteString::from(*f),
+                options: SubscriptionOptions::qos(*q),
+            })
+            .collect(),
+    });
+    let suback = Packet::SubAck(SubAck {
+        packet_id: 1,
+        properties: Properties::new(),
+        reason_codes: vec![1, 2, 0, 1],
+    });
+    let unsubscribe = Packet::Unsubscribe(Unsubscribe {
+        packet_id: 3,
+        properties: Properties::new(),
+        filters: vec![
+            ByteString::from("broadcast/all"),
+            ByteString::from("sensors/building-1/+/temp"),
+        ],
+    });
+    let unsuback = Packet::UnsubAck(UnsubAck {
+        packet_id: 3,
+        properties: Properties::new(),
+        reason_codes: if v5 { vec![0, 0] } else { vec![] },
+    });
+    let client = vec![
+        Packet::Connect(connect),
+        subscribe,
+        publish(
+            "events/gateway-7f3a9c/door",
+            QoS::ExactlyOnce,
+            2,
+            Bytes::from_static(b"{\"door\":\"open\",\"ts\":1700000000123}"),
+        ),
+        Packet::PubRel(PubResponse::new(2)),
+        Packet::PubRec(PubResponse::new(9)),
+        Packet::PubComp(PubResponse::new(9)),
+        unsubscribe,
+        // 5.0: rumqttc's v5 reader refuses a DISCONNECT whose remaining
+        // length is 0 or 1 (both valid, MQTT-3.14.2.2.1), so the 5.0 stream
+        // carries a reason string and with it a property block.
+        Packet::Disconnect(Disconnect {
+            reason_code: 0,
+            properties: props(vec![Property::ReasonString(ByteString::from("shutdown"))]),
+        }),
+    ];
+    let server = vec![
+        Packet::ConnAck(ConnAck::default()),
+        suback,
+        Packet::PubRec(PubResponse::new(2)),
+        Packet::PubComp(PubResponse::new(2)),
+        publish(
+            "config/fw/gateway-7f3a9c",
+            QoS::ExactlyOnce,
+            9,
+            Bytes::from_static(b"{\"fw\":\"2.4.1\",\"url\":\"https://example.invalid/fw\"}"),
+        ),
+        Packet::PubRel(PubResponse::new(9)),
+        unsuback,
+    ];
+    Stream::new(if v5 { "control-v5" } else { "control" }, protocol, client, server)
+}
+
+// ---------------------------------------------------------------------------
+// Decoders: each consumes a whole stream and returns how many packets it saw.
+// ---------------------------------------------------------------------------
+
+fn ours_decode(buf: &mut BytesMut, protocol: Protocol, from: Sender) -> usize {
+    let mut decoder = Decoder::new(DecodeOptions::new(protocol, from));
+    let mut n = 0;
+    while let Some(packet) = decoder.decode(buf).expect("ours: decode") {
+        black_box(&packet);
+        n += 1;
+    }
+    n
+}
+
+fn rumqttc_v4_decode(buf: &mut BytesMut) -> usize {
+    let mut n = 0;
+    while !buf.is_empty() {
+        let packet = rv4::read(buf, MAX_PACKET).expect("rumqttc v4: decode");
+        black_box(&packet);
+        n += 1;
+    }
+    n
+}
+
+fn rumqttc_v5_decode(buf: &mut BytesMut) -> usize {
+    let mut n = 0;
+    while !buf.is_empty() {
+        let packet = rv5::Packet::read(buf, Some(MAX_PACKET)).expect("rumqttc v5: decode");
+        black_box(&packet);
+        n += 1;
+    }
+    n
+}
+
+/// Total frame length of the packet at the front of `buf`. mqttrs'
+/// `decode_slice` does not say how much it consumed, so a stream reader on
+/// top of it has to find the frame boundary itself.
+#[inline]
+fn frame_len(buf: &[u8]) -> usize {
+    let mut len = 0usize;
+    for (i, &b) in buf.iter().skip(1).take(4).enumerate() {
+        len |= usize::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            return 2 + i + len;
+        }
+    }
+    panic!("mqttrs: bad remaining length")
+}
+
+fn mqttrs_decode(buf: &[u8]) -> usize {
+    let mut n = 0;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let packet = mqttrs::decode_slice(rest)
+            .expect("mqttrs: decode")
+            .expect("mqttrs: whole packet");
+        black_box(&packet);
+        rest = &rest[frame_len(rest)..];
+        n += 1;
+    }
+    n
+}
+
+// ---------------------------------------------------------------------------
+// Encoders: each writes a list of its own packets.
+// ---------------------------------------------------------------------------
+
+fn ours_encode(packets: &[Packet], protocol: Protocol, out: &mut BytesMut) {
+    for p in packets {
+        encode(p, protocol, out).expect("ours: encode");
+    }
+}
+
+fn rumqttc_v4_write(p: &rv4::Packet, out: &mut BytesMut) {
+    let r = match p {
+        rv4::Packet::Connect(x) => x.write(out),
+        rv4::Packet::ConnAck(x) => x.write(out),
+        rv4::Packet::Publish(x) => x.write(out),
+        rv4::Packet::PubAck(x) => x.write(out),
+        rv4::Packet::PubRec(x) => x.write(out),
+        rv4::Packet::PubRel(x) => x.write(out),
+        rv4::Packet::PubComp(x) => x.write(out),
+        rv4::Packet::Subscribe(x) => x.write(out),
+        rv4::Packet::SubAck(x) => x.write(out),
+        rv4::Packet::Unsubscribe(x) => x.write(out),
+        rv4::Packet::UnsubAck(x) => x.write(out),
+        rv4::Packet::PingReq => rv4::PingReq.write(out),
+        rv4::Packet::PingResp => rv4::PingResp.write(out),
+        rv4::Packet::Disconnect => rv4::Disconnect.write(out),
+    };
+    r.expect("rumqttc v4: encode");
+}
+
+fn rumqttc_v4_encode(packets: &[rv4::Packet], out: &mut BytesMut) {
+    for p in packets {
+        rumqttc_v4_write(p, out);
+    }
+}
+
+fn rumqttc_v5_encode(packets: &[rv5::Packet], out: &mut BytesMut) {
+    for p in packets {
+        p.write(out).expect("rumqttc v5: encode");
+    }
+}
+
+fn mqttrs_encode(packets: &[mqttrs::Packet<'_>], out: &mut [u8]) -> usize {
+    let mut at = 0;
+    for p in packets {
+        at += mqttrs::encode_slice(p, &mut out[at..]).expect("mqttrs: encode");
+    }
+    at
+}
+
+// ---------------------------------------------------------------------------
+// Each codec's own packet lists, decoded once from the streams.
+// ---------------------------------------------------------------------------
+
+fn ours_packets(bytes: &Bytes, protocol: Protocol, from: Sender) -> Vec<Packet> {
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut d = Decoder::new(DecodeOptions::new(protocol, from));
+    let mut out = Vec::new();
+    while let Some(p) = d.decode(&mut buf).expect("ours: decode") {
+        out.push(p);
+    }
+    assert!(buf.is_empty(), "ours: {} bytes left undecoded", buf.len());
+    out
+}
+
+fn rumqttc_v4_packets(bytes: &Bytes) -> Vec<rv4::Packet> {
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(rv4::read(&mut buf, MAX_PACKET).expect("rumqttc v4: decode"));
+    }
+    out
+}
+
+fn rumqttc_v5_packets(bytes: &Bytes) -> Vec<rv5::Packet> {
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(rv5::Packet::read(&mut buf, Some(MAX_PACKET)).expect("rumqttc v5: decode"));
+    }
+    out
+}
+
+fn mqttrs_packets(bytes: &[u8]) -> Vec<mqttrs::Packet<'_>> {
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        out.push(
+            mqttrs::decode_slice(rest)
+                .expect("mqttrs: decode")
+                .expect("mqttrs: whole packet"),
+        );
+        rest = &rest[frame_len(rest)..];
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Start-up checks: nobody is benchmarked doing nothing.
+// ---------------------------------------------------------------------------
+
+fn validate(s: &Stream) {
+    let name = s.name;
+    let (mut c, mut v) = s.buffers();
+    let n = ours_decode(&mut c, s.protocol, Sender::Client) + ours_decode(&mut v, s.protocol, Sender::Server);
+    assert_eq!(n, s.packets(), "{name}: ours decoded {n} packets");
+    assert!(c.is_empty() && v.is_empty(), "{name}: ours left bytes undecoded");
+
+    let (mut c, mut v) = s.buffers();
+    let n = if s.protocol.is_v5() {
+        rumqttc_v5_decode(&mut c) + rumqttc_v5_decode(&mut v)
+    } else {
+        rumqttc_v4_decode(&mut c) + rumqttc_v4_decode(&mut v)
+    };
+    assert_eq!(n, s.packets(), "{name}: rumqttc decoded {n} packets");
+
+    if !s.protocol.is_v5() {
+        let n = mqttrs_decode(&s.client) + mqttrs_decode(&s.server);
+        assert_eq!(n, s.packets(), "{name}: mqttrs decoded {n} packets");
+    }
+
+    // Every encoder writes the very same bytes back.
+    for (bytes, from) in [(&s.client, Sender::Client), (&s.server, Sender::Server)] {
+        let mut out = BytesMut::new();
+        ours_encode(&ours_packets(bytes, s.protocol, from), s.protocol, &mut out);
+        assert_eq!(&out[..], &bytes[..], "{name}: ours re-encodes differently");
+        let mut out = BytesMut::new();
+        if s.protocol.is_v5() {
+            rumqttc_v5_encode(&rumqttc_v5_packets(bytes), &mut out);
+            assert_eq!(&out[..], &bytes[..], "{name}: rumqttc v5 re-encodes differently");
+        } else {
+            rumqttc_v4_encode(&rumqttc_v4_packets(bytes), &mut out);
+            assert_eq!(&out[..], &bytes[..], "{name}: rumqttc v4 re-encodes differently");
+            let mut out = vec![0u8; bytes.len()];
+            let n = mqttrs_encode(&mqttrs_packets(bytes), &mut out);
+            assert_eq!(&out[..n], &bytes[..], "{name}: mqttrs re-encodes differently");
+        }
+    }
+}
+
+/// Our decoded 64 KiB payload must be a view of the input buffer, for the
+/// stream API and for `decode_bytes` alike.
+fn check_zero_copy(s: &Stream) {
+    let inside = |payload: &[u8], base: *const u8, len: usize| {
+        let (start, end) = (base as usize, base as usize + len);
+        let p = payload.as_ptr() as usize;
+        p >= start && p + payload.len() <= end
+    };
+    let mut buf = BytesMut::from(&s.client[..]);
+    let (base, len) = (buf.as_ptr(), buf.len());
+    let mut d = Decoder::new(DecodeOptions::new(s.protocol, Sender::Client));
+    match d.decode(&mut buf).expect("ours: decode") {
+        Some(Packet::Publish(p)) => {
+            assert_eq!(p.payload.len(), 64 * 1024, "{}: payload length", s.name);
+            assert!(inside(&p.payload, base, len), "{}: Decoder copied the payload", s.name);
+            assert!(
+                inside(p.topic.as_bytes(), base, len),
+                "{}: Decoder copied the topic",
+                s.name
+            );
+        }
+        other => panic!("{}: expected PUBLISH, got {other:?}", s.name),
+    }
+    let opts = DecodeOptions::new(s.protocol, Sender::Client);
+    match mqtt_codec::decode_bytes(&s.client, &opts).expect("ours: decode_bytes") {
+        mqtt_codec::Decoded::Packet {
+            packet: Packet::Publish(p),
+            ..
+        } => {
+            assert!(
+                inside(&p.payload, s.client.as_ptr(), s.client.len()),
+                "{}: decode_bytes copied the payload",
+                s.name
+            );
+        }
+        other => panic!("{}: expected PUBLISH, got {other:?}", s.name),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------
+
+fn bench_decode(c: &mut Criterion, s: &Stream) {
+    let mut g = c.benchmark_group(format!("decode/{}", s.name));
+    g.throughput(Throughput::Bytes(s.len() as u64));
+    let protocol = s.protocol;
+
+    g.bench_function("ours", |b| {
+        b.iter_batched_ref(
+            || s.buffers(),
+            |(c, v)| ours_decode(c, protocol, Sender::Client) + ours_decode(v, protocol, Sender::Server),
+            BATCH,
+        )
+    });
+    if protocol.is_v5() {
+        g.bench_function("rumqttc", |b| {
+            b.iter_batched_ref(
+                || s.buffers(),
+                |(c, v)| rumqttc_v5_decode(c) + rumqttc_v5_decode(v),
+                BATCH,
+            )
+        });
+    } else {
+        g.bench_function("rumqttc", |b| {
+            b.iter_batched_ref(
+                || s.buffers(),
+                |(c, v)| rumqttc_v4_decode(c) + rumqttc_v4_decode(v),
+                BATCH,
+            )
+        });
+        g.bench_function("mqttrs", |b| {
+            b.iter_batched_ref(|| s.buffers(), |(c, v)| mqttrs_decode(c) + mqttrs_decode(v), BATCH)
+        });
+    }
+    g.finish();
+}
+
+fn bench_encode(c: &mut Criterion, s: &Stream) {
+    let mut g = c.benchmark_group(format!("encode/{}", s.name));
+    g.throughput(Throughput::Bytes(s.len() as u64));
+    let protocol = s.protocol;
+    let cap = s.len();
+
+    let mut ours = ours_packets(&s.client, protocol, Sender::Client);
+    ours.extend(ours_packets(&s.server, protocol, Sender::Server));
+    g.bench_function("ours", |b| {
+        let mut out = BytesMut::with_capacity(cap);
+        b.iter(|| {
+            out.clear();
+            ours_encode(black_box(&ours), protocol, &mut out);
+            black_box(out.len())
+        })
+    });
+
+    if protocol.is_v5() {
+        let mut theirs = rumqttc_v5_packets(&s.client);
+        theirs.extend(rumqttc_v5_packets(&s.server));
+        g.bench_function("rumqttc", |b| {
+            let mut out = BytesMut::with_capacity(cap);
+            b.iter(|| {
+                out.clear();
+                rumqttc_v5_encode(black_box(&theirs), &mut out);
+                black_box(out.len())
+            })
+        });
+    } else {
+        let mut theirs = rumqttc_v4_packets(&s.client);
+        theirs.extend(rumqttc_v4_packets(&s.server));
+        g.bench_function("rumqttc", |b| {
+            let mut out = BytesMut::with_capacity(cap);
+            b.iter(|| {
+                out.clear();
+                rumqttc_v4_encode(black_box(&theirs), &mut out);
+                black_box(out.len())
+            })
+        });
+        let mut rs = mqttrs_packets(&s.client);
+        rs.extend(mqttrs_packets(&s.server));
+        g.bench_function("mqttrs", |b| {
+            let mut out = vec![0u8; cap];
+            b.iter(|| black_box(mqttrs_encode(black_box(&rs), &mut out)))
+        });
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let streams = [
+        telemetry(Protocol::V3_1_1),
+        large(Protocol::V3_1_1),
+        control(Protocol::V3_1_1),
+        telemetry(Protocol::V5),
+        large(Protocol::V5),
+        control(Protocol::V5),
+    ];
+    for s in &streams {
+        validate(s);
+        eprintln!(
+            "stream {:<13} {:>6} bytes, {:>3} packets ({} client, {} server)",
+            s.name,
+            s.len(),
+            s.packets(),
+            s.client_packets,
+            s.server_packets
+        );
+    }
+    check_zero_copy(&streams[1]);
+    check_zero_copy(&streams[4]);
+
+    for s in &streams {
+        bench_decode(c, s);
+    }
+    for s in &streams {
+        bench_encode(c, s);
+    }
+}
+
+criterion_group!(codec, benches);
+criterion_main!(codec);

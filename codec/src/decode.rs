@@ -363,14 +363,17 @@ impl<'a, T: Trace> Reader<'a, T> {
     fn utf8(&mut self, field: Field) -> R<ByteString> {
         let start = self.pos + 2;
         let raw = self.binary(field)?;
-        if let Err(e) = std::str::from_utf8(&raw) {
-            return Err(self.err(start + e.valid_up_to(), ErrorKind::InvalidUtf8 { field }));
-        }
-        if let Some(i) = raw.iter().position(|&b| b == 0) {
+        // One UTF-8 pass: `try_from` checks for ASCII word-wise and runs the
+        // full validation only otherwise; its error is `from_utf8`'s.
+        let s = ByteString::try_from(raw)
+            .map_err(|e| self.err(start + e.valid_up_to(), ErrorKind::InvalidUtf8 { field }))?;
+        // No early exit, so the scan compiles branch-free; the position is
+        // looked for only on the error path. UTF-8 errors are reported first.
+        if s.as_bytes().iter().fold(false, |nul, &b| nul | (b == 0)) {
+            let i = s.as_bytes().iter().position(|&b| b == 0).unwrap_or(0);
             return Err(self.err(start + i, ErrorKind::NullCharacter { field }));
         }
-        // Cannot fail: validated just above.
-        ByteString::try_from(raw).map_err(|_| self.err(start, ErrorKind::InvalidUtf8 { field }))
+        Ok(s)
     }
 
     fn rest(&mut self, field: Field) -> Bytes {
