@@ -53,9 +53,9 @@ impl DecodeOptions {
 // Boxing the packet would cost an allocation per decoded packet on the hot path.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
+pub enum Decoded<P = Packet> {
     /// A whole packet, `len` bytes long.
-    Packet { packet: Packet, len: usize },
+    Packet { packet: P, len: usize },
     /// The bytes end inside a packet: at least `needed` more are required.
     Incomplete { needed: usize },
 }
@@ -192,6 +192,25 @@ pub fn decode_bytes(input: &Bytes, opts: &DecodeOptions) -> Result<Decoded, Deco
     decode_traced(input, opts, &mut ())
 }
 
+/// Decodes one packet from the front of `input`, borrowing its strings and
+/// binaries from `input`: no allocation, no reference counting. The same
+/// checks as [`decode_bytes`]; [`PacketRef`] converts to an owned packet
+/// when it must outlive `input`.
+pub fn decode_slice<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<Decoded<PacketRef<'a>>, DecodeError> {
+    let header = match check_header(input, opts)? {
+        Ok(h) => h,
+        Err(needed) => return Ok(Decoded::Incomplete { needed }),
+    };
+    let len = header.packet_len();
+    let Some(frame) = input.get(..len) else {
+        return Ok(Decoded::Incomplete {
+            needed: len - input.len(),
+        });
+    };
+    let packet = parse_frame_ref(frame, &header, opts, &mut ())?;
+    Ok(Decoded::Packet { packet, len })
+}
+
 /// [`decode_bytes`], reporting each field's span to `trace`.
 pub fn decode_traced<T: Trace>(input: &Bytes, opts: &DecodeOptions, trace: &mut T) -> Result<Decoded, DecodeError> {
     let header = match check_header(input, opts)? {
@@ -264,9 +283,65 @@ impl Decoder {
     }
 }
 
+/// Where a frame's strings and binaries come from: slices of a shared
+/// [`Bytes`] (owned, zero-copy) or plain borrows of a byte slice.
+pub trait Source {
+    type Str: AsRef<str> + Clone + Default;
+    type Bin: Clone + Default;
+    fn bytes(&self) -> &[u8];
+    fn bin(&self, r: std::ops::Range<usize>) -> Self::Bin;
+    /// The range as a string, or the UTF-8 error.
+    fn string(&self, r: std::ops::Range<usize>) -> Result<Self::Str, std::str::Utf8Error>;
+}
+
+/// Owned output: `ByteString` / `Bytes` sharing the frame's memory.
+struct Shared<'a>(&'a Bytes);
+
+impl Source for Shared<'_> {
+    type Str = ByteString;
+    type Bin = Bytes;
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.0
+    }
+    #[inline]
+    fn bin(&self, r: std::ops::Range<usize>) -> Bytes {
+        self.0.slice(r)
+    }
+    #[inline]
+    fn string(&self, r: std::ops::Range<usize>) -> Result<ByteString, std::str::Utf8Error> {
+        // `try_from` checks for ASCII word-wise and runs the full validation
+        // only otherwise; its error is `from_utf8`'s.
+        ByteString::try_from(self.0.slice(r))
+    }
+}
+
+/// Borrowed output: `&str` / `&[u8]` into the input.
+struct Borrowed<'a>(&'a [u8]);
+
+impl<'a> Source for Borrowed<'a> {
+    type Str = &'a str;
+    type Bin = &'a [u8];
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.0
+    }
+    #[inline]
+    fn bin(&self, r: std::ops::Range<usize>) -> &'a [u8] {
+        self.0.get(r).unwrap_or(&[])
+    }
+    #[inline]
+    fn string(&self, r: std::ops::Range<usize>) -> Result<&'a str, std::str::Utf8Error> {
+        std::str::from_utf8(self.0.get(r).unwrap_or(&[]))
+    }
+}
+
+/// The packet type a source produces.
+type Out<Src> = Packet<<Src as Source>::Str, <Src as Source>::Bin>;
+
 /// Bounds-checked reading over one packet frame.
-struct Reader<'a, T: Trace> {
-    frame: &'a Bytes,
+struct Reader<'a, Src: Source, T: Trace> {
+    src: &'a Src,
     pos: usize,
     end: usize,
     opts: DecodeOptions,
@@ -276,7 +351,7 @@ struct Reader<'a, T: Trace> {
 
 type R<T> = Result<T, DecodeError>;
 
-impl<'a, T: Trace> Reader<'a, T> {
+impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
     fn err(&self, offset: usize, kind: ErrorKind) -> DecodeError {
         error(&self.opts, offset, Some(self.ty), kind)
     }
@@ -295,7 +370,7 @@ impl<'a, T: Trace> Reader<'a, T> {
     }
 
     fn bytes(&self, r: std::ops::Range<usize>) -> &[u8] {
-        self.frame.get(r).unwrap_or(&[])
+        self.src.bytes().get(r).unwrap_or(&[])
     }
 
     #[inline]
@@ -345,7 +420,13 @@ impl<'a, T: Trace> Reader<'a, T> {
     }
 
     /// Two-byte length, then that many bytes.
-    fn binary(&mut self, field: Field) -> R<Bytes> {
+    fn binary(&mut self, field: Field) -> R<Src::Bin> {
+        let r = self.binary_range(field)?;
+        Ok(self.src.bin(r))
+    }
+
+    /// The data range of a two-byte-length-prefixed field.
+    fn binary_range(&mut self, field: Field) -> R<std::ops::Range<usize>> {
         let start = self.pos;
         let len = {
             let r = self.take(2, field)?;
@@ -356,31 +437,33 @@ impl<'a, T: Trace> Reader<'a, T> {
         };
         let r = self.take(len, field).map_err(|_| self.err(start, ErrorKind::UnexpectedEnd { field }))?;
         self.trace.span(field, start, r.end);
-        Ok(self.frame.slice(r))
+        Ok(r)
     }
 
     /// A UTF-8 Encoded String: well-formed, no U+0000.
-    fn utf8(&mut self, field: Field) -> R<ByteString> {
-        let start = self.pos + 2;
-        let raw = self.binary(field)?;
-        // One UTF-8 pass: `try_from` checks for ASCII word-wise and runs the
-        // full validation only otherwise; its error is `from_utf8`'s.
-        let s = ByteString::try_from(raw)
+    fn utf8(&mut self, field: Field) -> R<Src::Str> {
+        let r = self.binary_range(field)?;
+        let start = r.start;
+        // One UTF-8 pass (see `Source::string`).
+        let s = self
+            .src
+            .string(r)
             .map_err(|e| self.err(start + e.valid_up_to(), ErrorKind::InvalidUtf8 { field }))?;
         // No early exit, so the scan compiles branch-free; the position is
         // looked for only on the error path. UTF-8 errors are reported first.
-        if s.as_bytes().iter().fold(false, |nul, &b| nul | (b == 0)) {
-            let i = s.as_bytes().iter().position(|&b| b == 0).unwrap_or(0);
+        let b = s.as_ref().as_bytes();
+        if b.iter().fold(false, |nul, &c| nul | (c == 0)) {
+            let i = b.iter().position(|&c| c == 0).unwrap_or(0);
             return Err(self.err(start + i, ErrorKind::NullCharacter { field }));
         }
         Ok(s)
     }
 
-    fn rest(&mut self, field: Field) -> Bytes {
+    fn rest(&mut self, field: Field) -> Src::Bin {
         let start = self.pos;
         self.pos = self.end.max(start);
         self.trace.span(field, start, self.pos);
-        self.frame.slice(start..self.pos)
+        self.src.bin(start..self.pos)
     }
 
     fn finish(&self) -> R<()> {
@@ -414,7 +497,7 @@ impl<'a, T: Trace> Reader<'a, T> {
     }
 
     /// A 5.0 property list: length, then properties allowed in `ctx`.
-    fn properties(&mut self, ctx: PropertyContext) -> R<Properties> {
+    fn properties(&mut self, ctx: PropertyContext) -> R<Properties<Src::Str, Src::Bin>> {
         let len_at = self.pos;
         let len = self.varint("property_length")? as usize;
         if len > self.remaining() {
@@ -427,7 +510,7 @@ impl<'a, T: Trace> Reader<'a, T> {
         result
     }
 
-    fn property_list(&mut self, ctx: PropertyContext) -> R<Properties> {
+    fn property_list(&mut self, ctx: PropertyContext) -> R<Properties<Src::Str, Src::Bin>> {
         let mut list = Vec::new();
         let mut seen: u64 = 0;
         // Where Authentication Data was, to point at it if the method is missing.
@@ -518,10 +601,10 @@ impl<'a, T: Trace> Reader<'a, T> {
                     match id {
                         0x03 => Property::ContentType(v),
                         0x08 => {
-                            let check = if v.is_empty() {
+                            let check = if v.as_ref().is_empty() {
                                 Err(topic::TopicError::Empty)
                             } else {
-                                topic::validate_name(&v)
+                                topic::validate_name(v.as_ref())
                             };
                             if let Err(error) = check {
                                 return Err(self.err(
@@ -555,10 +638,10 @@ impl<'a, T: Trace> Reader<'a, T> {
         Ok(Properties(list))
     }
 
-    fn topic_filter(&mut self) -> R<ByteString> {
+    fn topic_filter(&mut self) -> R<Src::Str> {
         let at = self.pos;
         let filter = self.utf8("topic_filter")?;
-        if let Err(error) = topic::validate_filter(&filter, self.opts.protocol.is_v5()) {
+        if let Err(error) = topic::validate_filter(filter.as_ref(), self.opts.protocol.is_v5()) {
             return Err(self.err(at, ErrorKind::TopicFilter { error }));
         }
         Ok(filter)
@@ -566,14 +649,29 @@ impl<'a, T: Trace> Reader<'a, T> {
 }
 
 /// Pass two: parses one complete frame (fixed header included) whose header
-/// `check_header` accepted.
+/// `check_header` accepted. Strings and binaries are slices of `frame`.
 pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeOptions, trace: &mut T) -> R<Packet> {
+    parse(&Shared(frame), header, opts, trace)
+}
+
+/// [`parse_frame`] over a plain byte slice, borrowing from it.
+pub fn parse_frame_ref<'a, T: Trace>(
+    frame: &'a [u8],
+    header: &FixedHeader,
+    opts: &DecodeOptions,
+    trace: &mut T,
+) -> R<PacketRef<'a>> {
+    parse(&Borrowed(frame), header, opts, trace)
+}
+
+/// The one parser, for every kind of [`Source`].
+fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOptions, trace: &mut T) -> R<Out<Src>> {
     trace.span("fixed_header", 0, 1);
     trace.span("remaining_length", 1, header.header_len);
     let mut r = Reader {
-        frame,
+        src,
         pos: header.header_len,
-        end: header.packet_len().min(frame.len()),
+        end: header.packet_len().min(src.bytes().len()),
         opts: *opts,
         ty: header.packet_type,
         trace,
@@ -611,12 +709,12 @@ pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeO
             let qos = QoS::from_u8((header.flags >> 1) & 0b11).unwrap_or_default();
             let at = r.pos;
             let topic = r.utf8("topic")?;
-            if let Err(error) = topic::validate_name(&topic) {
+            if let Err(error) = topic::validate_name(topic.as_ref()) {
                 return Err(r.err(at, ErrorKind::TopicName { field: "topic", error }));
             }
             let packet_id = if qos == QoS::AtMostOnce { 0 } else { r.packet_id()? };
             let properties = if v5 { r.properties(PropertyContext::Publish)? } else { Properties::new() };
-            if topic.is_empty() && (!v5 || properties.topic_alias().is_none()) {
+            if topic.as_ref().is_empty() && (!v5 || properties.topic_alias().is_none()) {
                 return Err(r.err(at, ErrorKind::EmptyTopic));
             }
             Packet::Publish(Publish {
@@ -673,7 +771,7 @@ pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeO
                 if options.retain_handling == 3 {
                     return Err(r.err(at, ErrorKind::RetainHandling3));
                 }
-                if options.no_local && v5 && topic::split_shared(&filter).is_some() {
+                if options.no_local && v5 && topic::split_shared(filter.as_ref()).is_some() {
                     return Err(r.err(at, ErrorKind::NoLocalOnShared));
                 }
                 filters.push(Subscription { filter, options });
@@ -762,7 +860,7 @@ pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeO
     Ok(packet)
 }
 
-fn connect<T: Trace>(r: &mut Reader<'_, T>) -> R<Connect> {
+fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::Str, Src::Bin>> {
     let name_at = r.pos;
     let name = r.utf8("protocol_name")?;
     let level_at = r.pos;
@@ -773,8 +871,13 @@ fn connect<T: Trace>(r: &mut Reader<'_, T>) -> R<Connect> {
     let expected = if protocol == Protocol::V3_1 { "MQIsdp" } else { "MQTT" };
     // From here on the packet is judged by the version it announces.
     r.opts.protocol = protocol;
-    if &*name != expected {
-        return Err(r.err(name_at, ErrorKind::ProtocolName { name: name.to_string() }));
+    if name.as_ref() != expected {
+        return Err(r.err(
+            name_at,
+            ErrorKind::ProtocolName {
+                name: name.as_ref().to_string(),
+            },
+        ));
     }
     let v5 = protocol.is_v5();
     let flags_at = r.pos;
@@ -815,10 +918,10 @@ fn connect<T: Trace>(r: &mut Reader<'_, T>) -> R<Connect> {
         };
         let at = r.pos;
         let topic = r.utf8("will_topic")?;
-        let check = if topic.is_empty() {
+        let check = if topic.as_ref().is_empty() {
             Err(topic::TopicError::Empty)
         } else {
-            topic::validate_name(&topic)
+            topic::validate_name(topic.as_ref())
         };
         if let Err(error) = check {
             return Err(r.err(

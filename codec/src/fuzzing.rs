@@ -89,7 +89,20 @@ fn decode_one_shot(input: &[u8], protocol: Protocol, from: Sender) -> (Vec<Packe
     let mut offset = 0;
     let end = loop {
         let tail = input.slice(offset..);
-        match decode_bytes(&tail, &opts) {
+        let result = decode_bytes(&tail, &opts);
+        // The borrowing decoder makes the same decisions.
+        match (&result, crate::decode::decode_slice(&tail, &opts)) {
+            (Ok(Decoded::Packet { packet, len }), Ok(Decoded::Packet { packet: view, len: l })) => {
+                assert_eq!(*len, l, "decode_slice length");
+                assert_eq!(&view.to_owned_packet(), packet, "decode_slice packet");
+            }
+            (Ok(Decoded::Incomplete { needed }), Ok(Decoded::Incomplete { needed: n })) => {
+                assert_eq!(*needed, n, "decode_slice needed");
+            }
+            (Err(e), Err(f)) => assert_eq!(e, &f, "decode_slice error"),
+            (a, b) => panic!("decode_bytes gave {a:?}, decode_slice gave {b:?}"),
+        }
+        match result {
             Ok(Decoded::Packet { packet, len }) => {
                 assert!(
                     len >= 2 && len <= tail.len(),

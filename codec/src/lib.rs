@@ -14,7 +14,7 @@ pub mod reason;
 pub mod topic;
 pub mod types;
 
-pub use decode::{decode_bytes, DecodeOptions, Decoded, Decoder};
+pub use decode::{decode_bytes, decode_slice, DecodeOptions, Decoded, Decoder};
 pub use encode::{encode, encode_bytes, encode_with, encoded_len, EncodeError, Overrides};
 pub use error::{Class, DecodeError, ErrorKind};
 pub use props::{Properties, Property};

@@ -36,31 +36,33 @@ pub enum ValueType {
     Utf8Pair,
 }
 
+/// One property. `S` is the string type and `B` the binary type: owned
+/// (`ByteString`, `Bytes`, the default) or borrowed (`&str`, `&[u8]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Property {
+pub enum Property<S = ByteString, B = Bytes> {
     PayloadFormatIndicator(u8),
     MessageExpiryInterval(u32),
-    ContentType(ByteString),
-    ResponseTopic(ByteString),
-    CorrelationData(Bytes),
+    ContentType(S),
+    ResponseTopic(S),
+    CorrelationData(B),
     SubscriptionIdentifier(u32),
     SessionExpiryInterval(u32),
-    AssignedClientIdentifier(ByteString),
+    AssignedClientIdentifier(S),
     ServerKeepAlive(u16),
-    AuthenticationMethod(ByteString),
-    AuthenticationData(Bytes),
+    AuthenticationMethod(S),
+    AuthenticationData(B),
     RequestProblemInformation(u8),
     WillDelayInterval(u32),
     RequestResponseInformation(u8),
-    ResponseInformation(ByteString),
-    ServerReference(ByteString),
-    ReasonString(ByteString),
+    ResponseInformation(S),
+    ServerReference(S),
+    ReasonString(S),
     ReceiveMaximum(u16),
     TopicAliasMaximum(u16),
     TopicAlias(u16),
     MaximumQoS(u8),
     RetainAvailable(u8),
-    UserProperty(ByteString, ByteString),
+    UserProperty(S, S),
     MaximumPacketSize(u32),
     WildcardSubscriptionAvailable(u8),
     SubscriptionIdentifierAvailable(u8),
@@ -122,7 +124,7 @@ pub fn info_by_name(name: &str) -> Option<&'static PropertyInfo> {
     PROPERTIES.iter().find(|p| p.name == name)
 }
 
-impl Property {
+impl<S, B> Property<S, B> {
     pub fn id(&self) -> u8 {
         match self {
             Property::PayloadFormatIndicator(_) => 0x01,
@@ -161,8 +163,14 @@ impl Property {
 }
 
 /// An ordered property list.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Properties(pub Vec<Property>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Properties<S = ByteString, B = Bytes>(pub Vec<Property<S, B>>);
+
+impl<S, B> Default for Properties<S, B> {
+    fn default() -> Self {
+        Properties(Vec::new())
+    }
+}
 
 macro_rules! getter {
     ($fn:ident, $variant:ident, $ty:ty) => {
@@ -175,17 +183,17 @@ macro_rules! getter {
     };
 }
 
-impl Properties {
-    pub fn new() -> Properties {
+impl<S, B> Properties<S, B> {
+    pub fn new() -> Self {
         Properties(Vec::new())
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    pub fn iter(&self) -> std::slice::Iter<'_, Property> {
+    pub fn iter(&self) -> std::slice::Iter<'_, Property<S, B>> {
         self.0.iter()
     }
-    pub fn push(&mut self, p: Property) {
+    pub fn push(&mut self, p: Property<S, B>) {
         self.0.push(p);
     }
     /// Removes every property with this identifier.
@@ -193,40 +201,14 @@ impl Properties {
         self.0.retain(|p| p.id() != id);
     }
     /// Replaces every property with `p`'s identifier by `p`.
-    pub fn set(&mut self, p: Property) {
+    pub fn set(&mut self, p: Property<S, B>) {
         self.remove(p.id());
         self.0.push(p);
     }
-    pub fn with(mut self, p: Property) -> Properties {
+    pub fn with(mut self, p: Property<S, B>) -> Self {
         self.0.push(p);
         self
     }
-
-    getter!(payload_format_indicator, PayloadFormatIndicator, u8);
-    getter!(message_expiry_interval, MessageExpiryInterval, u32);
-    getter!(content_type, ContentType, ByteString);
-    getter!(response_topic, ResponseTopic, ByteString);
-    getter!(correlation_data, CorrelationData, Bytes);
-    getter!(session_expiry_interval, SessionExpiryInterval, u32);
-    getter!(assigned_client_identifier, AssignedClientIdentifier, ByteString);
-    getter!(server_keep_alive, ServerKeepAlive, u16);
-    getter!(authentication_method, AuthenticationMethod, ByteString);
-    getter!(authentication_data, AuthenticationData, Bytes);
-    getter!(request_problem_information, RequestProblemInformation, u8);
-    getter!(will_delay_interval, WillDelayInterval, u32);
-    getter!(request_response_information, RequestResponseInformation, u8);
-    getter!(response_information, ResponseInformation, ByteString);
-    getter!(server_reference, ServerReference, ByteString);
-    getter!(reason_string, ReasonString, ByteString);
-    getter!(receive_maximum, ReceiveMaximum, u16);
-    getter!(topic_alias_maximum, TopicAliasMaximum, u16);
-    getter!(topic_alias, TopicAlias, u16);
-    getter!(maximum_qos, MaximumQoS, u8);
-    getter!(retain_available, RetainAvailable, u8);
-    getter!(maximum_packet_size, MaximumPacketSize, u32);
-    getter!(wildcard_subscription_available, WildcardSubscriptionAvailable, u8);
-    getter!(subscription_identifier_available, SubscriptionIdentifierAvailable, u8);
-    getter!(shared_subscription_available, SharedSubscriptionAvailable, u8);
 
     /// All Subscription Identifiers, in order (a PUBLISH may carry several).
     pub fn subscription_identifiers(&self) -> impl Iterator<Item = u32> + '_ {
@@ -237,7 +219,7 @@ impl Properties {
     }
 
     /// All User Properties, in order.
-    pub fn user_properties(&self) -> impl Iterator<Item = (&ByteString, &ByteString)> + '_ {
+    pub fn user_properties(&self) -> impl Iterator<Item = (&S, &S)> + '_ {
         self.0.iter().filter_map(|p| match p {
             Property::UserProperty(k, v) => Some((k, v)),
             _ => None,
@@ -245,8 +227,38 @@ impl Properties {
     }
 }
 
-impl FromIterator<Property> for Properties {
-    fn from_iter<I: IntoIterator<Item = Property>>(iter: I) -> Self {
+impl<S: Clone, B: Clone> Properties<S, B> {
+
+    getter!(payload_format_indicator, PayloadFormatIndicator, u8);
+    getter!(message_expiry_interval, MessageExpiryInterval, u32);
+    getter!(content_type, ContentType, S);
+    getter!(response_topic, ResponseTopic, S);
+    getter!(correlation_data, CorrelationData, B);
+    getter!(session_expiry_interval, SessionExpiryInterval, u32);
+    getter!(assigned_client_identifier, AssignedClientIdentifier, S);
+    getter!(server_keep_alive, ServerKeepAlive, u16);
+    getter!(authentication_method, AuthenticationMethod, S);
+    getter!(authentication_data, AuthenticationData, B);
+    getter!(request_problem_information, RequestProblemInformation, u8);
+    getter!(will_delay_interval, WillDelayInterval, u32);
+    getter!(request_response_information, RequestResponseInformation, u8);
+    getter!(response_information, ResponseInformation, S);
+    getter!(server_reference, ServerReference, S);
+    getter!(reason_string, ReasonString, S);
+    getter!(receive_maximum, ReceiveMaximum, u16);
+    getter!(topic_alias_maximum, TopicAliasMaximum, u16);
+    getter!(topic_alias, TopicAlias, u16);
+    getter!(maximum_qos, MaximumQoS, u8);
+    getter!(retain_available, RetainAvailable, u8);
+    getter!(maximum_packet_size, MaximumPacketSize, u32);
+    getter!(wildcard_subscription_available, WildcardSubscriptionAvailable, u8);
+    getter!(subscription_identifier_available, SubscriptionIdentifierAvailable, u8);
+    getter!(shared_subscription_available, SharedSubscriptionAvailable, u8);
+
+}
+
+impl<S, B> FromIterator<Property<S, B>> for Properties<S, B> {
+    fn from_iter<I: IntoIterator<Item = Property<S, B>>>(iter: I) -> Self {
         Properties(iter.into_iter().collect())
     }
 }

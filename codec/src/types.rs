@@ -149,27 +149,33 @@ impl std::fmt::Display for PacketType {
     }
 }
 
-/// A decoded or to-be-encoded control packet.
+/// A control packet with borrowed strings and binaries, as [`crate::decode::decode_slice`]
+/// returns it: no allocation, no reference counting.
+pub type PacketRef<'a> = Packet<&'a str, &'a [u8]>;
+
+/// A decoded or to-be-encoded control packet. `S` and `B` are the string and
+/// binary types: owned and zero-copy (`ByteString`, `Bytes`, the default) or
+/// borrowed (`&str`, `&[u8]`, see [`PacketRef`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Packet {
-    Connect(Connect),
-    ConnAck(ConnAck),
-    Publish(Publish),
-    PubAck(PubResponse),
-    PubRec(PubResponse),
-    PubRel(PubResponse),
-    PubComp(PubResponse),
-    Subscribe(Subscribe),
-    SubAck(SubAck),
-    Unsubscribe(Unsubscribe),
-    UnsubAck(UnsubAck),
+pub enum Packet<S = ByteString, B = Bytes> {
+    Connect(Connect<S, B>),
+    ConnAck(ConnAck<S, B>),
+    Publish(Publish<S, B>),
+    PubAck(PubResponse<S, B>),
+    PubRec(PubResponse<S, B>),
+    PubRel(PubResponse<S, B>),
+    PubComp(PubResponse<S, B>),
+    Subscribe(Subscribe<S, B>),
+    SubAck(SubAck<S, B>),
+    Unsubscribe(Unsubscribe<S, B>),
+    UnsubAck(UnsubAck<S, B>),
     PingReq,
     PingResp,
-    Disconnect(Disconnect),
-    Auth(Auth),
+    Disconnect(Disconnect<S, B>),
+    Auth(Auth<S, B>),
 }
 
-impl Packet {
+impl<S, B> Packet<S, B> {
     pub fn packet_type(&self) -> PacketType {
         match self {
             Packet::Connect(_) => PacketType::Connect,
@@ -205,7 +211,7 @@ impl Packet {
         }
     }
 
-    pub fn properties(&self) -> Option<&Properties> {
+    pub fn properties(&self) -> Option<&Properties<S, B>> {
         match self {
             Packet::Connect(p) => Some(&p.properties),
             Packet::ConnAck(p) => Some(&p.properties),
@@ -227,16 +233,16 @@ impl Packet {
 /// CONNECT. The protocol version is part of the packet: a server learns the
 /// stream's version from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connect {
+pub struct Connect<S = ByteString, B = Bytes> {
     pub protocol: Protocol,
     /// Clean Session (3.1, 3.1.1) / Clean Start (5.0).
     pub clean_start: bool,
     pub keep_alive: u16,
-    pub properties: Properties,
-    pub client_id: ByteString,
-    pub will: Option<Will>,
-    pub username: Option<ByteString>,
-    pub password: Option<Bytes>,
+    pub properties: Properties<S, B>,
+    pub client_id: S,
+    pub will: Option<Will<S, B>>,
+    pub username: Option<S>,
+    pub password: Option<B>,
 }
 
 impl Connect {
@@ -255,50 +261,51 @@ impl Connect {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Will {
+pub struct Will<S = ByteString, B = Bytes> {
     pub qos: QoS,
     pub retain: bool,
     /// Will properties (5.0).
-    pub properties: Properties,
-    pub topic: ByteString,
-    pub payload: Bytes,
+    pub properties: Properties<S, B>,
+    pub topic: S,
+    pub payload: B,
 }
 
 /// CONNACK. `code` is the 3.1/3.1.1 return code or the 5.0 reason code.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConnAck {
+pub struct ConnAck<S = ByteString, B = Bytes> {
     pub session_present: bool,
     pub code: u8,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Publish {
+pub struct Publish<S = ByteString, B = Bytes> {
     pub dup: bool,
     pub qos: QoS,
     pub retain: bool,
     /// May be empty in 5.0 when a Topic Alias property names the topic.
-    pub topic: ByteString,
+    pub topic: S,
     /// Present on the wire only when `qos` > 0; ignored otherwise.
     pub packet_id: u16,
-    pub properties: Properties,
-    pub payload: Bytes,
+    pub properties: Properties<S, B>,
+    pub payload: B,
 }
 
 /// PUBACK, PUBREC, PUBREL and PUBCOMP share one shape.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PubResponse {
+pub struct PubResponse<S = ByteString, B = Bytes> {
     pub packet_id: u16,
     /// 5.0 reason code; always 0 in 3.1 / 3.1.1.
     pub reason_code: u8,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
 }
 
-impl PubResponse {
-    pub fn new(packet_id: u16) -> PubResponse {
+impl<S, B> PubResponse<S, B> {
+    pub fn new(packet_id: u16) -> Self {
         PubResponse {
             packet_id,
-            ..PubResponse::default()
+            reason_code: 0,
+            properties: Properties::new(),
         }
     }
 }
@@ -334,50 +341,202 @@ impl SubscriptionOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub filter: ByteString,
+pub struct Subscription<S = ByteString> {
+    pub filter: S,
     pub options: SubscriptionOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Subscribe {
+pub struct Subscribe<S = ByteString, B = Bytes> {
     pub packet_id: u16,
-    pub properties: Properties,
-    pub filters: Vec<Subscription>,
+    pub properties: Properties<S, B>,
+    pub filters: Vec<Subscription<S>>,
 }
 
 /// SUBACK. `reason_codes` are the 3.1.1 return codes or the 5.0 reason codes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SubAck {
+pub struct SubAck<S = ByteString, B = Bytes> {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
     pub reason_codes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Unsubscribe {
+pub struct Unsubscribe<S = ByteString, B = Bytes> {
     pub packet_id: u16,
-    pub properties: Properties,
-    pub filters: Vec<ByteString>,
+    pub properties: Properties<S, B>,
+    pub filters: Vec<S>,
 }
 
 /// UNSUBACK. `reason_codes` is empty in 3.1 / 3.1.1 (no payload).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UnsubAck {
+pub struct UnsubAck<S = ByteString, B = Bytes> {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
     pub reason_codes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Disconnect {
+pub struct Disconnect<S = ByteString, B = Bytes> {
     /// 5.0 reason code; 0 in 3.1 / 3.1.1.
     pub reason_code: u8,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Auth {
+pub struct Auth<S = ByteString, B = Bytes> {
     pub reason_code: u8,
-    pub properties: Properties,
+    pub properties: Properties<S, B>,
+}
+
+/// Converts one packet representation into another, field by field.
+struct Conv<FS, FB> {
+    s: FS,
+    b: FB,
+}
+
+impl<FS, FB> Conv<FS, FB> {
+    fn props<S, B, S2, B2>(&mut self, p: &Properties<S, B>) -> Properties<S2, B2>
+    where
+        FS: FnMut(&S) -> S2,
+        FB: FnMut(&B) -> B2,
+    {
+        use crate::props::Property as P;
+        Properties(
+            p.iter()
+                .map(|x| match x {
+                    P::PayloadFormatIndicator(v) => P::PayloadFormatIndicator(*v),
+                    P::MessageExpiryInterval(v) => P::MessageExpiryInterval(*v),
+                    P::ContentType(v) => P::ContentType((self.s)(v)),
+                    P::ResponseTopic(v) => P::ResponseTopic((self.s)(v)),
+                    P::CorrelationData(v) => P::CorrelationData((self.b)(v)),
+                    P::SubscriptionIdentifier(v) => P::SubscriptionIdentifier(*v),
+                    P::SessionExpiryInterval(v) => P::SessionExpiryInterval(*v),
+                    P::AssignedClientIdentifier(v) => P::AssignedClientIdentifier((self.s)(v)),
+                    P::ServerKeepAlive(v) => P::ServerKeepAlive(*v),
+                    P::AuthenticationMethod(v) => P::AuthenticationMethod((self.s)(v)),
+                    P::AuthenticationData(v) => P::AuthenticationData((self.b)(v)),
+                    P::RequestProblemInformation(v) => P::RequestProblemInformation(*v),
+                    P::WillDelayInterval(v) => P::WillDelayInterval(*v),
+                    P::RequestResponseInformation(v) => P::RequestResponseInformation(*v),
+                    P::ResponseInformation(v) => P::ResponseInformation((self.s)(v)),
+                    P::ServerReference(v) => P::ServerReference((self.s)(v)),
+                    P::ReasonString(v) => P::ReasonString((self.s)(v)),
+                    P::ReceiveMaximum(v) => P::ReceiveMaximum(*v),
+                    P::TopicAliasMaximum(v) => P::TopicAliasMaximum(*v),
+                    P::TopicAlias(v) => P::TopicAlias(*v),
+                    P::MaximumQoS(v) => P::MaximumQoS(*v),
+                    P::RetainAvailable(v) => P::RetainAvailable(*v),
+                    P::UserProperty(k, v) => P::UserProperty((self.s)(k), (self.s)(v)),
+                    P::MaximumPacketSize(v) => P::MaximumPacketSize(*v),
+                    P::WildcardSubscriptionAvailable(v) => P::WildcardSubscriptionAvailable(*v),
+                    P::SubscriptionIdentifierAvailable(v) => P::SubscriptionIdentifierAvailable(*v),
+                    P::SharedSubscriptionAvailable(v) => P::SharedSubscriptionAvailable(*v),
+                })
+                .collect(),
+        )
+    }
+
+    fn resp<S, B, S2, B2>(&mut self, r: &PubResponse<S, B>) -> PubResponse<S2, B2>
+    where
+        FS: FnMut(&S) -> S2,
+        FB: FnMut(&B) -> B2,
+    {
+        PubResponse {
+            packet_id: r.packet_id,
+            reason_code: r.reason_code,
+            properties: self.props(&r.properties),
+        }
+    }
+
+    fn packet<S, B, S2, B2>(&mut self, p: &Packet<S, B>) -> Packet<S2, B2>
+    where
+        FS: FnMut(&S) -> S2,
+        FB: FnMut(&B) -> B2,
+    {
+        match p {
+            Packet::Connect(c) => Packet::Connect(Connect {
+                protocol: c.protocol,
+                clean_start: c.clean_start,
+                keep_alive: c.keep_alive,
+                properties: self.props(&c.properties),
+                client_id: (self.s)(&c.client_id),
+                will: c.will.as_ref().map(|w| Will {
+                    qos: w.qos,
+                    retain: w.retain,
+                    properties: self.props(&w.properties),
+                    topic: (self.s)(&w.topic),
+                    payload: (self.b)(&w.payload),
+                }),
+                username: c.username.as_ref().map(&mut self.s),
+                password: c.password.as_ref().map(&mut self.b),
+            }),
+            Packet::ConnAck(c) => Packet::ConnAck(ConnAck {
+                session_present: c.session_present,
+                code: c.code,
+                properties: self.props(&c.properties),
+            }),
+            Packet::Publish(x) => Packet::Publish(Publish {
+                dup: x.dup,
+                qos: x.qos,
+                retain: x.retain,
+                topic: (self.s)(&x.topic),
+                packet_id: x.packet_id,
+                properties: self.props(&x.properties),
+                payload: (self.b)(&x.payload),
+            }),
+            Packet::PubAck(r) => Packet::PubAck(self.resp(r)),
+            Packet::PubRec(r) => Packet::PubRec(self.resp(r)),
+            Packet::PubRel(r) => Packet::PubRel(self.resp(r)),
+            Packet::PubComp(r) => Packet::PubComp(self.resp(r)),
+            Packet::Subscribe(x) => Packet::Subscribe(Subscribe {
+                packet_id: x.packet_id,
+                properties: self.props(&x.properties),
+                filters: x
+                    .filters
+                    .iter()
+                    .map(|f| Subscription {
+                        filter: (self.s)(&f.filter),
+                        options: f.options,
+                    })
+                    .collect(),
+            }),
+            Packet::SubAck(x) => Packet::SubAck(SubAck {
+                packet_id: x.packet_id,
+                properties: self.props(&x.properties),
+                reason_codes: x.reason_codes.clone(),
+            }),
+            Packet::Unsubscribe(x) => Packet::Unsubscribe(Unsubscribe {
+                packet_id: x.packet_id,
+                properties: self.props(&x.properties),
+                filters: x.filters.iter().map(&mut self.s).collect(),
+            }),
+            Packet::UnsubAck(x) => Packet::UnsubAck(UnsubAck {
+                packet_id: x.packet_id,
+                properties: self.props(&x.properties),
+                reason_codes: x.reason_codes.clone(),
+            }),
+            Packet::PingReq => Packet::PingReq,
+            Packet::PingResp => Packet::PingResp,
+            Packet::Disconnect(x) => Packet::Disconnect(Disconnect {
+                reason_code: x.reason_code,
+                properties: self.props(&x.properties),
+            }),
+            Packet::Auth(x) => Packet::Auth(Auth {
+                reason_code: x.reason_code,
+                properties: self.props(&x.properties),
+            }),
+        }
+    }
+}
+
+impl PacketRef<'_> {
+    /// An owned copy, for a packet that must outlive the buffer it was decoded from.
+    pub fn to_owned_packet(&self) -> Packet {
+        Conv {
+            s: |s: &&str| ByteString::from(*s),
+            b: |b: &&[u8]| Bytes::copy_from_slice(b),
+        }
+        .packet(self)
+    }
 }
