@@ -33,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use mqtt_codec::{
-    encode, ByteString, ConnAck, Connect, DecodeOptions, Decoder, Disconnect, Packet, Properties, Property, Protocol,
+    decode_slice, encode, ByteString, ConnAck, Connect, DecodeOptions, Decoded, Decoder, Disconnect, Packet, Properties, Property, Protocol,
     PubResponse, Publish, QoS, Sender, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
     Will,
 };
@@ -226,7 +226,7 @@ fn control(protocol: Protocol) -> Stream {
         reason_codes: if v5 { vec![0, 0] } else { vec![] },
     });
     let client = vec![
-        Packet::Connect(connect),
+        Packet::Connect(Box::new(connect)),
         subscribe,
         publish(
             "events/gateway-7f3a9c/door",
@@ -272,6 +272,23 @@ fn ours_decode(buf: &mut BytesMut, protocol: Protocol, from: Sender) -> usize {
     let mut n = 0;
     while let Some(packet) = decoder.decode(buf).expect("ours: decode") {
         black_box(&packet);
+        n += 1;
+    }
+    n
+}
+
+/// Our borrowing decoder over a slice, as mqttrs reads: no allocation, no
+/// reference counting; the stream's version follows a CONNECT.
+fn ours_borrowed_decode(buf: &[u8], protocol: Protocol, from: Sender) -> usize {
+    let mut opts = DecodeOptions::new(protocol, from);
+    let mut n = 0;
+    let mut rest = buf;
+    while let Decoded::Packet { packet, len } = decode_slice(rest, &opts).expect("ours-borrowed: decode") {
+        if let Packet::Connect(c) = &packet {
+            opts.protocol = c.protocol;
+        }
+        black_box(&packet);
+        rest = rest.get(len..).unwrap_or(&[]);
         n += 1;
     }
     n
@@ -433,6 +450,9 @@ fn validate(s: &Stream) {
     let n = ours_decode(&mut c, s.protocol, Sender::Client) + ours_decode(&mut v, s.protocol, Sender::Server);
     assert_eq!(n, s.packets(), "{name}: ours decoded {n} packets");
     assert!(c.is_empty() && v.is_empty(), "{name}: ours left bytes undecoded");
+    let n = ours_borrowed_decode(&s.client, s.protocol, Sender::Client)
+        + ours_borrowed_decode(&s.server, s.protocol, Sender::Server);
+    assert_eq!(n, s.packets(), "{name}: ours-borrowed decoded {n} packets");
 
     let (mut c, mut v) = s.buffers();
     let n = if s.protocol.is_v5() {
@@ -518,6 +538,13 @@ fn bench_decode(c: &mut Criterion, s: &Stream) {
         b.iter_batched_ref(
             || s.buffers(),
             |(c, v)| ours_decode(c, protocol, Sender::Client) + ours_decode(v, protocol, Sender::Server),
+            BATCH,
+        )
+    });
+    g.bench_function("ours-borrowed", |b| {
+        b.iter_batched_ref(
+            || s.buffers(),
+            |(c, v)| ours_borrowed_decode(c, protocol, Sender::Client) + ours_borrowed_decode(v, protocol, Sender::Server),
             BATCH,
         )
     });

@@ -684,7 +684,7 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
             if c.protocol.is_v5() && header.header_len > 1 + crate::encode::varint_len(header.remaining_length) {
                 return Err(r.err(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
             }
-            Packet::Connect(c)
+            Packet::Connect(Box::new(c))
         }
         PacketType::ConnAck => {
             let at = r.pos;

@@ -73,7 +73,7 @@ pub fn packet_of(
     }
     let g = Gen { protocol, from };
     Ok(match ty {
-        PacketType::Connect => Packet::Connect(g.connect(u)?),
+        PacketType::Connect => Packet::Connect(Box::new(g.connect(u)?)),
         PacketType::ConnAck => Packet::ConnAck(g.connack(u)?),
         PacketType::Publish => Packet::Publish(g.publish(u)?),
         PacketType::PubAck => Packet::PubAck(g.pub_response(u, ty)?),

@@ -158,7 +158,8 @@ pub type PacketRef<'a> = Packet<&'a str, &'a [u8]>;
 /// borrowed (`&str`, `&[u8]`, see [`PacketRef`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet<S = ByteString, B = Bytes> {
-    Connect(Connect<S, B>),
+    /// Boxed: a CONNECT is large and rare, and every other packet moves faster for it.
+    Connect(Box<Connect<S, B>>),
     ConnAck(ConnAck<S, B>),
     Publish(Publish<S, B>),
     PubAck(PubResponse<S, B>),
@@ -455,7 +456,7 @@ impl<FS, FB> Conv<FS, FB> {
         FB: FnMut(&B) -> B2,
     {
         match p {
-            Packet::Connect(c) => Packet::Connect(Connect {
+            Packet::Connect(c) => Packet::Connect(Box::new(Connect {
                 protocol: c.protocol,
                 clean_start: c.clean_start,
                 keep_alive: c.keep_alive,
@@ -470,7 +471,7 @@ impl<FS, FB> Conv<FS, FB> {
                 }),
                 username: c.username.as_ref().map(&mut self.s),
                 password: c.password.as_ref().map(&mut self.b),
-            }),
+            })),
             Packet::ConnAck(c) => Packet::ConnAck(ConnAck {
                 session_present: c.session_present,
                 code: c.code,

@@ -198,7 +198,7 @@ fn publish(p: Protocol, from: Sender, bytes: &[u8]) -> Publish {
 #[track_caller]
 fn connect(p: Protocol, bytes: &[u8]) -> Connect {
     match decode(p, C, bytes) {
-        Packet::Connect(x) => x,
+        Packet::Connect(x) => *x,
         other => panic!("expected CONNECT, got {other:?}"),
     }
 }
@@ -2496,7 +2496,7 @@ fn stream_decoder_yields_packets_one_by_one_and_adopts_the_connect_level() {
 
     assert_eq!(
         d.decode(&mut buf),
-        Ok(Some(Packet::Connect(Connect::new(V5, "c"))))
+        Ok(Some(Packet::Connect(Box::new(Connect::new(V5, "c")))))
     );
     assert_eq!((d.position, buf.len(), d.options.protocol), (16, 18, V5));
     // Read as 5.0: `02 01 01` is a property block, not payload.
@@ -2667,7 +2667,7 @@ fn encoded_packets_decode_back_to_themselves() {
                 }],
             }),
         ),
-        (V311, C, Packet::Connect(Connect::new(V311, "c"))),
+        (V311, C, Packet::Connect(Box::new(Connect::new(V311, "c")))),
         (
             V5,
             S,
@@ -2811,7 +2811,7 @@ fn overrides_of_the_fixed_header() {
         malformed(None, 2),
     );
     // A truncated packet is incomplete, not wrong.
-    let connect = Packet::Connect(Connect::new(V311, "client"));
+    let connect = Packet::Connect(Box::new(Connect::new(V311, "client")));
     let o = Overrides {
         truncate: Some(10),
         ..Overrides::default()
@@ -2826,10 +2826,10 @@ fn overrides_of_the_fixed_header() {
 
 #[test]
 fn overrides_of_connect_fields() {
-    let c = Packet::Connect(Connect {
+    let c = Packet::Connect(Box::new(Connect {
         username: Some(s("u")),
         ..Connect::new(V311, "c")
-    });
+    }));
     // Protocol level 6, protocol name "MQTX", reserved flag, password without user name.
     reject(
         V311,
@@ -2867,10 +2867,10 @@ fn overrides_of_connect_fields() {
         &encode_with(&c, V311, &o).expect("encodes"),
         malformed("MQTT-3.1.2-19", 15),
     );
-    let c5 = Packet::Connect(Connect {
+    let c5 = Packet::Connect(Box::new(Connect {
         username: Some(s("u")),
         ..Connect::new(V5, "c")
-    });
+    }));
     reject(
         V5,
         C,

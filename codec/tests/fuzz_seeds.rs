@@ -143,7 +143,7 @@ fn publish(protocol: Protocol, qos: QoS, from: Sender) -> Publish {
 fn client_session(protocol: Protocol) -> Vec<Packet> {
     let v5 = protocol.is_v5();
     let mut packets = vec![
-        Packet::Connect(connect(protocol)),
+        Packet::Connect(Box::new(connect(protocol))),
         Packet::Subscribe(Subscribe {
             packet_id: 1,
             properties: props(
@@ -321,7 +321,7 @@ fn decode_seeds() -> Vec<(String, Vec<u8>)> {
                 with_selector(protocol, from, &wire(protocol, &session(protocol, from))),
             ));
         }
-        let c = [Packet::Connect(connect(protocol))];
+        let c = [Packet::Connect(Box::new(connect(protocol)))];
         seeds.push((
             format!("{}-client-connect", tag(protocol)),
             with_selector(protocol, Sender::Client, &wire(protocol, &c)),
@@ -336,7 +336,7 @@ fn decode_seeds() -> Vec<(String, Vec<u8>)> {
         "v311-client-connect-v5",
         Protocol::V3_1_1,
         Sender::Client,
-        wire(v5, &[Packet::Connect(connect(v5))]),
+        wire(v5, &[Packet::Connect(Box::new(connect(v5)))]),
     );
     // 3.1 clients sent SUBSCRIBE with DUP and QoS 1 in the fixed header.
     let sub = &client_session(Protocol::V3_1)[1];
@@ -390,7 +390,7 @@ fn decode_seeds() -> Vec<(String, Vec<u8>)> {
         wire(Protocol::V3_1_1, &server_session(Protocol::V3_1_1)[1..2]),
     );
     // Edges: a CONNECT cut short, and a 3.1.1 remaining length in 4 (non-minimal) bytes.
-    let mut cut = wire(v5, &[Packet::Connect(connect(v5))]);
+    let mut cut = wire(v5, &[Packet::Connect(Box::new(connect(v5)))]);
     cut.truncate(cut.len() / 2);
     single("v5-client-connect-truncated", v5, Sender::Client, cut);
     single(
