@@ -16,6 +16,11 @@ use mqtt_codec::{
 
 use crate::config::Config;
 
+mod authn;
+mod routes;
+mod snapshot;
+pub use snapshot::{Clocks, Snapshot};
+
 /// A network connection, as numbered by the broker.
 pub type ConnId = u64;
 
@@ -96,6 +101,8 @@ struct Session {
     incoming_qos2: HashSet<u16>,
     next_packet_id: u16,
     pending_will: Option<PendingWill>,
+    /// User name of the last connection, for the ACL on delivery.
+    user: Option<ByteString>,
 }
 
 #[derive(Debug)]
@@ -123,6 +130,8 @@ struct Conn {
     will: Option<(Message, u32)>,
     /// Session expiry from CONNECT, for the DISCONNECT rule.
     connect_session_expiry: u32,
+    /// Authentication state: user, method, a SCRAM exchange under way.
+    auth: crate::auth::ConnAuth,
 }
 
 /// The broker core.
@@ -134,6 +143,8 @@ pub struct Broker {
     retained: BTreeMap<ByteString, Message>,
     /// Round-robin counters of shared subscription groups.
     share_cursor: HashMap<(String, String), usize>,
+    /// Which sessions a topic can concern (see routes.rs).
+    routes: routes::Routes,
     next_conn: ConnId,
     next_assigned: u64,
     actions: VecDeque<Action>,
@@ -158,6 +169,7 @@ impl Broker {
             next_conn: 1,
             next_assigned: 1,
             actions: VecDeque::new(),
+            routes: routes::Routes::default(),
         }
     }
 
@@ -208,6 +220,7 @@ impl Broker {
                 request_problem_information: true,
                 will: None,
                 connect_session_expiry: 0,
+                auth: crate::auth::ConnAuth::Start,
             },
         );
         Some(id)
@@ -362,7 +375,8 @@ impl Broker {
         c.last_packet = now;
         match (&c.state, packet) {
             (ConnState::Closing, _) => {}
-            (ConnState::AwaitConnect { .. }, Packet::Connect(connect)) => self.connect(conn, connect, now),
+            (ConnState::AwaitConnect { .. }, Packet::Connect(connect)) => self.connect(conn, *connect, now),
+            (ConnState::AwaitConnect { .. }, Packet::Auth(auth)) => self.auth_before_connack(conn, auth, now),
             // MQTT-3.1.0-1: anything before CONNECT ends the connection.
             (ConnState::AwaitConnect { .. }, _) => self.close(conn),
             (ConnState::Connected { .. }, Packet::Connect(connect)) => {
@@ -427,12 +441,21 @@ impl Broker {
             refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, reason::v3::IDENTIFIER_REJECTED);
             return;
         }
-        if v5 && connect.properties.authentication_method().is_some() {
-            // MQTT-4.12.0-1: no enhanced authentication method is configured.
-            refuse(self, reason::BAD_AUTHENTICATION_METHOD, reason::v3::NOT_AUTHORIZED);
-            return;
-        }
+        // User name / password, or an enhanced authentication exchange (MQTT-4.12.0-1).
+        let (user, auth_props) = match self.authenticate(conn, &connect) {
+            authn::Gate::Go { user, props } => (user, props),
+            authn::Gate::Wait => return,
+            authn::Gate::Refuse { v5: c5, v3: c3 } => {
+                refuse(self, c5, c3);
+                return;
+            }
+        };
         if let Some(w) = &connect.will {
+            // A will is a PUBLISH made in advance: the ACL must allow it now.
+            if !self.config.auth.may_publish(user.as_deref(), &client_id, &w.topic) {
+                refuse(self, reason::NOT_AUTHORIZED, reason::v3::NOT_AUTHORIZED);
+                return;
+            }
             // MQTT-3.2.2-12/13: a will the server cannot honour refuses the connection.
             if w.qos.as_u8() > self.config.maximum_qos {
                 refuse(self, reason::QOS_NOT_SUPPORTED, reason::v3::SERVER_UNAVAILABLE);
@@ -484,7 +507,10 @@ impl Broker {
             .sessions
             .get(&client_id)
             .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
-        if connect.clean_start || forget || expired {
+        // A session belongs to the user who made it: another user reusing the
+        // client id starts afresh rather than reading its queue.
+        let foreign = self.config.auth.checks_passwords() && self.sessions.get(&client_id).is_some_and(|s| s.user != user);
+        if connect.clean_start || forget || expired || foreign {
             // MQTT-3.1.2-4 (5.0) / 3.1.2-6 (3.1.1): discard any previous session.
             if let Some(old) = self.sessions.remove(&client_id) {
                 if let Some(w) = old.pending_will.filter(|_| expired) {
@@ -506,10 +532,12 @@ impl Broker {
             incoming_qos2: HashSet::new(),
             next_packet_id: 1,
             pending_will: None,
+            user: None,
         });
         // MQTT-3.1.3-9: a reconnection before the will delay cancels the will.
         session.pending_will = None;
         session.conn = Some(conn);
+        session.user = user;
         session.protocol = protocol;
         session.expiry = expiry;
         session.expires_at = None;
@@ -589,6 +617,9 @@ impl Broker {
             }
             if let Some(k) = self.config.server_keep_alive {
                 props.push(Property::ServerKeepAlive(k));
+            }
+            for p in auth_props {
+                props.push(p);
             }
         }
         self.send(
@@ -705,10 +736,7 @@ impl Broker {
                 self.end_connection(conn, keep_will, now);
                 self.close(conn);
             }
-            Packet::Auth(_) => {
-                // MQTT-4.12.0-7 binds clients: no method was negotiated, so AUTH is a protocol error.
-                self.disconnect(conn, reason::PROTOCOL_ERROR, now);
-            }
+            Packet::Auth(auth) => self.auth_after_connack(conn, auth, now),
             // The codec refuses these from a client; nothing to do if they slip through.
             Packet::Connect(_) | Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.disconnect(conn, reason::PROTOCOL_ERROR, now);
@@ -750,6 +778,9 @@ impl Broker {
             || p.topic.split('/').count() > self.config.max_topic_levels
         {
             self.disconnect(conn, reason::TOPIC_NAME_INVALID, now);
+            return;
+        }
+        if self.publish_refused(conn, client_id, &p) {
             return;
         }
         let packet_id = p.packet_id;
@@ -835,11 +866,16 @@ impl Broker {
         // (share name, filter) → members: (client id, options, subscription id).
         type Groups = BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>>;
         let mut shared: Groups = BTreeMap::new();
-        for (cid, s) in &self.sessions {
+        // Only the sessions the index says may match; deliberate violations
+        // change the matching rules, so under them every session is tried.
+        self.routes.refresh(&self.sessions);
+        let all = !self.config.violations.is_empty();
+        for (cid, s) in self.routes.sessions(&self.sessions, &m.topic, all) {
             let mut best: Option<(SubscriptionOptions, Vec<u32>)> = None;
             for (filter, sub) in &s.subscriptions {
                 if let Some(Ok((group, inner))) = topic::split_shared(filter) {
-                    if self.matches(inner, &m.topic) {
+                    // Only members that may read it share it (the ACL).
+                    if self.matches(inner, &m.topic) && self.may_read(cid, &m.topic) {
                         shared
                             .entry((group.to_string(), inner.to_string()))
                             .or_default()
@@ -894,6 +930,9 @@ impl Broker {
 
     /// Queues or sends one message to one session.
     fn deliver(&mut self, cid: &ByteString, m: Message, opts: SubscriptionOptions, ids: Vec<u32>, from_retained: bool, now: Instant) {
+        if !self.may_read(cid, &m.topic) {
+            return;
+        }
         let Some(s) = self.sessions.get_mut(cid) else { return };
         let mut m = m;
         // MQTT-3.3.1-12/13 (5.0), 3.3.1-8/9 (3.1.1): RETAIN is kept for retained
@@ -1021,6 +1060,8 @@ impl Broker {
                 || f.filter.split('/').count() > self.config.max_topic_levels
             {
                 failure.unwrap_or(reason::TOPIC_FILTER_INVALID)
+            } else if !self.may_subscribe(conn, client_id, &f.filter) {
+                failure.unwrap_or(reason::NOT_AUTHORIZED)
             } else {
                 let Some(s) = self.sessions.get_mut(client_id) else { return };
                 let exists = s.subscriptions.contains_key(&f.filter);
@@ -1032,6 +1073,7 @@ impl Broker {
                     let mut options = f.options;
                     options.qos = granted;
                     // MQTT-3.8.4-3: a subscription with the same filter is replaced.
+                    self.routes.invalidate();
                     s.subscriptions.insert(
                         f.filter.clone(),
                         Subscription {
@@ -1080,6 +1122,9 @@ impl Broker {
             for f in &u.filters {
                 // MQTT-3.10.4-1: compared character by character.
                 let existed = s.subscriptions.remove(f).is_some();
+                if existed {
+                    self.routes.invalidate();
+                }
                 codes.push(if existed { 0 } else { reason::NO_SUBSCRIPTION_EXISTED });
             }
         }

@@ -35,17 +35,44 @@ pub struct Args {
     /// Break a server-side statement on purpose (repeatable); `--violate list` prints them.
     #[arg(long = "violate", value_name = "ID")]
     violate: Vec<String>,
+    /// Password file of `user:$pbkdf2-sha256$…` lines (make lines with --hash-password).
+    /// With one, clients without a user name are refused unless the config file allows them.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<String>,
+    /// Topic ACL file (`user NAME`, `topic [read|write|readwrite] FILTER`, `pattern …` with %c / %u).
+    #[arg(long, value_name = "FILE")]
+    acl_file: Option<String>,
+    /// Print a password file line for USER, the password read from standard input, and exit.
+    #[arg(long, value_name = "USER")]
+    hash_password: Option<String>,
+    /// PBKDF2 iterations for --hash-password.
+    #[arg(long, value_name = "N", default_value_t = crate::auth::DEFAULT_ITERATIONS)]
+    iterations: u32,
+    /// Keep sessions, queued and in-flight messages and retained messages in DIR across restarts.
+    #[arg(long, value_name = "DIR")]
+    persist: Option<std::path::PathBuf>,
 }
 
 fn setup(args: &Args) -> Result<(Config, Vec<ListenerConfig>), String> {
     let mut config = Config::default();
     let mut listeners = Vec::new();
+    let mut file = FileConfig::default();
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let file = FileConfig::parse(path, &text)?;
+        file = FileConfig::parse(path, &text)?;
         file.apply(&mut config).map_err(|e| format!("{path}: {e}"))?;
         listeners.extend(file.listeners.iter().cloned());
     }
+    // Flags win over the file.
+    let password_file = args.password_file.as_ref().or(file.password_file.as_ref());
+    let acl_file = args.acl_file.as_ref().or(file.acl_file.as_ref());
+    if password_file.is_some() || acl_file.is_some() || file.allow_anonymous.is_some() {
+        config.auth = crate::auth::Auth::load(password_file.map(String::as_str), acl_file.map(String::as_str), file.allow_anonymous)?;
+        if acl_file.is_some() && password_file.is_none() {
+            eprintln!("warning: an ACL file without a password file: user names are not checked, so `user` sections and %u trust what clients claim");
+        }
+    }
+    config.persist_dir = args.persist.clone().or_else(|| file.persist_dir.as_ref().map(Into::into));
     for v in &args.violate {
         config.violations.add(v)?;
     }
@@ -91,6 +118,9 @@ fn transport_for(l: &ListenerConfig) -> Result<Transport, String> {
 /// Runs the broker until Ctrl-C; returns the process exit status
 /// (0, or 2 for a configuration error).
 pub async fn run(args: Args) -> u8 {
+    if let Some(user) = &args.hash_password {
+        return hash_password(user, args.iterations);
+    }
     if args.violate.iter().any(|v| v == "list") {
         print!("{}", violation::list());
         return 0;
@@ -102,7 +132,13 @@ pub async fn run(args: Args) -> u8 {
             return 2;
         }
     };
-    let shared: Arc<Shared> = Shared::new(config);
+    let shared: Arc<Shared> = match Shared::open(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for l in &listeners {
@@ -129,10 +165,61 @@ pub async fn run(args: Args) -> u8 {
         })));
     }
     tokio::spawn(crate::server::run_timers(shared.clone()));
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
+    shared.flush();
     0
+}
+
+/// `--hash-password USER`: reads one line (the password) from standard input
+/// and prints the password file line.
+fn hash_password(user: &str, iterations: u32) -> u8 {
+    if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
+        eprintln!("error: the user name must be non-empty, without ':' or spaces");
+        return 2;
+    }
+    if !(crate::auth::MIN_ITERATIONS..=crate::auth::MAX_ITERATIONS).contains(&iterations) {
+        eprintln!("error: --iterations must be from {} to {}", crate::auth::MIN_ITERATIONS, crate::auth::MAX_ITERATIONS);
+        return 2;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from standard input: {e}");
+        return 2;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("error: empty password (write it on standard input, e.g. `echo secret | reference-broker --hash-password {user}`)");
+        return 2;
+    }
+    let salt = match crate::auth::random_bytes::<16>() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    println!("{}", crate::auth::hash_line(user, password.as_bytes(), iterations, &salt));
+    0
+}
+
+/// Ctrl-C, or SIGTERM (how service managers stop a daemon) on Unix: either
+/// way the broker stops accepting and writes what is not yet persisted.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub allow_empty_client_id: bool,
     /// Statements to break on purpose.
     pub violations: Violations,
+    /// Users, passwords and topic ACLs (default: anyone may do anything).
+    pub auth: crate::auth::Auth,
+    /// Where sessions and retained messages persist (`--persist`); read by the tokio layer.
+    pub persist_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -65,6 +69,8 @@ impl Default for Config {
             max_topic_levels: 32,
             allow_empty_client_id: true,
             violations: Violations::none(),
+            auth: crate::auth::Auth::default(),
+            persist_dir: None,
         }
     }
 }
@@ -116,6 +122,14 @@ pub struct FileConfig {
     pub allow_empty_client_id: Option<bool>,
     #[serde(default)]
     pub violate: Vec<String>,
+    /// Password file (`user:$pbkdf2-sha256$…` lines); see `auth`.
+    pub password_file: Option<String>,
+    /// Topic ACL file; see `auth`.
+    pub acl_file: Option<String>,
+    /// Default: true without a password file, false with one.
+    pub allow_anonymous: Option<bool>,
+    /// Directory where sessions and retained messages persist.
+    pub persist_dir: Option<String>,
 }
 
 impl FileConfig {

@@ -8,11 +8,18 @@
 //! - [`server`] is the tokio layer: it owns sockets and the clock, one task per
 //!   connection, and the core behind one mutex;
 //! - `main.rs` only parses flags and calls [`server::run`].
+//!
+//! Beside them: [`auth`] (password file, SCRAM-SHA-256, topic ACLs: pure
+//! functions the core calls) and persistence, split the same way: the core
+//! turns its state into a [`broker::Snapshot`] and back, and
+//! [`server::persist`] writes it to disk before acknowledgements leave.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+mod outbox;
 pub mod server;
 pub mod transport;
 pub mod violation;

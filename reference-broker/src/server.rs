@@ -1,7 +1,7 @@
 //! The tokio layer: sockets, the clock, and the dispatch of the core's actions.
 //!
 //! One task reads each connection and feeds decoded packets to the core; one
-//! task writes each connection from a bounded channel; one task runs the
+//! task writes each connection from its [`Outbox`]; one task runs the
 //! core's timers. The core sits behind a single `std::sync::Mutex`: every
 //! critical section is a synchronous call into it plus the dispatch of its
 //! actions, never an await.
@@ -12,29 +12,28 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use mqtt_codec::{decode::frame_len, DecodeOptions, Decoder, Protocol, Sender};
+use bytes::BytesMut;
+use mqtt_codec::{decode::frame_len, DecodeOptions, Decoder, Packet, Protocol, Sender};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::broker::{Action, Broker, ConnId, OnError};
+use crate::outbox::{Outbox, PushError};
 use crate::config::Config;
+
+pub mod persist;
+mod prehash;
 
 /// Packets queued towards one connection before it counts as too slow and is closed.
 const OUTBOUND_QUEUE: usize = 4096;
 /// Deadline for flushing what is queued when a connection is closed.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-enum Out {
-    Bytes(Bytes),
-    Close,
-}
-
 /// The way to one connection's writer task.
 struct Outbound {
-    tx: mpsc::Sender<Out>,
+    outbox: Arc<Outbox>,
     /// Wakes the connection's reader when the connection is to end: closed by
     /// the core, dropped for reading too slowly, or its writer gone.
     gone: Arc<Notify>,
@@ -43,6 +42,8 @@ struct Outbound {
 struct State {
     broker: Broker,
     outbound: HashMap<ConnId, Outbound>,
+    /// `--persist`: where and when the core's state is written.
+    persist: Option<persist::Persister>,
 }
 
 /// The broker shared by all connection tasks.
@@ -57,6 +58,7 @@ impl Shared {
             state: Mutex::new(State {
                 broker: Broker::new(config),
                 outbound: HashMap::new(),
+                persist: None,
             }),
             timers: Notify::new(),
         })
@@ -82,26 +84,28 @@ impl Shared {
 impl State {
     /// Carries out the core's actions: encode and queue, or close.
     fn dispatch(&mut self) {
+        self.persist_before_acks();
         while let Some(action) = self.broker.poll_action() {
             match action {
                 Action::Send { conn, protocol, packet } => {
                     let Some(out) = self.outbound.get(&conn) else { continue };
-                    let mut buf = BytesMut::new();
-                    if let Err(e) = mqtt_codec::encode(&packet, protocol, &mut buf) {
-                        tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
-                        continue;
-                    }
-                    if out.tx.try_send(Out::Bytes(buf.freeze())).is_err() {
-                        // The client reads too slowly: drop it rather than buffer without bound.
-                        tracing::info!(conn, "outbound queue full, closing");
-                        if let Some(out) = self.outbound.remove(&conn) {
-                            out.gone.notify_one();
+                    match out.outbox.push(&packet, protocol, OUTBOUND_QUEUE) {
+                        Ok(()) => {}
+                        Err(PushError::Encode(e)) => {
+                            tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
+                        }
+                        Err(PushError::Full) => {
+                            // The client reads too slowly: drop it rather than buffer without bound.
+                            tracing::info!(conn, "outbound queue full, closing");
+                            if let Some(out) = self.outbound.remove(&conn) {
+                                out.gone.notify_one();
+                            }
                         }
                     }
                 }
                 Action::Close { conn } => {
                     if let Some(out) = self.outbound.remove(&conn) {
-                        let _ = out.tx.try_send(Out::Close);
+                        out.outbox.close();
                         out.gone.notify_one();
                     }
                 }
@@ -112,7 +116,7 @@ impl State {
 
 /// Serves MQTT on `listener` until `shutdown` resolves.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
-    let shared = Shared::new(config);
+    let shared = Shared::open(config).map_err(io::Error::other)?;
     serve(listener, shared, shutdown).await
 }
 
@@ -140,6 +144,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         }
     };
     timer.abort();
+    shared.flush();
     result
 }
 
@@ -169,14 +174,20 @@ pub async fn handle_connection<S>(shared: Arc<Shared>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Out>(OUTBOUND_QUEUE);
+    let outbox = Arc::new(Outbox::default());
     let gone = Arc::new(Notify::new());
     let (conn, max_packet_size) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
         match st.broker.open(Instant::now().into_std()) {
             Some(id) => {
-                st.outbound.insert(id, Outbound { tx, gone: gone.clone() });
+                st.outbound.insert(
+                    id,
+                    Outbound {
+                        outbox: outbox.clone(),
+                        gone: gone.clone(),
+                    },
+                );
                 (id, max)
             }
             None => return,
@@ -186,15 +197,15 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
 
     let mut writer_task = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            match out {
-                Out::Bytes(b) => {
-                    if writer.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-                Out::Close => break,
+        // What is queued when the writer wakes goes out in one write: one
+        // syscall (and one TCP segment, Nagle being off) per burst rather
+        // than per packet.
+        let mut batch = BytesMut::new();
+        while outbox.take(&mut batch).await {
+            if writer.write_all(&batch).await.is_err() {
+                break;
             }
+            batch.clear();
         }
         let _ = tokio::time::timeout(CLOSE_FLUSH, async {
             let _ = writer.flush().await;
@@ -211,6 +222,7 @@ where
     let mut skip: usize = 0;
     let mut skip_frame = false;
     let mut closing = false;
+    let mut packets = Vec::new();
     while !closing {
         tokio::select! {
             read = reader.read_buf(&mut buf) => {
@@ -222,73 +234,90 @@ where
             // The writer ended: the core closed the connection or the peer stopped reading.
             _ = wait_closed(&shared, conn) => break,
         }
+        // Everything decodable in what was read goes to the core under one
+        // lock: a burst of packets costs one lock round trip, and the replies
+        // to it leave together (the writer sends what is queued in one write).
+        let mut rearm = false;
         loop {
-            if skip_frame {
-                match frame_len(&buf) {
-                    Some(n) => {
-                        skip = n;
-                        skip_frame = false;
+            let mut failure = None;
+            loop {
+                if skip_frame {
+                    match frame_len(&buf) {
+                        Some(n) => {
+                            skip = n;
+                            skip_frame = false;
+                        }
+                        // A length field longer than four bytes: no frame to skip.
+                        None if buf.len() >= 5 => {
+                            closing = true;
+                            break;
+                        }
+                        None => break,
                     }
-                    // A length field longer than four bytes: no frame to skip.
-                    None if buf.len() >= 5 => {
-                        closing = true;
-                        break;
-                    }
-                    None => break,
                 }
-            }
-            if skip > 0 {
-                let n = skip.min(buf.len());
-                let _ = buf.split_to(n);
-                skip -= n;
                 if skip > 0 {
-                    break;
-                }
-            }
-            let now = Instant::now().into_std();
-            let buffered = buf.len();
-            match decoder.decode(&mut buf) {
-                Ok(Some(packet)) => {
-                    let mut st = shared.lock();
-                    st.broker.packet(conn, packet, now);
-                    st.dispatch();
-                    if !st.outbound.contains_key(&conn) {
-                        closing = true;
+                    let n = skip.min(buf.len());
+                    let _ = buf.split_to(n);
+                    skip -= n;
+                    if skip > 0 {
+                        break;
                     }
                 }
-                Ok(None) => {
-                    if buf.capacity() - buf.len() < 1024 {
-                        buf.reserve(4096);
+                let buffered = buf.len();
+                match decoder.decode(&mut buf) {
+                    Ok(Some(packet)) => packets.push(packet),
+                    Ok(None) => {
+                        if buf.capacity() - buf.len() < 1024 {
+                            buf.reserve(4096);
+                        }
+                        break;
                     }
-                    break;
-                }
-                Err(e) => {
-                    let mut st = shared.lock();
-                    match st.broker.decode_error(conn, &e, now) {
-                        // A refusal from the fixed header leaves the frame in
-                        // `buf` (perhaps not all of it yet); one from the parser
-                        // comes after the whole frame was split off.
-                        OnError::Skip => skip_frame = buf.len() == buffered,
-                        OnError::Close => closing = true,
-                    }
-                    st.dispatch();
-                    if closing {
+                    Err(e) => {
+                        failure = Some((e, buffered));
                         break;
                     }
                 }
             }
+            if packets.is_empty() && failure.is_none() {
+                break;
+            }
+            // Password hashing runs before the core's lock is taken.
+            shared.precheck_passwords(&packets).await;
+            let now = Instant::now().into_std();
+            let mut st = shared.lock();
+            rearm |= failure.is_some() || packets.iter().any(may_arm_timer);
+            for packet in packets.drain(..) {
+                st.broker.packet(conn, packet, now);
+                st.dispatch();
+                if !st.outbound.contains_key(&conn) {
+                    closing = true;
+                    break;
+                }
+            }
+            let Some((e, buffered)) = failure.filter(|_| !closing) else { break };
+            match st.broker.decode_error(conn, &e, now) {
+                // A refusal from the fixed header leaves the frame in
+                // `buf` (perhaps not all of it yet); one from the parser
+                // comes after the whole frame was split off.
+                OnError::Skip => skip_frame = buf.len() == buffered,
+                OnError::Close => closing = true,
+            }
+            st.dispatch();
             if closing {
                 break;
             }
+            // A refused packet was skipped: decode what follows it.
         }
-        shared.timers.notify_one();
+        if rearm || closing {
+            shared.timers.notify_one();
+        }
     }
     {
         let mut st = shared.lock();
         st.broker.closed(conn, Instant::now().into_std());
         st.dispatch();
         if let Some(out) = st.outbound.remove(&conn) {
-            let _ = out.tx.try_send(Out::Close);
+            out.outbox.close();
         }
     }
     shared.timers.notify_one();
@@ -296,6 +325,20 @@ where
     // read would otherwise hold the writer, and the socket, forever.
     if tokio::time::timeout(CLOSE_FLUSH, &mut writer_task).await.is_err() {
         writer_task.abort();
+    }
+}
+
+/// Whether handling `packet` may give the core a deadline earlier than those
+/// it had (keep alive from CONNECT, a will delay or session expiry when a
+/// connection ends, a retained message's expiry), so that the timer task must
+/// look again. Acknowledgements, pings and live messages only move deadlines
+/// later, which the timer task sees when it wakes anyway; not waking it for
+/// them saves a wake-up and a scan of every connection per read.
+fn may_arm_timer(packet: &Packet) -> bool {
+    match packet {
+        Packet::Publish(p) => p.retain,
+        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) | Packet::PingReq => false,
+        _ => true,
     }
 }
 

@@ -86,18 +86,27 @@ pub async fn serve(listener: TcpListener, transport: Transport, shared: Arc<Shar
 async fn accept(stream: tokio::net::TcpStream, transport: Transport, shared: Arc<Shared>) {
     // The handshake counts against the time allowed before CONNECT.
     let deadline = shared.connect_timeout();
+    // A task is as large as its largest state: TLS and WebSocket state (a
+    // rustls connection, handshake buffers) is boxed so that each plain TCP
+    // connection does not carry ~14 KiB it never uses.
     match transport {
         Transport::Tcp => server::handle_connection(shared, stream).await,
         Transport::Tls(acceptor) => {
-            if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                server::handle_connection(shared, tls).await;
-            }
+            Box::pin(async move {
+                if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                    server::handle_connection(shared, tls).await;
+                }
+            })
+            .await
         }
-        Transport::Ws => websocket(stream, shared, deadline).await,
+        Transport::Ws => Box::pin(websocket(stream, shared, deadline)).await,
         Transport::Wss(acceptor) => {
-            if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                websocket(tls, shared, deadline).await;
-            }
+            Box::pin(async move {
+                if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                    websocket(tls, shared, deadline).await;
+                }
+            })
+            .await
         }
     }
 }

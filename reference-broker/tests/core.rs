@@ -146,7 +146,7 @@ impl Net {
     /// Opens a connection and sends `connect`; returns the CONNACK.
     fn connect_with(&mut self, connect: Connect) -> (ConnId, ConnAck) {
         let conn = self.open();
-        self.send(conn, Packet::Connect(connect));
+        self.send(conn, Packet::Connect(Box::new(connect)));
         // What follows the CONNACK (re-sent and queued messages) stays in the inbox.
         let first = self.inbox.get_mut(&conn).and_then(|q| q.pop_front());
         match first {
@@ -461,12 +461,12 @@ fn v31_client_id_rules() {
 fn second_connect_closes() {
     let mut net = Net::new();
     let c = net.client(V5, "a");
-    net.send(c, Packet::Connect(Connect::new(V5, "a")));
+    net.send(c, Packet::Connect(Box::new(Connect::new(V5, "a"))));
     assert_eq!(disconnect_code(&net.one(c)), Some(reason::PROTOCOL_ERROR));
     assert!(net.is_closed(c));
 
     let c = net.client(V311, "b");
-    net.send(c, Packet::Connect(Connect::new(V311, "b")));
+    net.send(c, Packet::Connect(Box::new(Connect::new(V311, "b"))));
     assert!(net.recv(c).is_empty(), "3.1.1 has no server DISCONNECT");
     assert!(net.is_closed(c));
 }
@@ -487,7 +487,7 @@ fn packet_before_connect_closes() {
     // Nothing after the close is acted on.
     let c = net.open();
     net.send(c, Packet::PingReq);
-    net.send(c, Packet::Connect(Connect::new(V311, "late")));
+    net.send(c, Packet::Connect(Box::new(Connect::new(V311, "late"))));
     assert!(net.recv(c).is_empty());
     assert_eq!(net.broker.session_count(), 0);
 }
@@ -1392,7 +1392,7 @@ fn connect_timeout() {
     assert!(net.recv(idle).is_empty());
     assert!(!net.is_closed(late));
     // A CONNECT in time stops the clock.
-    net.send(late, Packet::Connect(Connect::new(V311, "late")));
+    net.send(late, Packet::Connect(Box::new(Connect::new(V311, "late"))));
     assert!(matches!(net.recv(late).first(), Some(Packet::ConnAck(_))));
     net.at(100);
     net.tick();
@@ -1443,7 +1443,7 @@ fn will_on_connection_loss_and_protocol_error() {
     let mut connect = Connect::new(V5, "dev");
     connect.will = Some(will("will/dev", "bad"));
     let (c, _) = net.connect_with(connect);
-    net.send(c, Packet::Connect(Connect::new(V5, "dev")));
+    net.send(c, Packet::Connect(Box::new(Connect::new(V5, "dev"))));
     assert!(net.is_closed(c));
     assert_eq!(payloads(&net.recv_publishes(w)), ["bad"]);
 }
@@ -1823,7 +1823,7 @@ fn violation_will_after_normal_disconnect() {
 fn violation_second_connect() {
     proves("MQTT-3.1.0-2", |net| {
         let c = net.client(V311, "c");
-        net.send(c, Packet::Connect(Connect::new(V311, "c")));
+        net.send(c, Packet::Connect(Box::new(Connect::new(V311, "c"))));
         net.recv(c).is_empty() && net.is_closed(c)
     });
 }

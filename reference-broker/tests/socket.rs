@@ -85,7 +85,7 @@ impl Client {
     /// Opens a connection and completes CONNECT / CONNACK.
     async fn connect(addr: SocketAddr, protocol: Protocol, id: &str) -> Client {
         let mut c = Client::open(addr, protocol).await;
-        c.send(&Packet::Connect(Connect::new(protocol, id))).await;
+        c.send(&Packet::Connect(Box::new(Connect::new(protocol, id)))).await;
         match c.recv().await {
             Packet::ConnAck(ack) => assert_eq!(ack.code, 0, "{ack:?}"),
             other => panic!("expected CONNACK, got {other:?}"),
@@ -249,7 +249,7 @@ async fn bytes_split_and_coalesced() {
     let mut c = Client::open(broker.addr, V311).await;
     let mut bytes = BytesMut::new();
     mqtt_codec::encode(
-        &Packet::Connect(Connect::new(V311, "split")),
+        &Packet::Connect(Box::new(Connect::new(V311, "split"))),
         V311,
         &mut bytes,
     )
@@ -409,7 +409,7 @@ async fn subscriber_that_never_reads_is_dropped() {
         decoder: Decoder::new(DecodeOptions::new(V311, Sender::Server)),
         buf: BytesMut::new(),
     };
-    slow.send(&Packet::Connect(Connect::new(V311, "slow")))
+    slow.send(&Packet::Connect(Box::new(Connect::new(V311, "slow"))))
         .await;
     assert!(matches!(slow.recv().await, Packet::ConnAck(_)));
     slow.subscribe("flood", QoS::AtMostOnce).await;
@@ -516,7 +516,7 @@ async fn keep_alive_closes_over_socket() {
     let mut c = Client::open(broker.addr, V5).await;
     let mut connect = Connect::new(V5, "ka");
     connect.keep_alive = 1;
-    c.send(&Packet::Connect(connect)).await;
+    c.send(&Packet::Connect(Box::new(connect))).await;
     assert!(matches!(c.recv().await, Packet::ConnAck(_)));
     let got = c.until_closed(PROMPT).await;
     assert!(
@@ -555,7 +555,7 @@ async fn will_published_on_connection_loss() {
         topic: "will/dev".into(),
         payload: Bytes::from_static(b"bye"),
     });
-    dev.send(&Packet::Connect(connect)).await;
+    dev.send(&Packet::Connect(Box::new(connect))).await;
     assert!(matches!(dev.recv().await, Packet::ConnAck(_)));
     drop(dev);
     match watcher.recv().await {

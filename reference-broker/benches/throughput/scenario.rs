@@ -1,0 +1,417 @@
+//! One load scenario (fan-in or fan-out, QoS 0 or 1) run once against one
+//! broker.
+//!
+//! Load is closed-loop: publishers may be at most `window` messages ahead of
+//! the slowest subscriber, so neither broker is pushed into dropping QoS 0
+//! messages or overflowing its queues, and throughput is what the broker
+//! sustains rather than what it buffers. QoS 1 publishers also keep at most
+//! `inflight` PUBLISH unacknowledged. Latency is the time from the write of a
+//! PUBLISH to its decoding by a subscriber (the send time is in the payload).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{Packet, QoS};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::client::{append_puback, now_ns, stamp_of, write, Client, PublishTemplate, Read};
+
+/// No progress for this long ends a run (a dropped message would otherwise
+/// keep the window shut for ever).
+const STALL: Duration = Duration::from_secs(5);
+/// Most PUBLISH written by one publisher in one write.
+const BATCH: u64 = 64;
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// Short form for client ids and topics.
+    pub slug: String,
+    pub qos: QoS,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub per_publisher: u64,
+    /// Messages published but not yet delivered to every subscriber.
+    pub window: u64,
+    /// QoS 1 PUBLISH a publisher keeps unacknowledged.
+    pub inflight: u64,
+    pub payload: usize,
+    /// Clients connected during the run, each subscribed to a topic nobody
+    /// publishes to.
+    pub bystanders: usize,
+}
+
+impl Scenario {
+    /// Deliveries a complete run makes (messages × subscribers).
+    pub fn expected(&self) -> u64 {
+        self.per_publisher * self.publishers as u64 * self.subscribers as u64
+    }
+}
+
+pub struct RunStats {
+    pub deliveries: u64,
+    pub expected: u64,
+    pub elapsed: Duration,
+    /// One per delivery, nanoseconds.
+    pub latencies: Vec<u64>,
+    /// Why the run is incomplete, if it is.
+    pub problem: Option<String>,
+    /// CPU time the broker process used during the run.
+    pub broker_cpu: Duration,
+}
+
+impl RunStats {
+    pub fn rate(&self) -> f64 {
+        self.deliveries as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The shared end-to-end window.
+struct Flow {
+    window: u64,
+    /// Messages reserved for sending, all publishers together.
+    sent: AtomicU64,
+    /// Messages each subscriber has received.
+    received: Vec<AtomicU64>,
+    /// The least of `received`.
+    progress: AtomicU64,
+    wake: Notify,
+}
+
+impl Flow {
+    fn delivered(&self, subscriber: usize, count: u64) {
+        self.received[subscriber].store(count, Ordering::Release);
+        let least = self
+            .received
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
+        self.progress.fetch_max(least, Ordering::AcqRel);
+        self.wake.notify_waiters();
+    }
+
+    /// Takes up to `want` messages of the window, at least one, waiting for
+    /// subscribers to catch up; `None` if they make no progress in time.
+    async fn reserve(&self, want: u64) -> Option<u64> {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let sent = self.sent.load(Ordering::Acquire);
+            let room = (self.progress.load(Ordering::Acquire) + self.window).saturating_sub(sent);
+            if room > 0 {
+                let k = room.min(want);
+                if self
+                    .sent
+                    .compare_exchange(sent, sent + k, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Some(k);
+                }
+                continue;
+            }
+            tokio::time::timeout(STALL, notified).await.ok()?;
+        }
+    }
+}
+
+struct SubscriberResult {
+    count: u64,
+    last: Instant,
+    latencies: Vec<u64>,
+    problem: Option<String>,
+}
+
+/// Receives until `expected` messages came or the flow stalls; acknowledges QoS 1.
+async fn subscriber(
+    mut client: Client,
+    index: usize,
+    expected: u64,
+    flow: Arc<Flow>,
+) -> (Client, SubscriberResult) {
+    let mut result = SubscriberResult {
+        count: 0,
+        last: Instant::now(),
+        latencies: Vec::with_capacity(usize::try_from(expected).unwrap_or(0)),
+        problem: None,
+    };
+    let mut batch = Vec::with_capacity(256);
+    let mut acks = Vec::with_capacity(4096);
+    while result.count < expected {
+        batch.clear();
+        match client
+            .reader
+            .read_batch(&mut batch, Instant::now() + STALL)
+            .await
+        {
+            Ok(Read::Packets) => {}
+            Ok(Read::Closed) => {
+                result.problem = Some(format!("subscriber {index}: broker closed the connection"));
+                break;
+            }
+            Ok(Read::TimedOut) => {
+                result.problem = Some(format!("subscriber {index}: nothing for {STALL:?}"));
+                break;
+            }
+            Err(e) => {
+                result.problem = Some(format!("subscriber {index}: {e}"));
+                break;
+            }
+        }
+        let now = now_ns();
+        for p in batch.drain(..) {
+            match p {
+                Packet::Publish(p) => {
+                    result.count += 1;
+                    if let Some(sent) = stamp_of(&p.payload) {
+                        result.latencies.push(now.saturating_sub(sent));
+                    }
+                    if p.qos == QoS::AtLeastOnce {
+                        append_puback(&mut acks, p.packet_id);
+                    }
+                }
+                other => {
+                    result.problem = Some(format!("subscriber {index}: unexpected {other:?}"));
+                }
+            }
+        }
+        result.last = Instant::now();
+        if !acks.is_empty() {
+            if let Err(e) = write(&mut client.writer, &acks, Instant::now() + STALL).await {
+                result.problem = Some(format!("subscriber {index}: {e}"));
+                break;
+            }
+            acks.clear();
+        }
+        flow.delivered(index, result.count);
+    }
+    (client, result)
+}
+
+/// Publishes `count` messages, pipelined within the windows.
+async fn publisher(
+    client: Client,
+    sc: Arc<Scenario>,
+    topic: String,
+    flow: Arc<Flow>,
+) -> (Option<Client>, Result<(), String>) {
+    let Client {
+        mut reader,
+        mut writer,
+    } = client;
+    let count = sc.per_publisher;
+    let qos1 = sc.qos == QoS::AtLeastOnce;
+    let template = PublishTemplate::new(&topic, sc.qos, sc.payload);
+    let permits = Arc::new(Semaphore::new(
+        usize::try_from(sc.inflight).unwrap_or(usize::MAX),
+    ));
+    // QoS 1: a reader task gives back one permit per PUBACK. QoS 0 has
+    // nothing to read, so the reader stays here for DISCONNECT.
+    let mut acker = None;
+    let mut idle_reader = None;
+    if qos1 {
+        let permits = permits.clone();
+        acker = Some(tokio::spawn(async move {
+            let mut acked = 0;
+            let mut batch = Vec::with_capacity(256);
+            while acked < count {
+                batch.clear();
+                match reader
+                    .read_batch(&mut batch, Instant::now() + STALL)
+                    .await?
+                {
+                    Read::Packets => {}
+                    Read::Closed => {
+                        return Err("publisher: broker closed the connection".to_string())
+                    }
+                    Read::TimedOut => {
+                        return Err(format!(
+                            "publisher: {acked} of {count} PUBACKs, then nothing for {STALL:?}"
+                        ))
+                    }
+                }
+                for p in batch.drain(..) {
+                    match p {
+                        Packet::PubAck(_) => {
+                            acked += 1;
+                            permits.add_permits(1);
+                        }
+                        other => return Err(format!("publisher: unexpected {other:?}")),
+                    }
+                }
+            }
+            Ok(reader)
+        }));
+    } else {
+        idle_reader = Some(reader);
+    }
+    let mut buf = Vec::with_capacity(template.encoded_len() * BATCH as usize);
+    let mut next_id: u16 = 1;
+    let mut sent = 0;
+    let outcome: Result<(), String> = async {
+        while sent < count {
+            let mut want = (count - sent).min(BATCH);
+            if qos1 {
+                let first = tokio::time::timeout(STALL, permits.acquire())
+                    .await
+                    .map_err(|_| format!("publisher: no PUBACK for {STALL:?}"))?
+                    .map_err(|e| e.to_string())?;
+                first.forget();
+                let mut got = 1;
+                while got < want {
+                    match permits.try_acquire() {
+                        Ok(p) => {
+                            p.forget();
+                            got += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                want = got;
+            }
+            let Some(k) = flow.reserve(want).await else {
+                return Err(format!(
+                    "publisher: subscribers made no progress for {STALL:?}"
+                ));
+            };
+            if qos1 && k < want {
+                permits.add_permits(usize::try_from(want - k).unwrap_or(0));
+            }
+            buf.clear();
+            let stamp = now_ns();
+            for _ in 0..k {
+                template.append(&mut buf, next_id, stamp);
+                next_id = next_id.checked_add(1).unwrap_or(1);
+            }
+            write(&mut writer, &buf, Instant::now() + STALL).await?;
+            sent += k;
+        }
+        Ok(())
+    }
+    .await;
+    let reader = match acker {
+        Some(task) => match tokio::time::timeout(STALL, task).await {
+            Ok(Ok(Ok(reader))) => Some(reader),
+            Ok(Ok(Err(e))) => return (None, outcome.and(Err(e))),
+            Ok(Err(e)) => return (None, outcome.and(Err(format!("publisher reader: {e}")))),
+            Err(_) => {
+                return (
+                    None,
+                    outcome.and(Err(format!("publisher: PUBACKs missing after {STALL:?}"))),
+                )
+            }
+        },
+        None => idle_reader,
+    };
+    (reader.map(|reader| Client { reader, writer }), outcome)
+}
+
+/// Runs `sc` once against the broker at `addr`.
+pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<RunStats, String> {
+    let sc = Arc::new(sc.clone());
+    let tag = format!("{}-{}-{run}", std::process::id(), sc.slug);
+    let topic = format!("bench/{tag}");
+    let bystanders = connect_bystanders(addr, sc.bystanders, &tag).await?;
+    let mut subs = Vec::with_capacity(sc.subscribers);
+    for i in 0..sc.subscribers {
+        let mut c = Client::connect(addr, &format!("s{i}-{tag}")).await?;
+        c.subscribe(&topic, sc.qos).await?;
+        subs.push(c);
+    }
+    let mut pubs = Vec::with_capacity(sc.publishers);
+    for i in 0..sc.publishers {
+        pubs.push(Client::connect(addr, &format!("p{i}-{tag}")).await?);
+    }
+    let flow = Arc::new(Flow {
+        window: sc.window,
+        sent: AtomicU64::new(0),
+        received: (0..sc.subscribers).map(|_| AtomicU64::new(0)).collect(),
+        progress: AtomicU64::new(0),
+        wake: Notify::new(),
+    });
+    let per_subscriber = sc.per_publisher * sc.publishers as u64;
+    let start = Instant::now();
+    let sub_tasks: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| tokio::spawn(subscriber(c, i, per_subscriber, flow.clone())))
+        .collect();
+    let pub_tasks: Vec<_> = pubs
+        .into_iter()
+        .map(|c| tokio::spawn(publisher(c, sc.clone(), topic.clone(), flow.clone())))
+        .collect();
+
+    let mut problem = None;
+    let mut clients = Vec::new();
+    for t in pub_tasks {
+        match t.await {
+            Ok((client, outcome)) => {
+                clients.extend(client);
+                if let Err(e) = outcome {
+                    problem.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                problem.get_or_insert(format!("publisher task: {e}"));
+            }
+        }
+    }
+    let mut stats = RunStats {
+        deliveries: 0,
+        expected: sc.expected(),
+        elapsed: Duration::ZERO,
+        latencies: Vec::with_capacity(usize::try_from(sc.expected()).unwrap_or(0)),
+        problem: None,
+        broker_cpu: Duration::ZERO,
+    };
+    let mut last = start;
+    for t in sub_tasks {
+        match t.await {
+            Ok((client, r)) => {
+                clients.push(client);
+                stats.deliveries += r.count;
+                last = last.max(r.last);
+                stats.latencies.extend(r.latencies);
+                if let Some(p) = r.problem {
+                    problem.get_or_insert(p);
+                }
+            }
+            Err(e) => {
+                problem.get_or_insert(format!("subscriber task: {e}"));
+            }
+        }
+    }
+    stats.elapsed = last - start;
+    stats.problem = problem;
+    for c in clients.into_iter().chain(bystanders) {
+        c.disconnect().await;
+    }
+    Ok(stats)
+}
+
+/// `n` clients subscribed to `idle/{i}/{tag}`, connected 50 at a time.
+async fn connect_bystanders(addr: SocketAddr, n: usize, tag: &str) -> Result<Vec<Client>, String> {
+    let mut clients = Vec::with_capacity(n);
+    let mut next = 0;
+    while next < n {
+        let chunk: Vec<_> = (next..n.min(next + 50))
+            .map(|i| {
+                let tag = tag.to_string();
+                tokio::spawn(async move {
+                    let mut c = Client::connect(addr, &format!("x{i}-{tag}")).await?;
+                    c.subscribe(&format!("idle/{i}/{tag}"), QoS::AtMostOnce)
+                        .await?;
+                    Ok::<_, String>(c)
+                })
+            })
+            .collect();
+        next += chunk.len();
+        for t in chunk {
+            clients.push(t.await.map_err(|e| format!("bystander task: {e}"))??);
+        }
+    }
+    Ok(clients)
+}

@@ -1,0 +1,520 @@
+//! What survives a restart: sessions (client id, protocol, expiry,
+//! subscriptions with their options and identifiers, queued and in-flight
+//! QoS 1/2 messages with packet ids and states, QoS 2 ids awaiting PUBREL)
+//! and retained messages.
+//!
+//! The core only turns its state into a [`Snapshot`] and back; the tokio
+//! layer decides when to write it and where (see `server::persist`). Time
+//! is carried as wall-clock milliseconds since the Unix epoch, because an
+//! `Instant` means nothing to the next process: the caller passes both
+//! clocks, so the core still reads none.
+//!
+//! Format: JSON (serde), one object with a `format` version. JSON because a
+//! person can read and repair it, serde checks its shape (unknown fields are
+//! errors), and its size is dominated by payloads either way. Each message is
+//! kept as the MQTT 5.0 encoding of its PUBLISH packet (base64), written and
+//! read back by the codec: the one parser checks every field, property and
+//! size of a stored message exactly as it would one from the network.
+//!
+//! Delayed wills (a will waiting for its Will Delay Interval) are kept and
+//! published when due. Not persisted: connections (every session is offline
+//! after a restart and its expiry runs from the restart), the wills of
+//! connections still open at the snapshot (a restart is not their client's
+//! failure), shared subscription round-robin positions.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::BytesMut;
+use mqtt_codec::{
+    topic, ByteString, DecodeOptions, Decoder, Packet, Protocol, Publish, QoS, Sender,
+    SubscriptionOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Broker, Message, OutFlight, OutState, PendingWill, Session, Subscription};
+
+/// The snapshot format this code writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The broker's durable state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub format: u32,
+    /// Next number for an assigned client id (so new ones never collide).
+    pub next_assigned: u64,
+    pub sessions: Vec<SessionState>,
+    pub retained: Vec<StoredMessage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionState {
+    pub client_id: String,
+    /// Protocol level: 3 (3.1), 4 (3.1.1) or 5.
+    pub protocol: u8,
+    /// Session Expiry Interval in seconds (4294967295: never).
+    pub expiry: u32,
+    /// When an offline session ends (Unix ms); none while it was connected
+    /// (its expiry then runs from the restart) or when it never ends.
+    pub expires_at_ms: Option<u64>,
+    pub user: Option<String>,
+    pub subscriptions: Vec<SubscriptionState>,
+    pub inflight: Vec<InflightState>,
+    pub queue: Vec<QueuedState>,
+    /// QoS 2 packet ids acknowledged with PUBREC, awaiting PUBREL.
+    pub incoming_qos2: Vec<u16>,
+    pub next_packet_id: u16,
+    /// A will waiting for its delay (Will Delay Interval) to pass.
+    #[serde(default)]
+    pub pending_will: Option<PendingWillState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PendingWillState {
+    pub message: StoredMessage,
+    /// When it is to be published (Unix ms).
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionState {
+    pub filter: String,
+    pub qos: u8,
+    #[serde(default)]
+    pub no_local: bool,
+    #[serde(default)]
+    pub retain_as_published: bool,
+    #[serde(default)]
+    pub retain_handling: u8,
+    pub id: Option<u32>,
+}
+
+/// A QoS 1/2 message sent and not yet fully acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InflightState {
+    pub packet_id: u16,
+    /// `publish`: waiting for PUBACK / PUBREC; `release`: PUBREL sent, waiting for PUBCOMP.
+    pub state: String,
+    /// The PUBLISH as sent (5.0 encoding, base64).
+    pub publish: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QueuedState {
+    pub message: StoredMessage,
+    /// Granted QoS and options of the subscription it came through.
+    pub qos: u8,
+    #[serde(default)]
+    pub retain_as_published: bool,
+    #[serde(default)]
+    pub subscription_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoredMessage {
+    /// Topic, payload, QoS, retain and properties as a 5.0 PUBLISH (base64).
+    pub publish: String,
+    /// Message expiry (Unix ms).
+    pub expires_at_ms: Option<u64>,
+    /// Client id of the publisher (No Local).
+    pub origin: Option<String>,
+}
+
+/// Both clocks at one moment: the core's `Instant` and the wall clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clocks {
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+impl Clocks {
+    fn wall_ms(&self) -> u64 {
+        u64::try_from(
+            self.wall
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    fn ms_of(&self, at: Instant) -> u64 {
+        let ahead = at.saturating_duration_since(self.now);
+        self.wall_ms()
+            .saturating_add(u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Past instants come back as `now`: expired, reaped at the next tick.
+    fn instant_of(&self, ms: u64) -> Instant {
+        let ahead = Duration::from_millis(ms.saturating_sub(self.wall_ms()));
+        self.now.checked_add(ahead).unwrap_or(self.now)
+    }
+}
+
+fn encode_publish(p: &Publish) -> String {
+    // A message the core holds always encodes: it was decoded or built by it.
+    match mqtt_codec::encode_bytes(&Packet::Publish(p.clone()), Protocol::V5) {
+        Ok(b) => B64.encode(b),
+        Err(_) => String::new(),
+    }
+}
+
+fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish, String> {
+    let bytes = B64
+        .decode(text)
+        .map_err(|e| format!("not valid base64: {e}"))?;
+    if bytes.len() > max_packet_size as usize {
+        return Err(format!(
+            "{} bytes, more than the {max_packet_size} allowed",
+            bytes.len()
+        ));
+    }
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut decoder = Decoder::new(
+        DecodeOptions::new(Protocol::V5, Sender::Server).with_max_packet_size(max_packet_size),
+    );
+    match decoder.decode(&mut buf) {
+        Ok(Some(Packet::Publish(p))) if buf.is_empty() => Ok(p),
+        Ok(Some(_)) => Err("not exactly one PUBLISH packet".into()),
+        Ok(None) => Err("a truncated PUBLISH packet".into()),
+        Err(e) => Err(format!("not a valid PUBLISH: {e}")),
+    }
+}
+
+impl Message {
+    fn stored(&self, clocks: &Clocks) -> StoredMessage {
+        let p = Publish {
+            dup: false,
+            qos: self.qos,
+            retain: self.retain,
+            topic: self.topic.clone(),
+            packet_id: if self.qos == QoS::AtMostOnce { 0 } else { 1 },
+            properties: self.properties.clone(),
+            payload: self.payload.clone(),
+        };
+        StoredMessage {
+            publish: encode_publish(&p),
+            expires_at_ms: self.expires_at.map(|at| clocks.ms_of(at)),
+            origin: self.origin.as_ref().map(|o| o.to_string()),
+        }
+    }
+
+    fn restored(s: StoredMessage, clocks: &Clocks, max: u32) -> Result<Message, String> {
+        let p = decode_publish(&s.publish, max)?;
+        if p.topic.is_empty() {
+            return Err("a message without a topic".into());
+        }
+        Ok(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: p.properties,
+            expires_at: s.expires_at_ms.map(|ms| clocks.instant_of(ms)),
+            origin: s.origin.map(ByteString::from),
+        })
+    }
+}
+
+fn qos(v: u8) -> Result<QoS, String> {
+    QoS::from_u8(v).ok_or_else(|| format!("QoS {v} is not 0, 1 or 2"))
+}
+
+impl Broker {
+    /// The durable state at `clocks`. Sessions that end with their
+    /// connection (expiry 0) are left out: a restart ends them anyway.
+    pub fn snapshot(&self, clocks: Clocks) -> Snapshot {
+        let mut sessions: Vec<SessionState> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expiry > 0)
+            .map(|(cid, s)| SessionState {
+                client_id: cid.to_string(),
+                protocol: s.protocol.level(),
+                expiry: s.expiry,
+                expires_at_ms: s
+                    .expires_at
+                    .filter(|_| s.conn.is_none())
+                    .map(|at| clocks.ms_of(at)),
+                user: s.user.as_ref().map(|u| u.to_string()),
+                subscriptions: s
+                    .subscriptions
+                    .iter()
+                    .map(|(f, sub)| SubscriptionState {
+                        filter: f.to_string(),
+                        qos: sub.options.qos.as_u8(),
+                        no_local: sub.options.no_local,
+                        retain_as_published: sub.options.retain_as_published,
+                        retain_handling: sub.options.retain_handling,
+                        id: sub.id,
+                    })
+                    .collect(),
+                inflight: s
+                    .inflight
+                    .iter()
+                    .map(|(&id, f)| InflightState {
+                        packet_id: id,
+                        state: match f.state {
+                            OutState::Publish(_) => "publish".into(),
+                            OutState::Release => "release".into(),
+                        },
+                        publish: encode_publish(&f.packet),
+                    })
+                    .collect(),
+                queue: s
+                    .queue
+                    .iter()
+                    .map(|(m, opts, ids)| QueuedState {
+                        message: m.stored(&clocks),
+                        qos: opts.qos.as_u8(),
+                        retain_as_published: opts.retain_as_published,
+                        subscription_ids: ids.clone(),
+                    })
+                    .collect(),
+                incoming_qos2: {
+                    let mut ids: Vec<u16> = s.incoming_qos2.iter().copied().collect();
+                    ids.sort_unstable();
+                    ids
+                },
+                next_packet_id: s.next_packet_id,
+                pending_will: s.pending_will.as_ref().map(|w| PendingWillState {
+                    message: w.message.stored(&clocks),
+                    at_ms: clocks.ms_of(w.at),
+                }),
+            })
+            .collect();
+        sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Snapshot {
+            format: FORMAT,
+            next_assigned: self.next_assigned,
+            sessions,
+            retained: self.retained.values().map(|m| m.stored(&clocks)).collect(),
+        }
+    }
+
+    /// Replaces sessions and retained messages with the snapshot's. Every
+    /// entry is checked against this broker's limits; the first problem is
+    /// returned and nothing is changed.
+    pub fn restore(&mut self, snapshot: Snapshot, clocks: Clocks) -> Result<(), String> {
+        if snapshot.format != FORMAT {
+            return Err(format!(
+                "format {} is not the one this broker reads ({FORMAT})",
+                snapshot.format
+            ));
+        }
+        // Stored messages are 5.0 encodings of what came in under the packet
+        // size limit, perhaps as 3.1.1: allow for the properties added since
+        // (property length, subscription identifiers).
+        let max = self.config.max_packet_size.saturating_add(64 * 1024);
+        let mut sessions = HashMap::new();
+        for s in snapshot.sessions {
+            let cid = s.client_id.clone();
+            let session = self
+                .restore_session(s, &clocks, max)
+                .map_err(|e| format!("session {cid:?}: {e}"))?;
+            if sessions
+                .insert(ByteString::from(cid.clone()), session)
+                .is_some()
+            {
+                return Err(format!("session {cid:?} appears twice"));
+            }
+        }
+        let mut retained = BTreeMap::new();
+        for (i, r) in snapshot.retained.into_iter().enumerate() {
+            let m = Message::restored(r, &clocks, max)
+                .map_err(|e| format!("retained message {}: {e}", i + 1))?;
+            topic::validate_name(&m.topic).map_err(|e| {
+                format!(
+                    "retained message {}: topic {:?}: {}",
+                    i + 1,
+                    &*m.topic,
+                    e.describe()
+                )
+            })?;
+            retained.insert(m.topic.clone(), m);
+        }
+        self.sessions = sessions;
+        self.routes.invalidate();
+        self.retained = retained;
+        self.next_assigned = self.next_assigned.max(snapshot.next_assigned);
+        Ok(())
+    }
+
+    fn restore_session(
+        &self,
+        s: SessionState,
+        clocks: &Clocks,
+        max: u32,
+    ) -> Result<Session, String> {
+        if s.client_id.is_empty() || s.client_id.len() > 65535 {
+            return Err("a client id must be 1 to 65535 bytes".into());
+        }
+        let protocol = Protocol::from_level(s.protocol)
+            .ok_or_else(|| format!("protocol level {} is not 3, 4 or 5", s.protocol))?;
+        if s.subscriptions.len() > self.config.max_subscriptions_per_client {
+            return Err(format!(
+                "{} subscriptions, more than max_subscriptions_per_client",
+                s.subscriptions.len()
+            ));
+        }
+        let mut subscriptions = BTreeMap::new();
+        for sub in s.subscriptions {
+            topic::validate_filter(&sub.filter, true)
+                .map_err(|e| format!("filter {:?}: {}", sub.filter, e.describe()))?;
+            if sub.retain_handling > 2 {
+                return Err(format!(
+                    "filter {:?}: retain handling {} is not 0, 1 or 2",
+                    sub.filter, sub.retain_handling
+                ));
+            }
+            let options = SubscriptionOptions {
+                qos: qos(sub.qos)?,
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                retain_handling: sub.retain_handling,
+            };
+            subscriptions.insert(
+                ByteString::from(sub.filter),
+                Subscription {
+                    options,
+                    id: sub.id,
+                },
+            );
+        }
+        let mut inflight = BTreeMap::new();
+        for f in s.inflight {
+            let id = f.packet_id;
+            let packet = decode_publish(&f.publish, max)
+                .map_err(|e| format!("in-flight message {id}: {e}"))?;
+            let state = match f.state.as_str() {
+                "publish" if packet.qos != QoS::AtMostOnce => OutState::Publish(packet.qos),
+                "release" if packet.qos == QoS::ExactlyOnce => OutState::Release,
+                other => {
+                    return Err(format!(
+                        "in-flight message {id}: state {other:?} does not fit QoS {}",
+                        packet.qos.as_u8()
+                    ))
+                }
+            };
+            if id == 0 || packet.packet_id != id {
+                return Err(format!("in-flight message {id}: bad packet identifier"));
+            }
+            if inflight.insert(id, OutFlight { packet, state }).is_some() {
+                return Err(format!("in-flight packet identifier {id} appears twice"));
+            }
+        }
+        if s.queue.len() > self.config.max_queued_messages {
+            return Err(format!(
+                "{} queued messages, more than max_queued_messages",
+                s.queue.len()
+            ));
+        }
+        let mut queue = VecDeque::with_capacity(s.queue.len());
+        for (i, q) in s.queue.into_iter().enumerate() {
+            let m = Message::restored(q.message, clocks, max)
+                .map_err(|e| format!("queued message {}: {e}", i + 1))?;
+            let options = SubscriptionOptions {
+                qos: qos(q.qos)?,
+                retain_as_published: q.retain_as_published,
+                ..SubscriptionOptions::default()
+            };
+            queue.push_back((m, options, q.subscription_ids));
+        }
+        if s.incoming_qos2.contains(&0) {
+            return Err("packet identifier 0 awaiting PUBREL".into());
+        }
+        let incoming_qos2: HashSet<u16> = s.incoming_qos2.into_iter().collect();
+        let pending_will = match s.pending_will {
+            Some(w) => Some(PendingWill {
+                message: Message::restored(w.message, clocks, max)
+                    .map_err(|e| format!("pending will: {e}"))?,
+                at: clocks.instant_of(w.at_ms),
+            }),
+            None => None,
+        };
+        Ok(Session {
+            conn: None,
+            protocol,
+            expiry: s.expiry,
+            // Offline from the restart on, if it was connected at the snapshot.
+            expires_at: match s.expires_at_ms {
+                Some(ms) => Some(clocks.instant_of(ms)),
+                None => super::expiry_instant(clocks.now, s.expiry),
+            },
+            subscriptions,
+            inflight,
+            queue,
+            incoming_qos2,
+            next_packet_id: s.next_packet_id.max(1),
+            pending_will,
+            user: s.user.map(ByteString::from),
+        })
+    }
+
+    /// Whether actions waiting for the I/O layer acknowledge something to a
+    /// client (CONNACK, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK): state
+    /// must be durable before they go out.
+    pub fn acknowledges(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Send {
+                    packet: Packet::ConnAck(_)
+                        | Packet::PubAck(_)
+                        | Packet::PubRec(_)
+                        | Packet::PubComp(_)
+                        | Packet::SubAck(_)
+                        | Packet::UnsubAck(_),
+                    ..
+                }
+            )
+        })
+    }
+}
+
+impl Broker {
+    /// Drops the acknowledgements waiting to be sent (their state could not
+    /// be made durable: the clients will send again).
+    pub fn drop_acknowledgements(&mut self) {
+        self.actions.retain(|a| {
+            !matches!(
+                a,
+                Action::Send {
+                    packet: Packet::ConnAck(_)
+                        | Packet::PubAck(_)
+                        | Packet::PubRec(_)
+                        | Packet::PubComp(_)
+                        | Packet::SubAck(_)
+                        | Packet::UnsubAck(_),
+                    ..
+                }
+            )
+        });
+    }
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a snapshot file's bytes (the caller bounds their size).
+    pub fn from_json(bytes: &[u8]) -> Result<Snapshot, String> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "not a valid snapshot (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            )
+        })
+    }
+}

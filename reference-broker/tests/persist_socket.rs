@@ -1,0 +1,308 @@
+//! `--persist DIR` over real sockets: what a broker acknowledged is on disk
+//! before the acknowledgement arrives, and a new broker on the same directory
+//! serves it; a corrupt or oversized state file stops start-up with a clear
+//! error. Every wait has a deadline; nothing sleeps.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::{
+    Connect, DecodeOptions, Decoder, Disconnect, Packet, Properties, Property, Protocol,
+    PubResponse, Publish, QoS, Sender, Subscribe, Subscription, SubscriptionOptions,
+};
+use reference_broker::server::{self, persist, Shared};
+use reference_broker::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+
+const PROMPT: Duration = Duration::from_secs(10);
+
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(dir: &Path) -> Running {
+    let config = Config {
+        persist_dir: Some(dir.to_path_buf()),
+        ..Config::default()
+    };
+    let shared: Arc<Shared> = Shared::open(config).expect("open the persisted broker");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, shared, async move {
+        let _ = rx.await;
+    }));
+    Running { addr, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        timeout(PROMPT, self.task)
+            .await
+            .expect("serve returns after shutdown")
+            .expect("server task")
+            .expect("serve is Ok");
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    protocol: Protocol,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, c: Connect) -> (Client, bool) {
+        let stream = timeout(PROMPT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let protocol = c.protocol;
+        let mut client = Client {
+            stream,
+            protocol,
+            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
+            buf: BytesMut::new(),
+        };
+        client.send(&Packet::Connect(Box::new(c))).await;
+        match client.recv().await {
+            Packet::ConnAck(a) if a.code == 0 => (client, a.session_present),
+            other => panic!("expected a successful CONNACK, got {other:?}"),
+        }
+    }
+
+    async fn send(&mut self, packet: &Packet) {
+        let mut out = BytesMut::new();
+        mqtt_codec::encode(packet, self.protocol, &mut out).expect("encodable");
+        timeout(PROMPT, self.stream.write_all(&out))
+            .await
+            .expect("write in time")
+            .expect("write");
+    }
+
+    async fn recv(&mut self) -> Packet {
+        let until = Instant::now() + PROMPT;
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(p)) => return p,
+                Ok(None) => {}
+                Err(e) => panic!("undecodable bytes from the broker: {e:?}"),
+            }
+            match tokio::time::timeout_at(until, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) => panic!("nothing from the broker within {PROMPT:?}"),
+                Ok(Ok(0)) | Ok(Err(_)) => panic!("connection closed"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, filter: &str) {
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::new(),
+            filters: vec![Subscription {
+                filter: filter.into(),
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            }],
+        }))
+        .await;
+        assert!(matches!(self.recv().await, Packet::SubAck(a) if a.reason_codes == [1]));
+    }
+
+    /// Ends the connection the normal way and waits for the broker to close it.
+    async fn disconnect(mut self) {
+        self.send(&Packet::Disconnect(Disconnect {
+            reason_code: 0,
+            properties: Properties::new(),
+        }))
+        .await;
+        let mut rest = Vec::new();
+        let _ = timeout(PROMPT, self.stream.read_to_end(&mut rest)).await;
+    }
+}
+
+fn persistent_v5(id: &str) -> Connect {
+    let mut c = Connect {
+        clean_start: false,
+        keep_alive: 0,
+        ..Connect::new(Protocol::V5, id)
+    };
+    c.properties.push(Property::SessionExpiryInterval(3600));
+    c
+}
+
+fn publish(topic: &str, payload: &'static [u8], retain: bool, id: u16) -> Packet {
+    Packet::Publish(Publish {
+        qos: QoS::AtLeastOnce,
+        retain,
+        topic: topic.into(),
+        packet_id: id,
+        payload: Bytes::from_static(payload),
+        ..Publish::default()
+    })
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = start(dir.path()).await;
+
+    let (mut sub, present) = Client::connect(a.addr, persistent_v5("offline-sub")).await;
+    assert!(!present);
+    sub.subscribe("persist/#").await;
+    sub.disconnect().await;
+
+    let (mut publ, _) = Client::connect(a.addr, Connect::new(Protocol::V3_1_1, "publisher")).await;
+    publ.send(&publish("persist/retained", b"kept", true, 1))
+        .await;
+    assert_eq!(publ.recv().await, Packet::PubAck(PubResponse::new(1)));
+    publ.send(&publish("persist/queued", b"waiting", false, 2))
+        .await;
+    assert_eq!(publ.recv().await, Packet::PubAck(PubResponse::new(2)));
+    // By the time PUBACK arrived, the message was on disk.
+    let on_disk = persist::load(dir.path())
+        .expect("readable")
+        .expect("a state file");
+    let queued = &on_disk
+        .sessions
+        .iter()
+        .find(|s| s.client_id == "offline-sub")
+        .expect("the session is on disk")
+        .queue;
+    assert_eq!(
+        queued.len(),
+        2,
+        "both acknowledged messages are on disk before their PUBACK"
+    );
+    assert_eq!(on_disk.retained.len(), 1);
+    publ.disconnect().await;
+    a.stop().await;
+
+    // A new broker on the same directory.
+    let b = start(dir.path()).await;
+    let (mut sub, present) = Client::connect(b.addr, persistent_v5("offline-sub")).await;
+    assert!(present, "the session survived the restart");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        match sub.recv().await {
+            Packet::Publish(p) => {
+                assert_eq!(p.qos, QoS::AtLeastOnce);
+                sub.send(&Packet::PubAck(PubResponse::new(p.packet_id)))
+                    .await;
+                got.push((p.topic.to_string(), p.payload));
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            ("persist/retained".to_string(), Bytes::from_static(b"kept")),
+            ("persist/queued".to_string(), Bytes::from_static(b"waiting")),
+        ]
+    );
+    // The retained message too.
+    let (mut late, _) = Client::connect(b.addr, Connect::new(Protocol::V5, "late")).await;
+    late.subscribe("persist/retained").await;
+    match late.recv().await {
+        Packet::Publish(p) => {
+            assert!(p.retain);
+            assert_eq!(&p.payload[..], b"kept");
+        }
+        other => panic!("expected the retained PUBLISH, got {other:?}"),
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn in_flight_message_redelivered_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = start(dir.path()).await;
+    let (mut sub, _) = Client::connect(a.addr, persistent_v5("slow-sub")).await;
+    sub.subscribe("inflight/#").await;
+    let (mut publ, _) = Client::connect(a.addr, Connect::new(Protocol::V5, "pub")).await;
+    publ.send(&publish("inflight/x", b"unacked", false, 5))
+        .await;
+    assert!(matches!(publ.recv().await, Packet::PubAck(r) if r.packet_id == 5));
+    let first = match sub.recv().await {
+        Packet::Publish(p) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    // The subscriber never acknowledges; the broker goes down.
+    drop(sub);
+    publ.disconnect().await;
+    a.stop().await;
+
+    let b = start(dir.path()).await;
+    let (mut sub, present) = Client::connect(b.addr, persistent_v5("slow-sub")).await;
+    assert!(present);
+    match sub.recv().await {
+        Packet::Publish(p) => {
+            assert!(p.dup, "re-sent with DUP");
+            assert_eq!(p.packet_id, first.packet_id, "same packet identifier");
+            assert_eq!(&p.payload[..], b"unacked");
+        }
+        other => panic!("expected the re-sent PUBLISH, got {other:?}"),
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_or_oversized_state_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join(persist::FILE);
+    std::fs::write(&file, b"{\"format\":1,\"sessions\":[{\"client_id\":").expect("write");
+    let config = Config {
+        persist_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let e = Shared::open(config.clone())
+        .err()
+        .expect("a corrupt file is refused");
+    assert!(
+        e.contains(&file.display().to_string()) && e.contains("not a valid snapshot"),
+        "{e}"
+    );
+
+    // server::run reports it as an error instead of serving.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = timeout(
+        PROMPT,
+        server::run(listener, config.clone(), std::future::pending::<()>()),
+    )
+    .await
+    .expect("run returns at once")
+    .expect_err("run refuses to start");
+    assert!(err.to_string().contains("not a valid snapshot"), "{err}");
+
+    // Larger than allowed: refused before anything is read (a sparse file).
+    let f = std::fs::File::create(&file).expect("create");
+    f.set_len(persist::MAX_FILE + 1).expect("set_len");
+    let e = Shared::open(config.clone())
+        .err()
+        .expect("an oversized file is refused");
+    assert!(e.contains("more than"), "{e}");
+
+    // Valid JSON, wrong contents: the entry is named.
+    std::fs::write(
+        &file,
+        br#"{"format":1,"next_assigned":1,"sessions":[{"client_id":"x","protocol":9,"expiry":10,"expires_at_ms":null,"user":null,"subscriptions":[],"inflight":[],"queue":[],"incoming_qos2":[],"next_packet_id":1}],"retained":[]}"#,
+    )
+    .expect("write");
+    let e = Shared::open(config).err().expect("refused");
+    assert!(
+        e.contains("session \"x\"") && e.contains("protocol level 9"),
+        "{e}"
+    );
+}
