@@ -11,6 +11,8 @@
 //! - [`field_rules`]: which statements govern which field of a packet.
 //! - [`scenario`]: scenario files (YAML) → a checked model; every error names
 //!   `file:line:col`.
+//! - [`profile`]: target profiles (YAML): what a broker offers when it
+//!   cannot announce it.
 //! - [`client`]: one test connection over a [`client::Transport`], reads under
 //!   deadlines, a log of every packet exchanged.
 //! - [`runner`]: scenarios × protocols as cases, in parallel, against a target
@@ -22,12 +24,13 @@
 //!   and turns the outcome into an exit status.
 #![forbid(unsafe_code)]
 
+pub mod baseline;
+pub mod client;
 pub mod cmd;
 pub mod field_rules;
 pub mod hex;
 pub mod packet_json;
-pub mod baseline;
-pub mod client;
+pub mod profile;
 pub mod report;
 pub mod results;
 pub mod runner;

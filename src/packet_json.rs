@@ -795,7 +795,7 @@ impl Fields {
                     topic: ByteString::from(w.topic),
                     payload: w.payload.map(|p| p.0).unwrap_or_default(),
                 });
-                Packet::Connect(Connect {
+                Packet::Connect(Box::new(Connect {
                     protocol,
                     clean_start: self.clean_start.unwrap_or(true),
                     keep_alive: self.keep_alive.unwrap_or(60),
@@ -804,7 +804,7 @@ impl Fields {
                     will,
                     username: self.username.clone().map(ByteString::from),
                     password: self.password.clone(),
-                })
+                }))
             }
             PacketType::ConnAck => Packet::ConnAck(ConnAck {
                 session_present: self.session_present.unwrap_or(false),

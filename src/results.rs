@@ -1,6 +1,6 @@
 //! The result model of a run: one [`CaseResult`] per scenario × protocol and
 //! one [`StatementResult`] per (protocol, statement id). Every reporter
-//! (`report::console`, `report::json`, and JUnit/HTML to come) renders this
+//! (`report::console`, `report::json`, `report::junit`, `report::html`) renders this
 //! model and nothing else.
 
 use std::collections::{BTreeMap, BTreeSet};

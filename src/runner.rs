@@ -1,12 +1,40 @@
 //! The scenario runner: scenarios × protocols as cases, run in parallel
 //! against one broker, each step bounded by a deadline.
 //!
-//! A case goes: open every client (CONNECT, expect CONNACK 0, read the
-//! broker's capabilities from the first CONNACK, skip if one it requires is
-//! missing), run the steps in order, close what is still open. What a step
-//! finds wrong is a [`Status::Fail`] with what was expected and what came;
-//! what stops the case from running (refused connection, a scenario value that
-//! does not make a packet) is a [`Status::Error`].
+//! A case goes: skip it if the target profile rules out its protocol or a
+//! feature it requires; open every client (CONNECT, expect CONNACK 0, read
+//! the broker's capabilities from the first CONNACK, skip if one it requires
+//! is missing), run the steps in order, close what is still open.
+//!
+//! # Pass, fail, skip or error
+//!
+//! A **fail** is a verdict on the broker: it answered, and the answer is not
+//! what the spec allows — a wrong packet, a wrong field, a close instead of an
+//! answer, silence where an answer is due, or bytes that do not decode. Bytes
+//! that do not decode where the CONNACK of a client's automatic connect
+//! belongs (or another packet than CONNACK there) fail the case on the
+//! statement the answer broke (the decode error's, or MQTT-3.2.0-1), not on
+//! the statements the scenario meant to check, which were never reached.
+//!
+//! An **error** means no verdict could be had: the connection was refused,
+//! reset, or closed before any CONNACK; the target did not answer the
+//! automatic CONNECT in time or refused it (a CONNACK with a non-zero code:
+//! credentials, configuration); a step timed out in a case where nothing at
+//! all came back and the target does not answer a fresh, valid CONNECT
+//! either (a hung target); or the scenario made no packet.
+//!
+//! A **skip** means the scenario does not apply: the profile does not list
+//! the protocol or rules out a required feature (the CONNACK can withdraw a
+//! feature but never brings back one the profile rules out), the CONNACK or
+//! a SUBACK shows a feature missing, or the target does not speak the
+//! protocol version. The last is known from the profile, from a CONNACK
+//! 0x01 / 0x84 to the first CONNECT, or — the rule for brokers that simply
+//! close on a version they do not know (MQTT-3.1.2-2 lets a 3.1.1 server do
+//! so) — when the target closes the connection on a case's first CONNECT
+//! without any CONNACK *and* answers a CONNECT of another version on a fresh
+//! connection: "the target does not speak MQTT 3.1". A target that closes on
+//! every CONNECT speaks nothing: error. A profile that lists the version
+//! turns such a close into an error too.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +49,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client::{Connection, Event, Target};
+use crate::profile::Profile;
 use crate::results::{CaseResult, Failure, RunReport, Status};
 use crate::scenario::{is_capture, Action, Capability, Choice, CloseSpec, Matcher, Scenario};
 use crate::{hex, packet_json};
@@ -38,9 +67,14 @@ pub struct RunOptions {
     pub step_timeout: Duration,
     /// Run only under these protocols (empty: every protocol a scenario lists).
     pub protocols: Vec<Protocol>,
-    /// Capabilities the target is known not to have (a target profile),
-    /// on top of what its CONNACK says.
+    /// Capabilities the target is known not to have (`--without`), on top
+    /// of what its profile and its CONNACK say.
     pub without: Vec<Capability>,
+    /// What the target offers when it cannot announce it (`--profile`).
+    pub profile: Option<Arc<Profile>>,
+    /// Cut every `expect_silence` longer than this to this (`--max-silence`):
+    /// a faster run that watches for stray packets for less time.
+    pub max_silence: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -52,13 +86,17 @@ impl Default for RunOptions {
             step_timeout: Duration::from_secs(5),
             protocols: Vec::new(),
             without: Vec::new(),
+            profile: None,
+            max_silence: None,
         }
     }
 }
 
-/// Available parallelism × 4: a case spends most of its time waiting on the network.
+/// Available parallelism × 16: a case spends nearly all its time waiting on
+/// the network or on a spec timer (keep alive, expiry), not on a core, and
+/// the suite's wall time is bounded below by its total case time ÷ jobs.
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get()) * 4
+    std::thread::available_parallelism().map_or(4, |n| n.get()) * 16
 }
 
 /// One scenario under one protocol.
@@ -162,7 +200,10 @@ pub async fn run(
         }
     };
     let scenarios: Vec<Arc<Scenario>> = scenarios.into_iter().map(Arc::new).collect();
-    let cases = cases(&scenarios, &opts.protocols);
+    let mut cases = cases(&scenarios, &opts.protocols);
+    // Longest first: a run lasts at least as long as its slowest case, so
+    // the cases bound by spec timers start before the short ones fill the slots.
+    cases.sort_by_key(|c| std::cmp::Reverse(least_duration(c, opts)));
     let run_token = run_token();
     let limit = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut set = JoinSet::new();
@@ -207,6 +248,29 @@ pub async fn run(
     ))
 }
 
+/// The time a case takes at least, by its scenario: its waits, its
+/// silences, and the deadlines of its `expect_close` steps with an explicit
+/// timeout (a broker's timer closing the connection: keep alive, …).
+pub fn least_duration(case: &Case, opts: &RunOptions) -> Duration {
+    let mut total = Duration::ZERO;
+    for step in &case.scenario.steps {
+        if !step.only.is_empty() && !step.only.contains(&case.protocol) {
+            continue;
+        }
+        total += match &step.action {
+            Action::Wait { duration, .. } => *duration,
+            Action::ExpectSilence { duration, .. } => {
+                opts.max_silence.map_or(*duration, |m| m.min(*duration))
+            }
+            Action::ExpectClose {
+                timeout: Some(t), ..
+            } => *t,
+            _ => Duration::ZERO,
+        };
+    }
+    total
+}
+
 fn run_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -231,6 +295,10 @@ pub async fn run_case(
     let s = &case.scenario;
     let mut ctx = Ctx::new(case, target, opts, run_token, index);
     let outcome = ctx.run().await;
+    let statements = match ctx.broken.take() {
+        Some(ids) => ids,
+        None => s.checked_statements(case.protocol),
+    };
     let (status, message, failure) = match outcome {
         Ok(()) => (Status::Pass, None, None),
         Err(Stop::Skip(m)) => (Status::Skip, Some(m), None),
@@ -257,7 +325,7 @@ pub async fn run_case(
         name: s.name.clone(),
         protocol: case.protocol,
         status,
-        statements: s.statements_for(case.protocol).to_vec(),
+        statements,
         duration: started.elapsed(),
         message,
         failure,
@@ -358,6 +426,15 @@ struct Ctx<'a> {
     old_logs: Vec<crate::client::Exchange>,
     step: usize,
     caps: Option<Capabilities>,
+    /// The statement the broker broke while the case was connecting (its
+    /// answer to CONNECT did not decode): the case's verdict is on that
+    /// statement, not on those the scenario meant to check.
+    broken: Option<Vec<String>>,
+    /// Something (a packet, or bytes that do not decode) has arrived on
+    /// some connection of the case.
+    heard: bool,
+    /// The last read ended at its deadline with nothing.
+    timed_out: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -392,6 +469,9 @@ impl<'a> Ctx<'a> {
             old_logs: Vec::new(),
             step: 0,
             caps: None,
+            broken: None,
+            heard: false,
+            timed_out: false,
         }
     }
 
@@ -402,6 +482,10 @@ impl<'a> Ctx<'a> {
 
     async fn run(&mut self) -> Result<(), Stop> {
         let s = self.scenario;
+        let profile = self.opts.profile.as_deref();
+        if let Some(why) = profile.and_then(|p| p.refuses(self.protocol)) {
+            return Err(Stop::Skip(why));
+        }
         for c in &s.requires {
             if v5_only(*c) && !self.protocol.is_v5() {
                 return Err(Stop::Skip(format!(
@@ -411,9 +495,18 @@ impl<'a> Ctx<'a> {
             }
             if self.opts.without.contains(c) {
                 return Err(Stop::Skip(format!(
-                    "requires {}: the target profile says it is not offered",
+                    "requires {}: `--without {}` says the target does not offer it",
+                    c.as_str(),
                     c.as_str()
                 )));
+            }
+            if let Some(why) = profile.and_then(|p| p.missing(*c)) {
+                return Err(Stop::Skip(why));
+            }
+        }
+        if let Some(p) = profile {
+            if let Some(why) = self.keep_alive_outside(p) {
+                return Err(Stop::Skip(why));
             }
         }
         for c in &s.clients {
@@ -429,7 +522,21 @@ impl<'a> Ctx<'a> {
             if !step.only.is_empty() && !step.only.contains(&self.protocol) {
                 continue;
             }
-            self.run_step(&step.action).await.map_err(|e| match e {
+            self.timed_out = false;
+            let mut result = self.run_step(&step.action).await;
+            if let Err(Stop::Fail(f)) = &result {
+                // Nothing has come back at all in this case, not even to a
+                // CONNECT: a broker that ignores the step, or a hung target?
+                // Only a broker that answers a fresh, valid CONNECT is alive
+                // enough for its silence to be a verdict.
+                if self.timed_out && !self.heard && !self.answers_connect(self.protocol).await {
+                    result = Err(Stop::Error(format!(
+                        "the target has answered nothing in this case and does not answer a valid CONNECT either (expected {}; got {}); no verdict",
+                        f.expected, f.got
+                    )));
+                }
+            }
+            result.map_err(|e| match e {
                 Stop::Fail(mut f) => {
                     f.step = i + 1;
                     f.pos = step.pos;
@@ -440,6 +547,80 @@ impl<'a> Ctx<'a> {
             })?;
         }
         Ok(())
+    }
+
+    /// A keep alive that a client of the scenario asks for and that the
+    /// profile says the broker does not honour as asked.
+    fn keep_alive_outside(&self, p: &Profile) -> Option<String> {
+        let asked = |fields: &Map<String, Value>| fields.get("keep_alive").and_then(Value::as_u64);
+        for c in &self.scenario.clients {
+            if let Some(why) = asked(&c.fields).and_then(|k| p.keep_alive_refused(k)) {
+                return Some(format!("client `{}` {why}", c.name));
+            }
+        }
+        for step in &self.scenario.steps {
+            if !step.only.is_empty() && !step.only.contains(&self.protocol) {
+                continue;
+            }
+            let (client, fields) = match &step.action {
+                Action::Connect { client, fields, .. } => (client, fields),
+                Action::Send { client, packet } => (client, packet),
+                _ => continue,
+            };
+            if let Some(why) = asked(fields).and_then(|k| p.keep_alive_refused(k)) {
+                return Some(format!("client `{client}` {why}"));
+            }
+        }
+        None
+    }
+
+    /// After the target closed the connection on this case's first CONNECT
+    /// without a CONNACK: does it answer a CONNECT of another version? Then
+    /// it does not speak this one (a 3.1.1-only broker closes on a 5.0 or a
+    /// 3.1 CONNECT, as MQTT-3.1.2-2 lets it), and the case is skipped; if it
+    /// answers nothing either, the target is broken and the case an error.
+    async fn speaks_another_version(&self) -> Option<Protocol> {
+        let other = match self.protocol {
+            Protocol::V3_1 => Protocol::V3_1_1,
+            Protocol::V3_1_1 => Protocol::V5,
+            Protocol::V5 => Protocol::V3_1_1,
+        };
+        self.answers_connect(other).await.then_some(other)
+    }
+
+    /// Whether the target answers a valid CONNECT of `other` (on a connection
+    /// of its own, with a client id of its own) with a CONNACK.
+    async fn answers_connect(&self, other: Protocol) -> bool {
+        let deadline = Instant::now() + self.opts.step_timeout;
+        let Ok(mut conn) = Connection::open("probe", self.target, other, deadline).await else {
+            return false;
+        };
+        let connect = serde_json::json!({
+            "type": "CONNECT",
+            "protocol": other.as_str(),
+            "client_id": format!("{}-probe", self.case),
+        });
+        let Ok((packet, _)) = packet_json::packet_from_value(&connect, other) else {
+            return false;
+        };
+        let Ok(bytes) = mqtt_codec::encode_bytes(&packet, other) else {
+            return false;
+        };
+        if conn.send(&bytes, self.opts.step_timeout).await.is_err() {
+            return false;
+        }
+        let answered = matches!(
+            conn.next_event(deadline).await,
+            Event::Packet(Packet::ConnAck(_), _)
+        );
+        if answered && conn.connected {
+            if let Ok(b) = mqtt_codec::encode_bytes(&Packet::Disconnect(Default::default()), other)
+            {
+                let _ = conn.send(&b, Duration::from_millis(500)).await;
+            }
+        }
+        conn.drop_connection().await;
+        answered
     }
 
     async fn open(&mut self, name: &str) -> Result<(), Stop> {
@@ -506,8 +687,8 @@ impl<'a> Ctx<'a> {
                 };
                 if refused && connack.is_none() {
                     return Err(Stop::Skip(format!(
-                        "the target does not support MQTT {}",
-                        self.protocol
+                        "the target does not speak MQTT {}: it refused the CONNECT with CONNACK 0x{:02X}",
+                        self.protocol, ack.code
                     )));
                 }
                 if ack.code == 0 {
@@ -521,9 +702,51 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        if first && connack.is_none() {
+            if let Event::Closed(_) = &ev {
+                // Closed on the CONNECT, no CONNACK: a broker that does not
+                // speak the version may do just that (see the module docs).
+                let listed = self
+                    .opts
+                    .profile
+                    .as_deref()
+                    .filter(|p| p.protocols.contains(&self.protocol));
+                if let Some(p) = listed {
+                    return Err(Stop::Error(format!(
+                        "client `{name}` could not connect: the target closed the connection on an MQTT {} CONNECT without a CONNACK, though {p} lists MQTT {}",
+                        self.protocol, self.protocol
+                    )));
+                }
+                if let Some(other) = self.speaks_another_version().await {
+                    return Err(Stop::Skip(format!(
+                        "the target does not speak MQTT {}: it closed the connection on the CONNECT without a CONNACK, and answers an MQTT {other} CONNECT",
+                        self.protocol
+                    )));
+                }
+            }
+        }
         let m = connack.unwrap_or(&default);
         match self.check_event(name, &ev, m, timeout) {
             Ok(()) => Ok(()),
+            // The broker answered the CONNECT with bytes that do not decode,
+            // or with another packet than CONNACK (or AUTH): a verdict on the broker.
+            Err(Stop::Fail(f))
+                if connack.is_none()
+                    && self.step == 0
+                    && matches!(&ev, Event::Malformed(..) | Event::Packet(..))
+                    // 5.0 lets AUTH come before the CONNACK.
+                    && !matches!(&ev, Event::Packet(Packet::ConnAck(_) | Packet::Auth(_), _)) =>
+            {
+                // MQTT-3.2.0-1: the server's first packet is a CONNACK.
+                let id = match &ev {
+                    Event::Malformed(e, _) => e.statement(),
+                    _ => Some("MQTT-3.2.0-1"),
+                };
+                let known = id.and_then(|id| mqtt_codec::catalogue::lookup(self.protocol, id));
+                self.broken = Some(known.map(|st| st.id.to_string()).into_iter().collect());
+                Err(Stop::Fail(f))
+            }
+            // Refused, closed or silent: no verdict could be had.
             Err(Stop::Fail(f)) if connack.is_none() && self.step == 0 => Err(Stop::Error(format!(
                 "client `{name}` could not connect: expected {}; got {}",
                 f.expected, f.got
@@ -541,8 +764,10 @@ impl<'a> Ctx<'a> {
             .map(|t| self.subst_str(&t, name));
         loop {
             let protocol = self.protocol;
+            let ev = self.conn(name)?.next_event(deadline).await;
+            self.timed_out = matches!(ev, Event::Timeout);
+            self.heard |= matches!(ev, Event::Packet(..) | Event::Malformed(..));
             let conn = self.conn(name)?;
-            let ev = conn.next_event(deadline).await;
             if let (Some(keep), Event::Packet(Packet::Publish(p), _)) = (&ignore, &ev) {
                 if !p.topic.contains(keep.as_str()) {
                     conn.note("skipped: unrelated traffic".into());
@@ -604,6 +829,10 @@ impl<'a> Ctx<'a> {
                 self.expect_close(client, close, t).await
             }
             Action::ExpectSilence { client, duration } => {
+                let duration = &self
+                    .opts
+                    .max_silence
+                    .map_or(*duration, |m| m.min(*duration));
                 let ev = self.next(client, Instant::now() + *duration).await?;
                 match ev {
                     Event::Timeout => Ok(()),
@@ -1163,6 +1392,36 @@ fn fail(expected: String, ev: &Event, protocol: Protocol, timeout: Duration) -> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn cases_bound_by_timers_come_first() {
+        let parse = |name: &str, steps: &str| {
+            let text = format!(
+                "name: {name}\nstatements:\n  \"5.0\": [MQTT-3.12.4-1]\nclients:\n  c: {{}}\nsteps:\n{steps}"
+            );
+            Arc::new(crate::scenario::parse_scenario("x.yaml", &text).unwrap())
+        };
+        let quick = parse("quick", "  - c: { send: PINGREQ }\n");
+        let slow = parse(
+            "slow",
+            "  - wait: { seconds: 1s, for: a timer }\n  - c: { expect_silence: 300ms }\n  - c: { expect_close: true, timeout: 4s }\n",
+        );
+        let mut opts = RunOptions::default();
+        let case = |s: &Arc<Scenario>| Case {
+            scenario: Arc::clone(s),
+            protocol: Protocol::V5,
+        };
+        assert_eq!(least_duration(&case(&quick), &opts), Duration::ZERO);
+        assert_eq!(
+            least_duration(&case(&slow), &opts),
+            Duration::from_millis(5300)
+        );
+        opts.max_silence = Some(Duration::from_millis(100));
+        assert_eq!(
+            least_duration(&case(&slow), &opts),
+            Duration::from_millis(5100)
+        );
+    }
 
     #[test]
     fn values_match_with_captures() {

@@ -136,6 +136,29 @@ impl Scenario {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every statement a case of it checks under `protocol`: those listed
+    /// under `statements`, then those named by its `wait` steps that run
+    /// under `protocol` (a spec timer is checked by what follows the wait),
+    /// each once, by its canonical id in that version's catalogue.
+    pub fn checked_statements(&self, protocol: Protocol) -> Vec<String> {
+        let mut out = self.statements_for(protocol).to_vec();
+        for step in &self.steps {
+            if !step.only.is_empty() && !step.only.contains(&protocol) {
+                continue;
+            }
+            if let Action::Wait { statements, .. } = &step.action {
+                for id in statements {
+                    if let Some(st) = catalogue::lookup(protocol, id) {
+                        if !out.iter().any(|x| x == st.id) {
+                            out.push(st.id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn client(&self, name: &str) -> Option<&ClientSpec> {
         self.clients.iter().find(|c| c.name == name)
     }
@@ -753,7 +776,7 @@ struct RawScenario {
 
 /// A protocol version written as `"5.0"`, `5.0`, `5`, `"3.1.1"`, `"3.1"`.
 #[derive(Debug, Clone, Copy)]
-struct ProtocolName(Protocol);
+pub(crate) struct ProtocolName(pub(crate) Protocol);
 
 impl<'de> Deserialize<'de> for ProtocolName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -1770,6 +1793,25 @@ steps:
         let e = parse_scenario("x.yaml", &text).unwrap_err();
         assert!(e.message.contains("did you mean `PINGREQ`"), "{e}");
         assert_eq!(e.pos.map(|p| p.line), Some(8), "{e}");
+    }
+
+    #[test]
+    fn wait_statements_count_as_checked() {
+        let text = PING.replace(
+            "  - c: disconnect\n",
+            "  - wait: { seconds: 10ms, for: \"keep alive\", statements: [MQTT-3.1.2-24, MQTT-3.12.4-1] }\n  - c: disconnect\n",
+        );
+        let s = parse_scenario("x.yaml", &text).unwrap();
+        assert_eq!(
+            s.checked_statements(Protocol::V5),
+            ["MQTT-3.12.4-1", "MQTT-3.1.2-24"]
+        );
+        assert_eq!(s.statements_for(Protocol::V5), ["MQTT-3.12.4-1"]);
+        // A wait step `only` for 5.0 adds nothing under 3.1.1.
+        let only = text.replace("- wait: {", "- only: \"5.0\"\n    wait: {");
+        let s = parse_scenario("x.yaml", &only).unwrap();
+        assert_eq!(s.checked_statements(Protocol::V3_1_1), ["MQTT-3.12.4-1"]);
+        assert_eq!(s.checked_statements(Protocol::V5).len(), 2);
     }
 
     #[test]

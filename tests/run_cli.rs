@@ -59,7 +59,12 @@ fn keys(v: &Value) -> Vec<&str> {
 fn a_passing_run_exits_0_and_writes_the_json_contract() {
     let json = scratch("pass.json");
     let json_arg = json.display().to_string();
-    let out = run(&["run", "scenarios/shared/3.12-pingreq", "--json", &json_arg]);
+    let out = run(&[
+        "run",
+        "scenarios/shared/3.12-pingreq/pingresp.yaml",
+        "--json",
+        &json_arg,
+    ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout
@@ -119,7 +124,7 @@ fn a_failing_run_exits_1_and_a_baseline_of_it_exits_0() {
     let (json_arg, baseline_arg) = (json.display().to_string(), baseline.display().to_string());
     let out = run(&[
         "run",
-        "scenarios/shared/3.12-pingreq",
+        "scenarios/shared/3.12-pingreq/pingresp.yaml",
         "--violate",
         "MQTT-3.12.4-1",
         "--timeout",
@@ -149,7 +154,7 @@ fn a_failing_run_exits_1_and_a_baseline_of_it_exits_0() {
 
     let again = run(&[
         "run",
-        "scenarios/shared/3.12-pingreq",
+        "scenarios/shared/3.12-pingreq/pingresp.yaml",
         "--violate",
         "MQTT-3.12.4-1",
         "--timeout",
@@ -181,10 +186,109 @@ fn an_invalid_scenario_exits_2_with_its_position() {
 
 #[test]
 fn list_shows_cases_without_running_them() {
-    let out = run(&["run", "--list", "--protocol", "5.0", "--filter", "pingreq"]);
+    let out = run(&[
+        "run",
+        "--list",
+        "--protocol",
+        "5.0",
+        "--filter",
+        "3.12-pingreq/pingresp",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         out.stdout,
         "shared/3.12-pingreq/pingresp [5.0]  PINGREQ is answered with PINGRESP  MQTT-3.12.4-1\n"
+    );
+}
+
+#[test]
+fn a_profile_skips_what_it_rules_out_even_when_connack_offers_it() {
+    // The embedded broker announces Retain Available in its 5.0 CONNACK; the
+    // profile says no, and the profile wins.
+    let profile = scratch("no-retain.yaml");
+    std::fs::write(&profile, "name: no retain\nretain: false\n").expect("write the profile");
+    let junit = scratch("no-retain.xml");
+    let out = run(&[
+        "run",
+        "scenarios/shared/3.3-publish/retained.yaml",
+        "--profile",
+        &profile.display().to_string(),
+        "--junit",
+        &junit.display().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reason = format!(
+        "requires retain: the target profile `no retain` ({}) says retain: false",
+        profile.display()
+    );
+    assert!(
+        out.stdout
+            .contains("SKIP  shared/3.3-publish/retained [5.0]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&reason), "{}", out.stdout);
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit report");
+    assert!(
+        xml.contains(&format!(r#"<skipped type="skip" message="{reason}"/>"#)),
+        "{xml}"
+    );
+
+    // The shipped profiles run the same case as offered.
+    let out = run(&[
+        "run",
+        "scenarios/shared/3.3-publish/retained.yaml",
+        "--profile",
+        "profiles/reference.yaml",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("PASS  shared/3.3-publish/retained [5.0]"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_bad_profile_exits_2_with_its_position() {
+    let profile = scratch("typo.yaml");
+    std::fs::write(&profile, "name: typo\nretian: false\n").expect("write the profile");
+    let out = run(&["run", "--profile", &profile.display().to_string()]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2:1: unknown field `retian`",
+            profile.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_profile_keep_alive_range_skips_clients_asking_outside_it() {
+    let profile = scratch("keep-alive.yaml");
+    std::fs::write(
+        &profile,
+        "name: cloud\nkeep_alive: { minimum: 30, maximum: 1200 }\n",
+    )
+    .expect("write the profile");
+    let out = run(&[
+        "run",
+        "scenarios/shared/3.1-connect/keep-alive.yaml",
+        "--profile",
+        &profile.display().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reason = format!(
+        "client `idle` asks for keep alive 1 s: the target profile `cloud` ({}) honours 30..=1200 s",
+        profile.display()
+    );
+    assert!(out.stdout.contains(&reason), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("0 passed, 0 failed, 2 skipped"),
+        "{}",
+        out.stdout
     );
 }

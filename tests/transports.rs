@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 fn ping() -> Vec<Scenario> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let s = scenario::load_paths(&[root.join("scenarios/shared/3.12-pingreq")])
+    let s = scenario::load_paths(&[root.join("scenarios/shared/3.12-pingreq/pingresp.yaml")])
         .expect("the scenario parses");
     assert_eq!(s.len(), 1);
     s

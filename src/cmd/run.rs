@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use mqtt_codec::Protocol;
 
 use super::{parse_protocol, CmdError, Status};
-use crate::baseline;
 use crate::client::{Target, TlsOptions};
 use crate::report::{console, html, json, junit};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Capability};
+use crate::{baseline, profile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +30,7 @@ pub struct Args {
     /// Accept any TLS certificate from the target (no authentication; testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// Cases run at once (default: available parallelism × 4).
+    /// Cases run at once (default: available parallelism × 16).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Only scenarios whose id, file or name contains this text.
@@ -63,7 +63,16 @@ pub struct Args {
     /// Deadline of each expect step and connection attempt (300ms, 5s…).
     #[arg(long, value_parser = parse_timeout, default_value = "5s")]
     pub timeout: std::time::Duration,
-    /// The target lacks this optional feature (a target profile; repeatable):
+    /// Cut every `expect_silence` longer than this to this (e.g. 100ms): a
+    /// faster run that watches for stray packets for less time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub max_silence: Option<std::time::Duration>,
+    /// A target profile (YAML): the protocol versions and optional features the
+    /// broker offers when it cannot announce them (3.1.1 brokers). See
+    /// profiles/mosquitto.yaml. Cases needing what it rules out are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The target lacks this optional feature (repeatable; on top of --profile):
     /// qos1, qos2, retain, wildcards, shared_subscriptions, subscription_identifiers, topic_alias.
     #[arg(long = "without", value_parser = parse_capability)]
     pub without: Vec<Capability>,
@@ -108,6 +117,12 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         ))
     })?;
     let scenarios = runner::select(scenarios, args.filter.as_deref(), &args.tags);
+    let profile = match &args.profile {
+        Some(path) => Some(std::sync::Arc::new(
+            profile::load_profile(path).map_err(|e| CmdError::Usage(e.to_string()))?,
+        )),
+        None => None,
+    };
 
     if args.list {
         let arcs: Vec<_> = scenarios.into_iter().map(std::sync::Arc::new).collect();
@@ -119,7 +134,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
                 s.id,
                 case.protocol,
                 s.name,
-                s.statements_for(case.protocol).join(" ")
+                s.checked_statements(case.protocol).join(" ")
             )?;
         }
         return Ok(Status::Pass);
@@ -148,18 +163,76 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         step_timeout: args.timeout,
         protocols: args.protocols.clone(),
         without: args.without.clone(),
+        profile,
+        max_silence: args.max_silence,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CmdError::Usage(format!("cannot start the async runtime: {e}")))?;
     let color = console::use_color();
+    // A progress line under the case lines, on a terminal only.
+    let total: usize = scenarios
+        .iter()
+        .map(|s| {
+            s.protocols
+                .iter()
+                .filter(|p| opts.protocols.is_empty() || opts.protocols.contains(p))
+                .count()
+        })
+        .sum();
+    let mut progress = console::stdout_is_terminal().then(|| console::Progress::new(total, color));
+    if let Some(p) = progress.as_mut() {
+        write!(out, "{}", p.draw())?;
+        out.flush()?;
+    }
+    // Case lines as cases end; on a terminal, a progress line under them,
+    // redrawn every half second so that a long wait shows the time going.
+    let show = |c: &crate::results::CaseResult,
+                progress: &mut Option<console::Progress>,
+                out: &mut dyn Write| {
+        let is_known = known.contains(&(c.id.clone(), c.protocol));
+        if let Some(p) = progress.as_mut() {
+            let _ = write!(out, "{}", p.erase());
+        }
+        let _ = writeln!(out, "{}", console::case_text_known(c, is_known, color));
+        if let Some(p) = progress.as_mut() {
+            p.case_done(c);
+            let _ = write!(out, "{}", p.draw());
+            let _ = out.flush();
+        }
+    };
+    let ticking = progress.is_some();
     let mut report = rt
-        .block_on(runner::run(scenarios, &opts, |c| {
-            let is_known = known.contains(&(c.id.clone(), c.protocol));
-            let _ = writeln!(out, "{}", console::case_text_known(c, is_known, color));
-        }))
+        .block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let run = runner::run(scenarios, &opts, move |c| {
+                let _ = tx.send(c.clone());
+            });
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    result = &mut run => {
+                        while let Ok(c) = rx.try_recv() {
+                            show(&c, &mut progress, &mut *out);
+                        }
+                        break result;
+                    }
+                    Some(c) = rx.recv() => show(&c, &mut progress, &mut *out),
+                    _ = tick.tick(), if ticking => {
+                        if let Some(p) = progress.as_mut() {
+                            let _ = write!(out, "{}{}", p.erase(), p.draw());
+                            let _ = out.flush();
+                        }
+                    }
+                }
+            }
+        })
         .map_err(CmdError::Usage)?;
+    if let Some(p) = progress.as_mut() {
+        write!(out, "{}", p.erase())?;
+    }
     report.baseline = known;
     writeln!(out)?;
     writeln!(out, "{}", console::summary_line(&report, color))?;

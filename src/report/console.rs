@@ -21,6 +21,96 @@ use std::io::IsTerminal;
 
 use crate::results::{CaseResult, RunReport, Status};
 
+/// Whether stdout is a terminal, where a progress line can be redrawn.
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// The progress line of a long run on a terminal, redrawn under the case
+/// lines as each case ends: `[12/63] 10 passed, 1 failed, 1 skipped, 0 errors  3.2 s`.
+/// It is written only where stdout is a terminal (never into a file or a
+/// pipe). With `NO_COLOR` set it has no colour and no escape sequence at all:
+/// it is erased by overwriting it with spaces.
+#[derive(Debug)]
+pub struct Progress {
+    total: usize,
+    done: usize,
+    counts: [usize; 4],
+    color: bool,
+    started: std::time::Instant,
+    /// The width of the line on screen (0: none shown).
+    shown: usize,
+}
+
+impl Progress {
+    pub fn new(total: usize, color: bool) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            counts: [0; 4],
+            color,
+            started: std::time::Instant::now(),
+            shown: 0,
+        }
+    }
+
+    /// The line to write (no line break); remembers its width for [`Progress::erase`].
+    pub fn draw(&mut self) -> String {
+        let line = self.line();
+        self.shown = line.chars().filter(|c| !c.is_control()).count();
+        line
+    }
+
+    /// What erases the line on screen and returns to its start.
+    pub fn erase(&mut self) -> String {
+        let width = std::mem::take(&mut self.shown);
+        if width == 0 {
+            String::new()
+        } else if self.color {
+            "\r\x1b[2K".to_string()
+        } else {
+            format!("\r{}\r", " ".repeat(width))
+        }
+    }
+
+    /// Counts a case that ended.
+    pub fn case_done(&mut self, c: &CaseResult) {
+        self.done += 1;
+        let i = match c.status {
+            Status::Pass => 0,
+            Status::Fail => 1,
+            Status::Skip => 2,
+            Status::Error => 3,
+        };
+        if let Some(n) = self.counts.get_mut(i) {
+            *n += 1;
+        }
+    }
+
+    /// The line, without a line break.
+    pub fn line(&self) -> String {
+        let [passed, failed, skipped, errors] = self.counts;
+        let failed = format!("{failed} failed");
+        let errors = format!("{errors} errors");
+        format!(
+            "[{}/{}] {passed} passed, {}, {skipped} skipped, {}  {:.1} s",
+            self.done,
+            self.total,
+            if self.counts[1] > 0 {
+                paint(&failed, "1;31", self.color)
+            } else {
+                failed
+            },
+            if self.counts[3] > 0 {
+                paint(&errors, "1;35", self.color)
+            } else {
+                errors
+            },
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}
+
 /// Whether to colour output written to stdout.
 pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
@@ -66,11 +156,31 @@ pub fn case_text_known(c: &CaseResult, known: bool, color: bool) -> String {
         c.name,
         c.duration.as_millis()
     );
+    let details = details(c, color);
+    if !details.is_empty() {
+        for line in details.lines() {
+            let _ = write!(out, "\n      {line}");
+        }
+    }
+    if c.status != Status::Pass && !c.exchange.is_empty() {
+        out.push_str("\n      exchange:");
+        for line in exchange_text(c).lines() {
+            let _ = write!(out, "\n        {line}");
+        }
+    }
+    out
+}
+
+/// Why a case did not pass, without its header line and exchange: for a
+/// failure the step, what was expected, what came (decoded and in hex) and
+/// the statements' summaries; for a skip or an error its message.
+pub fn details(c: &CaseResult, color: bool) -> String {
+    let mut out = String::new();
     match c.status {
         Status::Pass => {}
         Status::Skip | Status::Error => {
             if let Some(m) = &c.message {
-                let _ = write!(out, "\n      {m}");
+                out.push_str(m);
             }
         }
         Status::Fail => {
@@ -79,26 +189,26 @@ pub fn case_text_known(c: &CaseResult, known: bool, color: bool) -> String {
                     Some(p) => format!("step {} ({}:{})", f.step, c.file, p.line),
                     None => format!("step {}", f.step),
                 };
-                let _ = write!(out, "\n      {at}: expected {}", f.expected);
-                let _ = write!(out, "\n      got:   {}", f.got);
+                let _ = write!(out, "{at}: expected {}", f.expected);
+                let _ = write!(out, "\ngot:   {}", f.got);
                 if let Some(h) = &f.got_hex {
-                    let _ = write!(out, "\n      bytes: {h}");
+                    let _ = write!(out, "\nbytes: {h}");
                 }
             } else if let Some(m) = &c.message {
-                let _ = write!(out, "\n      {m}");
+                out.push_str(m);
             }
             for (id, summary) in c.statement_summaries() {
-                let _ = write!(out, "\n      {}  {summary}", paint(&id, "1", color));
+                let _ = write!(out, "\n{}  {summary}", paint(&id, "1", color));
             }
-        }
-    }
-    if c.status != Status::Pass && !c.exchange.is_empty() {
-        out.push_str("\n      exchange:");
-        for e in &c.exchange {
-            let _ = write!(out, "\n        {e}");
         }
     }
     out
+}
+
+/// The packets the case exchanged, one per line (`client -> {…} [hex]`).
+pub fn exchange_text(c: &CaseResult) -> String {
+    let lines: Vec<String> = c.exchange.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 /// `14 passed, 1 failed, 1 skipped, 0 errors in 5.21 s; statements: …`
@@ -134,6 +244,43 @@ mod tests {
     use crate::scenario::Pos;
     use mqtt_codec::Protocol;
     use std::time::Duration;
+
+    #[test]
+    fn the_progress_line_counts_cases() {
+        let mut p = Progress::new(3, false);
+        let mut c = CaseResult {
+            id: "a".into(),
+            file: "a.yaml".into(),
+            name: "a".into(),
+            protocol: Protocol::V5,
+            status: Status::Pass,
+            statements: vec![],
+            duration: Duration::ZERO,
+            message: None,
+            failure: None,
+            exchange: Vec::new(),
+        };
+        p.case_done(&c);
+        c.status = Status::Fail;
+        p.case_done(&c);
+        let line = p.line();
+        assert!(
+            line.starts_with("[2/3] 1 passed, 1 failed, 0 skipped, 0 errors  "),
+            "{line}"
+        );
+        assert!(
+            !line.contains('\x1b'),
+            "no colour when asked for none: {line}"
+        );
+        let mut coloured = Progress::new(1, true);
+        coloured.case_done(&c);
+        assert!(coloured.line().contains("\x1b[1;31m1 failed"));
+        assert_eq!(p.erase(), "", "nothing shown yet");
+        let shown = p.draw();
+        assert_eq!(p.erase(), format!("\r{}\r", " ".repeat(shown.len())));
+        coloured.draw();
+        assert_eq!(coloured.erase(), "\r\x1b[2K");
+    }
 
     #[test]
     fn a_failure_reads_like_this() {

@@ -1,106 +1,146 @@
-//! The JUnit XML report (`run --junit FILE`), as CI systems read it: one
-//! `<testcase>` per scenario × protocol; a failed check is `<failure>`, a case
-//! that could not run is `<error>`, a skipped one `<skipped>`.
+//! The JUnit XML report (`run --junit FILE`), written with the `junit-report`
+//! crate, as CI systems read it: one `<testsuite>` named by the target, one
+//! `<testcase>` per scenario × protocol. A failed check (the broker broke a
+//! statement) is `<failure>`, a case that could not run is `<error>`, a
+//! skipped one `<skipped>`. A failure's body says where, what was expected,
+//! what came and the statements; the packets exchanged go to `<system-out>`.
+//!
+//! The suite's `time` is the sum of its cases' times (the crate computes
+//! it): cases run in parallel, so it is more than the run's wall time, which
+//! the console and JSON reports give. A run with one passing case and one
+//! failing case (the crate writes no line breaks; they are added here to
+//! read it):
 //!
 //! ```xml
-//! <?xml version="1.0" encoding="UTF-8"?>
-//! <testsuites name="mqtt-harness" tests="2" failures="1" errors="0" skipped="0" time="1.004">
-//!   <testsuite name="mqtt://127.0.0.1:40123" tests="2" failures="1" errors="0" skipped="0" time="1.004">
-//!     <testcase classname="shared.3.12-pingreq" name="pingresp [5.0]" file="scenarios/shared/3.12-pingreq/pingresp.yaml" time="0.003"/>
-//!     <testcase classname="shared.3.3-publish" name="qos1 [5.0]" file="…" time="1.001">
-//!       <failure message="step 4 (line 14): expected PUBACK {&quot;id&quot;:7}; got nothing within 1 s">…</failure>
+//! <?xml version="1.0" encoding="utf-8"?>
+//! <testsuites>
+//!   <testsuite id="0" name="mqtt://127.0.0.1:40123" package="testsuite/mqtt://127.0.0.1:40123"
+//!              tests="2" errors="0" failures="1" hostname="localhost"
+//!              timestamp="2026-11-25T21:00:00Z" time="1.004">
+//!     <testcase name="pingresp [5.0]" time="0.003" classname="shared.3.12-pingreq"
+//!               file="scenarios/shared/3.12-pingreq/pingresp.yaml"/>
+//!     <testcase name="qos1 [5.0]" time="1.001" classname="shared.3.3-publish"
+//!               file="scenarios/shared/3.3-publish/qos1.yaml">
+//!       <failure type="MQTT-3.3.4-1" message="step 4 (line 14): expected PUBACK {&quot;id&quot;:7}; got nothing within 1 s">
+//!         <![CDATA[step 4 (scenarios/shared/3.3-publish/qos1.yaml:14): expected PUBACK {"id":7}
+//! got:   nothing within 1 s
+//! MQTT-3.3.4-1  …]]></failure>
+//!       <system-out><![CDATA[publisher -> {"type":"PUBLISH",…} [32 0b …]]]></system-out>
 //!     </testcase>
 //!   </testsuite>
 //! </testsuites>
 //! ```
+//!
+//! The `sample` test below asserts the exact output of such a report (a
+//! pass, a skip, an error and a failure with its exchange).
 
-use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use junit_report::{OffsetDateTime, ReportBuilder, TestCase, TestResult, TestSuite};
 
 use crate::report::console;
-use crate::results::{RunReport, Status};
+use crate::results::{CaseResult, RunReport, Status};
 
-/// XML text escaping (attributes and content).
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+/// The report of a run that ended now.
+pub fn render(report: &RunReport) -> String {
+    let started = SystemTime::now()
+        .checked_sub(report.duration)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    render_at(report, OffsetDateTime::from(started))
 }
 
-pub fn render(report: &RunReport) -> String {
-    let s = report.summary();
-    let tests = report.cases.len();
-    let time = report.duration.as_secs_f64();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let counts = format!(
-        "tests=\"{tests}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time:.3}\"",
-        s.failed, s.errors, s.skipped
-    );
-    let _ = writeln!(out, "<testsuites name=\"mqtt-harness\" {counts}>");
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"{}\" {counts}>",
-        esc(&report.target)
-    );
-    for c in &report.cases {
-        let (class, name) = match c.id.rsplit_once('/') {
-            Some((dir, base)) => (dir.replace('/', "."), base.to_string()),
-            None => (String::from("scenarios"), c.id.clone()),
-        };
-        let _ = write!(
-            out,
-            "    <testcase classname=\"{}\" name=\"{} [{}]\" file=\"{}\" time=\"{:.3}\"",
-            esc(&class),
-            esc(&name),
-            c.protocol,
-            esc(&c.file),
-            c.duration.as_secs_f64()
+/// The report, with `started` as the suite's timestamp (fixed in tests).
+pub fn render_at(report: &RunReport, started: OffsetDateTime) -> String {
+    let mut suite = TestSuite::new(&text(&report.target));
+    suite.set_timestamp(started);
+    suite.add_testcases(report.cases.iter().map(test_case));
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail on I/O; the crate's XML writer reports
+    // nothing else for well-formed input, which `text` guarantees.
+    if let Err(e) = ReportBuilder::new()
+        .add_testsuite(suite)
+        .build()
+        .write_xml(&mut out)
+    {
+        return format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- the JUnit report could not be written: {} -->\n",
+            text(&e.to_string()).replace("--", "- -")
         );
-        let message = esc(c.message.as_deref().unwrap_or(""));
-        match c.status {
-            Status::Pass => out.push_str("/>\n"),
-            Status::Skip => {
-                let _ = writeln!(
-                    out,
-                    ">\n      <skipped message=\"{message}\"/>\n    </testcase>"
-                );
-            }
-            Status::Fail | Status::Error => {
-                let tag = if c.status == Status::Fail {
-                    "failure"
-                } else {
-                    "error"
-                };
-                let body = esc(&console::case_text(c, false));
-                let _ = writeln!(
-                    out,
-                    ">\n      <{tag} message=\"{message}\">{body}</{tag}>\n    </testcase>"
-                );
-            }
+    }
+    let mut xml = String::from_utf8_lossy(&out).into_owned();
+    xml.push('\n');
+    xml
+}
+
+fn test_case(c: &CaseResult) -> TestCase {
+    let (class, base) = match c.id.rsplit_once('/') {
+        Some((dir, base)) => (dir.replace('/', "."), base.to_string()),
+        None => (String::from("scenarios"), c.id.clone()),
+    };
+    let name = text(&format!("{base} [{}]", c.protocol));
+    let message = text(c.message.as_deref().unwrap_or(""));
+    let details = Some(text(&console::details(c, false))).filter(|d| !d.is_empty());
+    let result = match c.status {
+        Status::Pass => TestResult::Success,
+        Status::Skip => TestResult::SkippedWithCause {
+            type_: "skip".into(),
+            message,
+            cause: None,
+        },
+        Status::Fail => TestResult::Failure {
+            type_: text(&c.statements.join(" ")),
+            message,
+            cause: details,
+        },
+        Status::Error => TestResult::Error {
+            type_: "error".into(),
+            message,
+            cause: None,
+        },
+    };
+    let exchange = console::exchange_text(c);
+    TestCase {
+        name,
+        time: duration(c.duration),
+        result,
+        classname: Some(text(&class)),
+        filepath: Some(text(&c.file)),
+        system_out: Some(text(&exchange)).filter(|x| !x.is_empty()),
+        system_err: None,
+    }
+}
+
+/// Whole milliseconds, as the console shows them (`time="0.003"`).
+fn duration(d: Duration) -> junit_report::Duration {
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    junit_report::Duration::milliseconds(ms)
+}
+
+/// Text that XML 1.0 can carry: characters it forbids are written as
+/// `\u{…}`, and `]]>` is broken so that a CDATA section cannot end early
+/// (the crate escapes attributes, but writes CDATA as it is given).
+fn text(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let allowed = matches!(c, '\t' | '\n' | '\r')
+            || matches!(c as u32, 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x1_0000..=0x10_FFFF);
+        if allowed {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    out.replace("]]>", "]] >")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::CaseResult;
+    use crate::client::{Direction, Exchange};
+    use crate::results::Failure;
+    use crate::scenario::Pos;
     use mqtt_codec::Protocol;
-    use std::time::Duration;
 
     fn case(id: &str, status: Status, message: Option<&str>) -> CaseResult {
         CaseResult {
@@ -117,28 +157,76 @@ mod tests {
         }
     }
 
+    fn at() -> OffsetDateTime {
+        // 2026-11-25T21:00:00Z
+        OffsetDateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1795640400))
+    }
+
     #[test]
     fn sample() {
+        let mut fail = case(
+            "shared/3.12-pingreq/pingresp",
+            Status::Fail,
+            Some("step 2 (line 9): expected PINGRESP; got nothing within 300 ms"),
+        );
+        fail.statements = vec!["MQTT-3.12.4-1".into()];
+        fail.failure = Some(Failure {
+            step: 2,
+            pos: Some(Pos { line: 9, column: 3 }),
+            expected: "PINGRESP".into(),
+            got: "nothing within 300 ms".into(),
+            got_hex: None,
+        });
+        fail.exchange = vec![Exchange {
+            at: tokio::time::Instant::now(),
+            client: "c".into(),
+            direction: Direction::Sent,
+            packet: Some(serde_json::json!({"type": "PINGREQ"})),
+            hex: "c0 00".into(),
+            note: None,
+        }];
         let r = RunReport::new(
             "mqtt://h:1".into(),
             vec![
                 case("a/ping", Status::Pass, None),
                 case("a/skip", Status::Skip, Some("requires qos2: <none>")),
+                case("b", Status::Error, Some("cannot connect")),
+                fail,
             ],
             Duration::from_millis(5),
         );
-        assert_eq!(
-            render(&r),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>
-<testsuites name=\"mqtt-harness\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\" time=\"0.005\">
-  <testsuite name=\"mqtt://h:1\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\" time=\"0.005\">
-    <testcase classname=\"a\" name=\"ping [5.0]\" file=\"scenarios/a/ping.yaml\" time=\"0.003\"/>
-    <testcase classname=\"a\" name=\"skip [5.0]\" file=\"scenarios/a/skip.yaml\" time=\"0.003\">
-      <skipped message=\"requires qos2: &lt;none&gt;\"/>
-    </testcase>
-  </testsuite>
-</testsuites>
-"
+        let expected = concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?>"#,
+            r#"<testsuites><testsuite id="0" name="mqtt://h:1" package="testsuite/mqtt://h:1" tests="4" errors="1" failures="1" hostname="localhost" timestamp="2026-11-25T21:00:00Z" time="0.012">"#,
+            r#"<testcase name="ping [5.0]" time="0.003" classname="a" file="scenarios/a/ping.yaml"/>"#,
+            r#"<testcase name="skip [5.0]" time="0.003" classname="a" file="scenarios/a/skip.yaml"><skipped type="skip" message="requires qos2: &lt;none&gt;"/></testcase>"#,
+            r#"<testcase name="b [5.0]" time="0.003" classname="scenarios" file="scenarios/b.yaml"><error type="error" message="cannot connect"/></testcase>"#,
+            r#"<testcase name="pingresp [5.0]" time="0.003" classname="shared.3.12-pingreq" file="scenarios/shared/3.12-pingreq/pingresp.yaml">"#,
+            r#"<failure type="MQTT-3.12.4-1" message="step 2 (line 9): expected PINGRESP; got nothing within 300 ms"><![CDATA[step 2 (scenarios/shared/3.12-pingreq/pingresp.yaml:9): expected PINGRESP"#,
+            "\ngot:   nothing within 300 ms\nMQTT-3.12.4-1  Server answers each PINGREQ with a PINGRESP.]]></failure>",
+            r#"<system-out><![CDATA[c -> {"type":"PINGREQ"} [c0 00]]]></system-out>"#,
+            "</testcase></testsuite></testsuites>\n",
+        );
+        assert_eq!(render_at(&r, at()), expected);
+    }
+
+    #[test]
+    fn text_the_xml_cannot_carry_is_made_safe() {
+        let mut c = case("a/x", Status::Error, Some("bad \u{1} byte"));
+        c.exchange = vec![Exchange {
+            at: tokio::time::Instant::now(),
+            client: "c".into(),
+            direction: Direction::Received,
+            packet: None,
+            hex: String::new(),
+            note: Some("payload ]]> inside".into()),
+        }];
+        let r = RunReport::new("mqtt://h:1".into(), vec![c], Duration::ZERO);
+        let xml = render_at(&r, at());
+        assert!(xml.contains(r#"message="bad \u{1} byte""#), "{xml}");
+        assert!(
+            xml.contains("<![CDATA[c <- (payload ]] > inside)]]>"),
+            "{xml}"
         );
     }
 }
