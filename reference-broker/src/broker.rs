@@ -10,8 +10,9 @@ use bytes::Bytes;
 use mqtt_codec::reason;
 use mqtt_codec::topic;
 use mqtt_codec::{
-    ByteString, ConnAck, Connect, DecodeError, Disconnect, ErrorKind, Packet, PacketType, Properties, Property,
-    Protocol, PubResponse, Publish, QoS, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+    ByteString, ConnAck, Connect, DecodeError, Disconnect, ErrorKind, Packet, PacketType,
+    Properties, Property, Protocol, PubResponse, Publish, QoS, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 use crate::config::Config;
@@ -31,7 +32,11 @@ pub type ConnId = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Encode `packet` for `protocol` and send it on `conn`.
-    Send { conn: ConnId, protocol: Protocol, packet: Packet },
+    Send {
+        conn: ConnId,
+        protocol: Protocol,
+        packet: Packet,
+    },
     /// Close `conn` once what was sent before is flushed.
     Close { conn: ConnId },
 }
@@ -108,8 +113,12 @@ struct Session {
 #[derive(Debug)]
 enum ConnState {
     /// Waiting for CONNECT until the deadline.
-    AwaitConnect { deadline: Instant },
-    Connected { client_id: ByteString },
+    AwaitConnect {
+        deadline: Instant,
+    },
+    Connected {
+        client_id: ByteString,
+    },
     /// CONNECT refused or connection being closed: further input is ignored (MQTT-3.1.4-5).
     Closing,
 }
@@ -227,18 +236,25 @@ impl Broker {
     }
 
     fn send(&mut self, conn: ConnId, packet: Packet) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let protocol = c.protocol;
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
         // that is too large is dropped as if delivered. Reason strings and user
         // properties would be dropped first, but we send none that large.
         if let Some(max) = c.max_packet_size {
-            let too_large = mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
+            let too_large =
+                mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
             if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
                 return;
             }
         }
-        self.actions.push_back(Action::Send { conn, protocol, packet });
+        self.actions.push_back(Action::Send {
+            conn,
+            protocol,
+            packet,
+        });
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -251,7 +267,9 @@ impl Broker {
     /// Ends a connection for a protocol violation: 5.0 clients get a DISCONNECT
     /// with `code` first (after CONNACK only, MQTT-3.14.0-1).
     fn disconnect(&mut self, conn: ConnId, code: u8, now: Instant) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         if c.protocol.is_v5() && matches!(c.state, ConnState::Connected { .. }) {
             self.send(
                 conn,
@@ -271,7 +289,9 @@ impl Broker {
         if err.statement().is_some_and(|s| self.breaks(s)) {
             return OnError::Skip;
         }
-        let Some(c) = self.conns.get(&conn) else { return OnError::Close };
+        let Some(c) = self.conns.get(&conn) else {
+            return OnError::Close;
+        };
         let awaiting = matches!(c.state, ConnState::AwaitConnect { .. });
         if awaiting && err.packet == Some(PacketType::Connect) {
             match &err.kind {
@@ -324,11 +344,17 @@ impl Broker {
     /// Detaches the connection from its session; publishes or schedules the
     /// will when `with_will`.
     fn end_connection(&mut self, conn: ConnId, with_will: bool, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let will = c.will.take();
         let state = std::mem::replace(&mut c.state, ConnState::Closing);
-        let ConnState::Connected { client_id } = state else { return };
-        let Some(session) = self.sessions.get_mut(&client_id) else { return };
+        let ConnState::Connected { client_id } = state else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&client_id) else {
+            return;
+        };
         if session.conn != Some(conn) {
             return;
         }
@@ -336,7 +362,9 @@ impl Broker {
         let expiry = session.expiry;
         session.expires_at = expiry_instant(now, expiry);
         let mut publish_now = None;
-        if let Some((message, delay)) = will.filter(|_| with_will && !self.config.violations.breaks("MQTT-3.1.2-8")) {
+        if let Some((message, delay)) =
+            will.filter(|_| with_will && !self.config.violations.breaks("MQTT-3.1.2-8"))
+        {
             // The will waits for its delay or the session's end, whichever is first.
             let delay = delay.min(expiry);
             if delay == 0 {
@@ -362,7 +390,10 @@ impl Broker {
     /// Publishes a will: its expiry starts now, and Will Retain makes it a
     /// retained message (MQTT-3.1.2-17 in 3.1.1, 3.1.2-15 in 5.0).
     fn publish_will(&mut self, mut m: Message, now: Instant) {
-        m.expires_at = m.properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
+        m.expires_at = m
+            .properties
+            .message_expiry_interval()
+            .and_then(|s| expiry_instant(now, s));
         if m.retain {
             self.retain(&m);
         }
@@ -371,12 +402,18 @@ impl Broker {
 
     /// A packet decoded from `conn`.
     pub fn packet(&mut self, conn: ConnId, packet: Packet, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         c.last_packet = now;
         match (&c.state, packet) {
             (ConnState::Closing, _) => {}
-            (ConnState::AwaitConnect { .. }, Packet::Connect(connect)) => self.connect(conn, *connect, now),
-            (ConnState::AwaitConnect { .. }, Packet::Auth(auth)) => self.auth_before_connack(conn, auth, now),
+            (ConnState::AwaitConnect { .. }, Packet::Connect(connect)) => {
+                self.connect(conn, *connect, now)
+            }
+            (ConnState::AwaitConnect { .. }, Packet::Auth(auth)) => {
+                self.auth_before_connack(conn, auth, now)
+            }
             // MQTT-3.1.0-1: anything before CONNECT ends the connection.
             (ConnState::AwaitConnect { .. }, _) => self.close(conn),
             (ConnState::Connected { .. }, Packet::Connect(connect)) => {
@@ -428,7 +465,11 @@ impl Broker {
                 && protocol != Protocol::V3_1
                 && (v5 || connect.clean_start || self.breaks("MQTT-3.1.3-8"));
             if !allowed {
-                refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, reason::v3::IDENTIFIER_REJECTED);
+                refuse(
+                    self,
+                    reason::CLIENT_IDENTIFIER_NOT_VALID,
+                    reason::v3::IDENTIFIER_REJECTED,
+                );
                 return;
             }
             let id = format!("auto-{:016x}", self.next_assigned);
@@ -438,7 +479,11 @@ impl Broker {
                 assigned = Some(client_id.clone());
             }
         } else if protocol == Protocol::V3_1 && client_id.len() > 23 {
-            refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, reason::v3::IDENTIFIER_REJECTED);
+            refuse(
+                self,
+                reason::CLIENT_IDENTIFIER_NOT_VALID,
+                reason::v3::IDENTIFIER_REJECTED,
+            );
             return;
         }
         // User name / password, or an enhanced authentication exchange (MQTT-4.12.0-1).
@@ -452,17 +497,29 @@ impl Broker {
         };
         if let Some(w) = &connect.will {
             // A will is a PUBLISH made in advance: the ACL must allow it now.
-            if !self.config.auth.may_publish(user.as_deref(), &client_id, &w.topic) {
+            if !self
+                .config
+                .auth
+                .may_publish(user.as_deref(), &client_id, &w.topic)
+            {
                 refuse(self, reason::NOT_AUTHORIZED, reason::v3::NOT_AUTHORIZED);
                 return;
             }
             // MQTT-3.2.2-12/13: a will the server cannot honour refuses the connection.
             if w.qos.as_u8() > self.config.maximum_qos {
-                refuse(self, reason::QOS_NOT_SUPPORTED, reason::v3::SERVER_UNAVAILABLE);
+                refuse(
+                    self,
+                    reason::QOS_NOT_SUPPORTED,
+                    reason::v3::SERVER_UNAVAILABLE,
+                );
                 return;
             }
             if w.retain && !self.config.retain_available {
-                refuse(self, reason::RETAIN_NOT_SUPPORTED, reason::v3::SERVER_UNAVAILABLE);
+                refuse(
+                    self,
+                    reason::RETAIN_NOT_SUPPORTED,
+                    reason::v3::SERVER_UNAVAILABLE,
+                );
                 return;
             }
         }
@@ -509,7 +566,11 @@ impl Broker {
             .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
         // A session belongs to the user who made it: another user reusing the
         // client id starts afresh rather than reading its queue.
-        let foreign = self.config.auth.checks_passwords() && self.sessions.get(&client_id).is_some_and(|s| s.user != user);
+        let foreign = self.config.auth.checks_passwords()
+            && self
+                .sessions
+                .get(&client_id)
+                .is_some_and(|s| s.user != user);
         if connect.clean_start || forget || expired || foreign {
             // MQTT-3.1.2-4 (5.0) / 3.1.2-6 (3.1.1): discard any previous session.
             if let Some(old) = self.sessions.remove(&client_id) {
@@ -521,19 +582,22 @@ impl Broker {
         // MQTT-3.2.2-2 (3.1.1) / 3.2.2-3 (5.0): Session Present says whether
         // stored state was resumed, whatever that state holds.
         let mut session_present = !connect.clean_start && self.sessions.contains_key(&client_id);
-        let session = self.sessions.entry(client_id.clone()).or_insert_with(|| Session {
-            conn: None,
-            protocol,
-            expiry,
-            expires_at: None,
-            subscriptions: BTreeMap::new(),
-            inflight: BTreeMap::new(),
-            queue: VecDeque::new(),
-            incoming_qos2: HashSet::new(),
-            next_packet_id: 1,
-            pending_will: None,
-            user: None,
-        });
+        let session = self
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| Session {
+                conn: None,
+                protocol,
+                expiry,
+                expires_at: None,
+                subscriptions: BTreeMap::new(),
+                inflight: BTreeMap::new(),
+                queue: VecDeque::new(),
+                incoming_qos2: HashSet::new(),
+                next_packet_id: 1,
+                pending_will: None,
+                user: None,
+            });
         // MQTT-3.1.3-9: a reconnection before the will delay cancels the will.
         session.pending_will = None;
         session.conn = Some(conn);
@@ -549,7 +613,11 @@ impl Broker {
             session_present = false;
         }
 
-        let keep_alive = self.config.server_keep_alive.filter(|_| v5).unwrap_or(connect.keep_alive);
+        let keep_alive = self
+            .config
+            .server_keep_alive
+            .filter(|_| v5)
+            .unwrap_or(connect.keep_alive);
         let c = match self.conns.get_mut(&conn) {
             Some(c) => c,
             None => return,
@@ -636,7 +704,9 @@ impl Broker {
     }
 
     fn resend_inflight(&mut self, client_id: &ByteString, conn: ConnId) {
-        let Some(session) = self.sessions.get(client_id) else { return };
+        let Some(session) = self.sessions.get(client_id) else {
+            return;
+        };
         let packets: Vec<Packet> = session
             .inflight
             .iter()
@@ -654,12 +724,21 @@ impl Broker {
         }
     }
 
-    fn connected_packet(&mut self, conn: ConnId, client_id: ByteString, packet: Packet, now: Instant) {
+    fn connected_packet(
+        &mut self,
+        conn: ConnId,
+        client_id: ByteString,
+        packet: Packet,
+        now: Instant,
+    ) {
         match packet {
             Packet::Publish(p) => self.incoming_publish(conn, &client_id, p, now),
             Packet::PubAck(r) => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
-                    if matches!(s.inflight.get(&r.packet_id).map(|f| &f.state), Some(OutState::Publish(QoS::AtLeastOnce))) {
+                    if matches!(
+                        s.inflight.get(&r.packet_id).map(|f| &f.state),
+                        Some(OutState::Publish(QoS::AtLeastOnce))
+                    ) {
                         s.inflight.remove(&r.packet_id);
                     }
                 }
@@ -689,7 +768,10 @@ impl Broker {
             }
             Packet::PubComp(r) => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
-                    if matches!(s.inflight.get(&r.packet_id).map(|f| &f.state), Some(OutState::Release)) {
+                    if matches!(
+                        s.inflight.get(&r.packet_id).map(|f| &f.state),
+                        Some(OutState::Release)
+                    ) {
                         s.inflight.remove(&r.packet_id);
                     }
                 }
@@ -718,8 +800,11 @@ impl Broker {
             }
             Packet::Disconnect(d) => {
                 let requested = d.properties.session_expiry_interval();
-                let keep_will = d.reason_code == reason::DISCONNECT_WITH_WILL || self.breaks("MQTT-3.14.4-3");
-                let Some(c) = self.conns.get_mut(&conn) else { return };
+                let keep_will =
+                    d.reason_code == reason::DISCONNECT_WITH_WILL || self.breaks("MQTT-3.14.4-3");
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
                 // 5.0: a session that was to end with the connection cannot be
                 // extended by DISCONNECT (section 3.14.2.2.2).
                 if c.connect_session_expiry == 0 && requested.is_some_and(|e| e > 0) {
@@ -738,14 +823,26 @@ impl Broker {
             }
             Packet::Auth(auth) => self.auth_after_connack(conn, auth, now),
             // The codec refuses these from a client; nothing to do if they slip through.
-            Packet::Connect(_) | Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => {
                 self.disconnect(conn, reason::PROTOCOL_ERROR, now);
             }
         }
     }
 
-    fn incoming_publish(&mut self, conn: ConnId, client_id: &ByteString, mut p: Publish, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+    fn incoming_publish(
+        &mut self,
+        conn: ConnId,
+        client_id: &ByteString,
+        mut p: Publish,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let v5 = c.protocol.is_v5();
         if p.qos.as_u8() > self.config.maximum_qos {
             // 5.0 section 3.2.2.3.4: QoS above Maximum QoS ends the connection.
@@ -785,8 +882,12 @@ impl Broker {
         }
         let packet_id = p.packet_id;
         if p.qos == QoS::ExactlyOnce {
-            let Some(s) = self.sessions.get_mut(client_id) else { return };
-            if s.incoming_qos2.contains(&packet_id) && !self.config.violations.breaks("MQTT-4.3.3-10") {
+            let Some(s) = self.sessions.get_mut(client_id) else {
+                return;
+            };
+            if s.incoming_qos2.contains(&packet_id)
+                && !self.config.violations.breaks("MQTT-4.3.3-10")
+            {
                 // MQTT-4.3.3-10: a re-sent PUBLISH before PUBREL is not delivered again.
                 if !self.breaks("MQTT-4.3.3-8") {
                     self.send(conn, Packet::PubRec(PubResponse::new(packet_id)));
@@ -802,7 +903,9 @@ impl Broker {
         }
         let mut properties = p.properties.clone();
         properties.remove(0x23);
-        let expires_at = properties.message_expiry_interval().and_then(|s| expiry_instant(now, s));
+        let expires_at = properties
+            .message_expiry_interval()
+            .and_then(|s| expiry_instant(now, s));
         let message = Message {
             topic: p.topic.clone(),
             payload: p.payload.clone(),
@@ -864,7 +967,8 @@ impl Broker {
         // subscriptions, with all their identifiers (MQTT-3.3.4-2/3/4).
         let mut targets: Vec<(ByteString, SubscriptionOptions, Vec<u32>)> = Vec::new();
         // (share name, filter) → members: (client id, options, subscription id).
-        type Groups = BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>>;
+        type Groups =
+            BTreeMap<(String, String), Vec<(ByteString, SubscriptionOptions, Option<u32>)>>;
         let mut shared: Groups = BTreeMap::new();
         // Only the sessions the index says may match; deliberate violations
         // change the matching rules, so under them every session is tried.
@@ -913,7 +1017,11 @@ impl Broker {
                 .iter()
                 .filter(|(cid, ..)| self.sessions.get(cid).is_some_and(|s| s.conn.is_some()))
                 .collect();
-            let pool: Vec<_> = if online.is_empty() { members.iter().collect() } else { online };
+            let pool: Vec<_> = if online.is_empty() {
+                members.iter().collect()
+            } else {
+                online
+            };
             if pool.is_empty() {
                 continue;
             }
@@ -929,17 +1037,35 @@ impl Broker {
     }
 
     /// Queues or sends one message to one session.
-    fn deliver(&mut self, cid: &ByteString, m: Message, opts: SubscriptionOptions, ids: Vec<u32>, from_retained: bool, now: Instant) {
+    fn deliver(
+        &mut self,
+        cid: &ByteString,
+        m: Message,
+        opts: SubscriptionOptions,
+        ids: Vec<u32>,
+        from_retained: bool,
+        now: Instant,
+    ) {
         if !self.may_read(cid, &m.topic) {
             return;
         }
-        let Some(s) = self.sessions.get_mut(cid) else { return };
+        let Some(s) = self.sessions.get_mut(cid) else {
+            return;
+        };
         let mut m = m;
         // MQTT-3.3.1-12/13 (5.0), 3.3.1-8/9 (3.1.1): RETAIN is kept for retained
         // messages sent on subscription, and for live ones only with Retain As Published.
         let wrong_retain = self.config.violations.breaks("MQTT-3.3.1-8");
-        m.retain = if from_retained { !wrong_retain } else { (opts.retain_as_published && s.protocol.is_v5() && m.retain) || wrong_retain };
-        let granted = if self.config.violations.breaks("MQTT-3.8.4-6") { m.qos } else { m.qos.min(opts.qos) };
+        m.retain = if from_retained {
+            !wrong_retain
+        } else {
+            (opts.retain_as_published && s.protocol.is_v5() && m.retain) || wrong_retain
+        };
+        let granted = if self.config.violations.breaks("MQTT-3.8.4-6") {
+            m.qos
+        } else {
+            m.qos.min(opts.qos)
+        };
         m.qos = granted;
         if s.conn.is_none() && granted == QoS::AtMostOnce {
             return;
@@ -960,9 +1086,13 @@ impl Broker {
     fn drain_queue(&mut self, cid: &ByteString, now: Instant) {
         let dup_qos0 = self.config.violations.breaks("MQTT-3.3.1-2");
         let drop_user = self.config.violations.breaks("MQTT-3.3.2-17");
-        let Some(s) = self.sessions.get_mut(cid) else { return };
+        let Some(s) = self.sessions.get_mut(cid) else {
+            return;
+        };
         let Some(conn) = s.conn else { return };
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let quota = usize::from(c.send_quota);
         let v5 = c.protocol.is_v5();
         let (protocol, max_packet_size) = (c.protocol, c.max_packet_size);
@@ -971,11 +1101,15 @@ impl Broker {
             if m.qos != QoS::AtMostOnce && s.inflight.len() >= quota {
                 break;
             }
-            let Some((m, _opts, ids)) = s.queue.pop_front() else { break };
+            let Some((m, _opts, ids)) = s.queue.pop_front() else {
+                break;
+            };
             // MQTT-3.3.2-5: an expired message is not delivered.
             let remaining = match m.expires_at {
                 Some(at) if at <= now => continue,
-                Some(at) => Some(u32::try_from(at.duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX)),
+                Some(at) => {
+                    Some(u32::try_from(at.duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX))
+                }
                 None => None,
             };
             let mut properties = Properties::new();
@@ -1039,7 +1173,9 @@ impl Broker {
     }
 
     fn subscribe(&mut self, conn: ConnId, client_id: &ByteString, sub: Subscribe, now: Instant) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let v5 = c.protocol.is_v5();
         let sub_id = sub.properties.subscription_identifiers().next();
         if sub_id.is_some() && !self.config.subscription_identifiers {
@@ -1050,7 +1186,11 @@ impl Broker {
         let mut retained_to_send: Vec<(Message, SubscriptionOptions, Vec<u32>)> = Vec::new();
         for f in &sub.filters {
             let shared = v5 && topic::split_shared(&f.filter).is_some();
-            let failure = if v5 { None } else { Some(reason::v3::SUBACK_FAILURE) };
+            let failure = if v5 {
+                None
+            } else {
+                Some(reason::v3::SUBACK_FAILURE)
+            };
             let code = if shared && !self.config.shared_subscriptions {
                 failure.unwrap_or(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
             } else if topic::has_wildcard(&f.filter) && !self.config.wildcard_subscriptions {
@@ -1063,7 +1203,9 @@ impl Broker {
             } else if !self.may_subscribe(conn, client_id, &f.filter) {
                 failure.unwrap_or(reason::NOT_AUTHORIZED)
             } else {
-                let Some(s) = self.sessions.get_mut(client_id) else { return };
+                let Some(s) = self.sessions.get_mut(client_id) else {
+                    return;
+                };
                 let exists = s.subscriptions.contains_key(&f.filter);
                 if !exists && s.subscriptions.len() >= self.config.max_subscriptions_per_client {
                     failure.unwrap_or(reason::QUOTA_EXCEEDED)
@@ -1083,11 +1225,17 @@ impl Broker {
                     );
                     // Retained messages: Retain Handling 0 always, 1 for a new
                     // subscription, 2 never (MQTT-3.3.1-9/10/11); none for shared ones.
-                    let send_retained = !shared && (options.retain_handling == 0 || (options.retain_handling == 1 && !exists));
+                    let send_retained = !shared
+                        && (options.retain_handling == 0
+                            || (options.retain_handling == 1 && !exists));
                     if send_retained {
                         for (t, m) in &self.retained {
                             if self.matches(&f.filter, t) {
-                                retained_to_send.push((m.clone(), options, sub_id.into_iter().collect()));
+                                retained_to_send.push((
+                                    m.clone(),
+                                    options,
+                                    sub_id.into_iter().collect(),
+                                ));
                             }
                         }
                     }
@@ -1097,7 +1245,11 @@ impl Broker {
             codes.push(code);
         }
         if !self.breaks("MQTT-3.8.4-1") {
-            let packet_id = if self.breaks("MQTT-3.8.4-2") { sub.packet_id.wrapping_add(1).max(1) } else { sub.packet_id };
+            let packet_id = if self.breaks("MQTT-3.8.4-2") {
+                sub.packet_id.wrapping_add(1).max(1)
+            } else {
+                sub.packet_id
+            };
             self.send(
                 conn,
                 Packet::SubAck(SubAck {
@@ -1125,7 +1277,11 @@ impl Broker {
                 if existed {
                     self.routes.invalidate();
                 }
-                codes.push(if existed { 0 } else { reason::NO_SUBSCRIPTION_EXISTED });
+                codes.push(if existed {
+                    0
+                } else {
+                    reason::NO_SUBSCRIPTION_EXISTED
+                });
             }
         }
         if self.breaks("MQTT-3.10.4-4") {
@@ -1152,7 +1308,9 @@ impl Broker {
                 ConnState::Connected { .. } => {
                     if let Some(ka) = c.keep_alive {
                         // MQTT-3.1.2-24 (3.1.1) / 3.1.2-22 (5.0): one and a half times the keep alive.
-                        if c.last_packet + ka + ka / 2 <= now && !self.config.violations.breaks("MQTT-3.1.2-24") {
+                        if c.last_packet + ka + ka / 2 <= now
+                            && !self.config.violations.breaks("MQTT-3.1.2-24")
+                        {
                             keep_alive.push(id);
                         }
                     }
@@ -1187,7 +1345,8 @@ impl Broker {
         for w in wills {
             self.publish_will(w, now);
         }
-        self.retained.retain(|_, m| m.expires_at.filter(|at| *at <= now).is_none());
+        self.retained
+            .retain(|_, m| m.expires_at.filter(|at| *at <= now).is_none());
     }
 
     /// When [`Broker::tick`] must next be called, if any timer is pending.
@@ -1230,5 +1389,4 @@ impl Broker {
     pub fn protocol(&self, conn: ConnId) -> Option<Protocol> {
         self.conns.get(&conn).map(|c| c.protocol)
     }
-
 }

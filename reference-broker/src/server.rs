@@ -20,14 +20,16 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::broker::{Action, Broker, ConnId, OnError};
-use crate::outbox::{Outbox, PushError};
 use crate::config::Config;
+use crate::outbox::{Outbox, PushError};
 
 pub mod persist;
 mod prehash;
 
 /// Packets queued towards one connection before it counts as too slow and is closed.
 const OUTBOUND_QUEUE: usize = 4096;
+/// Read buffer of a connection that has not needed more.
+const IDLE_READ_BUFFER: usize = 512;
 /// Deadline for flushing what is queued when a connection is closed.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
@@ -87,8 +89,14 @@ impl State {
         self.persist_before_acks();
         while let Some(action) = self.broker.poll_action() {
             match action {
-                Action::Send { conn, protocol, packet } => {
-                    let Some(out) = self.outbound.get(&conn) else { continue };
+                Action::Send {
+                    conn,
+                    protocol,
+                    packet,
+                } => {
+                    let Some(out) = self.outbound.get(&conn) else {
+                        continue;
+                    };
                     match out.outbox.push(&packet, protocol, OUTBOUND_QUEUE) {
                         Ok(()) => {}
                         Err(PushError::Encode(e)) => {
@@ -121,7 +129,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 }
 
 /// [`run`] with a caller-made [`Shared`], so tests can look inside.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future,
+) -> io::Result<()> {
     let timer = tokio::spawn(run_timers(shared.clone()));
     tokio::pin!(shutdown);
     let result = loop {
@@ -215,8 +227,12 @@ where
         gone.notify_one();
     });
 
-    let mut decoder = Decoder::new(DecodeOptions::new(Protocol::V3_1_1, Sender::Client).with_max_packet_size(max_packet_size));
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut decoder = Decoder::new(
+        DecodeOptions::new(Protocol::V3_1_1, Sender::Client).with_max_packet_size(max_packet_size),
+    );
+    // Small at first: an idle connection keeps only this; it grows when a
+    // packet or a burst needs more (see `filled` below).
+    let mut buf = BytesMut::with_capacity(IDLE_READ_BUFFER);
     // Skipping a refused packet (deliberate violations only): `skip_frame`
     // until its length is known, then `skip` bytes still to drop.
     let mut skip: usize = 0;
@@ -224,11 +240,15 @@ where
     let mut closing = false;
     let mut packets = Vec::new();
     while !closing {
+        // `read_buf` makes 64 bytes of room in a full buffer.
+        let room = (buf.capacity() - buf.len()).max(64);
+        let filled;
         tokio::select! {
             read = reader.read_buf(&mut buf) => {
                 match read {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    // All the room was used: more is probably waiting.
+                    Ok(n) => filled = n >= room,
                 }
             }
             // The writer ended: the core closed the connection or the peer stopped reading.
@@ -267,7 +287,9 @@ where
                 match decoder.decode(&mut buf) {
                     Ok(Some(packet)) => packets.push(packet),
                     Ok(None) => {
-                        if buf.capacity() - buf.len() < 1024 {
+                        // Room for the rest of a partial packet, or for the
+                        // rest of a burst; not for a connection that is idle.
+                        if buf.capacity() - buf.len() < 1024 && (filled || !buf.is_empty()) {
                             buf.reserve(4096);
                         }
                         break;
@@ -294,7 +316,9 @@ where
                     break;
                 }
             }
-            let Some((e, buffered)) = failure.filter(|_| !closing) else { break };
+            let Some((e, buffered)) = failure.filter(|_| !closing) else {
+                break;
+            };
             match st.broker.decode_error(conn, &e, now) {
                 // A refusal from the fixed header leaves the frame in
                 // `buf` (perhaps not all of it yet); one from the parser
@@ -311,6 +335,10 @@ where
         if rearm || closing {
             shared.timers.notify_one();
         }
+        // An idle connection does not keep room for a burst of packets.
+        if !filled {
+            packets = Vec::new();
+        }
     }
     {
         let mut st = shared.lock();
@@ -323,7 +351,10 @@ where
     shared.timers.notify_one();
     // What is queued gets a bounded time to go out: a peer that does not
     // read would otherwise hold the writer, and the socket, forever.
-    if tokio::time::timeout(CLOSE_FLUSH, &mut writer_task).await.is_err() {
+    if tokio::time::timeout(CLOSE_FLUSH, &mut writer_task)
+        .await
+        .is_err()
+    {
         writer_task.abort();
     }
 }
@@ -337,14 +368,22 @@ where
 fn may_arm_timer(packet: &Packet) -> bool {
     match packet {
         Packet::Publish(p) => p.retain,
-        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) | Packet::PingReq => false,
+        Packet::PubAck(_)
+        | Packet::PubRec(_)
+        | Packet::PubRel(_)
+        | Packet::PubComp(_)
+        | Packet::PingReq => false,
         _ => true,
     }
 }
 
 /// Resolves once `conn` is to end (see [`Outbound::gone`]).
 async fn wait_closed(shared: &Shared, conn: ConnId) {
-    let gone = shared.lock().outbound.get(&conn).map(|out| out.gone.clone());
+    let gone = shared
+        .lock()
+        .outbound
+        .get(&conn)
+        .map(|out| out.gone.clone());
     if let Some(gone) = gone {
         gone.notified().await;
     }

@@ -1,6 +1,8 @@
 //! Load benchmark: reference-broker against mosquitto, in one run.
 //!
 //! `cargo bench -p reference-broker --bench throughput [-- FILTER] [--quick]`
+//! (run without `--bench`, as `cargo test --benches` does, it makes one
+//! small smoke run and writes no report).
 //!
 //! Starts each broker as a child process on a free loopback port (ours is the
 //! release binary cargo builds for this bench; mosquitto gets a generated
@@ -42,6 +44,8 @@ struct Options {
     mosquitto: bool,
     /// `set_tcp_nodelay` for each mosquitto to run (its default is false).
     mosquitto_nodelay: Vec<bool>,
+    /// Run as a test (`cargo test --benches`): one small run, no report file.
+    smoke: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -57,15 +61,30 @@ impl Options {
     fn parse() -> Result<Options, String> {
         let mut quick = false;
         let mut filter = None;
-        // cargo bench passes `--bench`; other flags are for harnesses we are not.
+        // cargo bench passes `--bench`; without it we run as a test, like
+        // criterion does. Other flags are for harnesses we are not.
+        let mut smoke = true;
         for a in std::env::args().skip(1) {
             match a.as_str() {
                 "--quick" => quick = true,
+                "--bench" => smoke = false,
                 a if a.starts_with('-') => {}
                 a => filter = Some(a.to_string()),
             }
         }
         let brokers = std::env::var("BENCH_BROKERS").unwrap_or_default();
+        if smoke {
+            return Ok(Options {
+                runs: 1,
+                messages: 2000,
+                idle: 20,
+                filter,
+                ours: true,
+                mosquitto: true,
+                mosquitto_nodelay: vec![true],
+                smoke,
+            });
+        }
         Ok(Options {
             runs: env_num("BENCH_RUNS", if quick { 2 } else { 5 })?.max(1),
             messages: env_num("BENCH_MESSAGES", if quick { 20_000 } else { 100_000 })?.max(1000),
@@ -78,6 +97,7 @@ impl Options {
                 1 => vec![true],
                 _ => vec![true, false],
             },
+            smoke,
         })
     }
 }
@@ -292,10 +312,15 @@ fn main() -> ExitCode {
         }
     };
     client::epoch();
+    let smoke = options.smoke;
     match runtime.block_on(bench(options)) {
         Ok(report) => {
             let md = report.markdown();
             println!("\n{md}");
+            if smoke {
+                println!("smoke run (no --bench): target/broker-bench.md left as it was");
+                return ExitCode::SUCCESS;
+            }
             let path = target_dir().join("broker-bench.md");
             match std::fs::write(&path, &md) {
                 Ok(()) => println!("written to {}", path.display()),

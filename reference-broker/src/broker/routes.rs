@@ -9,9 +9,16 @@
 //! groups, ACL), which stay the one definition of who gets what.
 //!
 //! The index is rebuilt when first needed after a change: the core calls
-//! [`Routes::invalidate`] wherever a subscription or a session with
-//! subscriptions comes or goes. Debug builds check every routing decision
-//! against a full scan, so a missed invalidation fails the tests.
+//! [`Routes::invalidate`] wherever subscriptions are added or removed, or
+//! sessions restored. A session that ends needs no call: the index may name
+//! sessions that no longer exist or no longer match (they are skipped, or
+//! found to match nothing), never leave out one that does. Debug builds
+//! check that on every routing decision against a full scan, so a missed
+//! invalidation fails the tests.
+//!
+//! Cost: a rebuild walks every subscription, so a publish that follows a
+//! subscription change costs what every publish cost before; maintaining
+//! the index incrementally would remove that.
 
 use std::collections::HashMap;
 
