@@ -60,23 +60,36 @@ fn setup(args: &Args) -> Result<(Config, Vec<ListenerConfig>), String> {
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         file = FileConfig::parse(path, &text)?;
-        file.apply(&mut config).map_err(|e| format!("{path}: {e}"))?;
+        file.apply(&mut config)
+            .map_err(|e| format!("{path}: {e}"))?;
         listeners.extend(file.listeners.iter().cloned());
     }
     // Flags win over the file.
     let password_file = args.password_file.as_ref().or(file.password_file.as_ref());
     let acl_file = args.acl_file.as_ref().or(file.acl_file.as_ref());
     if password_file.is_some() || acl_file.is_some() || file.allow_anonymous.is_some() {
-        config.auth = crate::auth::Auth::load(password_file.map(String::as_str), acl_file.map(String::as_str), file.allow_anonymous)?;
+        config.auth = crate::auth::Auth::load(
+            password_file.map(String::as_str),
+            acl_file.map(String::as_str),
+            file.allow_anonymous,
+        )?;
         if acl_file.is_some() && password_file.is_none() {
             eprintln!("warning: an ACL file without a password file: user names are not checked, so `user` sections and %u trust what clients claim");
         }
     }
-    config.persist_dir = args.persist.clone().or_else(|| file.persist_dir.as_ref().map(Into::into));
+    config.persist_dir = args
+        .persist
+        .clone()
+        .or_else(|| file.persist_dir.as_ref().map(Into::into));
     for v in &args.violate {
         config.violations.add(v)?;
     }
-    for (list, transport) in [(&args.listen, "mqtt"), (&args.tls, "mqtts"), (&args.ws, "ws"), (&args.wss, "wss")] {
+    for (list, transport) in [
+        (&args.listen, "mqtt"),
+        (&args.tls, "mqtts"),
+        (&args.ws, "ws"),
+        (&args.wss, "wss"),
+    ] {
         for address in list {
             listeners.push(ListenerConfig {
                 address: address.clone(),
@@ -100,9 +113,13 @@ fn setup(args: &Args) -> Result<(Config, Vec<ListenerConfig>), String> {
 fn transport_for(l: &ListenerConfig) -> Result<Transport, String> {
     let tls = || -> Result<_, String> {
         let (Some(cert), Some(key)) = (&l.cert, &l.key) else {
-            return Err(format!("listener {} ({}) needs a certificate and a key (--cert, --key)", l.address, l.transport));
+            return Err(format!(
+                "listener {} ({}) needs a certificate and a key (--cert, --key)",
+                l.address, l.transport
+            ));
         };
-        let cert = std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+        let cert =
+            std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
         let key = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
         transport::tls_acceptor(&cert, &key)
     };
@@ -111,7 +128,9 @@ fn transport_for(l: &ListenerConfig) -> Result<Transport, String> {
         "mqtts" | "tls" => Ok(Transport::Tls(tls()?)),
         "ws" => Ok(Transport::Ws),
         "wss" => Ok(Transport::Wss(tls()?)),
-        other => Err(format!("unknown transport {other:?}: use mqtt, mqtts, ws or wss")),
+        other => Err(format!(
+            "unknown transport {other:?}: use mqtt, mqtts, ws or wss"
+        )),
     }
 }
 
@@ -157,12 +176,20 @@ pub async fn run(args: Args) -> u8 {
             }
         };
         if let Ok(addr) = listener.local_addr() {
-            println!("reference-broker listening on {}://{addr}", transport.scheme());
+            println!(
+                "reference-broker listening on {}://{addr}",
+                transport.scheme()
+            );
         }
         let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(transport::serve(listener, transport, shared.clone(), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })));
+        tasks.push(tokio::spawn(transport::serve(
+            listener,
+            transport,
+            shared.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )));
     }
     tokio::spawn(crate::server::run_timers(shared.clone()));
     stop_signal().await;
@@ -182,7 +209,11 @@ fn hash_password(user: &str, iterations: u32) -> u8 {
         return 2;
     }
     if !(crate::auth::MIN_ITERATIONS..=crate::auth::MAX_ITERATIONS).contains(&iterations) {
-        eprintln!("error: --iterations must be from {} to {}", crate::auth::MIN_ITERATIONS, crate::auth::MAX_ITERATIONS);
+        eprintln!(
+            "error: --iterations must be from {} to {}",
+            crate::auth::MIN_ITERATIONS,
+            crate::auth::MAX_ITERATIONS
+        );
         return 2;
     }
     let mut line = String::new();
@@ -203,7 +234,10 @@ fn hash_password(user: &str, iterations: u32) -> u8 {
             return 2;
         }
     };
-    println!("{}", crate::auth::hash_line(user, password.as_bytes(), iterations, &salt));
+    println!(
+        "{}",
+        crate::auth::hash_line(user, password.as_bytes(), iterations, &salt)
+    );
     0
 }
 

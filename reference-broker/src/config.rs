@@ -169,12 +169,17 @@ impl FileConfig {
         }
         if let Some(s) = self.connect_timeout {
             if !(s.is_finite() && s > 0.0 && s < 86_400.0) {
-                return Err(format!("connect_timeout must be between 0 and 86400 seconds, not {s}"));
+                return Err(format!(
+                    "connect_timeout must be between 0 and 86400 seconds, not {s}"
+                ));
             }
             config.connect_timeout = Duration::from_secs_f64(s);
         }
         if config.maximum_qos > 2 {
-            return Err(format!("maximum_qos must be 0, 1 or 2, not {}", config.maximum_qos));
+            return Err(format!(
+                "maximum_qos must be 0, 1 or 2, not {}",
+                config.maximum_qos
+            ));
         }
         if config.receive_maximum == 0 || config.max_packet_size == 0 {
             return Err("receive_maximum and max_packet_size must be at least 1".into());

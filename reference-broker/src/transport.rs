@@ -48,7 +48,8 @@ pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, Stri
     if certs.is_empty() {
         return Err("the certificate file holds no PEM certificate".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("cannot read the private key PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("cannot read the private key PEM: {e}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -60,7 +61,12 @@ pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, Stri
 }
 
 /// Serves `transport` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, transport: Transport, shared: Arc<Shared>, shutdown: impl Future) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    transport: Transport,
+    shared: Arc<Shared>,
+    shutdown: impl Future,
+) -> io::Result<()> {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -122,11 +128,13 @@ fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, Err
         .flat_map(|v| v.split(','))
         .any(|p| p.trim().eq_ignore_ascii_case("mqtt"));
     if !offered {
-        let mut refusal = ErrorResponse::new(Some("offer the WebSocket subprotocol \"mqtt\"".into()));
+        let mut refusal =
+            ErrorResponse::new(Some("offer the WebSocket subprotocol \"mqtt\"".into()));
         *refusal.status_mut() = StatusCode::BAD_REQUEST;
         return Err(refusal);
     }
-    resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    resp.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
     Ok(resp)
 }
 
@@ -134,7 +142,12 @@ async fn websocket<S>(stream: S, shared: Arc<Shared>, deadline: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(Ok(ws)) = tokio::time::timeout(deadline, tokio_tungstenite::accept_hdr_async(stream, select_subprotocol)).await else {
+    let Ok(Ok(ws)) = tokio::time::timeout(
+        deadline,
+        tokio_tungstenite::accept_hdr_async(stream, select_subprotocol),
+    )
+    .await
+    else {
         return;
     };
     let (mqtt_side, bridge_side) = tokio::io::duplex(64 * 1024);

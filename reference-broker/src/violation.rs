@@ -66,7 +66,9 @@ impl Violations {
     /// lists what can be broken.
     pub fn add(&mut self, id: &str) -> Result<(), String> {
         let id = id.trim();
-        let info = VIOLATIONS.iter().find(|v| v.ids.iter().any(|i| i.eq_ignore_ascii_case(id)));
+        let info = VIOLATIONS
+            .iter()
+            .find(|v| v.ids.iter().any(|i| i.eq_ignore_ascii_case(id)));
         match info {
             Some(v) => {
                 if let Some(first) = v.ids.first() {

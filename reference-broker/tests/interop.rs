@@ -395,7 +395,12 @@ async fn will_of_dropped_raw_connection() {
         payload: Bytes::from_static(b"raw-gone"),
     });
     let mut out = BytesMut::new();
-    mqtt_codec::encode(&Packet::Connect(Box::new(connect)), Protocol::V3_1_1, &mut out).expect("encode");
+    mqtt_codec::encode(
+        &Packet::Connect(Box::new(connect)),
+        Protocol::V3_1_1,
+        &mut out,
+    )
+    .expect("encode");
     timeout(DEADLINE, stream.write_all(&out))
         .await
         .expect("write in time")

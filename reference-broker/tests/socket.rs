@@ -85,7 +85,8 @@ impl Client {
     /// Opens a connection and completes CONNECT / CONNACK.
     async fn connect(addr: SocketAddr, protocol: Protocol, id: &str) -> Client {
         let mut c = Client::open(addr, protocol).await;
-        c.send(&Packet::Connect(Box::new(Connect::new(protocol, id)))).await;
+        c.send(&Packet::Connect(Box::new(Connect::new(protocol, id))))
+            .await;
         match c.recv().await {
             Packet::ConnAck(ack) => assert_eq!(ack.code, 0, "{ack:?}"),
             other => panic!("expected CONNACK, got {other:?}"),
