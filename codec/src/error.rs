@@ -35,23 +35,40 @@ pub enum ErrorKind {
     /// Packet type 0, or 15 (AUTH) before 5.0.
     ReservedPacketType(u8),
     /// A Variable Byte Integer longer than four bytes.
-    VarintTooLong { field: Field },
+    VarintTooLong {
+        field: Field,
+    },
     /// A Variable Byte Integer not in its shortest form (5.0 only).
-    VarintNotMinimal { field: Field },
+    VarintNotMinimal {
+        field: Field,
+    },
     /// The fixed header announces more than the configured maximum.
-    PacketTooLarge { size: u64, max: u32 },
+    PacketTooLarge {
+        size: u64,
+        max: u32,
+    },
     /// Fixed-header flag bits other than the ones the spec prescribes.
-    InvalidFlags { flags: u8 },
+    InvalidFlags {
+        flags: u8,
+    },
     /// A packet type the sender may never send (a CONNACK from a client).
     WrongDirection,
     /// The packet ended inside a field: the remaining length is too short.
-    UnexpectedEnd { field: Field },
+    UnexpectedEnd {
+        field: Field,
+    },
     /// Bytes left over after the last field.
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        count: usize,
+    },
     /// Ill-formed UTF-8 (overlong forms, surrogates, invalid sequences).
-    InvalidUtf8 { field: Field },
+    InvalidUtf8 {
+        field: Field,
+    },
     /// U+0000 in a UTF-8 string.
-    NullCharacter { field: Field },
+    NullCharacter {
+        field: Field,
+    },
     /// PUBLISH with both QoS bits set.
     PublishQos3,
     /// PUBLISH with DUP set at QoS 0.
@@ -59,13 +76,20 @@ pub enum ErrorKind {
     /// Packet identifier 0 where a non-zero one is required.
     PacketIdZero,
     /// A topic name that is not well formed.
-    TopicName { field: Field, error: TopicError },
+    TopicName {
+        field: Field,
+        error: TopicError,
+    },
     /// PUBLISH with an empty topic and (5.0) no Topic Alias.
     EmptyTopic,
     /// CONNECT protocol name not "MQTT" (or "MQIsdp" for level 3).
-    ProtocolName { name: String },
+    ProtocolName {
+        name: String,
+    },
     /// CONNECT protocol level not 3, 4 or 5.
-    ProtocolLevel { level: u8 },
+    ProtocolLevel {
+        level: u8,
+    },
     /// CONNECT flags bit 0 set.
     ConnectReservedFlag,
     WillQosWithoutWill,
@@ -78,27 +102,42 @@ pub enum ErrorKind {
     /// CONNACK with Session Present and a non-zero code.
     SessionPresentOnFailure,
     /// A reason / return code that this packet may not carry.
-    InvalidReasonCode { code: u8 },
+    InvalidReasonCode {
+        code: u8,
+    },
     /// SUBSCRIBE or UNSUBSCRIBE without a single topic filter.
     NoTopicFilters,
     /// Subscription options reserved bits set.
-    SubscriptionOptionsReserved { options: u8 },
+    SubscriptionOptionsReserved {
+        options: u8,
+    },
     /// Requested QoS 3 in a subscription.
     SubscriptionQos3,
     /// Retain Handling 3 in a subscription.
     RetainHandling3,
     /// A topic filter that is not well formed.
-    TopicFilter { error: TopicError },
+    TopicFilter {
+        error: TopicError,
+    },
     /// No Local on a shared subscription.
     NoLocalOnShared,
     /// A property identifier 5.0 does not define.
-    UnknownProperty { id: u8 },
+    UnknownProperty {
+        id: u8,
+    },
     /// A property not allowed in this packet (or will properties).
-    PropertyNotAllowed { id: u8 },
+    PropertyNotAllowed {
+        id: u8,
+    },
     /// A property that may appear once, appearing twice.
-    DuplicateProperty { id: u8 },
+    DuplicateProperty {
+        id: u8,
+    },
     /// A property value outside what the spec allows (0 where it may not be, 2 for a boolean…).
-    PropertyValue { id: u8, value: u32 },
+    PropertyValue {
+        id: u8,
+        value: u32,
+    },
     /// The property length runs past the packet.
     PropertyLengthOverflow,
     /// Authentication Data without Authentication Method.
@@ -153,7 +192,9 @@ impl DecodeError {
                 Some(PacketType::Auth) => Some("MQTT-3.15.1-1"),
                 _ => v(p, "MQTT-2.2.2-1", "MQTT-2.1.3-1"),
             },
-            UnexpectedEnd { field: "property_length" } if v5 => Some("MQTT-2.2.2-1"),
+            UnexpectedEnd {
+                field: "property_length",
+            } if v5 => Some("MQTT-2.2.2-1"),
             UnexpectedEnd { field } if ty == Some(PacketType::Connect) => match (*field, v5) {
                 ("will_topic" | "will_payload" | "will_properties", _) => Some("MQTT-3.1.2-9"),
                 ("username", false) => Some("MQTT-3.1.2-19"),
@@ -169,17 +210,27 @@ impl DecodeError {
             PublishQos3 => Some("MQTT-3.3.1-4"),
             DupOnQos0 => Some("MQTT-3.3.1-2"),
             PacketIdZero => match ty {
-                Some(PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp) => {
-                    v(p, "MQTT-2.3.1-6", "MQTT-2.2.1-5")
+                Some(
+                    PacketType::PubAck
+                    | PacketType::PubRec
+                    | PacketType::PubRel
+                    | PacketType::PubComp,
+                ) => v(p, "MQTT-2.3.1-6", "MQTT-2.2.1-5"),
+                Some(PacketType::SubAck | PacketType::UnsubAck) => {
+                    v(p, "MQTT-2.3.1-7", "MQTT-2.2.1-6")
                 }
-                Some(PacketType::SubAck | PacketType::UnsubAck) => v(p, "MQTT-2.3.1-7", "MQTT-2.2.1-6"),
                 _ if !v5 => Some("MQTT-2.3.1-1"),
                 _ if self.from == Sender::Client => Some("MQTT-2.2.1-3"),
                 _ => Some("MQTT-2.2.1-4"),
             },
-            TopicName { error: TopicError::Empty, .. } => Some("MQTT-4.7.3-1"),
+            TopicName {
+                error: TopicError::Empty,
+                ..
+            } => Some("MQTT-4.7.3-1"),
             TopicName { field, .. } if *field == "response_topic" => v5.then_some("MQTT-3.3.2-14"),
-            TopicName { field, .. } if *field == "will_topic" => v(p, "MQTT-4.7.1-1", "MQTT-4.7.0-1"),
+            TopicName { field, .. } if *field == "will_topic" => {
+                v(p, "MQTT-4.7.1-1", "MQTT-4.7.0-1")
+            }
             TopicName { .. } => Some("MQTT-3.3.2-2"),
             EmptyTopic => Some("MQTT-4.7.3-1"),
             ProtocolName { .. } => Some("MQTT-3.1.2-1"),
@@ -215,7 +266,9 @@ impl DecodeError {
                 TopicError::MultiLevelMisplaced => v(p, "MQTT-4.7.1-2", "MQTT-4.7.1-1"),
                 TopicError::SingleLevelMisplaced => v(p, "MQTT-4.7.1-3", "MQTT-4.7.1-2"),
                 TopicError::ShareNameEmpty => Some("MQTT-4.8.2-1"),
-                TopicError::ShareNameInvalid | TopicError::SharedFilterMissing => Some("MQTT-4.8.2-2"),
+                TopicError::ShareNameInvalid | TopicError::SharedFilterMissing => {
+                    Some("MQTT-4.8.2-2")
+                }
                 TopicError::WildcardInName => None,
             },
             NoLocalOnShared => Some("MQTT-3.8.3-4"),
@@ -232,7 +285,9 @@ impl DecodeError {
         use ErrorKind::*;
         match &self.kind {
             PacketTooLarge { .. } => crate::reason::PACKET_TOO_LARGE,
-            ProtocolName { .. } | ProtocolLevel { .. } => crate::reason::UNSUPPORTED_PROTOCOL_VERSION,
+            ProtocolName { .. } | ProtocolLevel { .. } => {
+                crate::reason::UNSUPPORTED_PROTOCOL_VERSION
+            }
             TopicName { field, .. } if *field == "topic" => crate::reason::TOPIC_NAME_INVALID,
             TopicFilter { .. } => crate::reason::TOPIC_FILTER_INVALID,
             PropertyValue { id: 0x23, .. } => crate::reason::TOPIC_ALIAS_INVALID,
@@ -294,7 +349,10 @@ impl DecodeError {
     pub fn message(&self) -> String {
         use ErrorKind::*;
         let prop = |id: u8| {
-            crate::props::info(id).map_or_else(|| format!("property 0x{id:02X}"), |i| format!("property {} (0x{id:02X})", i.name))
+            crate::props::info(id).map_or_else(
+                || format!("property 0x{id:02X}"),
+                |i| format!("property {} (0x{id:02X})", i.name),
+            )
         };
         match &self.kind {
             ReservedPacketType(t) => format!("packet type {t} is reserved in MQTT {}", self.protocol),
@@ -350,7 +408,12 @@ impl DecodeError {
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at byte {}", self.class().as_str().replace('_', " "), self.offset)?;
+        write!(
+            f,
+            "{} at byte {}",
+            self.class().as_str().replace('_', " "),
+            self.offset
+        )?;
         if let Some(t) = self.packet {
             write!(f, " in {t}")?;
         }

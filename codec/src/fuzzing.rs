@@ -92,7 +92,13 @@ fn decode_one_shot(input: &[u8], protocol: Protocol, from: Sender) -> (Vec<Packe
         let result = decode_bytes(&tail, &opts);
         // The borrowing decoder makes the same decisions.
         match (&result, crate::decode::decode_slice(&tail, &opts)) {
-            (Ok(Decoded::Packet { packet, len }), Ok(Decoded::Packet { packet: view, len: l })) => {
+            (
+                Ok(Decoded::Packet { packet, len }),
+                Ok(Decoded::Packet {
+                    packet: view,
+                    len: l,
+                }),
+            ) => {
                 assert_eq!(*len, l, "decode_slice length");
                 assert_eq!(&view.to_owned_packet(), packet, "decode_slice packet");
             }

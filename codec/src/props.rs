@@ -228,7 +228,6 @@ impl<S, B> Properties<S, B> {
 }
 
 impl<S: Clone, B: Clone> Properties<S, B> {
-
     getter!(payload_format_indicator, PayloadFormatIndicator, u8);
     getter!(message_expiry_interval, MessageExpiryInterval, u32);
     getter!(content_type, ContentType, S);
@@ -251,10 +250,21 @@ impl<S: Clone, B: Clone> Properties<S, B> {
     getter!(maximum_qos, MaximumQoS, u8);
     getter!(retain_available, RetainAvailable, u8);
     getter!(maximum_packet_size, MaximumPacketSize, u32);
-    getter!(wildcard_subscription_available, WildcardSubscriptionAvailable, u8);
-    getter!(subscription_identifier_available, SubscriptionIdentifierAvailable, u8);
-    getter!(shared_subscription_available, SharedSubscriptionAvailable, u8);
-
+    getter!(
+        wildcard_subscription_available,
+        WildcardSubscriptionAvailable,
+        u8
+    );
+    getter!(
+        subscription_identifier_available,
+        SubscriptionIdentifierAvailable,
+        u8
+    );
+    getter!(
+        shared_subscription_available,
+        SharedSubscriptionAvailable,
+        u8
+    );
 }
 
 impl<S, B> FromIterator<Property<S, B>> for Properties<S, B> {
