@@ -154,6 +154,8 @@ pub struct Broker {
     share_cursor: HashMap<(String, String), usize>,
     /// Which sessions a topic can concern (see routes.rs).
     routes: routes::Routes,
+    /// Inbound topic aliases kept per client id, only under the MQTT-3.3.2-7 violation.
+    kept_aliases: HashMap<ByteString, HashMap<u16, ByteString>>,
     next_conn: ConnId,
     next_assigned: u64,
     actions: VecDeque<Action>,
@@ -175,6 +177,7 @@ impl Broker {
             sessions: HashMap::new(),
             retained: BTreeMap::new(),
             share_cursor: HashMap::new(),
+            kept_aliases: HashMap::new(),
             next_conn: 1,
             next_assigned: 1,
             actions: VecDeque::new(),
@@ -243,7 +246,10 @@ impl Broker {
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
         // that is too large is dropped as if delivered. Reason strings and user
         // properties would be dropped first, but we send none that large.
-        if let Some(max) = c.max_packet_size {
+        if let Some(max) = c
+            .max_packet_size
+            .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
+        {
             let too_large =
                 mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
             if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
@@ -271,13 +277,26 @@ impl Broker {
             return;
         };
         if c.protocol.is_v5() && matches!(c.state, ConnState::Connected { .. }) {
+            let mut properties = Properties::new();
+            // MQTT-3.14.2-2: never from the server; the violation echoes the session's.
+            if self.breaks("MQTT-3.14.2-2") {
+                properties.push(Property::SessionExpiryInterval(c.connect_session_expiry));
+            }
             self.send(
                 conn,
                 Packet::Disconnect(Disconnect {
                     reason_code: code,
-                    properties: Properties::new(),
+                    properties,
                 }),
             );
+        }
+        // MQTT-3.14.4-2 / 4.13.1-1: the violation says DISCONNECT (5.0) but
+        // carries on; restarting the keep-alive clock keeps the timer quiet.
+        if self.breaks("MQTT-3.14.4-2") {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.last_packet = now;
+            }
+            return;
         }
         self.end_connection(conn, true, now);
         self.close(conn);
@@ -352,6 +371,10 @@ impl Broker {
         let ConnState::Connected { client_id } = state else {
             return;
         };
+        if self.config.violations.breaks("MQTT-3.3.2-7") {
+            self.kept_aliases
+                .insert(client_id.clone(), std::mem::take(&mut c.aliases));
+        }
         let Some(session) = self.sessions.get_mut(&client_id) else {
             return;
         };
@@ -394,6 +417,10 @@ impl Broker {
             .properties
             .message_expiry_interval()
             .and_then(|s| expiry_instant(now, s));
+        // The violation inverts Will Retain.
+        if self.breaks("MQTT-3.1.2-15") {
+            m.retain = !m.retain;
+        }
         if m.retain {
             self.retain(&m);
         }
@@ -447,15 +474,32 @@ impl Broker {
             if let Some(c) = b.conns.get_mut(&conn) {
                 c.protocol = protocol;
             }
-            b.send(
-                conn,
-                Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: if v5 { code_v5 } else { code_v3 },
-                    properties: Properties::new(),
-                }),
-            );
-            b.close(conn);
+            if v5 && b.breaks("MQTT-3.14.0-1") {
+                // The violation: a 5.0 refusal as DISCONNECT instead of CONNACK.
+                b.send(
+                    conn,
+                    Packet::Disconnect(Disconnect {
+                        reason_code: code_v5,
+                        properties: Properties::new(),
+                    }),
+                );
+            } else {
+                // MQTT-3.2.2-8: 5.0 codes for 5.0; the violation sends the 3.1.1 code.
+                let v5_code = v5 && !b.breaks("MQTT-3.2.2-8");
+                b.send(
+                    conn,
+                    Packet::ConnAck(ConnAck {
+                        // MQTT-3.2.2-4 (3.1.1) / 3.2.2-6 (5.0): Session Present 0 on refusal.
+                        session_present: b.breaks("MQTT-3.2.2-4"),
+                        code: if v5_code { code_v5 } else { code_v3 },
+                        properties: Properties::new(),
+                    }),
+                );
+            }
+            // MQTT-3.2.2-5 (3.1.1) / 3.2.2-7 (5.0): close after a refusal.
+            if !b.breaks("MQTT-3.2.2-5") {
+                b.close(conn);
+            }
         };
         // Client identifier rules (MQTT-3.1.3-6/7/8, 3.1: 1 to 23 characters).
         let mut client_id = connect.client_id.clone();
@@ -465,25 +509,31 @@ impl Broker {
                 && protocol != Protocol::V3_1
                 && (v5 || connect.clean_start || self.breaks("MQTT-3.1.3-8"));
             if !allowed {
-                refuse(
-                    self,
-                    reason::CLIENT_IDENTIFIER_NOT_VALID,
-                    reason::v3::IDENTIFIER_REJECTED,
-                );
+                // MQTT-3.1.3-9 (3.1.1): 0x02; the violation answers "not authorized".
+                let v3 = if self.breaks("MQTT-3.1.3-9") {
+                    reason::v3::NOT_AUTHORIZED
+                } else {
+                    reason::v3::IDENTIFIER_REJECTED
+                };
+                refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, v3);
                 return;
             }
             let id = format!("auto-{:016x}", self.next_assigned);
-            self.next_assigned += 1;
+            // MQTT-3.1.3-6: a unique id; the violation hands out the same one.
+            if !self.breaks("MQTT-3.1.3-6") {
+                self.next_assigned += 1;
+            }
             client_id = ByteString::from(id);
             if v5 && !self.breaks("MQTT-3.2.2-16") {
                 assigned = Some(client_id.clone());
             }
         } else if protocol == Protocol::V3_1 && client_id.len() > 23 {
-            refuse(
-                self,
-                reason::CLIENT_IDENTIFIER_NOT_VALID,
-                reason::v3::IDENTIFIER_REJECTED,
-            );
+            let v3 = if self.breaks("MQTT-3.1.3-9") {
+                reason::v3::NOT_AUTHORIZED
+            } else {
+                reason::v3::IDENTIFIER_REJECTED
+            };
+            refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, v3);
             return;
         }
         // User name / password, or an enhanced authentication exchange (MQTT-4.12.0-1).
@@ -506,7 +556,7 @@ impl Broker {
                 return;
             }
             // MQTT-3.2.2-12/13: a will the server cannot honour refuses the connection.
-            if w.qos.as_u8() > self.config.maximum_qos {
+            if w.qos.as_u8() > self.config.maximum_qos && !self.breaks("MQTT-3.2.2-12") {
                 refuse(
                     self,
                     reason::QOS_NOT_SUPPORTED,
@@ -514,7 +564,7 @@ impl Broker {
                 );
                 return;
             }
-            if w.retain && !self.config.retain_available {
+            if w.retain && !self.config.retain_available && !self.breaks("MQTT-3.2.2-13") {
                 refuse(
                     self,
                     reason::RETAIN_NOT_SUPPORTED,
@@ -563,7 +613,8 @@ impl Broker {
         let expired = self
             .sessions
             .get(&client_id)
-            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+            && !self.breaks("MQTT-4.1.0-2");
         // A session belongs to the user who made it: another user reusing the
         // client id starts afresh rather than reading its queue.
         let foreign = self.config.auth.checks_passwords()
@@ -571,7 +622,10 @@ impl Broker {
                 .sessions
                 .get(&client_id)
                 .is_some_and(|s| s.user != user);
-        if connect.clean_start || forget || expired || foreign {
+        // The violation (MQTT-3.1.2-6 in 3.1.1) quietly resumes the old
+        // session despite Clean Session 1, still saying Session Present 0.
+        let clean = connect.clean_start && !self.breaks("MQTT-3.1.2-6");
+        if clean || forget || expired || foreign {
             // MQTT-3.1.2-4 (5.0) / 3.1.2-6 (3.1.1): discard any previous session.
             if let Some(old) = self.sessions.remove(&client_id) {
                 if let Some(w) = old.pending_will.filter(|_| expired) {
@@ -598,8 +652,11 @@ impl Broker {
                 pending_will: None,
                 user: None,
             });
-        // MQTT-3.1.3-9: a reconnection before the will delay cancels the will.
-        session.pending_will = None;
+        // MQTT-3.1.3-9: a reconnection before the will delay cancels the will
+        // (the violation lets it fire at its time all the same).
+        if !self.config.violations.breaks("MQTT-3.1.3-9") {
+            session.pending_will = None;
+        }
         session.conn = Some(conn);
         session.user = user;
         session.protocol = protocol;
@@ -623,6 +680,11 @@ impl Broker {
             None => return,
         };
         c.protocol = protocol;
+        // MQTT-3.3.2-7: topic aliases die with the connection; the violation
+        // carries the client's over to its next one.
+        if let Some(kept) = self.kept_aliases.remove(&client_id) {
+            c.aliases = kept;
+        }
         c.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         c.max_packet_size = connect.properties.maximum_packet_size();
         c.send_quota = if v5 {
@@ -668,7 +730,8 @@ impl Broker {
             if self.config.topic_alias_maximum > 0 {
                 props.push(Property::TopicAliasMaximum(self.config.topic_alias_maximum));
             }
-            if self.config.maximum_qos < 2 {
+            // MQTT-3.2.2-9: the violation keeps its Maximum QoS to itself.
+            if self.config.maximum_qos < 2 && !self.breaks("MQTT-3.2.2-9") {
                 props.push(Property::MaximumQoS(self.config.maximum_qos));
             }
             if !self.config.retain_available {
@@ -686,6 +749,13 @@ impl Broker {
             if let Some(k) = self.config.server_keep_alive {
                 props.push(Property::ServerKeepAlive(k));
             }
+            // MQTT-3.1.2-28: no Response Information unless requested (we
+            // never send it); the violation sends it unasked.
+            if self.breaks("MQTT-3.1.2-28")
+                && connect.properties.request_response_information() != Some(1)
+            {
+                props.push(Property::ResponseInformation(ByteString::from("response/")));
+            }
             for p in auth_props {
                 props.push(p);
             }
@@ -699,7 +769,9 @@ impl Broker {
             }),
         );
         // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
-        self.resend_inflight(&client_id, conn);
+        if !self.breaks("MQTT-4.4.0-1") {
+            self.resend_inflight(&client_id, conn);
+        }
         self.drain_queue(&client_id, now);
     }
 
@@ -707,11 +779,20 @@ impl Broker {
         let Some(session) = self.sessions.get(client_id) else {
             return;
         };
+        // MQTT-3.3.1-1: DUP on retransmissions; MQTT-4.3.3-6: no PUBLISH
+        // once PUBREL has gone out. The violations break each.
+        let no_dup = self.breaks("MQTT-3.3.1-1");
+        let republish = self.breaks("MQTT-4.3.3-6");
         let packets: Vec<Packet> = session
             .inflight
             .iter()
             .map(|(&id, f)| match f.state {
                 OutState::Publish(..) => {
+                    let mut p = f.packet.clone();
+                    p.dup = !no_dup;
+                    Packet::Publish(p)
+                }
+                OutState::Release if republish => {
                     let mut p = f.packet.clone();
                     p.dup = true;
                     Packet::Publish(p)
@@ -750,8 +831,16 @@ impl Broker {
                     if let Some(f) = s.inflight.get_mut(&r.packet_id) {
                         if matches!(f.state, OutState::Publish(QoS::ExactlyOnce)) {
                             if r.reason_code >= 0x80 {
-                                // MQTT-4.4.0-2 / 4.3.3: a failure PUBREC ends the exchange.
+                                // MQTT-4.4.0-2 / 4.3.3: a failure PUBREC ends the
+                                // exchange (the violation keeps it, to resend).
+                                if !self.config.violations.breaks("MQTT-4.4.0-2") {
+                                    s.inflight.remove(&r.packet_id);
+                                }
+                            } else if self.config.violations.breaks("MQTT-4.3.3-5") {
+                                // The violation forgets the message once PUBREL is
+                                // sent, so it is never resent.
                                 s.inflight.remove(&r.packet_id);
+                                release = true;
                             } else {
                                 f.state = OutState::Release;
                                 release = true;
@@ -761,7 +850,8 @@ impl Broker {
                         }
                     }
                 }
-                if release {
+                // MQTT-4.3.3-4: PUBREL answers PUBREC; the violation never sends it.
+                if release && !self.breaks("MQTT-4.3.3-4") {
                     self.send(conn, Packet::PubRel(PubResponse::new(r.packet_id)));
                 }
                 self.drain_queue(&client_id, now);
@@ -778,10 +868,16 @@ impl Broker {
                 self.drain_queue(&client_id, now);
             }
             Packet::PubRel(r) => {
-                let known = self
-                    .sessions
-                    .get_mut(&client_id)
-                    .is_some_and(|s| s.incoming_qos2.remove(&r.packet_id));
+                // MQTT-4.3.3-12: after PUBCOMP the identifier is free for a new
+                // message; the violation keeps treating it as a duplicate.
+                let keep = self.config.violations.breaks("MQTT-4.3.3-12");
+                let known = self.sessions.get_mut(&client_id).is_some_and(|s| {
+                    if keep {
+                        s.incoming_qos2.contains(&r.packet_id)
+                    } else {
+                        s.incoming_qos2.remove(&r.packet_id)
+                    }
+                });
                 if self.breaks("MQTT-4.3.3-11") {
                     return;
                 }
@@ -794,7 +890,15 @@ impl Broker {
             Packet::Subscribe(s) => self.subscribe(conn, &client_id, s, now),
             Packet::Unsubscribe(u) => self.unsubscribe(conn, &client_id, u),
             Packet::PingReq => {
-                if !self.breaks("MQTT-3.12.4-1") {
+                // MQTT-3.3.4-10 / 4.9.0-3: a full receive window delays only
+                // PUBLISH; the violation holds back PINGRESP too.
+                let window_full = self.breaks("MQTT-4.9.0-3")
+                    && self.conns.get(&conn).is_some_and(|c| {
+                        self.sessions
+                            .get(&client_id)
+                            .is_some_and(|s| s.inflight.len() >= usize::from(c.send_quota))
+                    });
+                if !self.breaks("MQTT-3.12.4-1") && !window_full {
                     self.send(conn, Packet::PingResp);
                 }
             }
@@ -855,7 +959,11 @@ impl Broker {
         }
         if let Some(alias) = p.properties.topic_alias() {
             // MQTT-3.3.2-12 (accept up to our maximum); above it is a protocol error.
-            if alias > self.config.topic_alias_maximum {
+            // The violation is off by one, refusing the maximum itself.
+            if alias > self.config.topic_alias_maximum
+                || (alias == self.config.topic_alias_maximum
+                    && self.config.violations.breaks("MQTT-3.3.2-12"))
+            {
                 self.disconnect(conn, reason::TOPIC_ALIAS_INVALID, now);
                 return;
             }
@@ -878,6 +986,12 @@ impl Broker {
             return;
         }
         if self.publish_refused(conn, client_id, &p) {
+            return;
+        }
+        // MQTT-4.3.2-5: a QoS 1 PUBLISH is a new message whatever DUP says; the
+        // violation takes DUP at its word, acknowledging without forwarding.
+        if p.qos == QoS::AtLeastOnce && p.dup && self.breaks("MQTT-4.3.2-5") {
+            self.send(conn, Packet::PubAck(PubResponse::new(p.packet_id)));
             return;
         }
         let packet_id = p.packet_id;
@@ -923,9 +1037,26 @@ impl Broker {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 if !self.breaks("MQTT-3.3.4-1") {
-                    let mut ack = PubResponse::new(packet_id);
+                    // MQTT-2.2.1-5: the PUBLISH's identifier; the violation is off by one.
+                    let mut ack = PubResponse::new(if self.breaks("MQTT-2.2.1-5") {
+                        packet_id.wrapping_add(1).max(1)
+                    } else {
+                        packet_id
+                    });
                     if v5 && matched == 0 {
-                        ack.reason_code = reason::NO_MATCHING_SUBSCRIBERS;
+                        // MQTT-3.4.2-1: a PUBACK code; the violation uses UNSUBACK's 0x11.
+                        ack.reason_code = if self.breaks("MQTT-3.4.2-1") {
+                            reason::NO_SUBSCRIPTION_EXISTED
+                        } else {
+                            reason::NO_MATCHING_SUBSCRIBERS
+                        };
+                        // MQTT-3.1.2-29: no reason string when the client asked
+                        // for no problem information; the violation sends one anyway.
+                        if self.breaks("MQTT-3.1.2-29") {
+                            ack.properties.push(Property::ReasonString(ByteString::from(
+                                "no matching subscribers",
+                            )));
+                        }
                     }
                     self.send(conn, Packet::PubAck(ack));
                 }
@@ -957,6 +1088,15 @@ impl Broker {
     fn matches(&self, filter: &str, name: &str) -> bool {
         if self.breaks("MQTT-4.7.2-1") {
             return topic::matches(filter, name.trim_start_matches('$'));
+        }
+        // MQTT-3.3.2-3: only topics matching the filter are delivered; the
+        // violation compares prefixes, forgetting the level boundaries.
+        if self.breaks("MQTT-3.3.2-3") && name.starts_with(filter.trim_end_matches(['#', '+'])) {
+            return true;
+        }
+        // MQTT-4.7.3-4: no normalisation; the violation ignores ASCII case.
+        if self.breaks("MQTT-4.7.3-4") {
+            return topic::matches(&filter.to_ascii_lowercase(), &name.to_ascii_lowercase());
         }
         topic::matches(filter, name)
     }
@@ -991,16 +1131,23 @@ impl Broker {
                     continue;
                 }
                 // MQTT-3.8.3-3: No Local keeps a client's own messages from it.
-                if sub.options.no_local && m.origin.as_ref() == Some(cid) {
+                if sub.options.no_local
+                    && m.origin.as_ref() == Some(cid)
+                    && !self.breaks("MQTT-3.8.3-3")
+                {
                     continue;
                 }
                 let entry = best.get_or_insert((sub.options, Vec::new()));
-                if sub.options.qos > entry.0.qos {
+                // MQTT-3.3.4-2: the highest QoS; the violation keeps the first one's.
+                if sub.options.qos > entry.0.qos && !self.breaks("MQTT-3.3.4-2") {
                     entry.0.qos = sub.options.qos;
                 }
                 entry.0.retain_as_published |= sub.options.retain_as_published;
+                // MQTT-3.3.4-3/4: every matching identifier; the violation keeps the first.
                 if let Some(id) = sub.id {
-                    entry.1.push(id);
+                    if entry.1.is_empty() || !self.breaks("MQTT-3.3.4-4") {
+                        entry.1.push(id);
+                    }
                 }
             }
             if let Some((opts, ids)) = best {
@@ -1027,7 +1174,17 @@ impl Broker {
             }
             let (cid, opts, id) = pool[*cursor % pool.len()];
             *cursor = cursor.wrapping_add(1);
-            targets.push((cid.clone(), *opts, id.iter().copied().collect()));
+            let mut opts = *opts;
+            // MQTT-4.8.2-3: the member's granted QoS; the violation uses the publisher's.
+            if self.breaks("MQTT-4.8.2-3") {
+                opts.qos = m.qos;
+            }
+            targets.push((cid.clone(), opts, id.iter().copied().collect()));
+        }
+        // MQTT-4.5.0-1: every matching session; the violation stops at the first.
+        if self.breaks("MQTT-4.5.0-1") {
+            targets.sort_by(|a, b| a.0.cmp(&b.0));
+            targets.truncate(1);
         }
         let count = targets.len();
         for (cid, opts, ids) in targets {
@@ -1086,6 +1243,20 @@ impl Broker {
     fn drain_queue(&mut self, cid: &ByteString, now: Instant) {
         let dup_qos0 = self.config.violations.breaks("MQTT-3.3.1-2");
         let drop_user = self.config.violations.breaks("MQTT-3.3.2-17");
+        let v = &self.config.violations;
+        let deliver_expired = v.breaks("MQTT-3.3.2-5");
+        let keep_expiry = v.breaks("MQTT-3.3.2-6");
+        let flip_format = v.breaks("MQTT-3.3.2-4");
+        let drop_response_topic = v.breaks("MQTT-3.3.2-15");
+        let drop_correlation = v.breaks("MQTT-3.3.2-16");
+        let drop_content_type = v.breaks("MQTT-3.3.2-20");
+        let ignore_receive_max = v.breaks("MQTT-3.3.4-9");
+        let dup_first = v.breaks("MQTT-3.3.1-3");
+        let reuse_id = v.breaks("MQTT-2.2.1-4");
+        let ignore_max_size = v.breaks("MQTT-3.1.2-25");
+        let send_alias = v.breaks("MQTT-3.1.2-27");
+        let newest_first = v.breaks("MQTT-4.6.0-6");
+        let fire_and_forget = v.breaks("MQTT-4.3.2-3");
         let Some(s) = self.sessions.get_mut(cid) else {
             return;
         };
@@ -1093,7 +1264,11 @@ impl Broker {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let quota = usize::from(c.send_quota);
+        let quota = if ignore_receive_max {
+            usize::MAX
+        } else {
+            usize::from(c.send_quota)
+        };
         let v5 = c.protocol.is_v5();
         let (protocol, max_packet_size) = (c.protocol, c.max_packet_size);
         let mut out = Vec::new();
@@ -1101,12 +1276,18 @@ impl Broker {
             if m.qos != QoS::AtMostOnce && s.inflight.len() >= quota {
                 break;
             }
-            let Some((m, _opts, ids)) = s.queue.pop_front() else {
+            // MQTT-4.6.0-6: in arrival order; the violation sends the newest first.
+            let next = if newest_first {
+                s.queue.pop_back()
+            } else {
+                s.queue.pop_front()
+            };
+            let Some((m, _opts, ids)) = next else {
                 break;
             };
             // MQTT-3.3.2-5: an expired message is not delivered.
             let remaining = match m.expires_at {
-                Some(at) if at <= now => continue,
+                Some(at) if at <= now && !deliver_expired => continue,
                 Some(at) => {
                     Some(u32::try_from(at.duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX))
                 }
@@ -1117,21 +1298,39 @@ impl Broker {
                 for prop in m.properties.iter() {
                     match prop {
                         // MQTT-3.3.2-6: the interval is what remains.
+                        Property::MessageExpiryInterval(_) if keep_expiry => {
+                            properties.push(prop.clone())
+                        }
                         Property::MessageExpiryInterval(_) => {
                             if let Some(r) = remaining {
                                 properties.push(Property::MessageExpiryInterval(r));
                             }
                         }
                         Property::UserProperty(..) if drop_user => {}
+                        // MQTT-3.3.2-4/15/16/20: forwarded unchanged, unless violated.
+                        Property::PayloadFormatIndicator(f) if flip_format => {
+                            properties.push(Property::PayloadFormatIndicator(1 - f.min(&1)))
+                        }
+                        Property::ResponseTopic(_) if drop_response_topic => {}
+                        Property::CorrelationData(_) if drop_correlation => {}
+                        Property::ContentType(_) if drop_content_type => {}
                         other => properties.push(other.clone()),
                     }
                 }
                 for id in &ids {
                     properties.push(Property::SubscriptionIdentifier(*id));
                 }
+                // MQTT-3.1.2-26/27: the violation uses a topic alias whatever
+                // maximum the client announced (none, in practice).
+                if send_alias {
+                    properties.push(Property::TopicAlias(u16::MAX));
+                }
             }
             let mut p = Publish {
-                dup: dup_qos0 && m.qos == QoS::AtMostOnce,
+                // MQTT-3.3.1-3: DUP only on our own retransmissions; the
+                // violation marks first transmissions of QoS 1/2 as DUP.
+                dup: (dup_qos0 && m.qos == QoS::AtMostOnce)
+                    || (dup_first && m.qos != QoS::AtMostOnce),
                 qos: m.qos,
                 retain: m.retain,
                 topic: m.topic.clone(),
@@ -1142,7 +1341,7 @@ impl Broker {
             // MQTT-3.1.2-25: a PUBLISH too large for the client is discarded as
             // if delivered; it must not take a packet identifier or a slot of
             // the receive window that no acknowledgement would ever free.
-            if let Some(max) = max_packet_size {
+            if let Some(max) = max_packet_size.filter(|_| !ignore_max_size) {
                 let len = mqtt_codec::encoded_len(&Packet::Publish(p.clone()), protocol);
                 if len.map_or(true, |len| len > max as usize) {
                     continue;
@@ -1154,16 +1353,24 @@ impl Broker {
                 while id == 0 || s.inflight.contains_key(&id) {
                     id = id.wrapping_add(1);
                 }
+                if reuse_id {
+                    // The violation: one identifier for every message in flight.
+                    id = 1;
+                }
                 s.next_packet_id = id.wrapping_add(1);
                 p.packet_id = id;
                 let qos = m.qos;
-                s.inflight.insert(
-                    id,
-                    OutFlight {
-                        packet: p.clone(),
-                        state: OutState::Publish(qos),
-                    },
-                );
+                // MQTT-4.3.2-3 / 4.3.3-3: unacknowledged until PUBACK / PUBREC;
+                // the violation forgets the message as soon as it is sent.
+                if !fire_and_forget {
+                    s.inflight.insert(
+                        id,
+                        OutFlight {
+                            packet: p.clone(),
+                            state: OutState::Publish(qos),
+                        },
+                    );
+                }
             }
             out.push(Packet::Publish(p));
         }
@@ -1212,17 +1419,22 @@ impl Broker {
                 } else {
                     let max = QoS::from_u8(self.config.maximum_qos).unwrap_or(QoS::ExactlyOnce);
                     let granted = f.options.qos.min(max);
+                    let over_max = f.options.qos > max;
                     let mut options = f.options;
                     options.qos = granted;
-                    // MQTT-3.8.4-3: a subscription with the same filter is replaced.
+                    // MQTT-3.8.4-3: a subscription with the same filter is
+                    // replaced; the violation keeps the old one.
                     self.routes.invalidate();
-                    s.subscriptions.insert(
-                        f.filter.clone(),
-                        Subscription {
-                            options,
-                            id: sub_id,
-                        },
-                    );
+                    let keep_old = exists && self.config.violations.breaks("MQTT-3.8.4-3");
+                    if !keep_old {
+                        s.subscriptions.insert(
+                            f.filter.clone(),
+                            Subscription {
+                                options,
+                                id: sub_id,
+                            },
+                        );
+                    }
                     // Retained messages: Retain Handling 0 always, 1 for a new
                     // subscription, 2 never (MQTT-3.3.1-9/10/11); none for shared ones.
                     let send_retained = !shared
@@ -1239,10 +1451,28 @@ impl Broker {
                             }
                         }
                     }
-                    granted.as_u8()
+                    if over_max && self.breaks("MQTT-3.2.2-10") {
+                        // The violation refuses what it should grant at a lower QoS.
+                        failure.unwrap_or(reason::QOS_NOT_SUPPORTED)
+                    } else if self.breaks("MQTT-3.8.4-7") {
+                        // The violation reports the requested QoS, not the granted one.
+                        f.options.qos.as_u8()
+                    } else {
+                        granted.as_u8()
+                    }
                 }
             };
+            // MQTT-3.9.3-2: 3.1.1 codes for 3.1.1; the violation sends 5.0's.
+            let code = if !v5 && code == reason::v3::SUBACK_FAILURE && self.breaks("MQTT-3.9.3-2") {
+                reason::NOT_AUTHORIZED
+            } else {
+                code
+            };
             codes.push(code);
+        }
+        // MQTT-3.9.3-1: codes in the order of the filters; the violation reverses them.
+        if self.breaks("MQTT-3.9.3-1") {
+            codes.reverse();
         }
         if !self.breaks("MQTT-3.8.4-1") {
             let packet_id = if self.breaks("MQTT-3.8.4-2") {
@@ -1250,14 +1480,23 @@ impl Broker {
             } else {
                 sub.packet_id
             };
-            self.send(
-                conn,
-                Packet::SubAck(SubAck {
-                    packet_id,
-                    properties: Properties::new(),
-                    reason_codes: codes,
-                }),
-            );
+            // MQTT-3.8.4-5 (5.0) / 3.8.4-4 (3.1.1): one SUBACK for all the
+            // filters; the violation answers each filter on its own.
+            let groups = if self.breaks("MQTT-3.8.4-5") {
+                codes.into_iter().map(|c| vec![c]).collect()
+            } else {
+                vec![codes]
+            };
+            for reason_codes in groups {
+                self.send(
+                    conn,
+                    Packet::SubAck(SubAck {
+                        packet_id,
+                        properties: Properties::new(),
+                        reason_codes,
+                    }),
+                );
+            }
         }
         for (m, opts, ids) in retained_to_send {
             if m.expires_at.is_some_and(|at| at <= now) {
@@ -1272,8 +1511,19 @@ impl Broker {
         let mut codes = Vec::new();
         if let Some(s) = self.sessions.get_mut(client_id) {
             for f in &u.filters {
-                // MQTT-3.10.4-1: compared character by character.
-                let existed = s.subscriptions.remove(f).is_some();
+                // MQTT-3.10.4-1: compared character by character. The
+                // violation (MQTT-3.10.4-2) answers but keeps the subscription.
+                let existed = if self.config.violations.breaks("MQTT-3.10.4-2") {
+                    s.subscriptions.contains_key(f)
+                } else {
+                    s.subscriptions.remove(f).is_some()
+                };
+                // MQTT-3.10.4-3: deliveries in flight are finished; the violation
+                // forgets those whose topic the filter matches.
+                if self.config.violations.breaks("MQTT-3.10.4-3") {
+                    s.inflight
+                        .retain(|_, o| !topic::matches(f, &o.packet.topic));
+                }
                 if existed {
                     self.routes.invalidate();
                 }
@@ -1287,12 +1537,36 @@ impl Broker {
         if self.breaks("MQTT-3.10.4-4") {
             return;
         }
+        // MQTT-3.11.3-1: codes in the order of the filters; the violation reverses them.
+        if self.breaks("MQTT-3.11.3-1") {
+            codes.reverse();
+        }
+        // MQTT-3.10.4-6: one UNSUBACK for all filters; the violation sends one per filter.
+        if self.breaks("MQTT-3.10.4-6") && u.filters.len() > 1 {
+            for code in codes {
+                self.send(
+                    conn,
+                    Packet::UnsubAck(UnsubAck {
+                        packet_id: u.packet_id,
+                        properties: Properties::new(),
+                        reason_codes: if v5 { vec![code] } else { Vec::new() },
+                    }),
+                );
+            }
+            return;
+        }
         self.send(
             conn,
             Packet::UnsubAck(UnsubAck {
                 packet_id: u.packet_id,
                 properties: Properties::new(),
-                reason_codes: if v5 { codes } else { Vec::new() },
+                // MQTT-3.11.3-2: one code per filter; the violation sends
+                // the 3.1.1 form (none) to 5.0 clients too.
+                reason_codes: if v5 && !self.breaks("MQTT-3.11.3-2") {
+                    codes
+                } else {
+                    Vec::new()
+                },
             }),
         );
     }
@@ -1332,6 +1606,11 @@ impl Broker {
                 s.pending_will = None;
             }
             if s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now) {
+                // MQTT-4.1.0-2: an expired session is discarded (the violation keeps it).
+                if self.config.violations.breaks("MQTT-4.1.0-2") {
+                    s.expires_at = None;
+                    continue;
+                }
                 expired.push(cid.clone());
             }
         }

@@ -887,3 +887,22 @@ fn shared_subscription_goes_to_members_that_may_read() {
     assert_eq!(net.topics(reader).len(), 4);
     assert!(net.topics(other).is_empty());
 }
+
+#[test]
+fn violation_auth_continue_code() {
+    for (mut net, compliant) in [
+        (Net::with(auth(false, None)), true),
+        (Net::violating(auth(false, None), "MQTT-4.12.0-2"), false),
+    ] {
+        let client = ScramClient::new("alice", "wonderland", "fyko+d2lbbFgONRv9qkxdawL");
+        let (_, first) = net.connect(scram_connect("scram", client.first()));
+        let Packet::Auth(a) = first else {
+            panic!("expected AUTH, got {first:?}")
+        };
+        assert_eq!(
+            a.reason_code == reason::CONTINUE_AUTHENTICATION,
+            compliant,
+            "{a:?}"
+        );
+    }
+}

@@ -2038,3 +2038,1189 @@ fn every_violation_id_is_known() {
     }
     assert!(Config::default().violations.add("MQTT-0.0.0-0").is_err());
 }
+
+// ------------------------------------------------- more deliberate violations
+
+use mqtt_codec::Unsubscribe;
+
+/// Like [`proves`], on a broker built from `config` (plus the violation).
+fn proves_with(id: &str, config: impl Fn() -> Config, scenario: impl Fn(&mut Net) -> bool) {
+    assert!(
+        scenario(&mut Net::with(config())),
+        "the compliant broker fails the check for {id}"
+    );
+    let mut violating = config();
+    violating.violations.add(id).expect("known violation");
+    assert!(
+        !scenario(&mut Net::with(violating)),
+        "the broker violating {id} passes its check"
+    );
+}
+
+fn unsubscribe_filters(
+    net: &mut Net,
+    conn: ConnId,
+    packet_id: u16,
+    filters: &[&str],
+) -> Vec<Packet> {
+    net.send(
+        conn,
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id,
+            properties: Properties::new(),
+            filters: filters.iter().map(|f| ByteString::from(*f)).collect(),
+        }),
+    );
+    net.recv(conn)
+}
+
+fn with_props(mut p: Publish, props: &[Property]) -> Publish {
+    for prop in props {
+        p.properties.push(prop.clone());
+    }
+    p
+}
+
+fn has_prop(props: &Properties, pred: impl Fn(&Property) -> bool) -> bool {
+    props.iter().any(pred)
+}
+
+#[test]
+fn violation_delivers_to_non_matching_subscriber() {
+    proves("MQTT-3.3.2-3", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "a", QoS::AtMostOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("ab", "x", QoS::AtMostOnce, 0));
+        net.publish(p, publish("a", "y", QoS::AtMostOnce, 0));
+        payloads(&net.recv_publishes(s)) == ["y"]
+    });
+}
+
+#[test]
+fn violation_topic_matching_ignores_case() {
+    proves("MQTT-4.7.3-4", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "a/B", QoS::AtMostOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("a/b", "x", QoS::AtMostOnce, 0));
+        net.recv(s).is_empty()
+    });
+}
+
+#[test]
+fn violation_resubscribe_keeps_old_subscription() {
+    proves("MQTT-3.8.4-3", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "x", QoS::AtLeastOnce, 1));
+        let got = net.recv_publishes(s);
+        got.len() == 1 && got[0].qos == QoS::AtLeastOnce
+    });
+}
+
+#[test]
+fn violation_suback_codes_reversed() {
+    proves("MQTT-3.9.3-1", |net| {
+        let s = net.client(V311, "s");
+        let codes = net.subscribe_opts(
+            s,
+            1,
+            &[
+                ("a", SubscriptionOptions::qos(QoS::AtMostOnce)),
+                ("b", SubscriptionOptions::qos(QoS::AtLeastOnce)),
+            ],
+            None,
+        );
+        codes == [0, 1]
+    });
+}
+
+#[test]
+fn violation_unsuback_codes_reversed() {
+    proves("MQTT-3.11.3-1", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "a", QoS::AtMostOnce);
+        match unsubscribe_filters(net, s, 2, &["a", "b"]).as_slice() {
+            [Packet::UnsubAck(ack)] => ack.reason_codes == [0, reason::NO_SUBSCRIPTION_EXISTED],
+            other => panic!("expected one UNSUBACK, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn violation_one_suback_per_filter() {
+    proves("MQTT-3.8.4-5", |net| {
+        let s = net.client(V5, "s");
+        net.send(
+            s,
+            Packet::Subscribe(Subscribe {
+                packet_id: 3,
+                properties: Properties::new(),
+                filters: ["a", "b"]
+                    .iter()
+                    .map(|f| Subscription {
+                        filter: ByteString::from(*f),
+                        options: SubscriptionOptions::qos(QoS::AtMostOnce),
+                    })
+                    .collect(),
+            }),
+        );
+        matches!(net.recv(s).as_slice(), [Packet::SubAck(ack)] if ack.reason_codes == [0, 0])
+    });
+}
+
+#[test]
+fn violation_unsubscribe_keeps_delivering() {
+    proves("MQTT-3.10.4-2", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        unsubscribe_filters(net, s, 2, &["t"]);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
+        net.recv(s).is_empty()
+    });
+}
+
+#[test]
+fn violation_one_unsuback_per_filter() {
+    proves("MQTT-3.10.4-6", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "a", QoS::AtMostOnce);
+        matches!(
+            unsubscribe_filters(net, s, 2, &["a", "b"]).as_slice(),
+            [Packet::UnsubAck(ack)] if ack.packet_id == 2
+        )
+    });
+}
+
+#[test]
+fn violation_will_despite_reconnect_within_delay() {
+    proves("MQTT-3.1.3-9", |net| {
+        let w = net.client(V5, "watcher");
+        net.subscribe(w, "will", QoS::AtMostOnce);
+        let mut c = Connect::new(V5, "c");
+        c.clean_start = false;
+        c.keep_alive = 0;
+        c.properties.push(Property::SessionExpiryInterval(100));
+        let mut wl = will("will", "gone");
+        wl.properties.push(Property::WillDelayInterval(10));
+        c.will = Some(wl);
+        let (conn, ack) = net.connect_with(c);
+        assert_eq!(ack.code, 0);
+        net.drop_conn(conn);
+        net.at(5);
+        let (_, ack) = net.persistent_v5("c", 100);
+        assert!(ack.session_present);
+        net.at(20);
+        net.tick();
+        net.recv(w).is_empty()
+    });
+}
+
+#[test]
+fn violation_identifier_rejected_code_v311() {
+    proves("MQTT-3.1.3-9", |net| {
+        let (_, ack) = net.persistent_v311("");
+        ack.code == reason::v3::IDENTIFIER_REJECTED
+    });
+}
+
+#[test]
+fn violation_overlap_not_highest_qos() {
+    proves("MQTT-3.3.4-2", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe_opts(
+            s,
+            1,
+            &[
+                ("a/+", SubscriptionOptions::qos(QoS::AtMostOnce)),
+                ("a/b", SubscriptionOptions::qos(QoS::AtLeastOnce)),
+            ],
+            None,
+        );
+        let p = net.client(V5, "p");
+        net.publish(p, publish("a/b", "x", QoS::AtLeastOnce, 1));
+        let got = net.recv_publishes(s);
+        got.len() == 1 && got[0].qos == QoS::AtLeastOnce
+    });
+}
+
+#[test]
+fn violation_overlap_one_subscription_identifier() {
+    proves("MQTT-3.3.4-4", |net| {
+        let s = net.client(V5, "s");
+        let q0 = SubscriptionOptions::qos(QoS::AtMostOnce);
+        net.subscribe_opts(s, 1, &[("a/+", q0)], Some(1));
+        net.subscribe_opts(s, 2, &[("a/b", q0)], Some(2));
+        let p = net.client(V5, "p");
+        net.publish(p, publish("a/b", "x", QoS::AtMostOnce, 0));
+        let got = net.recv_publishes(s);
+        let mut ids: Vec<u32> = got[0].properties.subscription_identifiers().collect();
+        ids.sort_unstable();
+        got.len() == 1 && ids == [1, 2]
+    });
+}
+
+#[test]
+fn violation_no_local_ignored() {
+    proves("MQTT-3.8.3-3", |net| {
+        let c = net.client(V5, "c");
+        let opts = SubscriptionOptions {
+            no_local: true,
+            ..SubscriptionOptions::qos(QoS::AtMostOnce)
+        };
+        net.subscribe_opts(c, 1, &[("t", opts)], None);
+        net.publish(c, publish("t", "x", QoS::AtMostOnce, 0));
+        net.recv(c).is_empty()
+    });
+}
+
+#[test]
+fn violation_dup_on_first_transmission() {
+    proves("MQTT-3.3.1-3", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        let p = net.client(V311, "p");
+        net.publish(
+            p,
+            Publish {
+                dup: true,
+                ..publish("t", "x", QoS::AtLeastOnce, 5)
+            },
+        );
+        let got = net.recv_publishes(s);
+        got.len() == 1 && !got[0].dup
+    });
+}
+
+/// A 5.0 PUBLISH carrying `prop` reaches a subscriber with `prop` unchanged.
+fn forwards(net: &mut Net, prop: Property) -> bool {
+    let s = net.client(V5, "s");
+    net.subscribe(s, "t", QoS::AtMostOnce);
+    let p = net.client(V5, "p");
+    net.publish(
+        p,
+        with_props(
+            publish("t", "x", QoS::AtMostOnce, 0),
+            std::slice::from_ref(&prop),
+        ),
+    );
+    let got = net.recv_publishes(s);
+    got.len() == 1 && has_prop(&got[0].properties, |q| *q == prop)
+}
+
+#[test]
+fn violation_payload_format_indicator_altered() {
+    proves("MQTT-3.3.2-4", |net| {
+        forwards(net, Property::PayloadFormatIndicator(1))
+    });
+    proves("MQTT-3.3.2-4", |net| {
+        forwards(net, Property::PayloadFormatIndicator(0))
+    });
+}
+
+#[test]
+fn violation_response_topic_dropped() {
+    proves("MQTT-3.3.2-15", |net| {
+        forwards(net, Property::ResponseTopic(ByteString::from("reply/here")))
+    });
+}
+
+#[test]
+fn violation_correlation_data_dropped() {
+    proves("MQTT-3.3.2-16", |net| {
+        forwards(
+            net,
+            Property::CorrelationData(Bytes::from_static(b"\x00\x01")),
+        )
+    });
+}
+
+#[test]
+fn violation_content_type_dropped() {
+    proves("MQTT-3.3.2-20", |net| {
+        forwards(net, Property::ContentType(ByteString::from("text/plain")))
+    });
+}
+
+/// A message with `expiry` seconds to live is queued for an offline
+/// subscriber that comes back after `back` seconds; what it receives.
+fn queued_with_expiry(net: &mut Net, expiry: u32, back: u64) -> Vec<Publish> {
+    let (s, _) = net.persistent_v5("s", 1000);
+    net.subscribe(s, "t", QoS::AtLeastOnce);
+    net.drop_conn(s);
+    let p = net.client(V5, "p");
+    net.publish(
+        p,
+        with_props(
+            publish("t", "x", QoS::AtLeastOnce, 1),
+            &[Property::MessageExpiryInterval(expiry)],
+        ),
+    );
+    net.at(back);
+    let (s, ack) = net.persistent_v5("s", 1000);
+    assert!(ack.session_present);
+    net.recv_publishes(s)
+}
+
+#[test]
+fn violation_expiry_interval_not_reduced() {
+    proves("MQTT-3.3.2-6", |net| {
+        let got = queued_with_expiry(net, 100, 30);
+        got.len() == 1 && got[0].properties.message_expiry_interval() == Some(70)
+    });
+}
+
+#[test]
+fn violation_expired_message_delivered() {
+    proves("MQTT-3.3.2-5", |net| {
+        queued_with_expiry(net, 10, 20).is_empty()
+    });
+}
+
+#[test]
+fn violation_receive_maximum_ignored() {
+    proves("MQTT-3.3.4-9", |net| {
+        let mut c = Connect::new(V5, "s");
+        c.keep_alive = 0;
+        c.properties.push(Property::ReceiveMaximum(1));
+        let (s, _) = net.connect_with(c);
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "1", QoS::AtLeastOnce, 1));
+        net.publish(p, publish("t", "2", QoS::AtLeastOnce, 2));
+        payloads(&net.recv_publishes(s)) == ["1"]
+    });
+}
+
+#[test]
+fn violation_maximum_packet_size_ignored() {
+    proves("MQTT-3.1.2-25", |net| {
+        let mut c = Connect::new(V5, "s");
+        c.keep_alive = 0;
+        c.properties.push(Property::MaximumPacketSize(64));
+        let (s, _) = net.connect_with(c);
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", &"x".repeat(200), QoS::AtMostOnce, 0));
+        net.publish(p, publish("t", "small", QoS::AtMostOnce, 0));
+        payloads(&net.recv_publishes(s)) == ["small"]
+    });
+}
+
+#[test]
+fn violation_topic_alias_sent_unasked() {
+    proves("MQTT-3.1.2-27", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
+        let got = net.recv_publishes(s);
+        got.len() == 1 && got[0].properties.topic_alias().is_none()
+    });
+}
+
+#[test]
+fn violation_no_redelivery_on_resume() {
+    proves("MQTT-4.4.0-1", |net| {
+        let (s, _) = net.persistent_v5("s", 100);
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::AtLeastOnce, 1));
+        let first = net.recv_publishes(s);
+        assert_eq!(first.len(), 1);
+        net.drop_conn(s);
+        let (s, _) = net.persistent_v5("s", 100);
+        let again = net.recv_publishes(s);
+        again.len() == 1 && again[0].dup && again[0].packet_id == first[0].packet_id
+    });
+}
+
+#[test]
+fn violation_packet_identifier_reused() {
+    proves("MQTT-2.2.1-4", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::ExactlyOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "1", QoS::AtLeastOnce, 1));
+        net.publish(p, publish("t", "2", QoS::ExactlyOnce, 2));
+        let got = net.recv_publishes(s);
+        got.len() == 2
+            && got.iter().all(|m| m.packet_id != 0)
+            && got[0].packet_id != got[1].packet_id
+    });
+}
+
+#[test]
+fn violation_puback_packet_id() {
+    proves("MQTT-2.2.1-5", |net| {
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::AtLeastOnce, 7));
+        matches!(net.recv(p).as_slice(), [Packet::PubAck(ack)] if ack.packet_id == 7)
+    });
+}
+
+#[test]
+fn violation_no_pubrel() {
+    proves("MQTT-4.3.3-4", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "t", QoS::ExactlyOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::ExactlyOnce, 1));
+        let got = net.recv_publishes(s);
+        assert_eq!(got.len(), 1);
+        let id = got[0].packet_id;
+        net.send(s, Packet::PubRec(PubResponse::new(id)));
+        net.recv(s).iter().map(ack_id).collect::<Vec<_>>() == [("PUBREL", id, 0)]
+    });
+}
+
+#[test]
+fn violation_session_present_on_refusal() {
+    proves("MQTT-3.2.2-4", |net| {
+        let (_, ack) = net.persistent_v311("");
+        ack.code != 0 && !ack.session_present
+    });
+}
+
+#[test]
+fn violation_open_after_refusal() {
+    proves("MQTT-3.2.2-5", |net| {
+        let (c, ack) = net.persistent_v311("");
+        ack.code != 0 && net.is_closed(c)
+    });
+    proves_with(
+        "MQTT-3.2.2-7",
+        || Config {
+            allow_empty_client_id: false,
+            ..Config::default()
+        },
+        |net| {
+            let (c, ack) = net.connect_with(Connect::new(V5, ""));
+            ack.code >= 0x80 && net.is_closed(c)
+        },
+    );
+}
+
+#[test]
+fn violation_disconnect_before_connack() {
+    proves_with(
+        "MQTT-3.14.0-1",
+        || Config {
+            allow_empty_client_id: false,
+            ..Config::default()
+        },
+        |net| {
+            let c = net.open();
+            net.send(c, Packet::Connect(Box::new(Connect::new(V5, ""))));
+            matches!(net.recv(c).as_slice(), [Packet::ConnAck(ack)] if ack.code >= 0x80)
+        },
+    );
+}
+
+#[test]
+fn violation_server_disconnect_with_session_expiry() {
+    proves("MQTT-3.14.2-2", |net| {
+        let c = net.client(V5, "c");
+        net.send(c, Packet::Connect(Box::new(Connect::new(V5, "c"))));
+        match net.recv(c).as_slice() {
+            [Packet::Disconnect(d)] => d.properties.session_expiry_interval().is_none(),
+            other => panic!("expected DISCONNECT, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn violation_second_connack() {
+    proves("MQTT-3.2.0-2", |net| {
+        let c = net.client(V5, "c");
+        net.send(c, Packet::Connect(Box::new(Connect::new(V5, "c"))));
+        !net.recv(c).iter().any(|p| matches!(p, Packet::ConnAck(_)))
+    });
+}
+
+#[test]
+fn violation_unrequested_response_information() {
+    proves("MQTT-3.1.2-28", |net| {
+        let (_, ack) = net.connect_with(Connect::new(V5, "c"));
+        !has_prop(&ack.properties, |p| {
+            matches!(p, Property::ResponseInformation(_))
+        })
+    });
+}
+
+#[test]
+fn violation_reason_string_despite_request_problem_information_0() {
+    proves("MQTT-3.1.2-29", |net| {
+        let mut c = Connect::new(V5, "c");
+        c.keep_alive = 0;
+        c.properties.push(Property::RequestProblemInformation(0));
+        let (c, _) = net.connect_with(c);
+        net.publish(c, publish("nobody", "x", QoS::AtLeastOnce, 1));
+        match net.recv(c).as_slice() {
+            [Packet::PubAck(ack)] => {
+                !has_prop(&ack.properties, |p| matches!(p, Property::ReasonString(_)))
+            }
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn violation_session_kept_after_expiry() {
+    proves("MQTT-4.1.0-2", |net| {
+        let (c, _) = net.persistent_v5("c", 10);
+        net.subscribe(c, "t", QoS::AtLeastOnce);
+        net.drop_conn(c);
+        net.at(20);
+        net.tick();
+        let (_, ack) = net.persistent_v5("c", 10);
+        !ack.session_present
+    });
+}
+
+/// Every violation id is a statement of the 3.1.1 or 5.0 catalogue that
+/// binds the server, and no id belongs to two violations.
+#[test]
+fn violation_ids_are_server_statements() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../codec/spec");
+    let mut known = HashSet::new();
+    for file in ["mqtt-3.1.1.tsv", "mqtt-5.0.tsv"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("catalogue");
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() >= 4 && matches!(cols[3], "server" | "both") {
+                known.insert(cols[0].to_string());
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for v in reference_broker::violation::VIOLATIONS {
+        for id in v.ids {
+            assert!(
+                known.contains(*id),
+                "{id} is not a server-side statement of either catalogue"
+            );
+            assert!(seen.insert(*id), "{id} appears in two violations");
+        }
+    }
+}
+
+#[test]
+fn violation_list_ends_with_count() {
+    let list = reference_broker::violation::list();
+    let n: usize = reference_broker::violation::VIOLATIONS
+        .iter()
+        .map(|v| v.ids.len())
+        .sum();
+    assert_eq!(
+        list.lines().last(),
+        Some(format!("{n} statements can be broken").as_str())
+    );
+}
+
+#[test]
+fn violation_will_retain_inverted() {
+    proves("MQTT-3.1.2-15", |net| {
+        let mut c = Connect::new(V311, "c");
+        c.keep_alive = 0;
+        c.will = Some(will("will", "gone"));
+        let (conn, _) = net.connect_with(c);
+        net.drop_conn(conn);
+        let late = net.client(V311, "late");
+        net.subscribe(late, "will", QoS::AtMostOnce);
+        net.recv(late).is_empty()
+    });
+}
+
+#[test]
+fn violation_will_user_properties_dropped() {
+    proves("MQTT-3.1.3-10", |net| {
+        let w = net.client(V5, "w");
+        net.subscribe(w, "will", QoS::AtMostOnce);
+        let mut c = Connect::new(V5, "c");
+        c.keep_alive = 0;
+        let mut wl = will("will", "gone");
+        wl.properties.push(Property::UserProperty(
+            ByteString::from("k"),
+            ByteString::from("v"),
+        ));
+        c.will = Some(wl);
+        let (conn, _) = net.connect_with(c);
+        net.drop_conn(conn);
+        let got = net.recv_publishes(w);
+        got.len() == 1
+            && has_prop(&got[0].properties, |p| {
+                matches!(p, Property::UserProperty(..))
+            })
+    });
+}
+
+/// A persistent 5.0 subscriber at QoS 2 gets one message; returns it.
+fn qos2_to_persistent(net: &mut Net) -> (ConnId, Publish) {
+    let (s, _) = net.persistent_v5("s", 100);
+    net.subscribe(s, "t", QoS::ExactlyOnce);
+    let p = net.client(V5, "p");
+    net.publish(p, publish("t", "x", QoS::ExactlyOnce, 1));
+    let mut got = net.recv_publishes(s);
+    assert_eq!(got.len(), 1);
+    (s, got.remove(0))
+}
+
+/// Drops the persistent subscriber "s" and resumes its session.
+fn reconnect_s(net: &mut Net, old: ConnId) -> ConnId {
+    net.drop_conn(old);
+    let (s, ack) = net.persistent_v5("s", 100);
+    assert!(ack.session_present);
+    s
+}
+
+#[test]
+fn violation_refused_message_resent() {
+    proves("MQTT-4.4.0-2", |net| {
+        let (s, m) = qos2_to_persistent(net);
+        let mut rec = PubResponse::new(m.packet_id);
+        rec.reason_code = 0x80;
+        net.send(s, Packet::PubRec(rec));
+        let s = reconnect_s(net, s);
+        net.recv(s).is_empty()
+    });
+}
+
+#[test]
+fn violation_pubrel_not_resent() {
+    proves("MQTT-4.3.3-5", |net| {
+        let (s, m) = qos2_to_persistent(net);
+        net.send(s, Packet::PubRec(PubResponse::new(m.packet_id)));
+        assert_eq!(net.recv(s).len(), 1);
+        let s = reconnect_s(net, s);
+        net.recv(s).iter().map(ack_id).collect::<Vec<_>>() == [("PUBREL", m.packet_id, 0)]
+    });
+}
+
+#[test]
+fn violation_publish_resent_after_pubrel() {
+    proves("MQTT-4.3.3-6", |net| {
+        let (s, m) = qos2_to_persistent(net);
+        net.send(s, Packet::PubRec(PubResponse::new(m.packet_id)));
+        net.recv(s);
+        let s = reconnect_s(net, s);
+        matches!(net.recv(s).as_slice(), [Packet::PubRel(r)] if r.packet_id == m.packet_id)
+    });
+}
+
+#[test]
+fn violation_resent_without_dup() {
+    proves("MQTT-3.3.1-1", |net| {
+        let (s, m) = qos2_to_persistent(net);
+        assert!(!m.dup);
+        let s = reconnect_s(net, s);
+        let again = net.recv_publishes(s);
+        again.len() == 1 && again[0].dup
+    });
+}
+
+#[test]
+fn violation_forgets_message_once_sent() {
+    proves("MQTT-4.3.2-3", |net| {
+        let (s, m) = qos2_to_persistent(net);
+        let s = reconnect_s(net, s);
+        let again = net.recv_publishes(s);
+        again.len() == 1 && again[0].packet_id == m.packet_id
+    });
+}
+
+#[test]
+fn violation_qos2_identifier_kept_after_pubcomp() {
+    proves("MQTT-4.3.3-12", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "1", QoS::ExactlyOnce, 9));
+        net.send(p, Packet::PubRel(PubResponse::new(9)));
+        net.publish(p, publish("t", "2", QoS::ExactlyOnce, 9));
+        net.send(p, Packet::PubRel(PubResponse::new(9)));
+        payloads(&net.recv_publishes(s)) == ["1", "2"]
+    });
+}
+
+#[test]
+fn violation_qos1_dup_not_forwarded() {
+    proves("MQTT-4.3.2-5", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "1", QoS::AtLeastOnce, 4));
+        net.publish(
+            p,
+            Publish {
+                dup: true,
+                ..publish("t", "2", QoS::AtLeastOnce, 4)
+            },
+        );
+        payloads(&net.recv_publishes(s)) == ["1", "2"]
+    });
+}
+
+#[test]
+fn violation_only_one_session_gets_message() {
+    proves("MQTT-4.5.0-1", |net| {
+        let a = net.client(V311, "a");
+        net.subscribe(a, "t", QoS::AtMostOnce);
+        let b = net.client(V311, "b");
+        net.subscribe(b, "t", QoS::AtMostOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
+        net.recv(a).len() == 1 && net.recv(b).len() == 1
+    });
+}
+
+#[test]
+fn violation_shared_ignores_granted_qos() {
+    proves("MQTT-4.8.2-3", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "$share/g/t", QoS::AtMostOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::AtLeastOnce, 1));
+        let got = net.recv_publishes(s);
+        got.len() == 1 && got[0].qos == QoS::AtMostOnce
+    });
+}
+
+#[test]
+fn violation_queue_newest_first() {
+    proves("MQTT-4.6.0-6", |net| {
+        let (s, _) = net.persistent_v311("s");
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        net.drop_conn(s);
+        let p = net.client(V311, "p");
+        for (i, n) in ["1", "2", "3"].iter().enumerate() {
+            net.publish(p, publish("t", n, QoS::AtLeastOnce, i as u16 + 1));
+        }
+        let (s, _) = net.persistent_v311("s");
+        payloads(&net.recv_publishes(s)) == ["1", "2", "3"]
+    });
+}
+
+#[test]
+fn violation_same_assigned_client_id() {
+    proves("MQTT-3.1.3-6", |net| {
+        let a = net.client(V311, "");
+        let b = net.client(V311, "");
+        !net.is_closed(a) && !net.is_closed(b)
+    });
+}
+
+fn no_empty_ids() -> Config {
+    Config {
+        allow_empty_client_id: false,
+        ..Config::default()
+    }
+}
+
+fn max_qos_1() -> Config {
+    Config {
+        maximum_qos: 1,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn violation_v311_code_to_v5() {
+    proves_with("MQTT-3.2.2-8", no_empty_ids, |net| {
+        let (_, ack) = net.connect_with(Connect::new(V5, ""));
+        ack.code == reason::CLIENT_IDENTIFIER_NOT_VALID
+    });
+}
+
+#[test]
+fn violation_will_qos_above_maximum_accepted() {
+    proves_with("MQTT-3.2.2-12", max_qos_1, |net| {
+        let mut c = Connect::new(V5, "c");
+        c.will = Some(Will {
+            qos: QoS::ExactlyOnce,
+            ..will("w", "x")
+        });
+        let (conn, ack) = net.connect_with(c);
+        ack.code == reason::QOS_NOT_SUPPORTED && net.is_closed(conn)
+    });
+}
+
+#[test]
+fn violation_retained_will_without_retain() {
+    proves_with(
+        "MQTT-3.2.2-13",
+        || Config {
+            retain_available: false,
+            ..Config::default()
+        },
+        |net| {
+            let mut c = Connect::new(V5, "c");
+            c.will = Some(Will {
+                retain: true,
+                ..will("w", "x")
+            });
+            let (conn, ack) = net.connect_with(c);
+            ack.code == reason::RETAIN_NOT_SUPPORTED && net.is_closed(conn)
+        },
+    );
+}
+
+#[test]
+fn violation_maximum_qos_not_announced() {
+    proves_with("MQTT-3.2.2-9", max_qos_1, |net| {
+        let (_, ack) = net.connect_with(Connect::new(V5, "c"));
+        has_prop(&ack.properties, |p| *p == Property::MaximumQoS(1))
+    });
+}
+
+#[test]
+fn violation_subscription_above_maximum_refused() {
+    proves_with("MQTT-3.2.2-10", max_qos_1, |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "t", QoS::ExactlyOnce) == 1
+    });
+}
+
+#[test]
+fn violation_suback_reports_requested_qos() {
+    proves_with("MQTT-3.8.4-7", max_qos_1, |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "t", QoS::ExactlyOnce) == 1
+    });
+}
+
+#[test]
+fn violation_topic_alias_maximum_refused() {
+    proves("MQTT-3.3.2-12", |net| {
+        let p = net.client(V5, "p");
+        let max = Config::default().topic_alias_maximum;
+        net.publish(
+            p,
+            with_props(
+                publish("t", "x", QoS::AtMostOnce, 0),
+                &[Property::TopicAlias(max)],
+            ),
+        );
+        !net.is_closed(p)
+    });
+}
+
+#[test]
+fn violation_puback_code_outside_its_set() {
+    proves("MQTT-3.4.2-1", |net| {
+        let p = net.client(V5, "p");
+        net.publish(p, publish("nobody", "x", QoS::AtLeastOnce, 1));
+        net.recv(p).iter().map(ack_id).collect::<Vec<_>>()
+            == [("PUBACK", 1, reason::NO_MATCHING_SUBSCRIBERS)]
+    });
+}
+
+#[test]
+fn violation_v5_code_in_v311_suback() {
+    proves_with(
+        "MQTT-3.9.3-2",
+        || Config {
+            wildcard_subscriptions: false,
+            ..Config::default()
+        },
+        |net| {
+            let s = net.client(V311, "s");
+            net.subscribe(s, "a/#", QoS::AtMostOnce) == reason::v3::SUBACK_FAILURE
+        },
+    );
+}
+
+#[test]
+fn violation_inflight_forgotten_on_unsubscribe() {
+    proves("MQTT-3.10.4-3", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "t", QoS::ExactlyOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::ExactlyOnce, 1));
+        let got = net.recv_publishes(s);
+        assert_eq!(got.len(), 1);
+        unsubscribe_filters(net, s, 5, &["t"]);
+        net.send(s, Packet::PubRec(PubResponse::new(got[0].packet_id)));
+        net.recv(s).iter().map(ack_id).collect::<Vec<_>>() == [("PUBREL", got[0].packet_id, 0)]
+    });
+}
+
+#[test]
+fn violation_v5_unsuback_without_codes() {
+    proves("MQTT-3.11.3-2", |net| {
+        let s = net.client(V5, "s");
+        matches!(
+            unsubscribe_filters(net, s, 2, &["a"]).as_slice(),
+            [Packet::UnsubAck(ack)] if ack.reason_codes == [reason::NO_SUBSCRIPTION_EXISTED]
+        )
+    });
+}
+
+#[test]
+fn violation_connection_kept_after_protocol_error() {
+    proves("MQTT-3.14.4-2", |net| {
+        let c = net.client(V5, "c");
+        net.send(c, Packet::Connect(Box::new(Connect::new(V5, "c"))));
+        net.recv(c);
+        net.is_closed(c)
+    });
+}
+
+/// Statements the codec detects: the compliant broker closes the
+/// connection on the decode error, the violating one skips the packet.
+#[test]
+fn violation_decode_errors_skipped() {
+    use mqtt_codec::topic::TopicError;
+    use mqtt_codec::{DecodeError, ErrorKind, PacketType, Sender};
+    let cases: Vec<(&str, Protocol, PacketType, ErrorKind, bool)> = vec![
+        (
+            "MQTT-1.5.4-1",
+            V5,
+            PacketType::Publish,
+            ErrorKind::InvalidUtf8 { field: "topic" },
+            true,
+        ),
+        (
+            "MQTT-1.5.3-1",
+            V311,
+            PacketType::Publish,
+            ErrorKind::InvalidUtf8 { field: "topic" },
+            true,
+        ),
+        (
+            "MQTT-1.5.4-2",
+            V5,
+            PacketType::Publish,
+            ErrorKind::NullCharacter { field: "topic" },
+            true,
+        ),
+        (
+            "MQTT-1.5.3-2",
+            V311,
+            PacketType::Publish,
+            ErrorKind::NullCharacter { field: "topic" },
+            true,
+        ),
+        (
+            "MQTT-1.5.5-1",
+            V5,
+            PacketType::Publish,
+            ErrorKind::VarintNotMinimal {
+                field: "remaining_length",
+            },
+            true,
+        ),
+        (
+            "MQTT-3.6.1-1",
+            V5,
+            PacketType::PubRel,
+            ErrorKind::InvalidFlags { flags: 0 },
+            true,
+        ),
+        (
+            "MQTT-3.8.1-1",
+            V311,
+            PacketType::Subscribe,
+            ErrorKind::InvalidFlags { flags: 0 },
+            true,
+        ),
+        (
+            "MQTT-3.10.1-1",
+            V311,
+            PacketType::Unsubscribe,
+            ErrorKind::InvalidFlags { flags: 0 },
+            true,
+        ),
+        (
+            "MQTT-3.15.1-1",
+            V5,
+            PacketType::Auth,
+            ErrorKind::InvalidFlags { flags: 1 },
+            true,
+        ),
+        (
+            "MQTT-4.7.3-1",
+            V5,
+            PacketType::Publish,
+            ErrorKind::EmptyTopic,
+            true,
+        ),
+        (
+            "MQTT-3.1.2-1",
+            V311,
+            PacketType::Connect,
+            ErrorKind::ProtocolName {
+                name: "MQIsdp".into(),
+            },
+            false,
+        ),
+        (
+            "MQTT-3.1.4-1",
+            V311,
+            PacketType::Connect,
+            ErrorKind::TrailingBytes { count: 1 },
+            false,
+        ),
+        (
+            "MQTT-2.3.1-1",
+            V311,
+            PacketType::Subscribe,
+            ErrorKind::PacketIdZero,
+            true,
+        ),
+        (
+            "MQTT-3.3.2-8",
+            V5,
+            PacketType::Publish,
+            ErrorKind::PropertyValue { id: 0x23, value: 0 },
+            true,
+        ),
+        (
+            "MQTT-3.3.2-14",
+            V5,
+            PacketType::Publish,
+            ErrorKind::TopicName {
+                field: "response_topic",
+                error: TopicError::WildcardInName,
+            },
+            true,
+        ),
+        (
+            "MQTT-3.5.2-1",
+            V5,
+            PacketType::PubRec,
+            ErrorKind::InvalidReasonCode { code: 5 },
+            true,
+        ),
+        (
+            "MQTT-3.6.2-1",
+            V5,
+            PacketType::PubRel,
+            ErrorKind::InvalidReasonCode { code: 5 },
+            true,
+        ),
+        (
+            "MQTT-3.7.2-1",
+            V5,
+            PacketType::PubComp,
+            ErrorKind::InvalidReasonCode { code: 5 },
+            true,
+        ),
+        (
+            "MQTT-3.14.2-1",
+            V5,
+            PacketType::Disconnect,
+            ErrorKind::InvalidReasonCode { code: 5 },
+            true,
+        ),
+        (
+            "MQTT-3.15.2-1",
+            V5,
+            PacketType::Auth,
+            ErrorKind::InvalidReasonCode { code: 5 },
+            true,
+        ),
+    ];
+    for (id, protocol, packet, kind, connected) in cases {
+        let err = DecodeError {
+            offset: 0,
+            packet: Some(packet),
+            protocol,
+            from: Sender::Client,
+            kind,
+        };
+        assert_eq!(err.statement(), Some(id), "{err:?}");
+        proves(id, |net| {
+            let c = if connected {
+                net.client(protocol, "c")
+            } else {
+                net.open()
+            };
+            let closes = net.broker.decode_error(c, &err, net.now) == OnError::Close;
+            net.pump();
+            closes && net.is_closed(c)
+        });
+    }
+}
+
+#[test]
+fn violation_clean_session_resumes_old_one() {
+    proves("MQTT-3.1.2-6", |net| {
+        let (c, _) = net.persistent_v311("c");
+        net.subscribe(c, "t", QoS::AtLeastOnce);
+        net.drop_conn(c);
+        let c = net.client(V311, "c");
+        let p = net.client(V311, "p");
+        net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
+        net.recv(c).is_empty()
+    });
+}
+
+#[test]
+fn violation_pingresp_held_back_by_receive_window() {
+    proves("MQTT-4.9.0-3", |net| {
+        let mut c = Connect::new(V5, "s");
+        c.keep_alive = 0;
+        c.properties.push(Property::ReceiveMaximum(1));
+        let (s, _) = net.connect_with(c);
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "1", QoS::AtLeastOnce, 1));
+        assert_eq!(net.recv_publishes(s).len(), 1);
+        net.send(s, Packet::PingReq);
+        net.recv(s) == [Packet::PingResp]
+    });
+}
+
+#[test]
+fn violation_connect_handled_after_refusal() {
+    proves("MQTT-3.1.4-6", |net| {
+        let (c, ack) = net.persistent_v311("");
+        assert_ne!(ack.code, 0);
+        net.send(c, Packet::Connect(Box::new(Connect::new(V311, "again"))));
+        net.recv(c).is_empty()
+    });
+}
+
+#[test]
+fn violation_topic_aliases_survive_reconnect() {
+    proves("MQTT-3.3.2-7", |net| {
+        let s = net.client(V5, "s");
+        net.subscribe(s, "t", QoS::AtMostOnce);
+        let p = net.client(V5, "p");
+        let aliased = |topic: &str| {
+            with_props(
+                publish(topic, "x", QoS::AtMostOnce, 0),
+                &[Property::TopicAlias(1)],
+            )
+        };
+        net.publish(p, aliased("t"));
+        net.send(p, disconnect(0));
+        let p = net.client(V5, "p");
+        net.publish(p, aliased(""));
+        net.is_closed(p)
+    });
+}
+
+#[test]
+fn violation_no_suback() {
+    proves("MQTT-3.8.4-1", |net| {
+        let s = net.client(V311, "s");
+        net.send(
+            s,
+            Packet::Subscribe(Subscribe {
+                packet_id: 1,
+                properties: Properties::new(),
+                filters: vec![Subscription {
+                    filter: "t".into(),
+                    options: SubscriptionOptions::qos(QoS::AtMostOnce),
+                }],
+            }),
+        );
+        matches!(net.recv(s).as_slice(), [Packet::SubAck(_)])
+    });
+}

@@ -96,13 +96,15 @@ impl Broker {
                         scram,
                     };
                     c.protocol = connect.protocol;
+                    // MQTT-4.12.0-2: 0x18 asks for more; the violation sends 0x19.
+                    let code = if self.config.violations.breaks("MQTT-4.12.0-2") {
+                        reason::REAUTHENTICATE
+                    } else {
+                        reason::CONTINUE_AUTHENTICATION
+                    };
                     self.send(
                         conn,
-                        auth_packet(
-                            reason::CONTINUE_AUTHENTICATION,
-                            &ByteString::from_static(SCRAM_SHA_256),
-                            data,
-                        ),
+                        auth_packet(code, &ByteString::from_static(SCRAM_SHA_256), data),
                     );
                     Gate::Wait
                 }
