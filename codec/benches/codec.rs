@@ -33,9 +33,9 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use mqtt_codec::{
-    decode_slice, encode, ByteString, ConnAck, Connect, DecodeOptions, Decoded, Decoder, Disconnect, Packet, Properties, Property, Protocol,
-    PubResponse, Publish, QoS, Sender, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
-    Will,
+    decode_slice, encode, ByteString, ConnAck, Connect, DecodeOptions, Decoded, Decoder,
+    Disconnect, Packet, Properties, Property, Protocol, PubResponse, Publish, QoS, Sender, SubAck,
+    Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 
 use rumqttc::mqttbytes::v4 as rv4;
@@ -65,7 +65,12 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(name: &'static str, protocol: Protocol, client: Vec<Packet>, server: Vec<Packet>) -> Stream {
+    fn new(
+        name: &'static str,
+        protocol: Protocol,
+        client: Vec<Packet>,
+        server: Vec<Packet>,
+    ) -> Stream {
         let enc = |packets: &[Packet]| {
             let mut out = BytesMut::new();
             for p in packets {
@@ -93,7 +98,10 @@ impl Stream {
 
     /// Fresh, uniquely owned copies of both streams for a decoder to consume.
     fn buffers(&self) -> (BytesMut, BytesMut) {
-        (BytesMut::from(&self.client[..]), BytesMut::from(&self.server[..]))
+        (
+            BytesMut::from(&self.client[..]),
+            BytesMut::from(&self.server[..]),
+        )
     }
 }
 
@@ -146,7 +154,11 @@ fn telemetry(protocol: Protocol) -> Stream {
         }
     }
     Stream::new(
-        if protocol.is_v5() { "telemetry-v5" } else { "telemetry" },
+        if protocol.is_v5() {
+            "telemetry-v5"
+        } else {
+            "telemetry"
+        },
         protocol,
         client,
         server,
@@ -164,7 +176,11 @@ fn large(protocol: Protocol) -> Stream {
     )];
     let server = vec![Packet::PubAck(PubResponse::new(7))];
     Stream::new(
-        if protocol.is_v5() { "large-v5" } else { "large" },
+        if protocol.is_v5() {
+            "large-v5"
+        } else {
+            "large"
+        },
         protocol,
         client,
         server,
@@ -174,7 +190,13 @@ fn large(protocol: Protocol) -> Stream {
 /// A session's control traffic.
 fn control(protocol: Protocol) -> Stream {
     let v5 = protocol.is_v5();
-    let props = |list: Vec<Property>| if v5 { Properties(list) } else { Properties::new() };
+    let props = |list: Vec<Property>| {
+        if v5 {
+            Properties(list)
+        } else {
+            Properties::new()
+        }
+    };
     let mut connect = Connect::new(protocol, "gateway-7f3a9c");
     connect.keep_alive = 30;
     connect.properties = props(vec![
@@ -260,7 +282,12 @@ fn control(protocol: Protocol) -> Stream {
         Packet::PubRel(PubResponse::new(9)),
         unsuback,
     ];
-    Stream::new(if v5 { "control-v5" } else { "control" }, protocol, client, server)
+    Stream::new(
+        if v5 { "control-v5" } else { "control" },
+        protocol,
+        client,
+        server,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -283,7 +310,9 @@ fn ours_borrowed_decode(buf: &[u8], protocol: Protocol, from: Sender) -> usize {
     let mut opts = DecodeOptions::new(protocol, from);
     let mut n = 0;
     let mut rest = buf;
-    while let Decoded::Packet { packet, len } = decode_slice(rest, &opts).expect("ours-borrowed: decode") {
+    while let Decoded::Packet { packet, len } =
+        decode_slice(rest, &opts).expect("ours-borrowed: decode")
+    {
         if let Packet::Connect(c) = &packet {
             opts.protocol = c.protocol;
         }
@@ -447,9 +476,13 @@ fn mqttrs_packets(bytes: &[u8]) -> Vec<mqttrs::Packet<'_>> {
 fn validate(s: &Stream) {
     let name = s.name;
     let (mut c, mut v) = s.buffers();
-    let n = ours_decode(&mut c, s.protocol, Sender::Client) + ours_decode(&mut v, s.protocol, Sender::Server);
+    let n = ours_decode(&mut c, s.protocol, Sender::Client)
+        + ours_decode(&mut v, s.protocol, Sender::Server);
     assert_eq!(n, s.packets(), "{name}: ours decoded {n} packets");
-    assert!(c.is_empty() && v.is_empty(), "{name}: ours left bytes undecoded");
+    assert!(
+        c.is_empty() && v.is_empty(),
+        "{name}: ours left bytes undecoded"
+    );
     let n = ours_borrowed_decode(&s.client, s.protocol, Sender::Client)
         + ours_borrowed_decode(&s.server, s.protocol, Sender::Server);
     assert_eq!(n, s.packets(), "{name}: ours-borrowed decoded {n} packets");
@@ -475,13 +508,25 @@ fn validate(s: &Stream) {
         let mut out = BytesMut::new();
         if s.protocol.is_v5() {
             rumqttc_v5_encode(&rumqttc_v5_packets(bytes), &mut out);
-            assert_eq!(&out[..], &bytes[..], "{name}: rumqttc v5 re-encodes differently");
+            assert_eq!(
+                &out[..],
+                &bytes[..],
+                "{name}: rumqttc v5 re-encodes differently"
+            );
         } else {
             rumqttc_v4_encode(&rumqttc_v4_packets(bytes), &mut out);
-            assert_eq!(&out[..], &bytes[..], "{name}: rumqttc v4 re-encodes differently");
+            assert_eq!(
+                &out[..],
+                &bytes[..],
+                "{name}: rumqttc v4 re-encodes differently"
+            );
             let mut out = vec![0u8; bytes.len()];
             let n = mqttrs_encode(&mqttrs_packets(bytes), &mut out);
-            assert_eq!(&out[..n], &bytes[..], "{name}: mqttrs re-encodes differently");
+            assert_eq!(
+                &out[..n],
+                &bytes[..],
+                "{name}: mqttrs re-encodes differently"
+            );
         }
     }
 }
@@ -500,7 +545,11 @@ fn check_zero_copy(s: &Stream) {
     match d.decode(&mut buf).expect("ours: decode") {
         Some(Packet::Publish(p)) => {
             assert_eq!(p.payload.len(), 64 * 1024, "{}: payload length", s.name);
-            assert!(inside(&p.payload, base, len), "{}: Decoder copied the payload", s.name);
+            assert!(
+                inside(&p.payload, base, len),
+                "{}: Decoder copied the payload",
+                s.name
+            );
             assert!(
                 inside(p.topic.as_bytes(), base, len),
                 "{}: Decoder copied the topic",
@@ -537,14 +586,19 @@ fn bench_decode(c: &mut Criterion, s: &Stream) {
     g.bench_function("ours", |b| {
         b.iter_batched_ref(
             || s.buffers(),
-            |(c, v)| ours_decode(c, protocol, Sender::Client) + ours_decode(v, protocol, Sender::Server),
+            |(c, v)| {
+                ours_decode(c, protocol, Sender::Client) + ours_decode(v, protocol, Sender::Server)
+            },
             BATCH,
         )
     });
     g.bench_function("ours-borrowed", |b| {
         b.iter_batched_ref(
             || s.buffers(),
-            |(c, v)| ours_borrowed_decode(c, protocol, Sender::Client) + ours_borrowed_decode(v, protocol, Sender::Server),
+            |(c, v)| {
+                ours_borrowed_decode(c, protocol, Sender::Client)
+                    + ours_borrowed_decode(v, protocol, Sender::Server)
+            },
             BATCH,
         )
     });
@@ -565,7 +619,11 @@ fn bench_decode(c: &mut Criterion, s: &Stream) {
             )
         });
         g.bench_function("mqttrs", |b| {
-            b.iter_batched_ref(|| s.buffers(), |(c, v)| mqttrs_decode(c) + mqttrs_decode(v), BATCH)
+            b.iter_batched_ref(
+                || s.buffers(),
+                |(c, v)| mqttrs_decode(c) + mqttrs_decode(v),
+                BATCH,
+            )
         });
     }
     g.finish();

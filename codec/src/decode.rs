@@ -10,7 +10,7 @@
 //! short read into an error naming the field: no indexing, no arithmetic that
 //! can wrap.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::{DecodeError, ErrorKind, Field};
@@ -102,7 +102,12 @@ impl Trace for Vec<Span> {
     }
 }
 
-fn error(opts: &DecodeOptions, offset: usize, packet: Option<PacketType>, kind: ErrorKind) -> DecodeError {
+fn error(
+    opts: &DecodeOptions,
+    offset: usize,
+    packet: Option<PacketType>,
+    kind: ErrorKind,
+) -> DecodeError {
     DecodeError {
         offset,
         packet,
@@ -112,11 +117,103 @@ fn error(opts: &DecodeOptions, offset: usize, packet: Option<PacketType>, kind: 
     }
 }
 
+/// Whether `check_header` accepts `first` as a packet's first byte from a
+/// client (`client`) or a server in protocol `proto` (`Protocol as usize`).
+/// The same rules as its checks, spelt out for the table below; a test
+/// holds the two together.
+const fn first_byte_ok(first: u8, client: bool, proto: usize) -> bool {
+    let ty = first >> 4;
+    let flags = first & 0x0F;
+    let v5 = proto == Protocol::V5 as usize;
+    let allowed = match ty {
+        1 | 8 | 10 | 12 => client,
+        2 | 9 | 11 | 13 => !client,
+        3..=7 => true,
+        14 => client || v5,
+        15 => v5,
+        _ => false,
+    };
+    if !allowed {
+        return false;
+    }
+    match ty {
+        3 => {
+            let qos = (flags >> 1) & 0b11;
+            qos != 3 && !(qos == 0 && flags & 0b1000 != 0)
+        }
+        6 | 8 | 10 => flags == 0b0010 || (proto == Protocol::V3_1 as usize && flags == 0b1010),
+        _ => flags == 0,
+    }
+}
+
+const fn first_byte_table(client: bool, proto: usize) -> [u64; 4] {
+    let mut t = [0u64; 4];
+    let mut b = 0usize;
+    while b < 256 {
+        if first_byte_ok(b as u8, client, proto) {
+            t[b >> 6] |= 1 << (b & 63);
+        }
+        b += 1;
+    }
+    t
+}
+
+/// Accepted first bytes, by sender (`Sender as usize`) and protocol.
+static FIRST_BYTE_OK: [[[u64; 4]; 3]; 2] = {
+    let mut t = [[[0u64; 4]; 3]; 2];
+    let mut p = 0;
+    while p < 3 {
+        t[Sender::Client as usize][p] = first_byte_table(true, p);
+        t[Sender::Server as usize][p] = first_byte_table(false, p);
+        p += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn first_byte_valid(first: u8, opts: &DecodeOptions) -> bool {
+    let words = FIRST_BYTE_OK
+        .get(opts.from as usize)
+        .and_then(|t| t.get(opts.protocol as usize))
+        .and_then(|t| t.get(usize::from(first >> 6)))
+        .copied()
+        .unwrap_or(0);
+    words >> (first & 63) & 1 != 0
+}
+
 /// Pass one: reads and checks the fixed header at the front of `input`.
 /// `Ok(Err(needed))` when the header itself is incomplete. Rejects a reserved
 /// type, wrong flags, a packet the sender may not send and an oversize packet
 /// as soon as the bytes that show it are present.
-pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHeader, usize>, DecodeError> {
+#[inline(always)]
+pub fn check_header(
+    input: &[u8],
+    opts: &DecodeOptions,
+) -> Result<Result<FixedHeader, usize>, DecodeError> {
+    // Fast path: a valid first byte (one table look-up for the type,
+    // direction and flag checks) and a one-byte remaining length within the
+    // maximum. Anything else takes the full path, which finds any error.
+    if let [first, len @ 0..=0x7F, ..] = *input {
+        if first_byte_valid(first, opts) && 2 + u64::from(len) <= u64::from(opts.max_packet_size) {
+            if let Some(&packet_type) = PacketType::ALL.get(usize::from(first >> 4).wrapping_sub(1))
+            {
+                return Ok(Ok(FixedHeader {
+                    packet_type,
+                    flags: first & 0x0F,
+                    header_len: 2,
+                    remaining_length: u32::from(len),
+                }));
+            }
+        }
+    }
+    check_header_full(input, opts)
+}
+
+#[inline(never)]
+fn check_header_full(
+    input: &[u8],
+    opts: &DecodeOptions,
+) -> Result<Result<FixedHeader, usize>, DecodeError> {
     let Some(&first) = input.first() else {
         return Ok(Err(2));
     };
@@ -127,7 +224,12 @@ pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHe
         other => other,
     };
     let Some(packet_type) = packet_type else {
-        return Err(error(opts, 0, None, ErrorKind::ReservedPacketType(type_bits)));
+        return Err(error(
+            opts,
+            0,
+            None,
+            ErrorKind::ReservedPacketType(type_bits),
+        ));
     };
     let e = |offset, kind| error(opts, offset, Some(packet_type), kind);
     // A CONNECT may come before the stream's version is known, so its
@@ -138,7 +240,8 @@ pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHe
     match packet_type.required_flags() {
         Some(required) => {
             // MQTT 3.1 sent PUBREL, SUBSCRIBE and UNSUBSCRIBE at QoS 1 with a DUP bit.
-            let tolerated = opts.protocol == Protocol::V3_1 && required == 0b0010 && flags == 0b1010;
+            let tolerated =
+                opts.protocol == Protocol::V3_1 && required == 0b0010 && flags == 0b1010;
             if flags != required && !tolerated {
                 return Err(e(0, ErrorKind::InvalidFlags { flags }));
             }
@@ -163,7 +266,12 @@ pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHe
             let header_len = 2 + i;
             // A CONNECT is judged by the version it announces (checked in `connect`).
             if i > 0 && b == 0 && opts.protocol.is_v5() && packet_type != PacketType::Connect {
-                return Err(e(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
+                return Err(e(
+                    1,
+                    ErrorKind::VarintNotMinimal {
+                        field: "remaining_length",
+                    },
+                ));
             }
             let size = header_len as u64 + u64::from(value);
             if size > u64::from(opts.max_packet_size) {
@@ -183,7 +291,12 @@ pub fn check_header(input: &[u8], opts: &DecodeOptions) -> Result<Result<FixedHe
             }));
         }
     }
-    Err(e(1, ErrorKind::VarintTooLong { field: "remaining_length" }))
+    Err(e(
+        1,
+        ErrorKind::VarintTooLong {
+            field: "remaining_length",
+        },
+    ))
 }
 
 /// Decodes one packet from the front of `input` without consuming it.
@@ -196,7 +309,11 @@ pub fn decode_bytes(input: &Bytes, opts: &DecodeOptions) -> Result<Decoded, Deco
 /// binaries from `input`: no allocation, no reference counting. The same
 /// checks as [`decode_bytes`]; [`PacketRef`] converts to an owned packet
 /// when it must outlive `input`.
-pub fn decode_slice<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<Decoded<PacketRef<'a>>, DecodeError> {
+#[inline]
+pub fn decode_slice<'a>(
+    input: &'a [u8],
+    opts: &DecodeOptions,
+) -> Result<Decoded<PacketRef<'a>>, DecodeError> {
     let header = match check_header(input, opts)? {
         Ok(h) => h,
         Err(needed) => return Ok(Decoded::Incomplete { needed }),
@@ -212,7 +329,11 @@ pub fn decode_slice<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<Decoded
 }
 
 /// [`decode_bytes`], reporting each field's span to `trace`.
-pub fn decode_traced<T: Trace>(input: &Bytes, opts: &DecodeOptions, trace: &mut T) -> Result<Decoded, DecodeError> {
+pub fn decode_traced<T: Trace>(
+    input: &Bytes,
+    opts: &DecodeOptions,
+    trace: &mut T,
+) -> Result<Decoded, DecodeError> {
     let header = match check_header(input, opts)? {
         Ok(h) => h,
         Err(needed) => return Ok(Decoded::Incomplete { needed }),
@@ -240,12 +361,16 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(options: DecodeOptions) -> Decoder {
-        Decoder { options, position: 0 }
+        Decoder {
+            options,
+            position: 0,
+        }
     }
 
     /// `Ok(None)` when `buf` does not hold a whole packet yet; the caller reads
     /// more and calls again. A packet's bytes are split off `buf` only once
     /// complete, so nothing is allocated for an oversize packet.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let header = match check_header(buf, &self.options) {
             Ok(Ok(h)) => h,
@@ -256,16 +381,55 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        let frame = buf.split_to(len).freeze();
-        let parsed = parse_frame(&frame, &header, &self.options, &mut ()).map_err(|e| self.shift(e));
         // The frame is consumed either way: a caller that chooses to carry on
         // after a refused packet resumes at the next one.
+        let start = self.position;
         self.position += len;
-        let packet = parsed?;
-        if let Packet::Connect(c) = &packet {
-            self.options.protocol = c.protocol;
+        let shift = |mut e: DecodeError| {
+            e.offset += start;
+            e
+        };
+        if holds_no_data(&header) {
+            // Nothing of the frame outlives the parse: read it in place and
+            // skip it, rather than split it off (a reference count each way).
+            let parsed = match parse(
+                &Borrowed(buf.get(..len).unwrap_or(&[])),
+                &header,
+                &self.options,
+                &mut (),
+            ) {
+                Ok(p) => Ok(Some(owned_without_data(p))),
+                Err(e) => Err(shift(e)),
+            };
+            buf.advance(len);
+            return parsed;
         }
-        Ok(Some(packet))
+        let mut frame = buf.split_to(len).freeze();
+        let src = Frame {
+            frame: &frame,
+            rest_at: std::cell::Cell::new(None),
+        };
+        match parse(&src, &header, &self.options, &mut ()) {
+            Ok(mut packet) => {
+                match &mut packet {
+                    // The payload is the frame's tail: the frame itself becomes
+                    // it, which saves a reference count up and one down.
+                    Packet::Publish(p) => {
+                        // (An empty payload stays `Bytes::new()`, holding no buffer.)
+                        if let Some(at) = src.rest_at.get().filter(|&at| at < frame.len()) {
+                            frame.advance(at);
+                            // The placeholder is `Bytes::new()`: static, nothing
+                            // to free, so its drop (an indirect call) is skipped.
+                            std::mem::forget(std::mem::replace(&mut p.payload, frame));
+                        }
+                    }
+                    Packet::Connect(c) => self.options.protocol = c.protocol,
+                    _ => {}
+                }
+                Ok(Some(packet))
+            }
+            Err(e) => Err(shift(e)),
+        }
     }
 
     /// How many more bytes the buffered partial packet needs, if known.
@@ -283,6 +447,70 @@ impl Decoder {
     }
 }
 
+/// Whether a packet with this header can hold no string or binary at all:
+/// PINGREQ, PINGRESP, and a PUBACK, PUBREC, PUBREL or PUBCOMP too short for
+/// properties.
+#[inline]
+fn holds_no_data(h: &FixedHeader) -> bool {
+    match h.packet_type {
+        PacketType::PingReq | PacketType::PingResp => true,
+        PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+            h.remaining_length <= 3
+        }
+        _ => false,
+    }
+}
+
+/// The owned twin of a packet [`holds_no_data`] admitted.
+#[inline]
+fn owned_without_data(p: PacketRef<'_>) -> Packet {
+    let resp = |r: PubResponse<&str, &[u8]>| PubResponse {
+        packet_id: r.packet_id,
+        reason_code: r.reason_code,
+        properties: Properties::new(),
+    };
+    match p {
+        Packet::PingReq => Packet::PingReq,
+        Packet::PingResp => Packet::PingResp,
+        Packet::PubAck(r) if r.properties.is_empty() => Packet::PubAck(resp(r)),
+        Packet::PubRec(r) if r.properties.is_empty() => Packet::PubRec(resp(r)),
+        Packet::PubRel(r) if r.properties.is_empty() => Packet::PubRel(resp(r)),
+        Packet::PubComp(r) if r.properties.is_empty() => Packet::PubComp(resp(r)),
+        // Not reached: such a frame is too short for anything else.
+        other => other.to_owned_packet(),
+    }
+}
+
+/// Owned output for the stream decoder: like [`Shared`], and it notes where
+/// the PUBLISH payload starts instead of slicing it, so that the caller can
+/// hand over the frame itself.
+struct Frame<'a> {
+    frame: &'a Bytes,
+    rest_at: std::cell::Cell<Option<usize>>,
+}
+
+impl Source for Frame<'_> {
+    type Str = ByteString;
+    type Bin = Bytes;
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.frame
+    }
+    #[inline]
+    fn bin(&self, r: std::ops::Range<usize>) -> Bytes {
+        self.frame.slice(r)
+    }
+    #[inline]
+    fn string(&self, r: std::ops::Range<usize>) -> Result<ByteString, std::str::Utf8Error> {
+        ByteString::try_from(self.frame.slice(r))
+    }
+    #[inline]
+    fn rest(&self, r: std::ops::Range<usize>) -> Bytes {
+        self.rest_at.set(Some(r.start));
+        Bytes::new()
+    }
+}
+
 /// Where a frame's strings and binaries come from: slices of a shared
 /// [`Bytes`] (owned, zero-copy) or plain borrows of a byte slice.
 pub trait Source {
@@ -292,6 +520,11 @@ pub trait Source {
     fn bin(&self, r: std::ops::Range<usize>) -> Self::Bin;
     /// The range as a string, or the UTF-8 error.
     fn string(&self, r: std::ops::Range<usize>) -> Result<Self::Str, std::str::Utf8Error>;
+    /// The rest of the frame from `r.start` (a PUBLISH payload).
+    #[inline]
+    fn rest(&self, r: std::ops::Range<usize>) -> Self::Bin {
+        self.bin(r)
+    }
 }
 
 /// Owned output: `ByteString` / `Bytes` sharing the frame's memory.
@@ -373,22 +606,33 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
         self.src.bytes().get(r).unwrap_or(&[])
     }
 
+    /// The bytes from the current position to the end of the frame (or of
+    /// the property block being read).
+    #[inline(always)]
+    fn left(&self) -> &[u8] {
+        self.src.bytes().get(self.pos..self.end).unwrap_or(&[])
+    }
+
     #[inline]
     fn u8(&mut self, field: Field) -> R<u8> {
-        let r = self.take(1, field)?;
-        self.trace.span(field, r.start, r.end);
-        Ok(self.bytes(r).first().copied().unwrap_or(0))
+        let start = self.pos;
+        let Some(&v) = self.left().first() else {
+            return Err(self.err(start, ErrorKind::UnexpectedEnd { field }));
+        };
+        self.pos = start + 1;
+        self.trace.span(field, start, self.pos);
+        Ok(v)
     }
 
     #[inline]
     fn u16(&mut self, field: Field) -> R<u16> {
-        let r = self.take(2, field)?;
-        self.trace.span(field, r.start, r.end);
-        let b = self.bytes(r);
-        Ok(match b {
-            [a, b] => u16::from_be_bytes([*a, *b]),
-            _ => 0,
-        })
+        let start = self.pos;
+        let Some(&v) = self.left().first_chunk::<2>() else {
+            return Err(self.err(start, ErrorKind::UnexpectedEnd { field }));
+        };
+        self.pos = start + 2;
+        self.trace.span(field, start, self.pos);
+        Ok(u16::from_be_bytes(v))
     }
 
     fn u32(&mut self, field: Field) -> R<u32> {
@@ -426,22 +670,34 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
     }
 
     /// The data range of a two-byte-length-prefixed field.
+    #[inline(always)]
     fn binary_range(&mut self, field: Field) -> R<std::ops::Range<usize>> {
         let start = self.pos;
-        let len = {
-            let r = self.take(2, field)?;
-            match self.bytes(r) {
-                [a, b] => usize::from(u16::from_be_bytes([*a, *b])),
-                _ => 0,
-            }
+        let left = self.left();
+        // A short length or a short value: both are reported at the length.
+        let Some((&len, data)) = left.split_first_chunk::<2>() else {
+            return Err(self.err(start, ErrorKind::UnexpectedEnd { field }));
         };
-        let r = self.take(len, field).map_err(|_| self.err(start, ErrorKind::UnexpectedEnd { field }))?;
-        self.trace.span(field, start, r.end);
-        Ok(r)
+        let len = usize::from(u16::from_be_bytes(len));
+        if data.len() < len {
+            return Err(self.err(start, ErrorKind::UnexpectedEnd { field }));
+        }
+        let from = start + 2;
+        self.pos = from + len;
+        self.trace.span(field, start, self.pos);
+        Ok(from..self.pos)
     }
 
     /// A UTF-8 Encoded String: well-formed, no U+0000.
+    #[inline]
     fn utf8(&mut self, field: Field) -> R<Src::Str> {
+        self.utf8_wild(field).map(|(s, _)| s)
+    }
+
+    /// [`Self::utf8`], also telling whether the string holds a wildcard
+    /// character (`+` or `#`), found in the same pass as U+0000.
+    #[inline(always)]
+    fn utf8_wild(&mut self, field: Field) -> R<(Src::Str, bool)> {
         let r = self.binary_range(field)?;
         let start = r.start;
         // One UTF-8 pass (see `Source::string`).
@@ -449,21 +705,22 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
             .src
             .string(r)
             .map_err(|e| self.err(start + e.valid_up_to(), ErrorKind::InvalidUtf8 { field }))?;
-        // No early exit, so the scan compiles branch-free; the position is
-        // looked for only on the error path. UTF-8 errors are reported first.
+        // A word-at-a-time scan without early exit; the position is looked
+        // for only on the error path. UTF-8 errors are reported first.
         let b = s.as_ref().as_bytes();
-        if b.iter().fold(false, |nul, &c| nul | (c == 0)) {
+        let (nul, wild) = topic::scan_nul_wildcard(b);
+        if nul {
             let i = b.iter().position(|&c| c == 0).unwrap_or(0);
             return Err(self.err(start + i, ErrorKind::NullCharacter { field }));
         }
-        Ok(s)
+        Ok((s, wild))
     }
 
     fn rest(&mut self, field: Field) -> Src::Bin {
         let start = self.pos;
         self.pos = self.end.max(start);
         self.trace.span(field, start, self.pos);
-        self.src.bin(start..self.pos)
+        self.src.rest(start..self.pos)
     }
 
     fn finish(&self) -> R<()> {
@@ -497,7 +754,20 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
     }
 
     /// A 5.0 property list: length, then properties allowed in `ctx`.
+    #[inline(always)]
     fn properties(&mut self, ctx: PropertyContext) -> R<Properties<Src::Str, Src::Bin>> {
+        // The common empty block, a single zero length byte: what the full
+        // path makes of it, without its loop.
+        if self.pos < self.end && self.src.bytes().get(self.pos) == Some(&0) {
+            let start = self.pos;
+            self.pos += 1;
+            self.trace.span("property_length", start, self.pos);
+            return Ok(Properties::new());
+        }
+        self.properties_full(ctx)
+    }
+
+    fn properties_full(&mut self, ctx: PropertyContext) -> R<Properties<Src::Str, Src::Bin>> {
         let len_at = self.pos;
         let len = self.varint("property_length")? as usize;
         if len > self.remaining() {
@@ -518,10 +788,14 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
         while self.remaining() > 0 {
             let at = self.pos;
             let id = self.varint("property_id")?;
-            let info = u8::try_from(id)
-                .ok()
-                .and_then(props::info)
-                .ok_or_else(|| self.err(at, ErrorKind::UnknownProperty { id: id.min(255) as u8 }))?;
+            let info = u8::try_from(id).ok().and_then(props::info).ok_or_else(|| {
+                self.err(
+                    at,
+                    ErrorKind::UnknownProperty {
+                        id: id.min(255) as u8,
+                    },
+                )
+            })?;
             let id = info.id;
             if !info.contexts.contains(&ctx) {
                 return Err(self.err(at, ErrorKind::PropertyNotAllowed { id }));
@@ -570,7 +844,9 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
                     let v = self.u32(name)?;
                     match id {
                         0x02 => Property::MessageExpiryInterval(v),
-                        0x11 if ctx == PropertyContext::Disconnect && self.opts.from == Sender::Server => {
+                        0x11 if ctx == PropertyContext::Disconnect
+                            && self.opts.from == Sender::Server =>
+                        {
                             return Err(self.err(at, ErrorKind::SessionExpiryFromServer))
                         }
                         0x11 => Property::SessionExpiryInterval(v),
@@ -650,7 +926,12 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
 
 /// Pass two: parses one complete frame (fixed header included) whose header
 /// `check_header` accepted. Strings and binaries are slices of `frame`.
-pub fn parse_frame<T: Trace>(frame: &Bytes, header: &FixedHeader, opts: &DecodeOptions, trace: &mut T) -> R<Packet> {
+pub fn parse_frame<T: Trace>(
+    frame: &Bytes,
+    header: &FixedHeader,
+    opts: &DecodeOptions,
+    trace: &mut T,
+) -> R<Packet> {
     parse(&Shared(frame), header, opts, trace)
 }
 
@@ -665,7 +946,13 @@ pub fn parse_frame_ref<'a, T: Trace>(
 }
 
 /// The one parser, for every kind of [`Source`].
-fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOptions, trace: &mut T) -> R<Out<Src>> {
+#[inline(always)]
+fn parse<Src: Source, T: Trace>(
+    src: &Src,
+    header: &FixedHeader,
+    opts: &DecodeOptions,
+    trace: &mut T,
+) -> R<Out<Src>> {
     trace.span("fixed_header", 0, 1);
     trace.span("remaining_length", 1, header.header_len);
     let mut r = Reader {
@@ -681,8 +968,15 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
         PacketType::Connect => {
             let c = connect(&mut r)?;
             // MQTT-1.5.5-1 for the CONNECT's own remaining length, now that its version is known.
-            if c.protocol.is_v5() && header.header_len > 1 + crate::encode::varint_len(header.remaining_length) {
-                return Err(r.err(1, ErrorKind::VarintNotMinimal { field: "remaining_length" }));
+            if c.protocol.is_v5()
+                && header.header_len > 1 + crate::encode::varint_len(header.remaining_length)
+            {
+                return Err(r.err(
+                    1,
+                    ErrorKind::VarintNotMinimal {
+                        field: "remaining_length",
+                    },
+                ));
             }
             Packet::Connect(Box::new(c))
         }
@@ -698,7 +992,11 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
             if session_present && code != 0 {
                 return Err(r.err(code_at, ErrorKind::SessionPresentOnFailure));
             }
-            let properties = if v5 { r.properties(PropertyContext::ConnAck)? } else { Properties::new() };
+            let properties = if v5 {
+                r.properties(PropertyContext::ConnAck)?
+            } else {
+                Properties::new()
+            };
             Packet::ConnAck(ConnAck {
                 session_present,
                 code,
@@ -708,12 +1006,27 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
         PacketType::Publish => {
             let qos = QoS::from_u8((header.flags >> 1) & 0b11).unwrap_or_default();
             let at = r.pos;
-            let topic = r.utf8("topic")?;
-            if let Err(error) = topic::validate_name(topic.as_ref()) {
-                return Err(r.err(at, ErrorKind::TopicName { field: "topic", error }));
+            let (topic, wild) = r.utf8_wild("topic")?;
+            // `topic::validate_name`'s one check, from the same pass.
+            if wild {
+                return Err(r.err(
+                    at,
+                    ErrorKind::TopicName {
+                        field: "topic",
+                        error: topic::TopicError::WildcardInName,
+                    },
+                ));
             }
-            let packet_id = if qos == QoS::AtMostOnce { 0 } else { r.packet_id()? };
-            let properties = if v5 { r.properties(PropertyContext::Publish)? } else { Properties::new() };
+            let packet_id = if qos == QoS::AtMostOnce {
+                0
+            } else {
+                r.packet_id()?
+            };
+            let properties = if v5 {
+                r.properties(PropertyContext::Publish)?
+            } else {
+                Properties::new()
+            };
             if topic.as_ref().is_empty() && (!v5 || properties.topic_alias().is_none()) {
                 return Err(r.err(at, ErrorKind::EmptyTopic));
             }
@@ -727,7 +1040,10 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
                 payload: r.rest("payload"),
             })
         }
-        ty @ (PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp) => {
+        ty @ (PacketType::PubAck
+        | PacketType::PubRec
+        | PacketType::PubRel
+        | PacketType::PubComp) => {
             let packet_id = r.packet_id()?;
             let mut resp = PubResponse::new(packet_id);
             if v5 && r.remaining() > 0 {
@@ -787,7 +1103,11 @@ fn parse<Src: Source, T: Trace>(src: &Src, header: &FixedHeader, opts: &DecodeOp
         }
         PacketType::SubAck => {
             let packet_id = r.packet_id()?;
-            let properties = if v5 { r.properties(PropertyContext::SubAck)? } else { Properties::new() };
+            let properties = if v5 {
+                r.properties(PropertyContext::SubAck)?
+            } else {
+                Properties::new()
+            };
             let mut reason_codes = Vec::with_capacity(r.remaining());
             while r.remaining() > 0 {
                 reason_codes.push(r.reason_code()?);
@@ -868,7 +1188,11 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
     let Some(protocol) = Protocol::from_level(level) else {
         return Err(r.err(level_at, ErrorKind::ProtocolLevel { level }));
     };
-    let expected = if protocol == Protocol::V3_1 { "MQIsdp" } else { "MQTT" };
+    let expected = if protocol == Protocol::V3_1 {
+        "MQIsdp"
+    } else {
+        "MQTT"
+    };
     // From here on the packet is judged by the version it announces.
     r.opts.protocol = protocol;
     if name.as_ref() != expected {
@@ -903,7 +1227,11 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
         return Err(r.err(flags_at, ErrorKind::PasswordWithoutUsername));
     }
     let keep_alive = r.u16("keep_alive")?;
-    let properties = if v5 { r.properties(PropertyContext::Connect)? } else { Properties::new() };
+    let properties = if v5 {
+        r.properties(PropertyContext::Connect)?
+    } else {
+        Properties::new()
+    };
     let client_id = r.utf8("client_id")?;
     let will = if will_flag {
         let properties = if v5 {
@@ -943,8 +1271,16 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
     } else {
         None
     };
-    let username = if username_flag { Some(r.utf8("username")?) } else { None };
-    let password = if password_flag { Some(r.binary("password")?) } else { None };
+    let username = if username_flag {
+        Some(r.utf8("username")?)
+    } else {
+        None
+    };
+    let password = if password_flag {
+        Some(r.binary("password")?)
+    } else {
+        None
+    };
     Ok(Connect {
         protocol,
         clean_start: flags & 0b10 != 0,
@@ -971,4 +1307,52 @@ pub fn frame_len(input: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn first_byte_table_matches_the_checks() {
+        for protocol in Protocol::ALL {
+            for from in [Sender::Client, Sender::Server] {
+                let opts = DecodeOptions::new(protocol, from);
+                for first in 0..=255u8 {
+                    let full = check_header_full(&[first, 0], &opts);
+                    assert_eq!(
+                        first_byte_valid(first, &opts),
+                        full.is_ok(),
+                        "{first:#04x} {protocol} {from:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_header_matches_the_full_path() {
+        let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0x30]];
+        for first in 0..=255u8 {
+            for len in [0u8, 1, 2, 0x3F, 0x7F, 0x80, 0xFF] {
+                inputs.push(vec![first, len]);
+                inputs.push(vec![first, len, 0x00]);
+                inputs.push(vec![first, len, 0x01, 0x00]);
+            }
+        }
+        for protocol in Protocol::ALL {
+            for from in [Sender::Client, Sender::Server] {
+                for max in [0u32, 1, 2, 3, 64, 129, 130, MAX_REMAINING_LENGTH + 5] {
+                    let opts = DecodeOptions::new(protocol, from).with_max_packet_size(max);
+                    for input in &inputs {
+                        assert_eq!(
+                            check_header(input, &opts),
+                            check_header_full(input, &opts),
+                            "{input:?} {opts:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -23,7 +23,10 @@ pub enum EncodeError {
     /// A Variable Byte Integer value above 268,435,455.
     VarintTooLarge { field: &'static str, value: u32 },
     /// A 5.0-only field (properties, reason codes) set on a 3.x packet.
-    NotInVersion { field: &'static str, protocol: Protocol },
+    NotInVersion {
+        field: &'static str,
+        protocol: Protocol,
+    },
     /// An override names a field the packet does not have.
     UnknownField { field: String, known: Vec<String> },
 }
@@ -138,7 +141,9 @@ fn varint_bytes(value: u32, field: &'static str) -> R<([u8; 4], usize)> {
 
 /// Encodes a Variable Byte Integer in its shortest form.
 pub fn encode_varint(value: u32) -> Option<Vec<u8>> {
-    varint_bytes(value, "value").ok().map(|(b, n)| b.get(..n).unwrap_or(&[]).to_vec())
+    varint_bytes(value, "value")
+        .ok()
+        .map(|(b, n)| b.get(..n).unwrap_or(&[]).to_vec())
 }
 
 /// Bytes a Variable Byte Integer of `value` takes in its shortest form.
@@ -179,7 +184,10 @@ impl<S: Sink> Enc<'_, S> {
     }
     #[inline]
     fn binary(&mut self, name: &'static str, v: &[u8]) -> R {
-        let len = u16::try_from(v.len()).map_err(|_| EncodeError::FieldTooLong { field: name, len: v.len() })?;
+        let len = u16::try_from(v.len()).map_err(|_| EncodeError::FieldTooLong {
+            field: name,
+            len: v.len(),
+        })?;
         let at = self.s.pos();
         self.s.put(&len.to_be_bytes());
         self.s.put(v);
@@ -243,7 +251,9 @@ impl<S: Sink> Enc<'_, S> {
                     let (b, n) = varint_bytes(*v, name)?;
                     self.s.put(b.get(..n).unwrap_or(&[]));
                 }
-                Property::CorrelationData(v) | Property::AuthenticationData(v) => self.binary(name, v)?,
+                Property::CorrelationData(v) | Property::AuthenticationData(v) => {
+                    self.binary(name, v)?
+                }
                 Property::ContentType(v)
                 | Property::ResponseTopic(v)
                 | Property::AssignedClientIdentifier(v)
@@ -364,7 +374,11 @@ impl<S: Sink> Enc<'_, S> {
     }
 
     fn connect(&mut self, c: &Connect) -> R {
-        let name: &[u8] = if c.protocol == Protocol::V3_1 { b"MQIsdp" } else { b"MQTT" };
+        let name: &[u8] = if c.protocol == Protocol::V3_1 {
+            b"MQIsdp"
+        } else {
+            b"MQTT"
+        };
         self.binary("protocol_name", name)?;
         self.u8("protocol_level", c.protocol.level());
         let mut flags = u8::from(c.clean_start) << 1;
@@ -413,7 +427,45 @@ fn first_byte(packet: &Packet) -> u8 {
     ((ty as u8) << 4) | flags
 }
 
+/// The body length of the common packets without properties, after the
+/// same checks in the same order as [`Enc::body`]; `None` for everything
+/// else, which goes through a [`Counter`].
+#[inline]
+fn fast_body_len(packet: &Packet, protocol: Protocol) -> Option<R<usize>> {
+    let v5 = protocol.is_v5();
+    match packet {
+        Packet::Publish(p) if p.properties.is_empty() => {
+            let topic = p.topic.len();
+            if u16::try_from(topic).is_err() {
+                return Some(Err(EncodeError::FieldTooLong {
+                    field: "topic",
+                    len: topic,
+                }));
+            }
+            let id = if p.qos != QoS::AtMostOnce { 2 } else { 0 };
+            // 5.0: an empty property block is its length, 0.
+            Some(Ok(2 + topic + id + usize::from(v5) + p.payload.len()))
+        }
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r)
+            if r.properties.is_empty() =>
+        {
+            if !v5 && r.reason_code != 0 {
+                return Some(Err(EncodeError::NotInVersion {
+                    field: "reason_code",
+                    protocol,
+                }));
+            }
+            Some(Ok(if v5 && r.reason_code != 0 { 3 } else { 2 }))
+        }
+        Packet::PingReq | Packet::PingResp => Some(Ok(0)),
+        _ => None,
+    }
+}
+
 fn body_len(packet: &Packet, protocol: Protocol) -> R<usize> {
+    if let Some(len) = fast_body_len(packet, protocol) {
+        return len;
+    }
     let mut counter = Counter(0);
     Enc {
         s: &mut counter,
@@ -428,21 +480,49 @@ fn body_len(packet: &Packet, protocol: Protocol) -> R<usize> {
 pub fn encoded_len(packet: &Packet, protocol: Protocol) -> R<usize> {
     let protocol = effective(packet, protocol);
     let len = body_len(packet, protocol)?;
-    let rl = u32::try_from(len)
+    // Not `ok_or`: that builds (and drops) the error every time.
+    let Some(rl) = u32::try_from(len)
         .ok()
         .filter(|&l| l <= MAX_REMAINING_LENGTH)
-        .ok_or(EncodeError::PacketTooLarge { len })?;
+    else {
+        return Err(EncodeError::PacketTooLarge { len });
+    };
     Ok(1 + varint_len(rl) + len)
 }
 
 /// Appends `packet`, encoded for `protocol`, to `out`.
 pub fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
+    // The common packets without properties (never a CONNECT, so the
+    // protocol stands) are written straight out.
+    match packet {
+        Packet::Publish(p) if p.properties.is_empty() => return encode_publish(p, protocol, out),
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r)
+            if r.properties.is_empty() =>
+        {
+            return encode_response(first_byte(packet), r, protocol, out)
+        }
+        Packet::PingReq | Packet::PingResp => {
+            out.reserve(2);
+            out.put_slice(&[first_byte(packet), 0]);
+            return Ok(());
+        }
+        _ => {}
+    }
+    encode_general(packet, protocol, out)
+}
+
+/// [`encode`] through the [`Sink`]s: a [`Counter`] pass, then a [`Writer`] pass.
+#[inline(never)]
+fn encode_general(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
     let protocol = effective(packet, protocol);
     let len = body_len(packet, protocol)?;
-    let rl = u32::try_from(len)
+    // Not `ok_or`: that builds (and drops) the error every time.
+    let Some(rl) = u32::try_from(len)
         .ok()
         .filter(|&l| l <= MAX_REMAINING_LENGTH)
-        .ok_or(EncodeError::PacketTooLarge { len })?;
+    else {
+        return Err(EncodeError::PacketTooLarge { len });
+    };
     let (vbi, n) = varint_bytes(rl, "remaining_length")?;
     out.reserve(1 + n + len);
     out.put_u8(first_byte(packet));
@@ -454,6 +534,76 @@ pub fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
         protocol,
     }
     .body(packet)
+}
+
+/// [`encode`] for a PUBLISH without properties: the checks of [`Enc::body`]
+/// and [`encode`] in their order, then each field written once.
+#[inline]
+fn encode_publish(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> R {
+    let v5 = protocol.is_v5();
+    let topic = p.topic.as_bytes();
+    let Ok(topic_len) = u16::try_from(topic.len()) else {
+        return Err(EncodeError::FieldTooLong {
+            field: "topic",
+            len: topic.len(),
+        });
+    };
+    let with_id = p.qos != QoS::AtMostOnce;
+    // 5.0: an empty property block is its length, 0.
+    let len = 2 + topic.len() + if with_id { 2 } else { 0 } + usize::from(v5) + p.payload.len();
+    // Not `ok_or`: that builds (and drops) the error every time.
+    let Some(rl) = u32::try_from(len)
+        .ok()
+        .filter(|&l| l <= MAX_REMAINING_LENGTH)
+    else {
+        return Err(EncodeError::PacketTooLarge { len });
+    };
+    let first = ((PacketType::Publish as u8) << 4)
+        | (u8::from(p.dup) << 3)
+        | (p.qos.as_u8() << 1)
+        | u8::from(p.retain);
+    out.reserve(5 + len);
+    let [t0, t1] = topic_len.to_be_bytes();
+    if rl < 128 {
+        // Fixed-size writes compile to plain stores.
+        out.put_slice(&[first, rl as u8, t0, t1]);
+    } else {
+        let (vbi, n) = varint_bytes(rl, "remaining_length")?;
+        out.put_u8(first);
+        out.put_slice(vbi.get(..n).unwrap_or(&[]));
+        out.put_slice(&[t0, t1]);
+    }
+    out.put_slice(topic);
+    let [i0, i1] = p.packet_id.to_be_bytes();
+    match (with_id, v5) {
+        (true, true) => out.put_slice(&[i0, i1, 0]),
+        (true, false) => out.put_slice(&[i0, i1]),
+        (false, true) => out.put_u8(0),
+        (false, false) => {}
+    }
+    out.put_slice(&p.payload);
+    Ok(())
+}
+
+/// [`encode`] for a PUBACK, PUBREC, PUBREL or PUBCOMP without properties.
+#[inline]
+fn encode_response(first: u8, r: &PubResponse, protocol: Protocol, out: &mut BytesMut) -> R {
+    let v5 = protocol.is_v5();
+    if !v5 && r.reason_code != 0 {
+        return Err(EncodeError::NotInVersion {
+            field: "reason_code",
+            protocol,
+        });
+    }
+    let [hi, lo] = r.packet_id.to_be_bytes();
+    if v5 && r.reason_code != 0 {
+        out.reserve(5);
+        out.put_slice(&[first, 3, hi, lo, r.reason_code]);
+    } else {
+        out.reserve(4);
+        out.put_slice(&[first, 2, hi, lo]);
+    }
+    Ok(())
 }
 
 /// Encodes `packet` into a new buffer.
@@ -515,17 +665,26 @@ pub fn encode_with(packet: &Packet, protocol: Protocol, o: &Overrides) -> R<Byte
     let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = Vec::new();
     for (name, bytes) in &o.fields {
         let (base, index) = match name.split_once('[') {
-            Some((b, rest)) => (b, rest.trim_end_matches(']').parse::<usize>().unwrap_or(usize::MAX)),
+            Some((b, rest)) => (
+                b,
+                rest.trim_end_matches(']')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX),
+            ),
             None => (name.as_str(), 0),
         };
-        let span = spans.iter().filter(|s| s.name == base).nth(index).ok_or_else(|| {
-            let mut known: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
-            known.dedup();
-            EncodeError::UnknownField {
-                field: name.clone(),
-                known,
-            }
-        })?;
+        let span = spans
+            .iter()
+            .filter(|s| s.name == base)
+            .nth(index)
+            .ok_or_else(|| {
+                let mut known: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+                known.dedup();
+                EncodeError::UnknownField {
+                    field: name.clone(),
+                    known,
+                }
+            })?;
         edits.push((span.start..span.end, bytes));
     }
     // Apply from the back so earlier spans stay valid.
@@ -546,7 +705,8 @@ pub fn encode_with(packet: &Packet, protocol: Protocol, o: &Overrides) -> R<Byte
         Some(raw) => out.put_slice(raw),
         None => {
             let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-            let (vbi, n) = varint_bytes(len, "remaining_length").map_err(|_| EncodeError::PacketTooLarge { len: body.len() })?;
+            let (vbi, n) = varint_bytes(len, "remaining_length")
+                .map_err(|_| EncodeError::PacketTooLarge { len: body.len() })?;
             out.put_slice(vbi.get(..n).unwrap_or(&[]));
         }
     }
@@ -555,4 +715,111 @@ pub fn encode_with(packet: &Packet, protocol: Protocol, o: &Overrides) -> R<Byte
         out.truncate(n);
     }
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use arbitrary::Unstructured;
+
+    /// What the general path writes: the packet through the [`Sink`]s.
+    fn general(packet: &Packet, protocol: Protocol) -> R<Vec<u8>> {
+        let protocol = effective(packet, protocol);
+        let len = {
+            let mut counter = Counter(0);
+            Enc {
+                s: &mut counter,
+                v5: protocol.is_v5(),
+                protocol,
+            }
+            .body(packet)?;
+            counter.0
+        };
+        // Not `ok_or`: that builds (and drops) the error every time.
+        let Some(rl) = u32::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_REMAINING_LENGTH)
+        else {
+            return Err(EncodeError::PacketTooLarge { len });
+        };
+        let (vbi, n) = varint_bytes(rl, "remaining_length")?;
+        let (body, _) = layout(packet, protocol)?;
+        let mut out = vec![first_byte(packet)];
+        out.extend_from_slice(&vbi[..n]);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn check(packet: &Packet, protocol: Protocol) {
+        let expected = general(packet, protocol);
+        let mut out = BytesMut::new();
+        let got = encode(packet, protocol, &mut out).map(|()| out.to_vec());
+        assert_eq!(got, expected, "{packet:?} {protocol}");
+        assert_eq!(
+            encoded_len(packet, protocol),
+            expected.map(|b| b.len()),
+            "{packet:?} {protocol}"
+        );
+    }
+
+    #[test]
+    fn fast_paths_match_the_general_path() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = vec![0u8; 4096];
+        for _ in 0..3000 {
+            for b in bytes.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            for protocol in Protocol::ALL {
+                for from in [crate::Sender::Client, crate::Sender::Server] {
+                    let mut u = Unstructured::new(&bytes);
+                    if let Ok(p) = crate::gen::packet(&mut u, protocol, from) {
+                        check(&p, protocol);
+                    }
+                }
+            }
+        }
+        // Edge cases the generator may not reach.
+        let long = ByteString::from("t".repeat(70_000));
+        let big = Bytes::from(vec![7u8; 200]);
+        for protocol in Protocol::ALL {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                for (topic, payload) in [
+                    (ByteString::from("a/b"), Bytes::new()),
+                    (ByteString::from(""), big.clone()),
+                    (long.clone(), Bytes::new()),
+                    (ByteString::from("x".repeat(125)), Bytes::new()),
+                    (ByteString::from("x".repeat(16_400)), Bytes::new()),
+                ] {
+                    let p = Packet::Publish(Publish {
+                        dup: qos != QoS::AtMostOnce,
+                        qos,
+                        retain: true,
+                        topic,
+                        packet_id: 513,
+                        properties: Properties::new(),
+                        payload,
+                    });
+                    check(&p, protocol);
+                }
+            }
+            for code in [0u8, 0x10, 0x80] {
+                let mut r = PubResponse::new(258);
+                r.reason_code = code;
+                for p in [
+                    Packet::PubAck(r.clone()),
+                    Packet::PubRec(r.clone()),
+                    Packet::PubRel(r.clone()),
+                    Packet::PubComp(r.clone()),
+                ] {
+                    check(&p, protocol);
+                }
+            }
+            check(&Packet::PingReq, protocol);
+            check(&Packet::PingResp, protocol);
+        }
+    }
 }

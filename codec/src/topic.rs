@@ -24,11 +24,17 @@ impl TopicError {
         match self {
             TopicError::Empty => "is empty",
             TopicError::WildcardInName => "contains a wildcard character ('+' or '#')",
-            TopicError::MultiLevelMisplaced => "uses '#' somewhere other than as the whole last level",
+            TopicError::MultiLevelMisplaced => {
+                "uses '#' somewhere other than as the whole last level"
+            }
             TopicError::SingleLevelMisplaced => "uses '+' without it filling a whole level",
             TopicError::ShareNameEmpty => "is a shared subscription with an empty share name",
-            TopicError::ShareNameInvalid => "has a shared-subscription share name that contains '+' or '#'",
-            TopicError::SharedFilterMissing => "is a shared subscription without a topic filter after the share name",
+            TopicError::ShareNameInvalid => {
+                "has a shared-subscription share name that contains '+' or '#'"
+            }
+            TopicError::SharedFilterMissing => {
+                "is a shared subscription without a topic filter after the share name"
+            }
         }
     }
 }
@@ -37,10 +43,52 @@ impl TopicError {
 /// empty name is checked by the caller, since 5.0 allows it with a Topic Alias.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
     // A fold without early exit vectorises; topic names are short.
-    if name.bytes().fold(false, |w, b| w | (b == b'+') | (b == b'#')) {
+    if name
+        .bytes()
+        .fold(false, |w, b| w | (b == b'+') | (b == b'#'))
+    {
         return Err(TopicError::WildcardInName);
     }
     Ok(())
+}
+
+/// Whether any of the 16 bytes is NUL, `+` or `#`: written as a fold
+/// without early exit so that it compiles to a few vector instructions.
+#[inline(always)]
+fn special16(w: &[u8; 16]) -> bool {
+    w.iter().fold(0u8, |m, &c| {
+        m | u8::from(c == 0) | u8::from(c == b'+') | u8::from(c == b'#')
+    }) != 0
+}
+
+/// One pass over `b`, sixteen bytes at a time: whether it holds a NUL byte
+/// and whether it holds a wildcard (`+` or `#`).
+#[inline(always)]
+pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
+    let mut any = false;
+    let mut chunks = b.chunks_exact(16);
+    for c in &mut chunks {
+        any |= special16(c.try_into().unwrap_or(&[1; 16]));
+    }
+    if !chunks.remainder().is_empty() {
+        // The last sixteen bytes overlap ones already seen, which changes
+        // nothing; a shorter string is padded with a byte that is none of the three.
+        any |= match b.rchunks_exact(16).next() {
+            Some(c) => special16(c.try_into().unwrap_or(&[1; 16])),
+            None => {
+                let mut t = [1u8; 16];
+                for (d, s) in t.iter_mut().zip(b) {
+                    *d = *s;
+                }
+                special16(&t)
+            }
+        };
+    }
+    if !any {
+        return (false, false);
+    }
+    // Rare: tell which.
+    (b.contains(&0), b.iter().any(|&c| c == b'+' || c == b'#'))
 }
 
 /// Checks a topic filter. With `shared` (5.0), `$share/{name}/{filter}` is
@@ -127,26 +175,81 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in ["#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "sport/tennis/+", "$SYS/#"] {
+        for ok in [
+            "#",
+            "+",
+            "a/#",
+            "a/+/b",
+            "+/+",
+            "/",
+            "a//b",
+            "sport/tennis/+",
+            "$SYS/#",
+        ] {
             assert_eq!(validate_filter(ok, true), Ok(()), "{ok}");
         }
         assert_eq!(validate_filter("", false), Err(TopicError::Empty));
-        assert_eq!(validate_filter("a/#/b", false), Err(TopicError::MultiLevelMisplaced));
-        assert_eq!(validate_filter("a#", false), Err(TopicError::MultiLevelMisplaced));
-        assert_eq!(validate_filter("a+", false), Err(TopicError::SingleLevelMisplaced));
-        assert_eq!(validate_filter("+a/b", false), Err(TopicError::SingleLevelMisplaced));
+        assert_eq!(
+            validate_filter("a/#/b", false),
+            Err(TopicError::MultiLevelMisplaced)
+        );
+        assert_eq!(
+            validate_filter("a#", false),
+            Err(TopicError::MultiLevelMisplaced)
+        );
+        assert_eq!(
+            validate_filter("a+", false),
+            Err(TopicError::SingleLevelMisplaced)
+        );
+        assert_eq!(
+            validate_filter("+a/b", false),
+            Err(TopicError::SingleLevelMisplaced)
+        );
     }
 
     #[test]
     fn shared() {
         assert_eq!(split_shared("$share/g/a/+"), Some(Ok(("g", "a/+"))));
         assert_eq!(split_shared("a/b"), None);
-        assert_eq!(split_shared("$share//a"), Some(Err(TopicError::ShareNameEmpty)));
-        assert_eq!(split_shared("$share/g"), Some(Err(TopicError::SharedFilterMissing)));
-        assert_eq!(split_shared("$share/g+/a"), Some(Err(TopicError::ShareNameInvalid)));
-        assert_eq!(validate_filter("$share/g/a#", true), Err(TopicError::MultiLevelMisplaced));
+        assert_eq!(
+            split_shared("$share//a"),
+            Some(Err(TopicError::ShareNameEmpty))
+        );
+        assert_eq!(
+            split_shared("$share/g"),
+            Some(Err(TopicError::SharedFilterMissing))
+        );
+        assert_eq!(
+            split_shared("$share/g+/a"),
+            Some(Err(TopicError::ShareNameInvalid))
+        );
+        assert_eq!(
+            validate_filter("$share/g/a#", true),
+            Err(TopicError::MultiLevelMisplaced)
+        );
         // Without shared-subscription support the name is an ordinary filter.
         assert_eq!(validate_filter("$share/g", false), Ok(()));
+    }
+
+    #[test]
+    fn scan() {
+        for len in 0..40usize {
+            for at in 0..len {
+                for (c, nul, wild) in [
+                    (0u8, true, false),
+                    (b'+', false, true),
+                    (b'#', false, true),
+                    (0x80, false, false),
+                    (0xFF, false, false),
+                    (b'/', false, false),
+                ] {
+                    let mut v = vec![b'a'; len];
+                    v[at] = c;
+                    assert_eq!(scan_nul_wildcard(&v), (nul, wild), "{v:?}");
+                }
+            }
+            assert_eq!(scan_nul_wildcard(&vec![0x01; len]), (false, false));
+        }
     }
 
     #[test]
