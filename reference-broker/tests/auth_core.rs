@@ -3,20 +3,22 @@
 //! client written here (independently of the broker's), re-authentication,
 //! and topic ACLs on SUBSCRIBE, PUBLISH and delivery.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+mod common;
+
+use std::collections::VecDeque;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
+use common::Net;
 use hmac::{Hmac, Mac};
 use mqtt_codec::reason;
 use mqtt_codec::{
-    Auth as AuthPacket, ByteString, ConnAck, Connect, Packet, Properties, Property, Protocol,
-    PubResponse, Publish, QoS, Subscribe, Subscription, SubscriptionOptions,
+    Auth as AuthPacket, ByteString, Connect, Packet, Properties, Property, Protocol, PubResponse,
+    Publish, QoS, Subscribe, Subscription, SubscriptionOptions,
 };
 use reference_broker::auth::{hash_line, Acl, Auth, PasswordFile};
-use reference_broker::{Action, Broker, Config, ConnId};
+use reference_broker::{Config, ConnId};
 use sha2::{Digest, Sha256};
 
 const V311: Protocol = Protocol::V3_1_1;
@@ -24,17 +26,9 @@ const V5: Protocol = Protocol::V5;
 const ITERATIONS: u32 = 4096;
 const SCRAM: &str = "SCRAM-SHA-256";
 
-/// The core plus an inbox per connection (as in tests/core.rs).
-struct Net {
-    broker: Broker,
-    now: Instant,
-    inbox: HashMap<ConnId, VecDeque<Packet>>,
-    closed: Vec<ConnId>,
-}
-
 impl Net {
-    fn with(auth: Auth) -> Net {
-        Net::with_config(Config {
+    fn with_auth(auth: Auth) -> Net {
+        Net::with(Config {
             auth,
             ..Config::default()
         })
@@ -47,91 +41,12 @@ impl Net {
             ..Config::default()
         };
         config.violations.add(id).expect("a known violation");
-        Net::with_config(config)
-    }
-
-    fn with_config(config: Config) -> Net {
-        Net {
-            broker: Broker::new(config),
-            now: Instant::now(),
-            inbox: HashMap::new(),
-            closed: Vec::new(),
-        }
-    }
-
-    fn pump(&mut self) {
-        while let Some(action) = self.broker.poll_action() {
-            match action {
-                Action::Send {
-                    conn,
-                    protocol,
-                    packet,
-                } => {
-                    assert!(!self.closed.contains(&conn), "{packet:?} sent after close");
-                    mqtt_codec::encode_bytes(&packet, protocol)
-                        .expect("the core sends encodable packets");
-                    self.inbox.entry(conn).or_default().push_back(packet);
-                }
-                Action::Close { conn } => {
-                    if !self.closed.contains(&conn) {
-                        self.closed.push(conn);
-                        self.broker.closed(conn, self.now);
-                    }
-                }
-            }
-        }
-    }
-
-    fn open(&mut self) -> ConnId {
-        let id = self.broker.open(self.now).expect("below the limit");
-        self.pump();
-        id
-    }
-
-    fn send(&mut self, conn: ConnId, packet: Packet) {
-        self.broker.packet(conn, packet, self.now);
-        self.pump();
-    }
-
-    fn recv(&mut self, conn: ConnId) -> Vec<Packet> {
-        self.inbox
-            .get_mut(&conn)
-            .map(|q| q.drain(..).collect())
-            .unwrap_or_default()
-    }
-
-    fn one(&mut self, conn: ConnId) -> Packet {
-        let got = self.recv(conn);
-        assert_eq!(got.len(), 1, "expected one packet on {conn}, got {got:?}");
-        got.into_iter().next().unwrap_or(Packet::PingReq)
-    }
-
-    fn is_closed(&self, conn: ConnId) -> bool {
-        self.closed.contains(&conn)
-    }
-
-    /// Sends CONNECT; returns the connection and the first packet back.
-    fn connect(&mut self, connect: Connect) -> (ConnId, Packet) {
-        let conn = self.open();
-        self.send(conn, Packet::Connect(Box::new(connect)));
-        let first = self
-            .inbox
-            .get_mut(&conn)
-            .and_then(|q| q.pop_front())
-            .expect("an answer to CONNECT");
-        (conn, first)
-    }
-
-    fn connack(&mut self, connect: Connect) -> (ConnId, ConnAck) {
-        match self.connect(connect) {
-            (conn, Packet::ConnAck(ack)) => (conn, ack),
-            (_, other) => panic!("expected CONNACK, got {other:?}"),
-        }
+        Net::with(config)
     }
 
     /// A connection that must be accepted.
     fn client(&mut self, connect: Connect) -> ConnId {
-        let (conn, ack) = self.connack(connect);
+        let (conn, ack) = self.connect_with(connect);
         assert_eq!(ack.code, 0, "{ack:?}");
         conn
     }
@@ -208,14 +123,14 @@ fn publish(topic: &str, qos: QoS, packet_id: u16) -> Packet {
 
 #[test]
 fn good_password_accepted() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     net.client(login(V5, "a5", Some("alice"), Some("wonderland")));
     net.client(login(V311, "a3", Some("bob"), Some("builder")));
 }
 
 #[test]
 fn bad_password_refused_0x86_and_0x04() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     for (protocol, code) in [
         (V5, reason::BAD_USER_NAME_OR_PASSWORD),
         (V311, reason::v3::BAD_USER_NAME_OR_PASSWORD),
@@ -226,53 +141,56 @@ fn bad_password_refused_0x86_and_0x04() {
             (Some("mallory"), Some("wonderland")),
             (Some("alice"), None),
         ] {
-            let (conn, ack) = net.connack(login(protocol, "c", user, pw));
+            let (conn, ack) = net.connect_with(login(protocol, "c", user, pw));
             assert_eq!(ack.code, code, "{protocol:?} {user:?} {pw:?}");
             assert!(net.is_closed(conn));
         }
     }
     // 5.0 allows a password without a user name; it matches no entry.
-    let (_, ack) = net.connack(login(V5, "c", None, Some("wonderland")));
+    let (_, ack) = net.connect_with(login(V5, "c", None, Some("wonderland")));
     assert_eq!(ack.code, reason::BAD_USER_NAME_OR_PASSWORD);
 }
 
 #[test]
 fn anonymous_refused_0x87_and_0x05_unless_allowed() {
-    let mut net = Net::with(auth(false, None));
-    let (conn, ack) = net.connack(login(V5, "anon", None, None));
+    let mut net = Net::with_auth(auth(false, None));
+    let (conn, ack) = net.connect_with(login(V5, "anon", None, None));
     assert_eq!(ack.code, reason::NOT_AUTHORIZED);
     assert!(net.is_closed(conn));
-    let (_, ack) = net.connack(login(V311, "anon", None, None));
+    let (_, ack) = net.connect_with(login(V311, "anon", None, None));
     assert_eq!(ack.code, reason::v3::NOT_AUTHORIZED);
 
-    let mut net = Net::with(auth(true, None));
+    let mut net = Net::with_auth(auth(true, None));
     net.client(login(V5, "anon", None, None));
     net.client(login(V311, "anon3", None, None));
     // Allowing anonymous clients does not let a wrong password through.
-    let (_, ack) = net.connack(login(V311, "c", Some("alice"), Some("nope")));
+    let (_, ack) = net.connect_with(login(V311, "c", Some("alice"), Some("nope")));
     assert_eq!(ack.code, reason::v3::BAD_USER_NAME_OR_PASSWORD);
 }
 
 #[test]
 fn unsupported_method_refused_0x8c() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let mut c = login(V5, "m", None, None);
     c.properties
         .push(Property::AuthenticationMethod("KERBEROS".into()));
-    let (conn, ack) = net.connack(c);
+    let (conn, ack) = net.connect_with(c);
     assert_eq!(ack.code, reason::BAD_AUTHENTICATION_METHOD);
     assert!(net.is_closed(conn));
     // Without a password file no method is offered at all.
-    let mut net = Net::with(Auth::default());
+    let mut net = Net::with_auth(Auth::default());
     let mut c = login(V5, "m", None, None);
     c.properties
         .push(Property::AuthenticationMethod(SCRAM.into()));
-    assert_eq!(net.connack(c).1.code, reason::BAD_AUTHENTICATION_METHOD);
+    assert_eq!(
+        net.connect_with(c).1.code,
+        reason::BAD_AUTHENTICATION_METHOD
+    );
 }
 
 #[test]
 fn auth_without_method_is_a_protocol_error() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let conn = net.client(login(V5, "p", Some("alice"), Some("wonderland")));
     net.send(
         conn,
@@ -433,7 +351,7 @@ fn scram_login(
 
 #[test]
 fn scram_exchange_succeeds() {
-    let mut net = Net::with(auth(false, Some("user alice\ntopic alice/#\n")));
+    let mut net = Net::with_auth(auth(false, Some("user alice\ntopic alice/#\n")));
     let (conn, client, answer) = scram_login(&mut net, "scram", "alice", "wonderland");
     let Packet::ConnAck(ack) = answer else {
         panic!("expected CONNACK, got {answer:?}")
@@ -458,7 +376,7 @@ fn scram_exchange_succeeds() {
 
 #[test]
 fn scram_wrong_password_or_unknown_user_refused_0x86() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     for (user, pw) in [("alice", "wrong"), ("nobody", "wonderland")] {
         let (conn, _, answer) = scram_login(&mut net, "s", user, pw);
         let Packet::ConnAck(ack) = answer else {
@@ -471,7 +389,7 @@ fn scram_wrong_password_or_unknown_user_refused_0x86() {
 
 #[test]
 fn scram_malformed_client_first_refused_0x87() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let (conn, first) = net.connect(scram_connect(
         "s",
         Bytes::from_static(b"p=tls-unique,,n=alice,r=abc"),
@@ -486,7 +404,7 @@ fn scram_malformed_client_first_refused_0x87() {
 #[test]
 fn scram_auth_with_another_method_is_a_protocol_error() {
     // MQTT-4.12.0-5: every AUTH carries the method of CONNECT.
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let client = ScramClient::new("alice", "wonderland", "abcdef");
     let (conn, first) = net.connect(scram_connect("s", client.first()));
     assert!(matches!(first, Packet::Auth(_)), "{first:?}");
@@ -508,7 +426,7 @@ fn scram_auth_with_another_method_is_a_protocol_error() {
 #[test]
 fn scram_connect_held_until_exchange_ends() {
     // Nothing but AUTH may come while the exchange runs.
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let client = ScramClient::new("alice", "wonderland", "abcdef");
     let (conn, _) = net.connect(scram_connect("s", client.first()));
     net.send(conn, Packet::PingReq);
@@ -516,16 +434,10 @@ fn scram_connect_held_until_exchange_ends() {
     assert!(net.is_closed(conn));
 }
 
-#[test]
-fn reauthentication() {
-    let mut net = Net::with(auth(false, None));
-    let (conn, _, answer) = scram_login(&mut net, "re", "alice", "wonderland");
-    assert!(
-        matches!(answer, Packet::ConnAck(ref a) if a.code == 0),
-        "{answer:?}"
-    );
-    // AUTH 0x19 → AUTH 0x18 → AUTH 0x18 → AUTH 0x00.
-    let mut client = ScramClient::new("alice", "wonderland", "second-nonce");
+/// Starts a SCRAM re-authentication (AUTH 0x19 with `client`'s first
+/// message) and answers the server-first AUTH with the client-final message;
+/// returns the server-first AUTH's reason code.
+fn reauthenticate(net: &mut Net, conn: ConnId, client: &mut ScramClient) -> u8 {
     net.send(
         conn,
         auth_packet(reason::REAUTHENTICATE, SCRAM, client.first()),
@@ -533,13 +445,27 @@ fn reauthentication() {
     let Packet::Auth(a) = net.one(conn) else {
         panic!("expected AUTH")
     };
-    assert_eq!(a.reason_code, reason::CONTINUE_AUTHENTICATION);
     let final_msg =
         client.final_message(&a.properties.authentication_data().expect("server-first"));
     net.send(
         conn,
         auth_packet(reason::CONTINUE_AUTHENTICATION, SCRAM, final_msg),
     );
+    a.reason_code
+}
+
+#[test]
+fn reauthentication() {
+    let mut net = Net::with_auth(auth(false, None));
+    let (conn, _, answer) = scram_login(&mut net, "re", "alice", "wonderland");
+    assert!(
+        matches!(answer, Packet::ConnAck(ref a) if a.code == 0),
+        "{answer:?}"
+    );
+    // AUTH 0x19 → AUTH 0x18 → AUTH 0x18 → AUTH 0x00.
+    let mut client = ScramClient::new("alice", "wonderland", "second-nonce");
+    let code = reauthenticate(&mut net, conn, &mut client);
+    assert_eq!(code, reason::CONTINUE_AUTHENTICATION);
     let Packet::Auth(a) = net.one(conn) else {
         panic!("expected AUTH")
     };
@@ -549,19 +475,7 @@ fn reauthentication() {
 
     // A failed re-authentication ends the connection (MQTT-4.12.1-2).
     let mut client = ScramClient::new("alice", "not-the-password", "third");
-    net.send(
-        conn,
-        auth_packet(reason::REAUTHENTICATE, SCRAM, client.first()),
-    );
-    let Packet::Auth(a) = net.one(conn) else {
-        panic!("expected AUTH")
-    };
-    let final_msg =
-        client.final_message(&a.properties.authentication_data().expect("server-first"));
-    net.send(
-        conn,
-        auth_packet(reason::CONTINUE_AUTHENTICATION, SCRAM, final_msg),
-    );
+    reauthenticate(&mut net, conn, &mut client);
     match net.one(conn) {
         Packet::Disconnect(d) => assert_eq!(d.reason_code, reason::NOT_AUTHORIZED),
         other => panic!("expected DISCONNECT, got {other:?}"),
@@ -571,7 +485,7 @@ fn reauthentication() {
 
 #[test]
 fn reauthentication_with_another_method_or_user_refused() {
-    let mut net = Net::with(auth(false, None));
+    let mut net = Net::with_auth(auth(false, None));
     let (conn, _, _) = scram_login(&mut net, "re1", "alice", "wonderland");
     net.send(
         conn,
@@ -608,7 +522,7 @@ pattern readwrite users/%u/#
 
 #[test]
 fn subscribe_refused_0x87_and_0x80() {
-    let mut net = Net::with(auth(true, Some(ACL)));
+    let mut net = Net::with_auth(auth(true, Some(ACL)));
     let a5 = net.client(login(V5, "a5", Some("alice"), Some("wonderland")));
     assert_eq!(net.subscribe(a5, "alice/#", QoS::AtLeastOnce), 1);
     assert_eq!(
@@ -641,7 +555,7 @@ fn subscribe_refused_0x87_and_0x80() {
 
 #[test]
 fn publish_refused_v5_with_0x87() {
-    let mut net = Net::with(auth(true, Some(ACL)));
+    let mut net = Net::with_auth(auth(true, Some(ACL)));
     let watcher = net.client(login(V5, "w", Some("alice"), Some("wonderland")));
     assert_eq!(net.subscribe(watcher, "alice/#", QoS::ExactlyOnce), 2);
     let bob = net.client(login(V5, "b5", Some("bob"), Some("builder")));
@@ -696,7 +610,7 @@ fn publish_refused_v5_with_0x87() {
 #[test]
 fn publish_refused_v311_acknowledged_not_forwarded() {
     // MQTT-3.3.5-2: 3.1.1 has no negative acknowledgement.
-    let mut net = Net::with(auth(true, Some(ACL)));
+    let mut net = Net::with_auth(auth(true, Some(ACL)));
     let watcher = net.client(login(V5, "w", Some("alice"), Some("wonderland")));
     assert_eq!(net.subscribe(watcher, "alice/#", QoS::ExactlyOnce), 2);
     let bob = net.client(login(V311, "b3", Some("bob"), Some("builder")));
@@ -713,7 +627,7 @@ fn publish_refused_v311_acknowledged_not_forwarded() {
 fn delivery_needs_read_access_even_through_a_wildcard() {
     // Without a password file user names are unchecked identities for the ACL.
     let acl = Acl::parse("acl", &format!("{ACL}user carol\ntopic write #\n")).expect("valid ACL");
-    let mut net = Net::with(Auth::new(None, Some(acl), true).expect("auth"));
+    let mut net = Net::with_auth(Auth::new(None, Some(acl), true).expect("auth"));
     // bob may subscribe to `#` (he can read bob/#) but only gets what he may read.
     let bob = net.client(login(V5, "bob-dev", Some("bob"), None));
     assert_eq!(net.subscribe(bob, "#", QoS::AtLeastOnce), 1);
@@ -759,9 +673,12 @@ fn violation_unsupported_method_accepted() {
     c.properties
         .push(Property::AuthenticationMethod("KERBEROS".into()));
     let mut net = Net::violating(Auth::default(), "MQTT-4.12.0-1");
-    assert_eq!(net.connack(c.clone()).1.code, 0);
-    let mut net = Net::with(Auth::default());
-    assert_eq!(net.connack(c).1.code, reason::BAD_AUTHENTICATION_METHOD);
+    assert_eq!(net.connect_with(c.clone()).1.code, 0);
+    let mut net = Net::with_auth(Auth::default());
+    assert_eq!(
+        net.connect_with(c).1.code,
+        reason::BAD_AUTHENTICATION_METHOD
+    );
 }
 
 #[test]
@@ -778,13 +695,13 @@ fn violation_connack_without_method_after_scram() {
 #[test]
 fn violation_method_in_connack_without_one_in_connect() {
     let mut net = Net::violating(Auth::default(), "MQTT-4.12.0-6");
-    let (_, ack) = net.connack(login(V5, "v", None, None));
+    let (_, ack) = net.connect_with(login(V5, "v", None, None));
     assert_eq!(
         ack.properties.authentication_method().as_deref(),
         Some(SCRAM)
     );
-    let mut net = Net::with(Auth::default());
-    let (_, ack) = net.connack(login(V5, "v", None, None));
+    let mut net = Net::with_auth(Auth::default());
+    let (_, ack) = net.connect_with(login(V5, "v", None, None));
     assert_eq!(ack.properties.authentication_method(), None);
 }
 
@@ -793,19 +710,7 @@ fn violation_failed_reauthentication_keeps_connection() {
     let mut net = Net::violating(auth(false, None), "MQTT-4.12.1-2");
     let (conn, _, _) = scram_login(&mut net, "v", "alice", "wonderland");
     let mut client = ScramClient::new("alice", "wrong", "n2");
-    net.send(
-        conn,
-        auth_packet(reason::REAUTHENTICATE, SCRAM, client.first()),
-    );
-    let Packet::Auth(a) = net.one(conn) else {
-        panic!("expected AUTH")
-    };
-    let final_msg =
-        client.final_message(&a.properties.authentication_data().expect("server-first"));
-    net.send(
-        conn,
-        auth_packet(reason::CONTINUE_AUTHENTICATION, SCRAM, final_msg),
-    );
+    reauthenticate(&mut net, conn, &mut client);
     assert!(matches!(net.one(conn), Packet::Auth(a) if a.reason_code == reason::SUCCESS));
     assert!(!net.is_closed(conn));
 }
@@ -821,7 +726,7 @@ fn violation_unauthorized_v311_publish_unacknowledged() {
 
 #[test]
 fn another_user_does_not_resume_a_session() {
-    let mut net = Net::with(auth(false, Some(ACL)));
+    let mut net = Net::with_auth(auth(false, Some(ACL)));
     let mut c = login(V311, "shared-id", Some("alice"), Some("wonderland"));
     c.clean_start = false;
     let alice = net.client(c.clone());
@@ -832,19 +737,19 @@ fn another_user_does_not_resume_a_session() {
     // bob, with alice's client id: a fresh session, none of alice's messages.
     let mut b = login(V311, "shared-id", Some("bob"), Some("builder"));
     b.clean_start = false;
-    let (bob, ack) = net.connack(b);
+    let (bob, ack) = net.connect_with(b);
     assert_eq!(ack.code, 0);
     assert!(!ack.session_present);
     assert!(net.recv(bob).is_empty());
     // alice herself comes back to an empty session too: bob's replaced hers.
-    let (alice, ack) = net.connack(c);
+    let (alice, ack) = net.connect_with(c);
     assert!(!ack.session_present);
     assert!(net.recv(alice).is_empty());
 }
 
 #[test]
 fn will_topic_needs_write_access() {
-    let mut net = Net::with(auth(true, Some(ACL)));
+    let mut net = Net::with_auth(auth(true, Some(ACL)));
     let will = |topic: &str| mqtt_codec::Will {
         qos: QoS::AtMostOnce,
         retain: false,
@@ -858,7 +763,7 @@ fn will_topic_needs_write_access() {
     ] {
         let mut c = login(protocol, "w", Some("bob"), Some("builder"));
         c.will = Some(will("alice/x"));
-        let (conn, ack) = net.connack(c);
+        let (conn, ack) = net.connect_with(c);
         assert_eq!(ack.code, code, "{protocol:?}");
         assert!(net.is_closed(conn));
     }
@@ -874,7 +779,7 @@ fn shared_subscription_goes_to_members_that_may_read() {
         "user reader\ntopic read jobs/#\nuser other\ntopic read jobs/public\nuser writer\ntopic write jobs/#\n",
     )
     .expect("valid ACL");
-    let mut net = Net::with(Auth::new(None, Some(acl), true).expect("auth"));
+    let mut net = Net::with_auth(Auth::new(None, Some(acl), true).expect("auth"));
     let reader = net.client(login(V5, "r", Some("reader"), None));
     let other = net.client(login(V5, "o", Some("other"), None));
     assert_eq!(net.subscribe(reader, "$share/g/jobs/#", QoS::AtMostOnce), 0);
@@ -891,7 +796,7 @@ fn shared_subscription_goes_to_members_that_may_read() {
 #[test]
 fn violation_auth_continue_code() {
     for (mut net, compliant) in [
-        (Net::with(auth(false, None)), true),
+        (Net::with_auth(auth(false, None)), true),
         (Net::violating(auth(false, None), "MQTT-4.12.0-2"), false),
     ] {
         let client = ScramClient::new("alice", "wonderland", "fyko+d2lbbFgONRv9qkxdawL");

@@ -3,103 +3,40 @@
 //! would be, raw MQTT clients, and `mosquitto_pub -u -P` (mosquitto-clients,
 //! installed by CI). Every wait has a deadline; nothing sleeps.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::{tool, Client};
 use mqtt_codec::reason;
-use mqtt_codec::{
-    Connect, DecodeOptions, Decoder, Packet, Properties, Protocol, QoS, Sender, Subscribe,
-    Subscription, SubscriptionOptions,
-};
+use mqtt_codec::{Connect, Packet, Protocol, QoS};
 use reference_broker::auth::{hash_line, Auth};
 use reference_broker::{server, Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::oneshot;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
 const PROMPT: Duration = Duration::from_secs(10);
 
-struct Client {
-    stream: TcpStream,
+/// CONNECT with credentials; returns the client and the CONNACK code.
+async fn login(
+    addr: SocketAddr,
     protocol: Protocol,
-    decoder: Decoder,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn open(addr: SocketAddr, protocol: Protocol) -> Client {
-        let stream = timeout(PROMPT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        Client {
-            stream,
-            protocol,
-            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn send(&mut self, packet: &Packet) {
-        let mut out = BytesMut::new();
-        mqtt_codec::encode(packet, self.protocol, &mut out).expect("encodable");
-        timeout(PROMPT, self.stream.write_all(&out))
-            .await
-            .expect("write in time")
-            .expect("write");
-    }
-
-    async fn recv(&mut self) -> Packet {
-        let until = Instant::now() + PROMPT;
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(p)) => return p,
-                Ok(None) => {}
-                Err(e) => panic!("undecodable bytes from the broker: {e:?}"),
-            }
-            match tokio::time::timeout_at(until, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => panic!("nothing from the broker within {PROMPT:?}"),
-                Ok(Ok(0)) | Ok(Err(_)) => panic!("connection closed"),
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// CONNECT with credentials; returns the CONNACK code.
-    async fn login(
-        addr: SocketAddr,
-        protocol: Protocol,
-        id: &str,
-        user: Option<&str>,
-        pw: Option<&str>,
-    ) -> (Client, u8) {
-        let mut c = Client::open(addr, protocol).await;
-        c.send(&Packet::Connect(Box::new(Connect {
-            username: user.map(Into::into),
-            password: pw.map(|p| Bytes::copy_from_slice(p.as_bytes())),
-            ..Connect::new(protocol, id)
-        })))
-        .await;
-        match c.recv().await {
-            Packet::ConnAck(ack) => (c, ack.code),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-    }
-}
-
-fn tool(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("{name} is not installed: apt-get install mosquitto-clients"))
+    id: &str,
+    user: Option<&str>,
+    pw: Option<&str>,
+) -> (Client, u8) {
+    let connect = Connect {
+        username: user.map(Into::into),
+        password: pw.map(|p| Bytes::copy_from_slice(p.as_bytes())),
+        ..Connect::new(protocol, id)
+    };
+    let (c, code, _) = Client::handshake(addr, connect, PROMPT).await;
+    (c, code)
 }
 
 /// Writes the files, loads them as the CLI does, and serves on port 0.
@@ -135,16 +72,16 @@ async fn start(dir: &std::path::Path) -> (SocketAddr, oneshot::Sender<()>) {
 async fn password_file_over_tcp() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (addr, _stop) = start(dir.path()).await;
-    let (_, code) = Client::login(addr, Protocol::V5, "a", Some("alice"), Some("wonderland")).await;
+    let (_, code) = login(addr, Protocol::V5, "a", Some("alice"), Some("wonderland")).await;
     assert_eq!(code, 0);
-    let (_, code) = Client::login(addr, Protocol::V5, "a", Some("alice"), Some("nope")).await;
+    let (_, code) = login(addr, Protocol::V5, "a", Some("alice"), Some("nope")).await;
     assert_eq!(code, reason::BAD_USER_NAME_OR_PASSWORD);
-    let (_, code) = Client::login(addr, Protocol::V3_1_1, "a", Some("alice"), Some("nope")).await;
+    let (_, code) = login(addr, Protocol::V3_1_1, "a", Some("alice"), Some("nope")).await;
     assert_eq!(code, reason::v3::BAD_USER_NAME_OR_PASSWORD);
     // A password file without allow_anonymous refuses anonymous clients.
-    let (_, code) = Client::login(addr, Protocol::V5, "anon", None, None).await;
+    let (_, code) = login(addr, Protocol::V5, "anon", None, None).await;
     assert_eq!(code, reason::NOT_AUTHORIZED);
-    let (_, code) = Client::login(addr, Protocol::V3_1_1, "anon", None, None).await;
+    let (_, code) = login(addr, Protocol::V3_1_1, "anon", None, None).await;
     assert_eq!(code, reason::v3::NOT_AUTHORIZED);
 }
 
@@ -167,19 +104,9 @@ async fn mosquitto_pub_with_user_and_password() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (addr, _stop) = start(dir.path()).await;
     // bob may read alice/#: he watches what mosquitto_pub sends as alice.
-    let (mut bob, code) =
-        Client::login(addr, Protocol::V5, "bob", Some("bob"), Some("builder")).await;
+    let (mut bob, code) = login(addr, Protocol::V5, "bob", Some("bob"), Some("builder")).await;
     assert_eq!(code, 0);
-    bob.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        properties: Properties::new(),
-        filters: vec![Subscription {
-            filter: "alice/#".into(),
-            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
-        }],
-    }))
-    .await;
-    assert!(matches!(bob.recv().await, Packet::SubAck(a) if a.reason_codes == [1]));
+    bob.subscribe("alice/#", QoS::AtLeastOnce).await;
 
     let run = |version: &'static str, password: &'static str, topic: String| {
         let mut cmd = Command::new(tool("mosquitto_pub"));

@@ -1,14 +1,15 @@
 //! The `reference-broker` binary: `--hash-password`, `--password-file`,
 //! `--acl-file`, `--persist` and the matching config-file keys.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{Connect, Protocol};
 use reference_broker::auth::{Auth, PasswordFile, Start};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -31,6 +32,29 @@ async fn run(mut cmd: Command, stdin: &[u8]) -> std::process::Output {
         .await
         .expect("reference-broker exits in time")
         .expect("wait")
+}
+
+/// Starts the binary with `--listen 127.0.0.1:0 <flag> <path>` and expects it
+/// to stop with exit code 2; returns what it wrote to stderr.
+async fn refused_start(flag: &str, path: &Path) -> String {
+    let mut cmd = broker();
+    cmd.args(["--listen", "127.0.0.1:0", flag]).arg(path);
+    let out = run(cmd, b"").await;
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The first line `child` prints on stdout, and the rest of its stdout (kept
+/// open so that the child can go on writing).
+async fn first_line(child: &mut Child) -> (String, Lines<BufReader<ChildStdout>>) {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("read")
+        .unwrap_or_default();
+    (line, lines)
 }
 
 #[tokio::test]
@@ -69,33 +93,18 @@ async fn bad_files_stop_start_up_with_file_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "# users\nalice:secret\n").expect("write");
-    let mut cmd = broker();
-    cmd.args(["--listen", "127.0.0.1:0", "--password-file"])
-        .arg(&pw);
-    let out = run(cmd, b"").await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start("--password-file", &pw).await;
     assert!(err.contains(&format!("{}:2: ", pw.display())), "{err}");
 
     let acl = dir.path().join("acl");
     std::fs::write(&acl, "user a\ntopic read\n").expect("write");
-    let mut cmd = broker();
-    cmd.args(["--listen", "127.0.0.1:0", "--acl-file"])
-        .arg(&acl);
-    let out = run(cmd, b"").await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start("--acl-file", &acl).await;
     assert!(err.contains(&format!("{}:2: ", acl.display())), "{err}");
 
     let state = dir.path().join("state");
     std::fs::create_dir(&state).expect("mkdir");
     std::fs::write(state.join("state.json"), "not json").expect("write");
-    let mut cmd = broker();
-    cmd.args(["--listen", "127.0.0.1:0", "--persist"])
-        .arg(&state);
-    let out = run(cmd, b"").await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_start("--persist", &state).await;
     assert!(
         err.contains("state.json") && err.contains("not a valid snapshot"),
         "{err}"
@@ -128,13 +137,7 @@ async fn config_file_keys() {
     let mut cmd = broker();
     cmd.arg("--config").arg(&config);
     let mut child = cmd.spawn().expect("start");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = timeout(DEADLINE, lines.next_line())
-        .await
-        .expect("a line in time")
-        .expect("read")
-        .unwrap_or_default();
+    let (line, _stdout) = first_line(&mut child).await;
     assert!(line.contains("listening on mqtt://"), "{line}");
     // The persistence directory was made and written at start-up.
     assert!(state.join("state.json").is_file());
@@ -164,13 +167,7 @@ async fn sigterm_writes_what_was_not_yet_persisted() {
     cmd.args(["--listen", "127.0.0.1:0", "--persist"])
         .arg(dir.path());
     let mut child = cmd.spawn().expect("start");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = timeout(DEADLINE, lines.next_line())
-        .await
-        .expect("a line in time")
-        .expect("read")
-        .unwrap_or_default();
+    let (line, _stdout) = first_line(&mut child).await;
     let addr = line
         .rsplit("mqtt://")
         .next()

@@ -1,125 +1,30 @@
 //! In-memory tests of the sans-IO broker core, on a fake clock: every test
 //! picks its instants as offsets from one base `Instant`, so nothing sleeps.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
+use common::Net;
 use mqtt_codec::reason;
 use mqtt_codec::{
     ByteString, ConnAck, Connect, Disconnect, Packet, Properties, Property, Protocol, PubResponse,
     Publish, QoS, Subscribe, Subscription, SubscriptionOptions, Will,
 };
 use reference_broker::broker::OnError;
-use reference_broker::{Action, Broker, Config, ConnId};
+use reference_broker::{Config, ConnId};
 
 const V31: Protocol = Protocol::V3_1;
 const V311: Protocol = Protocol::V3_1_1;
 const V5: Protocol = Protocol::V5;
 
-/// The core plus what an I/O layer would do with its actions: one inbox per
-/// connection, and `closed` reported back once the core asks for a close.
-struct Net {
-    broker: Broker,
-    t0: Instant,
-    now: Instant,
-    inbox: HashMap<ConnId, VecDeque<Packet>>,
-    closed: HashSet<ConnId>,
-}
-
 impl Net {
-    fn new() -> Net {
-        Net::with(Config::default())
-    }
-
-    fn with(config: Config) -> Net {
-        let t0 = Instant::now();
-        Net {
-            broker: Broker::new(config),
-            t0,
-            now: t0,
-            inbox: HashMap::new(),
-            closed: HashSet::new(),
-        }
-    }
-
     fn violating(id: &str) -> Net {
         let mut config = Config::default();
         config.violations.add(id).expect("known violation");
         Net::with(config)
-    }
-
-    /// Moves the fake clock to `t0 + ms` milliseconds (never backwards).
-    fn at_ms(&mut self, ms: u64) {
-        let t = self.t0 + Duration::from_millis(ms);
-        assert!(t >= self.now, "the fake clock only moves forward");
-        self.now = t;
-    }
-
-    fn at(&mut self, secs: u64) {
-        self.at_ms(secs * 1000);
-    }
-
-    /// Runs the timers at the current instant.
-    fn tick(&mut self) {
-        self.broker.tick(self.now);
-        self.pump();
-    }
-
-    fn pump(&mut self) {
-        while let Some(action) = self.broker.poll_action() {
-            match action {
-                Action::Send {
-                    conn,
-                    protocol,
-                    packet,
-                } => {
-                    assert!(
-                        !self.closed.contains(&conn),
-                        "{packet:?} sent on closed connection {conn}"
-                    );
-                    // Everything the core sends must be encodable in the connection's version.
-                    mqtt_codec::encode_bytes(&packet, protocol)
-                        .expect("the core sends encodable packets");
-                    self.inbox.entry(conn).or_default().push_back(packet);
-                }
-                Action::Close { conn } => {
-                    if self.closed.insert(conn) {
-                        self.broker.closed(conn, self.now);
-                    }
-                }
-            }
-        }
-    }
-
-    fn open(&mut self) -> ConnId {
-        let id = self
-            .broker
-            .open(self.now)
-            .expect("below the connection limit");
-        self.pump();
-        id
-    }
-
-    fn send(&mut self, conn: ConnId, packet: Packet) {
-        self.broker.packet(conn, packet, self.now);
-        self.pump();
-    }
-
-    /// The network connection drops (no DISCONNECT).
-    fn drop_conn(&mut self, conn: ConnId) {
-        if self.closed.insert(conn) {
-            self.broker.closed(conn, self.now);
-        }
-        self.pump();
-    }
-
-    /// Everything received on `conn` since the last call.
-    fn recv(&mut self, conn: ConnId) -> Vec<Packet> {
-        self.inbox
-            .get_mut(&conn)
-            .map(|q| q.drain(..).collect())
-            .unwrap_or_default()
     }
 
     fn recv_publishes(&mut self, conn: ConnId) -> Vec<Publish> {
@@ -130,29 +35,6 @@ impl Net {
                 other => panic!("expected only PUBLISH on {conn}, got {other:?}"),
             })
             .collect()
-    }
-
-    /// Exactly one packet is waiting on `conn`.
-    fn one(&mut self, conn: ConnId) -> Packet {
-        let got = self.recv(conn);
-        assert_eq!(got.len(), 1, "expected one packet on {conn}, got {got:?}");
-        got.into_iter().next().unwrap_or(Packet::PingReq)
-    }
-
-    fn is_closed(&self, conn: ConnId) -> bool {
-        self.closed.contains(&conn)
-    }
-
-    /// Opens a connection and sends `connect`; returns the CONNACK.
-    fn connect_with(&mut self, connect: Connect) -> (ConnId, ConnAck) {
-        let conn = self.open();
-        self.send(conn, Packet::Connect(Box::new(connect)));
-        // What follows the CONNACK (re-sent and queued messages) stays in the inbox.
-        let first = self.inbox.get_mut(&conn).and_then(|q| q.pop_front());
-        match first {
-            Some(Packet::ConnAck(ack)) => (conn, ack),
-            other => panic!("expected CONNACK first, got {other:?}"),
-        }
     }
 
     /// A clean connection (no keep alive) that must be accepted.

@@ -9,18 +9,18 @@
 //! subscribes, last, to a topic holding a retained "ready" message: once that
 //! line is printed, its earlier subscriptions are in force.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use mqtt_codec::{
-    Connect, DecodeOptions, Decoder, Packet, Properties, Protocol, QoS, Sender, Will,
-};
+use bytes::Bytes;
+use common::{tool, Client};
+use mqtt_codec::{Connect, Properties, Protocol, QoS, Will};
 use reference_broker::{server, Config};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -31,18 +31,6 @@ const READY_TOPIC: &str = "interop/ready";
 /// Fields printed per message by `mosquitto_sub -F`: topic, QoS, retain flag, payload.
 const FORMAT: &str = "%t %q %r %p";
 const VERSIONS: [&str; 3] = ["mqttv31", "mqttv311", "mqttv5"];
-
-/// Path of a Mosquitto client, or a failure that says how to get it.
-fn tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("{name} is not installed: the interop tests need the Mosquitto clients (apt-get install mosquitto-clients)")
-    })
-}
 
 struct Broker {
     addr: SocketAddr,
@@ -167,6 +155,12 @@ impl Sub {
         }
     }
 
+    /// The next line it prints, which must be `want`.
+    async fn expect_line(&mut self, want: String) {
+        let line = self.line().await;
+        assert_eq!(line, want, "{}", self.what);
+    }
+
     async fn stderr(&mut self) -> String {
         let mut err = String::new();
         if let Some(mut e) = self.child.stderr.take() {
@@ -219,12 +213,7 @@ async fn qos_levels_all_versions() {
                 ],
             )
             .await;
-            assert_eq!(
-                sub.line().await,
-                format!("{topic} {qos} 0 {payload}"),
-                "{}",
-                sub.what
-            );
+            sub.expect_line(format!("{topic} {qos} 0 {payload}")).await;
             sub.finish().await;
         }
     }
@@ -288,12 +277,7 @@ async fn retained_message() {
                 "10",
             ],
         );
-        assert_eq!(
-            sub.line().await,
-            format!("{topic} 1 1 kept"),
-            "{}",
-            sub.what
-        );
+        sub.expect_line(format!("{topic} 1 1 kept")).await;
         sub.finish().await;
         // Replaced by a newer retained message.
         publish(
@@ -317,12 +301,7 @@ async fn retained_message() {
             version,
             &["-i", &format!("rs{i}"), "-t", &topic, "-C", "1", "-W", "10"],
         );
-        assert_eq!(
-            sub.line().await,
-            format!("{topic} 0 1 newer"),
-            "{}",
-            sub.what
-        );
+        sub.expect_line(format!("{topic} 0 1 newer")).await;
         sub.finish().await;
     }
 }
@@ -362,12 +341,7 @@ async fn will_of_killed_client() {
         let _ = timeout(DEADLINE, dying.child.wait())
             .await
             .expect("killed client exits");
-        assert_eq!(
-            watcher.line().await,
-            format!("{topic} 1 0 gone"),
-            "{}",
-            watcher.what
-        );
+        watcher.expect_line(format!("{topic} 1 0 gone")).await;
         watcher.finish().await;
     }
 }
@@ -382,10 +356,6 @@ async fn will_of_dropped_raw_connection() {
         1,
     )
     .await;
-    let mut stream = timeout(DEADLINE, TcpStream::connect(broker.addr))
-        .await
-        .expect("connect in time")
-        .expect("connect");
     let mut connect = Connect::new(Protocol::V3_1_1, "raw");
     connect.will = Some(Will {
         qos: QoS::ExactlyOnce,
@@ -394,35 +364,9 @@ async fn will_of_dropped_raw_connection() {
         topic: "interop/raw-will".into(),
         payload: Bytes::from_static(b"raw-gone"),
     });
-    let mut out = BytesMut::new();
-    mqtt_codec::encode(
-        &Packet::Connect(Box::new(connect)),
-        Protocol::V3_1_1,
-        &mut out,
-    )
-    .expect("encode");
-    timeout(DEADLINE, stream.write_all(&out))
-        .await
-        .expect("write in time")
-        .expect("write");
-    let mut decoder = Decoder::new(DecodeOptions::new(Protocol::V3_1_1, Sender::Server));
-    let mut buf = BytesMut::new();
-    let until = Instant::now() + DEADLINE;
-    let ack = loop {
-        if let Some(p) = decoder.decode(&mut buf).expect("valid CONNACK") {
-            break p;
-        }
-        let n = timeout_at(until, stream.read_buf(&mut buf))
-            .await
-            .expect("CONNACK in time")
-            .expect("read");
-        assert!(n > 0, "closed before CONNACK");
-    };
-    assert!(
-        matches!(ack, Packet::ConnAck(ref a) if a.code == 0),
-        "{ack:?}"
-    );
-    drop(stream);
+    let (raw, code, _) = Client::handshake(broker.addr, connect, DEADLINE).await;
+    assert_eq!(code, 0, "CONNACK code");
+    drop(raw);
     assert_eq!(watcher.line().await, "interop/raw-will 2 0 raw-gone");
     watcher.finish().await;
 }
@@ -462,18 +406,8 @@ async fn persistent_session_receives_offline_messages() {
                 "-c", "-i", &id, "-q", "1", "-t", &topic, "-C", "2", "-W", "10",
             ],
         );
-        assert_eq!(
-            again.line().await,
-            format!("{topic} 1 0 while-away"),
-            "{}",
-            again.what
-        );
-        assert_eq!(
-            again.line().await,
-            format!("{topic} 1 0 second"),
-            "{}",
-            again.what
-        );
+        again.expect_line(format!("{topic} 1 0 while-away")).await;
+        again.expect_line(format!("{topic} 1 0 second")).await;
         again.finish().await;
     }
 }

@@ -3,70 +3,30 @@
 //! awaiting PUBREL and retained messages; hostile snapshots are refused with
 //! a clear error, never a panic.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime};
+mod common;
+
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use common::Net;
 use mqtt_codec::{
     ByteString, Connect, Packet, Properties, Property, Protocol, PubResponse, Publish, QoS,
     Subscribe, Subscription, SubscriptionOptions,
 };
 use reference_broker::broker::{Clocks, Snapshot};
-use reference_broker::{Action, Broker, Config, ConnId};
+use reference_broker::{Broker, Config, ConnId};
 
 const V311: Protocol = Protocol::V3_1_1;
 const V5: Protocol = Protocol::V5;
 
-struct Net {
-    broker: Broker,
-    now: Instant,
-    inbox: HashMap<ConnId, VecDeque<Packet>>,
-}
-
 impl Net {
-    fn new() -> Net {
-        Net {
-            broker: Broker::new(Config::default()),
-            now: Instant::now(),
-            inbox: HashMap::new(),
+    /// Opens a connection with `c`; expects a successful CONNACK and returns
+    /// its session-present flag.
+    fn connect_ok(&mut self, c: Connect) -> (ConnId, bool) {
+        match self.connect(c) {
+            (conn, Packet::ConnAck(a)) if a.code == 0 => (conn, a.session_present),
+            (_, other) => panic!("expected a successful CONNACK, got {other:?}"),
         }
-    }
-
-    fn pump(&mut self) {
-        while let Some(action) = self.broker.poll_action() {
-            match action {
-                Action::Send { conn, packet, .. } => {
-                    self.inbox.entry(conn).or_default().push_back(packet)
-                }
-                Action::Close { conn } => self.broker.closed(conn, self.now),
-            }
-        }
-    }
-
-    fn send(&mut self, conn: ConnId, packet: Packet) {
-        self.broker.packet(conn, packet, self.now);
-        self.pump();
-    }
-
-    fn recv(&mut self, conn: ConnId) -> Vec<Packet> {
-        self.inbox
-            .get_mut(&conn)
-            .map(|q| q.drain(..).collect())
-            .unwrap_or_default()
-    }
-
-    fn connect(&mut self, c: Connect) -> (ConnId, bool) {
-        let conn = self.broker.open(self.now).expect("below the limit");
-        self.send(conn, Packet::Connect(Box::new(c)));
-        match self.inbox.get_mut(&conn).and_then(|q| q.pop_front()) {
-            Some(Packet::ConnAck(a)) if a.code == 0 => (conn, a.session_present),
-            other => panic!("expected a successful CONNACK, got {other:?}"),
-        }
-    }
-
-    fn drop_conn(&mut self, conn: ConnId) {
-        self.broker.closed(conn, self.now);
-        self.pump();
     }
 
     fn clocks(&self) -> Clocks {
@@ -103,10 +63,22 @@ fn publish(topic: &str, payload: &'static str, qos: QoS, id: u16) -> Packet {
     })
 }
 
+/// A new broker `later` after `old` (on both clocks), restored from `snapshot`.
+fn restart(old: &Net, later: Duration, snapshot: Snapshot) -> Net {
+    let mut net = Net::new();
+    net.now = old.now + later;
+    let clocks = Clocks {
+        now: net.now,
+        wall: old.clocks().wall + later,
+    };
+    net.broker.restore(snapshot, clocks).expect("restores");
+    net
+}
+
 /// A broker with a bit of everything worth keeping.
 fn populated() -> (Net, Snapshot) {
     let mut net = Net::new();
-    let (sub, _) = net.connect(persistent(V5, "sub"));
+    let (sub, _) = net.connect_ok(persistent(V5, "sub"));
     let mut props = Properties::new();
     props.push(Property::SubscriptionIdentifier(7));
     net.send(
@@ -126,7 +98,7 @@ fn populated() -> (Net, Snapshot) {
         }),
     );
     assert!(matches!(&net.recv(sub)[..], [Packet::SubAck(_)]));
-    let (publ, _) = net.connect(persistent(V311, "pub"));
+    let (publ, _) = net.connect_ok(persistent(V311, "pub"));
     net.send(publ, publish("t/1", "one", QoS::AtLeastOnce, 1));
     net.send(publ, publish("t/2", "two", QoS::ExactlyOnce, 2));
     net.send(publ, Packet::PubRel(PubResponse::new(2)));
@@ -157,7 +129,7 @@ fn populated() -> (Net, Snapshot) {
     net.send(publ, Packet::Publish(r));
     net.drop_conn(publ);
     // A clean session is not kept.
-    let (clean, _) = net.connect(Connect {
+    let (clean, _) = net.connect_ok(Connect {
         keep_alive: 0,
         ..Connect::new(V311, "clean")
     });
@@ -190,19 +162,15 @@ fn round_trip_through_json() {
 #[test]
 fn restored_broker_resumes_everything() {
     let (old, snapshot) = populated();
-    let mut net = Net::new();
     // A minute later, in a new process.
-    net.now = old.now + Duration::from_secs(60);
-    let clocks = Clocks {
-        now: net.now,
-        wall: old.clocks().wall + Duration::from_secs(60),
-    };
     let json = snapshot.to_json();
-    net.broker
-        .restore(Snapshot::from_json(&json).expect("parses"), clocks)
-        .expect("restores");
+    let mut net = restart(
+        &old,
+        Duration::from_secs(60),
+        Snapshot::from_json(&json).expect("parses"),
+    );
 
-    let (sub, present) = net.connect(persistent(V5, "sub"));
+    let (sub, present) = net.connect_ok(persistent(V5, "sub"));
     assert!(present, "the session survived");
     let got = net.recv(sub);
     // t/4 was routed when it arrived (before PUBREL), so it is queued too.
@@ -237,13 +205,13 @@ fn restored_broker_resumes_everything() {
     }
 
     // The QoS 2 id acknowledged with PUBREC is still known: PUBCOMP success.
-    let (publ, present) = net.connect(persistent(V311, "pub"));
+    let (publ, present) = net.connect_ok(persistent(V311, "pub"));
     assert!(present);
     net.send(publ, Packet::PubRel(PubResponse::new(9)));
     assert_eq!(net.recv(publ), [Packet::PubComp(PubResponse::new(9))]);
 
     // The retained message, its expiry reduced by the minute that passed.
-    let (watch, _) = net.connect(Connect {
+    let (watch, _) = net.connect_ok(Connect {
         keep_alive: 0,
         ..Connect::new(V5, "watch")
     });
@@ -274,18 +242,12 @@ fn restored_broker_resumes_everything() {
 fn offline_session_expiry_counts_across_restart() {
     let (old, snapshot) = populated();
     // Two hours later the one-hour sessions are gone.
-    let mut net = Net::new();
-    net.now = old.now + Duration::from_secs(7200);
-    let clocks = Clocks {
-        now: net.now,
-        wall: old.clocks().wall + Duration::from_secs(7200),
-    };
-    net.broker.restore(snapshot, clocks).expect("restores");
+    let mut net = restart(&old, Duration::from_secs(7200), snapshot);
     net.broker.tick(net.now);
     net.pump();
     // "pub" (3.1.1, never expires) stays; "sub" (5.0, one hour) is gone.
     assert_eq!(net.broker.session_count(), 1);
-    let (_, present) = net.connect(persistent(V5, "sub"));
+    let (_, present) = net.connect_ok(persistent(V5, "sub"));
     assert!(!present);
 }
 
@@ -339,7 +301,7 @@ fn corrupt_snapshots_are_refused_clearly() {
 #[test]
 fn delayed_will_survives_restart() {
     let mut net = Net::new();
-    let (watch, _) = net.connect(persistent(V5, "watch"));
+    let (watch, _) = net.connect_ok(persistent(V5, "watch"));
     net.send(
         watch,
         Packet::Subscribe(Subscribe {
@@ -362,22 +324,18 @@ fn delayed_will_survives_restart() {
         topic: "will/dying".into(),
         payload: Bytes::from_static(b"gone"),
     });
-    let (dying, _) = net.connect(c);
+    let (dying, _) = net.connect_ok(c);
     net.drop_conn(dying);
     let snapshot = net.broker.snapshot(net.clocks());
     assert!(snapshot.sessions.iter().any(|s| s.pending_will.is_some()));
 
     // Restart ten seconds later; the will is due twenty seconds after that.
-    let mut next = Net::new();
-    next.now = net.now + Duration::from_secs(10);
-    let clocks = Clocks {
-        now: next.now,
-        wall: net.clocks().wall + Duration::from_secs(10),
-    };
     let json = snapshot.to_json();
-    next.broker
-        .restore(Snapshot::from_json(&json).expect("parses"), clocks)
-        .expect("restores");
+    let mut next = restart(
+        &net,
+        Duration::from_secs(10),
+        Snapshot::from_json(&json).expect("parses"),
+    );
     assert_eq!(
         next.broker.poll_timeout(),
         Some(next.now + Duration::from_secs(20))
@@ -385,7 +343,7 @@ fn delayed_will_survives_restart() {
     next.now += Duration::from_secs(20);
     next.broker.tick(next.now);
     next.pump();
-    let (watch, present) = next.connect(persistent(V5, "watch"));
+    let (watch, present) = next.connect_ok(persistent(V5, "watch"));
     assert!(present);
     match &next.recv(watch)[..] {
         [Packet::Publish(p)] => assert_eq!(&p.payload[..], b"gone"),
@@ -402,7 +360,7 @@ fn largest_message_of_a_v311_client_survives() {
     };
     let mut net = Net::new();
     net.broker = Broker::new(config.clone());
-    let (sub, _) = net.connect(persistent(V311, "sub"));
+    let (sub, _) = net.connect_ok(persistent(V311, "sub"));
     net.send(
         sub,
         Packet::Subscribe(Subscribe {
@@ -415,7 +373,7 @@ fn largest_message_of_a_v311_client_survives() {
         }),
     );
     net.drop_conn(sub);
-    let (publ, _) = net.connect(Connect::new(V311, "pub"));
+    let (publ, _) = net.connect_ok(Connect::new(V311, "pub"));
     // 3 bytes fixed header + 2 + 3 topic + 2 packet id + payload = 1000.
     let payload: &'static [u8] = Box::leak(vec![b'x'; 990].into_boxed_slice());
     let p = Packet::Publish(Publish {

@@ -3,31 +3,25 @@
 //! serves it; a corrupt or oversized state file stops start-up with a clear
 //! error. Every wait has a deadline; nothing sleeps.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::{Client, Running};
 use mqtt_codec::{
-    Connect, DecodeOptions, Decoder, Disconnect, Packet, Properties, Property, Protocol,
-    PubResponse, Publish, QoS, Sender, Subscribe, Subscription, SubscriptionOptions,
+    Connect, Disconnect, Packet, Properties, Property, Protocol, PubResponse, Publish, QoS,
 };
 use reference_broker::server::{self, persist, Shared};
 use reference_broker::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::{timeout, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::time::timeout;
 
 const PROMPT: Duration = Duration::from_secs(10);
-
-struct Running {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
-}
 
 async fn start(dir: &Path) -> Running {
     let config = Config {
@@ -35,91 +29,18 @@ async fn start(dir: &Path) -> Running {
         ..Config::default()
     };
     let shared: Arc<Shared> = Shared::open(config).expect("open the persisted broker");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, shared, async move {
-        let _ = rx.await;
-    }));
-    Running { addr, stop, task }
+    Running::serve(shared).await
 }
 
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        timeout(PROMPT, self.task)
-            .await
-            .expect("serve returns after shutdown")
-            .expect("server task")
-            .expect("serve is Ok");
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    protocol: Protocol,
-    decoder: Decoder,
-    buf: BytesMut,
+/// Opens a connection with `c`; expects a successful CONNACK and returns its
+/// session-present flag.
+async fn connect(addr: SocketAddr, c: Connect) -> (Client, bool) {
+    let (client, code, session_present) = Client::handshake(addr, c, PROMPT).await;
+    assert_eq!(code, 0, "expected a successful CONNACK");
+    (client, session_present)
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr, c: Connect) -> (Client, bool) {
-        let stream = timeout(PROMPT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        let protocol = c.protocol;
-        let mut client = Client {
-            stream,
-            protocol,
-            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
-            buf: BytesMut::new(),
-        };
-        client.send(&Packet::Connect(Box::new(c))).await;
-        match client.recv().await {
-            Packet::ConnAck(a) if a.code == 0 => (client, a.session_present),
-            other => panic!("expected a successful CONNACK, got {other:?}"),
-        }
-    }
-
-    async fn send(&mut self, packet: &Packet) {
-        let mut out = BytesMut::new();
-        mqtt_codec::encode(packet, self.protocol, &mut out).expect("encodable");
-        timeout(PROMPT, self.stream.write_all(&out))
-            .await
-            .expect("write in time")
-            .expect("write");
-    }
-
-    async fn recv(&mut self) -> Packet {
-        let until = Instant::now() + PROMPT;
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(p)) => return p,
-                Ok(None) => {}
-                Err(e) => panic!("undecodable bytes from the broker: {e:?}"),
-            }
-            match tokio::time::timeout_at(until, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => panic!("nothing from the broker within {PROMPT:?}"),
-                Ok(Ok(0)) | Ok(Err(_)) => panic!("connection closed"),
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn subscribe(&mut self, filter: &str) {
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            properties: Properties::new(),
-            filters: vec![Subscription {
-                filter: filter.into(),
-                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
-            }],
-        }))
-        .await;
-        assert!(matches!(self.recv().await, Packet::SubAck(a) if a.reason_codes == [1]));
-    }
-
     /// Ends the connection the normal way and waits for the broker to close it.
     async fn disconnect(mut self) {
         self.send(&Packet::Disconnect(Disconnect {
@@ -158,12 +79,12 @@ async fn acknowledged_messages_survive_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let a = start(dir.path()).await;
 
-    let (mut sub, present) = Client::connect(a.addr, persistent_v5("offline-sub")).await;
+    let (mut sub, present) = connect(a.addr, persistent_v5("offline-sub")).await;
     assert!(!present);
-    sub.subscribe("persist/#").await;
+    sub.subscribe("persist/#", QoS::AtLeastOnce).await;
     sub.disconnect().await;
 
-    let (mut publ, _) = Client::connect(a.addr, Connect::new(Protocol::V3_1_1, "publisher")).await;
+    let (mut publ, _) = connect(a.addr, Connect::new(Protocol::V3_1_1, "publisher")).await;
     publ.send(&publish("persist/retained", b"kept", true, 1))
         .await;
     assert_eq!(publ.recv().await, Packet::PubAck(PubResponse::new(1)));
@@ -187,11 +108,11 @@ async fn acknowledged_messages_survive_a_restart() {
     );
     assert_eq!(on_disk.retained.len(), 1);
     publ.disconnect().await;
-    a.stop().await;
+    a.stop_within(PROMPT).await;
 
     // A new broker on the same directory.
     let b = start(dir.path()).await;
-    let (mut sub, present) = Client::connect(b.addr, persistent_v5("offline-sub")).await;
+    let (mut sub, present) = connect(b.addr, persistent_v5("offline-sub")).await;
     assert!(present, "the session survived the restart");
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -213,8 +134,8 @@ async fn acknowledged_messages_survive_a_restart() {
         ]
     );
     // The retained message too.
-    let (mut late, _) = Client::connect(b.addr, Connect::new(Protocol::V5, "late")).await;
-    late.subscribe("persist/retained").await;
+    let (mut late, _) = connect(b.addr, Connect::new(Protocol::V5, "late")).await;
+    late.subscribe("persist/retained", QoS::AtLeastOnce).await;
     match late.recv().await {
         Packet::Publish(p) => {
             assert!(p.retain);
@@ -222,16 +143,16 @@ async fn acknowledged_messages_survive_a_restart() {
         }
         other => panic!("expected the retained PUBLISH, got {other:?}"),
     }
-    b.stop().await;
+    b.stop_within(PROMPT).await;
 }
 
 #[tokio::test]
 async fn in_flight_message_redelivered_after_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let a = start(dir.path()).await;
-    let (mut sub, _) = Client::connect(a.addr, persistent_v5("slow-sub")).await;
-    sub.subscribe("inflight/#").await;
-    let (mut publ, _) = Client::connect(a.addr, Connect::new(Protocol::V5, "pub")).await;
+    let (mut sub, _) = connect(a.addr, persistent_v5("slow-sub")).await;
+    sub.subscribe("inflight/#", QoS::AtLeastOnce).await;
+    let (mut publ, _) = connect(a.addr, Connect::new(Protocol::V5, "pub")).await;
     publ.send(&publish("inflight/x", b"unacked", false, 5))
         .await;
     assert!(matches!(publ.recv().await, Packet::PubAck(r) if r.packet_id == 5));
@@ -242,10 +163,10 @@ async fn in_flight_message_redelivered_after_restart() {
     // The subscriber never acknowledges; the broker goes down.
     drop(sub);
     publ.disconnect().await;
-    a.stop().await;
+    a.stop_within(PROMPT).await;
 
     let b = start(dir.path()).await;
-    let (mut sub, present) = Client::connect(b.addr, persistent_v5("slow-sub")).await;
+    let (mut sub, present) = connect(b.addr, persistent_v5("slow-sub")).await;
     assert!(present);
     match sub.recv().await {
         Packet::Publish(p) => {
@@ -255,7 +176,7 @@ async fn in_flight_message_redelivered_after_restart() {
         }
         other => panic!("expected the re-sent PUBLISH, got {other:?}"),
     }
-    b.stop().await;
+    b.stop_within(PROMPT).await;
 }
 
 #[tokio::test]

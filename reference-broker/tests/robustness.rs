@@ -8,28 +8,21 @@
 //! Every wait has a deadline; nothing sleeps a fixed time (the only timer is
 //! the pace of a trickling writer and of a served client's pings).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use common::{publish, still_serves_within, Client, Running, PROMPT, V311, V5};
 use mqtt_codec::reason;
-use mqtt_codec::{
-    Connect, DecodeOptions, Decoder, Packet, Properties, Protocol, PubResponse, Publish, QoS,
-    Sender, Subscribe, Subscription, SubscriptionOptions,
-};
-use reference_broker::server::{self, Shared};
+use mqtt_codec::{Connect, Packet, PubResponse, QoS};
 use reference_broker::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
-
-const V311: Protocol = Protocol::V3_1_1;
-const V5: Protocol = Protocol::V5;
-/// Deadline for anything the broker should do at once.
-const PROMPT: Duration = Duration::from_secs(5);
 /// Generous deadline for a whole phase with hundreds of connections.
 const PHASE: Duration = Duration::from_secs(60);
 
@@ -83,197 +76,6 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-struct Running {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn start(config: Config) -> Running {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let shared = Shared::new(config);
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, shared.clone(), async move {
-            let _ = rx.await;
-        }));
-        Running {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            task,
-        }
-    }
-
-    /// Waits until the core counts exactly `n` connections (closes are
-    /// reported asynchronously, so this polls under a deadline).
-    async fn connections_become(&self, n: usize, within: Duration) {
-        let until = Instant::now() + within;
-        while self.shared.connections() != n {
-            assert!(
-                Instant::now() < until,
-                "{} connections, expected {n}",
-                self.shared.connections()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let result = timeout(PROMPT, &mut self.task)
-            .await
-            .expect("server::serve returns after shutdown");
-        result.expect("server task").expect("server::serve is Ok");
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    protocol: Protocol,
-    decoder: Decoder,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn open(addr: SocketAddr, protocol: Protocol) -> Client {
-        let stream = timeout(PHASE, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        Client {
-            stream,
-            protocol,
-            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn connect_with(
-        addr: SocketAddr,
-        protocol: Protocol,
-        id: &str,
-        keep_alive: u16,
-    ) -> Client {
-        let mut c = Client::open(addr, protocol).await;
-        let mut connect = Connect::new(protocol, id);
-        connect.keep_alive = keep_alive;
-        c.send(&Packet::Connect(Box::new(connect))).await;
-        match c.recv(PHASE).await {
-            Packet::ConnAck(ack) => assert_eq!(ack.code, 0, "{id}: {ack:?}"),
-            other => panic!("{id}: expected CONNACK, got {other:?}"),
-        }
-        c
-    }
-
-    async fn connect(addr: SocketAddr, protocol: Protocol, id: &str) -> Client {
-        Client::connect_with(addr, protocol, id, 0).await
-    }
-
-    async fn send(&mut self, packet: &Packet) {
-        let mut out = BytesMut::new();
-        mqtt_codec::encode(packet, self.protocol, &mut out).expect("encodable");
-        self.send_raw(&out).await;
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(PROMPT, self.stream.write_all(bytes))
-            .await
-            .expect("write in time")
-            .expect("write");
-    }
-
-    /// The next packet, or `None` at EOF (or reset), within `deadline`.
-    async fn next_within(&mut self, deadline: Duration) -> Option<Packet> {
-        let until = Instant::now() + deadline;
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(p)) => return Some(p),
-                Ok(None) => {}
-                Err(e) => panic!("the broker sent bytes we cannot decode: {e:?}"),
-            }
-            match timeout_at(until, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => panic!("nothing from the broker within {deadline:?}"),
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    assert!(self.buf.is_empty(), "connection ended inside a packet");
-                    return None;
-                }
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn recv(&mut self, deadline: Duration) -> Packet {
-        self.next_within(deadline).await.expect("a packet, not EOF")
-    }
-
-    /// Reads until EOF; returns what came before it.
-    async fn until_closed(&mut self, deadline: Duration) -> Vec<Packet> {
-        let mut got = Vec::new();
-        while let Some(p) = self.next_within(deadline).await {
-            got.push(p);
-        }
-        got
-    }
-
-    async fn subscribe(&mut self, filter: &str, qos: QoS) {
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            properties: Properties::new(),
-            filters: vec![Subscription {
-                filter: filter.into(),
-                options: SubscriptionOptions::qos(qos),
-            }],
-        }))
-        .await;
-        match self.recv(PHASE).await {
-            Packet::SubAck(ack) => assert_eq!(ack.reason_codes, [qos.as_u8()]),
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
-
-    async fn ping(&mut self) {
-        self.send(&Packet::PingReq).await;
-        assert_eq!(self.recv(PROMPT).await, Packet::PingResp);
-    }
-}
-
-fn publish(topic: &str, payload: &'static [u8], qos: QoS, packet_id: u16) -> Packet {
-    Packet::Publish(Publish {
-        qos,
-        topic: topic.into(),
-        packet_id,
-        payload: Bytes::from_static(payload),
-        ..Publish::default()
-    })
-}
-
-/// A full round trip through a fresh pair of clients: the broker still serves.
-async fn still_serves(addr: SocketAddr, tag: &str) {
-    let mut sub = Client::connect(addr, V5, &format!("alive-sub-{tag}")).await;
-    sub.subscribe(&format!("alive/{tag}"), QoS::AtLeastOnce)
-        .await;
-    let mut publ = Client::connect(addr, V311, &format!("alive-pub-{tag}")).await;
-    publ.send(&publish(
-        &format!("alive/{tag}"),
-        b"ok",
-        QoS::AtLeastOnce,
-        1,
-    ))
-    .await;
-    assert!(matches!(publ.recv(PROMPT).await, Packet::PubAck(r) if r.packet_id == 1));
-    match sub.recv(PROMPT).await {
-        Packet::Publish(p) => assert_eq!(&p.payload[..], b"ok"),
-        other => panic!("expected PUBLISH, got {other:?}"),
-    }
-}
-
 /// Reads raw bytes until the peer closes (EOF or reset), within `deadline`;
 /// returns how many bytes came. Panics if the connection stays open.
 async fn read_until_closed(stream: &mut TcpStream, deadline: Duration, what: &str) -> usize {
@@ -313,10 +115,10 @@ async fn thousand_concurrent_connections_fan_out() {
                 2 => (V5, QoS::AtMostOnce),
                 _ => (V5, QoS::ExactlyOnce),
             };
-            let mut c = Client::connect(addr, protocol, &format!("fan-{i}")).await;
+            let mut c = Client::connect_within(addr, protocol, &format!("fan-{i}"), 0, PHASE).await;
             c.subscribe("fan/out", qos).await;
             ready.send(()).await.expect("the test waits");
-            let Packet::Publish(p) = c.recv(PHASE).await else {
+            let Packet::Publish(p) = c.recv_within(PHASE).await else {
                 panic!("fan-{i}: expected PUBLISH")
             };
             assert_eq!((&p.topic[..], &p.payload[..]), ("fan/out", &b"to all"[..]));
@@ -343,11 +145,11 @@ async fn thousand_concurrent_connections_fan_out() {
     }
     let subscribed = started.elapsed();
     assert_eq!(broker.shared.connections(), N);
-    let mut publ = Client::connect(broker.addr, V5, "fan-publisher").await;
+    let mut publ = Client::connect_within(broker.addr, V5, "fan-publisher", 0, PHASE).await;
     let sent = Instant::now();
     publ.send(&publish("fan/out", b"to all", QoS::AtLeastOnce, 7))
         .await;
-    assert!(matches!(publ.recv(PROMPT).await, Packet::PubAck(r) if r.packet_id == 7));
+    assert!(matches!(publ.recv_within(PROMPT).await, Packet::PubAck(r) if r.packet_id == 7));
     let mut clients = Vec::with_capacity(N);
     for s in subscribers {
         clients.push(
@@ -364,7 +166,7 @@ async fn thousand_concurrent_connections_fan_out() {
     publ.ping().await;
     drop(clients);
     broker.connections_become(1, PHASE).await;
-    still_serves(broker.addr, "fan-out").await;
+    still_serves_within(broker.addr, "fan-out", PHASE).await;
     broker.stop().await;
 }
 
@@ -382,7 +184,7 @@ async fn silent_and_half_packet_clients_closed_on_connect_timeout() {
         ..Config::default()
     })
     .await;
-    let mut good = Client::connect_with(broker.addr, V5, "served", 60).await;
+    let mut good = Client::connect_within(broker.addr, V5, "served", 60, PHASE).await;
     good.ping().await;
 
     // The first half of a CONNECT, and a prefix of a CONNECT announcing about 1 MB.
@@ -411,7 +213,7 @@ async fn silent_and_half_packet_clients_closed_on_connect_timeout() {
     let mut idle = Vec::with_capacity(N);
     for i in 0..N {
         let t0 = Instant::now();
-        let mut c = Client::open(broker.addr, V311).await;
+        let mut c = Client::open_within(broker.addr, V311, PHASE).await;
         // Half of them silent, the others spread over the partial packets.
         let bytes = if i % 2 == 0 {
             &[][..]
@@ -487,7 +289,7 @@ async fn silent_and_half_packet_clients_closed_on_connect_timeout() {
         "RSS grew by {:.1} MiB after {N} idle clients",
         mib(after.saturating_sub(before))
     );
-    still_serves(broker.addr, "idle").await;
+    still_serves_within(broker.addr, "idle", PHASE).await;
     broker.stop().await;
 }
 
@@ -508,7 +310,7 @@ async fn huge_connect_trickling_is_closed_at_once() {
         ("trickled header", &[0x10][..]),
     ] {
         let started = Instant::now();
-        let stream = Client::open(broker.addr, V311).await.stream;
+        let stream = Client::open_within(broker.addr, V311, PHASE).await.stream;
         let (mut reader, mut writer) = stream.into_split();
         writer.write_all(first).await.expect("write");
         // One more byte every 20 ms (the header's length bytes first), until
@@ -549,7 +351,7 @@ async fn huge_connect_trickling_is_closed_at_once() {
         assert!(closed < PROMPT);
     }
     // The same PUBLISH header after a valid 5.0 CONNECT: DISCONNECT 0x95.
-    let mut c = Client::connect(broker.addr, V5, "then-huge").await;
+    let mut c = Client::connect_within(broker.addr, V5, "then-huge", 0, PHASE).await;
     c.send_raw(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x01, b't'])
         .await;
     let got = c.until_closed(PROMPT).await;
@@ -558,7 +360,7 @@ async fn huge_connect_trickling_is_closed_at_once() {
         "{got:?}"
     );
     broker.connections_become(0, PROMPT).await;
-    still_serves(broker.addr, "huge").await;
+    still_serves_within(broker.addr, "huge", PHASE).await;
     broker.stop().await;
 }
 
@@ -593,7 +395,7 @@ async fn thousand_garbage_connections() {
         ..Config::default()
     })
     .await;
-    let mut good = Client::connect_with(broker.addr, V311, "bystander", 60).await;
+    let mut good = Client::connect_within(broker.addr, V311, "bystander", 60, PHASE).await;
     good.subscribe("#", QoS::AtMostOnce).await;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let started = Instant::now();
@@ -605,12 +407,12 @@ async fn thousand_garbage_connections() {
         tasks.push(tokio::spawn(async move {
             let what = format!("garbage connection {i}");
             let mut c = if i % 2 == 0 {
-                Client::open(addr, V311).await
+                Client::open_within(addr, V311, PHASE).await
             } else {
                 // Keep alive 2 s: garbage that looks like a partial packet is
                 // closed on the keep-alive timeout.
                 let protocol = if i % 4 == 1 { V311 } else { V5 };
-                Client::connect_with(addr, protocol, &format!("garbage-{i}"), 2).await
+                Client::connect_within(addr, protocol, &format!("garbage-{i}"), 2, PHASE).await
             };
             let t0 = Instant::now();
             // The broker may close while this is being written.
@@ -636,7 +438,7 @@ async fn thousand_garbage_connections() {
     // and check it is still served.
     good.send(&Packet::PingReq).await;
     loop {
-        match good.recv(PROMPT).await {
+        match good.recv_within(PROMPT).await {
             Packet::PingResp => break,
             Packet::Publish(_) => {}
             other => panic!("bystander: unexpected {other:?}"),
@@ -647,7 +449,7 @@ async fn thousand_garbage_connections() {
         "{N} garbage connections handled in {:?}: {at_once} closed within 1 s, the slowest after {slowest:?}",
         started.elapsed()
     );
-    still_serves(broker.addr, "garbage").await;
+    still_serves_within(broker.addr, "garbage", PHASE).await;
     broker.stop().await;
 }
 
@@ -710,7 +512,7 @@ async fn silent_clients_on_tls_and_websocket_closed() {
         ));
     }
     let (tls, ws, wss) = (ports[0], ports[1], ports[2]);
-    let mut good = Client::connect_with(broker.addr, V5, "served", 60).await;
+    let mut good = Client::connect_within(broker.addr, V5, "served", 60, PHASE).await;
     let connector = tls_client(&cert);
     let half_hello: &[u8] = &[
         0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03,
@@ -729,7 +531,7 @@ async fn silent_clients_on_tls_and_websocket_closed() {
     ] {
         for _ in 0..EACH {
             let t0 = Instant::now();
-            let mut stream = Client::open(addr, V311).await.stream;
+            let mut stream = Client::open_within(addr, V311, PHASE).await.stream;
             stream.write_all(bytes).await.expect("write");
             closers.push((
                 kind,
@@ -743,7 +545,7 @@ async fn silent_clients_on_tls_and_websocket_closed() {
     // Handshakes completed, then silence (no CONNECT).
     for _ in 0..EACH {
         let t0 = Instant::now();
-        let tcp = Client::open(tls, V311).await.stream;
+        let tcp = Client::open_within(tls, V311, PHASE).await.stream;
         let name =
             tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let mut stream = timeout(PROMPT, connector.connect(name, tcp))
@@ -774,7 +576,7 @@ async fn silent_clients_on_tls_and_websocket_closed() {
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
             let t0 = Instant::now();
-            let tcp = Client::open(addr, V311).await.stream;
+            let tcp = Client::open_within(addr, V311, PHASE).await.stream;
             let closer = if addr == wss {
                 let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost")
                     .expect("name");

@@ -1,200 +1,23 @@
 //! The broker over real loopback sockets: raw bytes in, decoded packets out.
 //! Every read waits under a deadline; nothing sleeps a fixed time.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::{publish, still_serves, Client, Running, PROMPT, V311, V5};
 use mqtt_codec::reason;
-use mqtt_codec::{
-    Connect, DecodeOptions, Decoder, Packet, Properties, Protocol, PubResponse, Publish, QoS,
-    Sender, Subscribe, Subscription, SubscriptionOptions,
-};
-use reference_broker::server::{self, Shared};
-use reference_broker::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mqtt_codec::{Connect, Packet, Properties, Protocol, PubResponse, QoS};
+use reference_broker::{server, Config};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
-
-const V311: Protocol = Protocol::V3_1_1;
-const V5: Protocol = Protocol::V5;
-/// Deadline for anything the broker should do at once.
-const PROMPT: Duration = Duration::from_secs(5);
-
-struct Running {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let result = timeout(PROMPT, &mut self.task)
-            .await
-            .expect("server::serve returns after shutdown");
-        result.expect("server task").expect("server::serve is Ok");
-    }
-}
-
-async fn start(config: Config) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    let shared = Shared::new(config);
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, shared.clone(), async move {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        shared,
-        shutdown: Some(tx),
-        task,
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    protocol: Protocol,
-    decoder: Decoder,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn open(addr: SocketAddr, protocol: Protocol) -> Client {
-        let stream = timeout(PROMPT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        Client {
-            stream,
-            protocol,
-            decoder: Decoder::new(DecodeOptions::new(protocol, Sender::Server)),
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Opens a connection and completes CONNECT / CONNACK.
-    async fn connect(addr: SocketAddr, protocol: Protocol, id: &str) -> Client {
-        let mut c = Client::open(addr, protocol).await;
-        c.send(&Packet::Connect(Box::new(Connect::new(protocol, id))))
-            .await;
-        match c.recv().await {
-            Packet::ConnAck(ack) => assert_eq!(ack.code, 0, "{ack:?}"),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-        c
-    }
-
-    async fn send(&mut self, packet: &Packet) {
-        let mut out = BytesMut::new();
-        mqtt_codec::encode(packet, self.protocol, &mut out).expect("encodable");
-        self.send_raw(&out).await;
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(PROMPT, self.stream.write_all(bytes))
-            .await
-            .expect("write in time")
-            .expect("write");
-    }
-
-    /// The next packet, or `None` at EOF (or reset), within `deadline`.
-    async fn next_within(&mut self, deadline: Duration) -> Option<Packet> {
-        let until = Instant::now() + deadline;
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(p)) => return Some(p),
-                Ok(None) => {}
-                Err(e) => panic!("the broker sent bytes we cannot decode: {e:?}"),
-            }
-            let read = tokio::time::timeout_at(until, self.stream.read_buf(&mut self.buf)).await;
-            match read {
-                Err(_) => panic!("nothing from the broker within {deadline:?}"),
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    assert!(self.buf.is_empty(), "connection ended inside a packet");
-                    return None;
-                }
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Option<Packet> {
-        self.next_within(PROMPT).await
-    }
-
-    async fn recv(&mut self) -> Packet {
-        self.next().await.expect("a packet, not EOF")
-    }
-
-    /// Reads until EOF; returns what came before it.
-    async fn until_closed(&mut self, deadline: Duration) -> Vec<Packet> {
-        let mut got = Vec::new();
-        while let Some(p) = self.next_within(deadline).await {
-            got.push(p);
-        }
-        got
-    }
-
-    async fn subscribe(&mut self, filter: &str, qos: QoS) {
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            properties: Properties::new(),
-            filters: vec![Subscription {
-                filter: filter.into(),
-                options: SubscriptionOptions::qos(qos),
-            }],
-        }))
-        .await;
-        match self.recv().await {
-            Packet::SubAck(ack) => assert_eq!(ack.reason_codes, [qos.as_u8()]),
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
-}
-
-fn publish(topic: &str, payload: &'static [u8], qos: QoS, packet_id: u16) -> Packet {
-    Packet::Publish(Publish {
-        qos,
-        topic: topic.into(),
-        packet_id,
-        payload: Bytes::from_static(payload),
-        ..Publish::default()
-    })
-}
-
-/// A full round trip through a fresh pair of clients: the broker still serves.
-async fn still_serves(addr: SocketAddr, tag: &str) {
-    let mut sub = Client::connect(addr, V5, &format!("alive-sub-{tag}")).await;
-    sub.subscribe(&format!("alive/{tag}"), QoS::AtLeastOnce)
-        .await;
-    let mut publ = Client::connect(addr, V311, &format!("alive-pub-{tag}")).await;
-    publ.send(&publish(
-        &format!("alive/{tag}"),
-        b"ok",
-        QoS::AtLeastOnce,
-        1,
-    ))
-    .await;
-    assert!(matches!(publ.recv().await, Packet::PubAck(r) if r.packet_id == 1));
-    match sub.recv().await {
-        Packet::Publish(p) => assert_eq!(&p.payload[..], b"ok"),
-        other => panic!("expected PUBLISH, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn connect_connack_and_ping() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     for protocol in [Protocol::V3_1, V311, V5] {
         let mut c = Client::connect(broker.addr, protocol, &format!("c-{protocol}")).await;
         c.send(&Packet::PingReq).await;
@@ -207,7 +30,7 @@ async fn connect_connack_and_ping() {
 
 #[tokio::test]
 async fn publish_subscribe_across_connections() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut sub = Client::connect(broker.addr, V5, "sub").await;
     sub.subscribe("a/+", QoS::ExactlyOnce).await;
     let mut publ = Client::connect(broker.addr, V311, "pub").await;
@@ -246,7 +69,7 @@ async fn publish_subscribe_across_connections() {
 
 #[tokio::test]
 async fn bytes_split_and_coalesced() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut c = Client::open(broker.addr, V311).await;
     let mut bytes = BytesMut::new();
     mqtt_codec::encode(
@@ -275,7 +98,7 @@ async fn bytes_split_and_coalesced() {
 
 #[tokio::test]
 async fn malformed_packet_closes() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     // PUBLISH whose topic length runs past the packet.
     let bad_publish = [0x30, 0x03, 0x00, 0x05, b'a'];
     let mut c = Client::connect(broker.addr, V5, "bad5").await;
@@ -309,7 +132,7 @@ async fn malformed_packet_closes() {
 
 #[tokio::test]
 async fn huge_connect_closed_at_once() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     // CONNECT announcing 268,435,455 bytes (256 MB): refused from its fixed
     // header, without waiting for (or buffering) the body.
     let mut c = Client::open(broker.addr, V5).await;
@@ -355,7 +178,7 @@ async fn idle_connections_closed_at_connect_timeout() {
         connect_timeout,
         ..Config::default()
     };
-    let broker = start(config).await;
+    let broker = Running::start(config).await;
     let opened = Instant::now();
     let mut idle = Vec::new();
     for _ in 0..200 {
@@ -397,19 +220,14 @@ async fn idle_connections_closed_at_connect_timeout() {
 /// instead of holding the broker's resources (and its session) forever.
 #[tokio::test]
 async fn subscriber_that_never_reads_is_dropped() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     let stream = timeout(PROMPT, socket.connect(broker.addr))
         .await
         .expect("connect in time")
         .expect("connect");
-    let mut slow = Client {
-        stream,
-        protocol: V311,
-        decoder: Decoder::new(DecodeOptions::new(V311, Sender::Server)),
-        buf: BytesMut::new(),
-    };
+    let mut slow = Client::from_stream(stream, V311, PROMPT);
     slow.send(&Packet::Connect(Box::new(Connect::new(V311, "slow"))))
         .await;
     assert!(matches!(slow.recv().await, Packet::ConnAck(_)));
@@ -450,7 +268,7 @@ async fn subscriber_that_never_reads_is_dropped() {
 
 #[tokio::test]
 async fn garbage_bytes_close() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let garbage: [&[u8]; 5] = [
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
         &[0x00, 0x00],
@@ -480,7 +298,7 @@ async fn garbage_bytes_close() {
 
 #[tokio::test]
 async fn unsupported_protocol_level_refused() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut c = Client::open(broker.addr, V311).await;
     c.send_raw(&[
         0x10, 0x0C, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x07, 0x02, 0x00, 0x3C, 0x00, 0x00,
@@ -496,7 +314,7 @@ async fn unsupported_protocol_level_refused() {
 
 #[tokio::test]
 async fn malformed_v5_connect_refused_with_connack() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut c = Client::open(broker.addr, V5).await;
     // 5.0 CONNECT with the reserved connect-flags bit set (MQTT-3.1.2-3).
     c.send_raw(&[
@@ -513,7 +331,7 @@ async fn malformed_v5_connect_refused_with_connack() {
 
 #[tokio::test]
 async fn keep_alive_closes_over_socket() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut c = Client::open(broker.addr, V5).await;
     let mut connect = Connect::new(V5, "ka");
     connect.keep_alive = 1;
@@ -529,7 +347,7 @@ async fn keep_alive_closes_over_socket() {
 
 #[tokio::test]
 async fn session_takeover_over_socket() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut old = Client::connect(broker.addr, V5, "same").await;
     let mut new = Client::connect(broker.addr, V5, "same").await;
     let got = old.until_closed(PROMPT).await;
@@ -544,7 +362,7 @@ async fn session_takeover_over_socket() {
 
 #[tokio::test]
 async fn will_published_on_connection_loss() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let mut watcher = Client::connect(broker.addr, V311, "watcher").await;
     watcher.subscribe("will/#", QoS::AtMostOnce).await;
     let mut dev = Client::open(broker.addr, V311).await;
@@ -573,7 +391,7 @@ async fn skipped_packet_under_violation() {
     let mut config = Config::default();
     config.violations.add("MQTT-3.8.3-3").expect("known");
     config.violations.add("MQTT-3.3.1-4").expect("known");
-    let broker = start(config).await;
+    let broker = Running::start(config).await;
     let mut c = Client::connect(broker.addr, V311, "v").await;
     // SUBSCRIBE without topic filters (refused by the parser), then PINGREQ in the same write.
     c.send_raw(&[0x82, 0x02, 0x00, 0x01, 0xC0, 0x00]).await;
@@ -597,7 +415,7 @@ async fn skipped_packet_under_violation() {
 
 #[tokio::test]
 async fn shutdown_stops_accepting() {
-    let broker = start(Config::default()).await;
+    let broker = Running::start(Config::default()).await;
     let addr = broker.addr;
     broker.stop().await;
     // The listener is gone with the server.
