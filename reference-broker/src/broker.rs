@@ -156,6 +156,12 @@ pub struct Broker {
     routes: routes::Routes,
     /// Inbound topic aliases kept per client id, only under the MQTT-3.3.2-7 violation.
     kept_aliases: HashMap<ByteString, HashMap<u16, ByteString>>,
+    /// Expiry of QoS 2 messages sent, kept only under the MQTT-4.3.3-7 violation.
+    expiring_out: HashMap<(ByteString, u16), Instant>,
+    /// Expiry of QoS 2 messages received, kept only under the MQTT-4.3.3-13 violation.
+    expiring_in: HashMap<(ByteString, u16), Instant>,
+    /// Wills kept per client id, only under the MQTT-3.1.2-12 violation.
+    stale_wills: HashMap<ByteString, (Message, u32)>,
     next_conn: ConnId,
     next_assigned: u64,
     actions: VecDeque<Action>,
@@ -178,6 +184,9 @@ impl Broker {
             retained: BTreeMap::new(),
             share_cursor: HashMap::new(),
             kept_aliases: HashMap::new(),
+            expiring_out: HashMap::new(),
+            expiring_in: HashMap::new(),
+            stale_wills: HashMap::new(),
             next_conn: 1,
             next_assigned: 1,
             actions: VecDeque::new(),
@@ -535,6 +544,20 @@ impl Broker {
             };
             refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, v3);
             return;
+        } else if client_id.len() >= 23 && self.breaks("MQTT-3.1.3-5") {
+            // MQTT-3.1.3-5: 1 to 23 bytes must be accepted; the violation is
+            // off by one, refusing a client id of the full 23.
+            refuse(
+                self,
+                reason::CLIENT_IDENTIFIER_NOT_VALID,
+                reason::v3::IDENTIFIER_REJECTED,
+            );
+            return;
+        }
+        // MQTT-3.1.3-2: sessions are keyed on the client id as sent; the
+        // violation folds ASCII case, so "A" and "a" share one session.
+        if self.breaks("MQTT-3.1.3-2") {
+            client_id = ByteString::from(client_id.to_ascii_lowercase());
         }
         // User name / password, or an enhanced authentication exchange (MQTT-4.12.0-1).
         let (user, auth_props) = match self.authenticate(conn, &connect) {
@@ -661,7 +684,13 @@ impl Broker {
         session.user = user;
         session.protocol = protocol;
         session.expiry = expiry;
-        session.expires_at = None;
+        // MQTT-4.1.0-1: no expiry while connected; the violation starts the
+        // session's expiry clock at CONNECT.
+        session.expires_at = if self.config.violations.breaks("MQTT-4.1.0-1") {
+            expiry_instant(now, expiry)
+        } else {
+            None
+        };
         if self.breaks("MQTT-3.2.2-1") && connect.clean_start {
             session_present = true;
         }
@@ -713,6 +742,16 @@ impl Broker {
                 delay,
             )
         });
+        // MQTT-3.1.2-12 (3.1.1): no Will Flag, no will; the violation reuses
+        // the will of the client id's previous 3.x connection.
+        if !v5 && self.config.violations.breaks("MQTT-3.1.2-12") {
+            match &c.will {
+                Some(w) => {
+                    self.stale_wills.insert(client_id.clone(), w.clone());
+                }
+                None => c.will = self.stale_wills.get(&client_id).cloned(),
+            }
+        }
         c.state = ConnState::Connected {
             client_id: client_id.clone(),
         };
@@ -770,12 +809,28 @@ impl Broker {
         );
         // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
         if !self.breaks("MQTT-4.4.0-1") {
-            self.resend_inflight(&client_id, conn);
+            self.resend_inflight(&client_id, conn, now);
         }
         self.drain_queue(&client_id, now);
     }
 
-    fn resend_inflight(&mut self, client_id: &ByteString, conn: ConnId) {
+    fn resend_inflight(&mut self, client_id: &ByteString, conn: ConnId, now: Instant) {
+        // MQTT-4.3.3-7: once a QoS 2 PUBLISH is sent its expiry no longer
+        // applies; the violation drops the expired ones instead of resending.
+        if self.breaks("MQTT-4.3.3-7") {
+            let expiring = &mut self.expiring_out;
+            if let Some(s) = self.sessions.get_mut(client_id) {
+                s.inflight.retain(|&id, f| {
+                    let key = (client_id.clone(), id);
+                    let expired = matches!(f.state, OutState::Publish(QoS::ExactlyOnce))
+                        && expiring.get(&key).is_some_and(|at| *at <= now);
+                    if expired {
+                        expiring.remove(&key);
+                    }
+                    !expired
+                });
+            }
+        }
         let Some(session) = self.sessions.get(client_id) else {
             return;
         };
@@ -815,18 +870,28 @@ impl Broker {
         match packet {
             Packet::Publish(p) => self.incoming_publish(conn, &client_id, p, now),
             Packet::PubAck(r) => {
+                let mut refused = None;
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     if matches!(
                         s.inflight.get(&r.packet_id).map(|f| &f.state),
                         Some(OutState::Publish(QoS::AtLeastOnce))
                     ) {
-                        s.inflight.remove(&r.packet_id);
+                        refused = s
+                            .inflight
+                            .remove(&r.packet_id)
+                            .filter(|_| r.reason_code >= 0x80);
                     }
+                }
+                // MQTT-4.8.2-6: a refused shared message is discarded; the
+                // violation hands it to another member of the group.
+                if let Some(f) = refused.filter(|_| self.breaks("MQTT-4.8.2-6")) {
+                    self.redirect_shared(&client_id, f.packet, now);
                 }
                 self.drain_queue(&client_id, now);
             }
             Packet::PubRec(r) => {
                 let mut release = false;
+                let mut refused = None;
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     if let Some(f) = s.inflight.get_mut(&r.packet_id) {
                         if matches!(f.state, OutState::Publish(QoS::ExactlyOnce)) {
@@ -834,7 +899,7 @@ impl Broker {
                                 // MQTT-4.4.0-2 / 4.3.3: a failure PUBREC ends the
                                 // exchange (the violation keeps it, to resend).
                                 if !self.config.violations.breaks("MQTT-4.4.0-2") {
-                                    s.inflight.remove(&r.packet_id);
+                                    refused = s.inflight.remove(&r.packet_id);
                                 }
                             } else if self.config.violations.breaks("MQTT-4.3.3-5") {
                                 // The violation forgets the message once PUBREL is
@@ -849,6 +914,10 @@ impl Broker {
                             release = true;
                         }
                     }
+                }
+                // MQTT-4.8.2-6: the violation redirects a refused shared message.
+                if let Some(f) = refused.filter(|_| self.breaks("MQTT-4.8.2-6")) {
+                    self.redirect_shared(&client_id, f.packet, now);
                 }
                 // MQTT-4.3.3-4: PUBREL answers PUBREC; the violation never sends it.
                 if release && !self.breaks("MQTT-4.3.3-4") {
@@ -878,6 +947,14 @@ impl Broker {
                         s.incoming_qos2.remove(&r.packet_id)
                     }
                 });
+                // MQTT-4.3.3-13: the handshake completes even if the message
+                // has expired; the violation abandons it without PUBCOMP.
+                let key = (client_id.clone(), r.packet_id);
+                if let Some(at) = self.expiring_in.remove(&key) {
+                    if at <= now && self.breaks("MQTT-4.3.3-13") {
+                        return;
+                    }
+                }
                 if self.breaks("MQTT-4.3.3-11") {
                     return;
                 }
@@ -979,6 +1056,11 @@ impl Broker {
                 c.aliases.insert(alias, p.topic.clone());
             }
         }
+        // MQTT-1.5.4-3 / 1.5.3-3: U+FEFF is kept as it is; the violation
+        // strips it from topic names.
+        if p.topic.contains('\u{feff}') && self.breaks("MQTT-1.5.4-3") {
+            p.topic = ByteString::from(p.topic.replace('\u{feff}', ""));
+        }
         if p.topic.len() > self.config.max_topic_length
             || p.topic.split('/').count() > self.config.max_topic_levels
         {
@@ -1020,6 +1102,11 @@ impl Broker {
         let expires_at = properties
             .message_expiry_interval()
             .and_then(|s| expiry_instant(now, s));
+        if let Some(at) = expires_at
+            .filter(|_| p.qos == QoS::ExactlyOnce && self.config.violations.breaks("MQTT-4.3.3-13"))
+        {
+            self.expiring_in.insert((client_id.clone(), packet_id), at);
+        }
         let message = Message {
             topic: p.topic.clone(),
             payload: p.payload.clone(),
@@ -1069,6 +1156,57 @@ impl Broker {
                     }
                     self.send(conn, Packet::PubRec(rec));
                 }
+            }
+        }
+    }
+
+    /// Under the MQTT-4.8.2-5/6 violations: sends a message `from` received
+    /// through a shared subscription to another member of each of its groups.
+    fn redirect_shared(&mut self, from: &ByteString, p: Publish, now: Instant) {
+        let Some(src) = self.sessions.get(from) else {
+            return;
+        };
+        let filters: Vec<ByteString> = src
+            .subscriptions
+            .keys()
+            .filter(|f| {
+                matches!(topic::split_shared(f), Some(Ok((_, inner))) if self.matches(inner, &p.topic))
+            })
+            .cloned()
+            .collect();
+        let mut properties = p.properties.clone();
+        properties.remove(0x0B);
+        properties.remove(0x23);
+        let message = Message {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            qos: p.qos,
+            retain: false,
+            properties,
+            expires_at: None,
+            origin: None,
+        };
+        for filter in filters {
+            let mut others: Vec<(ByteString, SubscriptionOptions, Option<u32>)> = self
+                .sessions
+                .iter()
+                .filter(|(cid, _)| *cid != from)
+                .filter_map(|(cid, s)| {
+                    s.subscriptions
+                        .get(&filter)
+                        .map(|sub| (cid.clone(), sub.options, sub.id))
+                })
+                .collect();
+            others.sort_by(|a, b| a.0.cmp(&b.0));
+            if let Some((cid, opts, id)) = others.into_iter().next() {
+                self.deliver(
+                    &cid,
+                    message.clone(),
+                    opts,
+                    id.into_iter().collect(),
+                    false,
+                    now,
+                );
             }
         }
     }
@@ -1257,6 +1395,8 @@ impl Broker {
         let send_alias = v.breaks("MQTT-3.1.2-27");
         let newest_first = v.breaks("MQTT-4.6.0-6");
         let fire_and_forget = v.breaks("MQTT-4.3.2-3");
+        let track_expiry = v.breaks("MQTT-4.3.3-7");
+        let mut expiring = Vec::new();
         let Some(s) = self.sessions.get_mut(cid) else {
             return;
         };
@@ -1362,6 +1502,12 @@ impl Broker {
                 let qos = m.qos;
                 // MQTT-4.3.2-3 / 4.3.3-3: unacknowledged until PUBACK / PUBREC;
                 // the violation forgets the message as soon as it is sent.
+                if let Some(at) = m
+                    .expires_at
+                    .filter(|_| track_expiry && qos == QoS::ExactlyOnce)
+                {
+                    expiring.push((id, at));
+                }
                 if !fire_and_forget {
                     s.inflight.insert(
                         id,
@@ -1373,6 +1519,9 @@ impl Broker {
                 }
             }
             out.push(Packet::Publish(p));
+        }
+        for (id, at) in expiring {
+            self.expiring_out.insert((cid.clone(), id), at);
         }
         for p in out {
             self.send(conn, p);
@@ -1605,7 +1754,8 @@ impl Broker {
                 wills.push(w.message.clone());
                 s.pending_will = None;
             }
-            if s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now) {
+            let detached = s.conn.is_none() || self.config.violations.breaks("MQTT-4.1.0-1");
+            if detached && s.expires_at.is_some_and(|at| at <= now) {
                 // MQTT-4.1.0-2: an expired session is discarded (the violation keeps it).
                 if self.config.violations.breaks("MQTT-4.1.0-2") {
                     s.expires_at = None;
@@ -1615,6 +1765,20 @@ impl Broker {
             }
         }
         for cid in expired {
+            // MQTT-4.8.2-5: a shared message whose receiver's session ends is
+            // not handed to another member; the violation redirects it.
+            if self.breaks("MQTT-4.8.2-5") {
+                let unacked: Vec<Publish> = self.sessions.get(&cid).map_or_else(Vec::new, |s| {
+                    s.inflight
+                        .values()
+                        .filter(|f| matches!(f.state, OutState::Publish(_)))
+                        .map(|f| f.packet.clone())
+                        .collect()
+                });
+                for p in unacked {
+                    self.redirect_shared(&cid, p, now);
+                }
+            }
             if let Some(s) = self.sessions.remove(&cid) {
                 if let Some(w) = s.pending_will {
                     wills.push(w.message);

@@ -107,7 +107,7 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.11.3-2"], behaviour: "sends 5.0 clients an UNSUBACK without reason codes" },
     ViolationInfo { ids: &["MQTT-3.14.4-2", "MQTT-3.14.4-1", "MQTT-4.13.1-1", "MQTT-4.8.0-1"], behaviour: "keeps serving a connection after a protocol error it answered with DISCONNECT" },
     ViolationInfo { ids: &["MQTT-1.5.4-1", "MQTT-1.5.3-1"], behaviour: "silently drops a packet with malformed UTF-8 instead of closing the connection" },
-    ViolationInfo { ids: &["MQTT-1.5.4-2", "MQTT-1.5.3-2"], behaviour: "silently drops a packet whose strings contain U+0000 instead of closing the connection" },
+    ViolationInfo { ids: &["MQTT-1.5.4-2", "MQTT-1.5.3-2", "MQTT-4.7.3-2"], behaviour: "silently drops a packet whose strings contain U+0000 instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-1.5.5-1"], behaviour: "silently drops a packet with a non-minimal variable byte integer instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-4.7.3-1"], behaviour: "silently drops a packet with an empty topic name or filter instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-3.1.2-1"], behaviour: "waits for more after a CONNECT with an unknown protocol name instead of closing the connection" },
@@ -120,6 +120,16 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-4.9.0-3", "MQTT-3.3.4-10"], behaviour: "holds back PINGRESP while the client's receive window is full" },
     ViolationInfo { ids: &["MQTT-4.12.0-2"], behaviour: "asks for more authentication data with AUTH 0x19 instead of 0x18" },
     ViolationInfo { ids: &["MQTT-3.3.2-7"], behaviour: "keeps a client's inbound topic aliases from one connection to the next" },
+    ViolationInfo { ids: &["MQTT-4.3.3-7"], behaviour: "drops an expired QoS 2 message already sent instead of resending it when the session resumes" },
+    ViolationInfo { ids: &["MQTT-4.3.3-13"], behaviour: "abandons an inbound QoS 2 exchange without PUBCOMP once the message has expired" },
+    ViolationInfo { ids: &["MQTT-4.3.3-9"], behaviour: "after refusing a QoS 2 PUBLISH with PUBREC 0x80 or above, takes the next PUBLISH with that identifier for a duplicate" },
+    ViolationInfo { ids: &["MQTT-4.8.2-5"], behaviour: "hands unacknowledged shared-subscription messages to another member when the receiver's session expires" },
+    ViolationInfo { ids: &["MQTT-4.1.0-1"], behaviour: "discards a session when its Session Expiry Interval runs out even while its client is connected (a clean session at once)" },
+    ViolationInfo { ids: &["MQTT-3.1.3-5"], behaviour: "refuses a client identifier of 23 bytes (off by one)" },
+    ViolationInfo { ids: &["MQTT-3.1.3-2"], behaviour: "keys sessions on the client identifier with ASCII case folded" },
+    ViolationInfo { ids: &["MQTT-1.5.4-3", "MQTT-1.5.3-3"], behaviour: "strips U+FEFF (BOM) from PUBLISH topic names" },
+    ViolationInfo { ids: &["MQTT-3.1.2-12"], behaviour: "publishes the will of a client id's previous connection when the new one has no Will Flag (3.1.1)" },
+    ViolationInfo { ids: &["MQTT-4.8.2-6"], behaviour: "redirects a shared-subscription message refused with PUBACK/PUBREC 0x80 or above to another member" },
 ];
 
 /// The set of violations in force.

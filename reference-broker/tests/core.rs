@@ -3106,3 +3106,168 @@ fn violation_no_suback() {
         matches!(net.recv(s).as_slice(), [Packet::SubAck(_)])
     });
 }
+
+#[test]
+fn violation_expired_qos2_in_flight_dropped() {
+    proves("MQTT-4.3.3-7", |net| {
+        let (s, _) = net.persistent_v5("s", 100);
+        net.subscribe(s, "t", QoS::ExactlyOnce);
+        let p = net.client(V5, "p");
+        net.publish(
+            p,
+            with_props(
+                publish("t", "x", QoS::ExactlyOnce, 1),
+                &[Property::MessageExpiryInterval(5)],
+            ),
+        );
+        let first = net.recv_publishes(s);
+        assert_eq!(first.len(), 1);
+        net.at(10);
+        let s = reconnect_s(net, s);
+        let again = net.recv_publishes(s);
+        again.len() == 1 && again[0].packet_id == first[0].packet_id && again[0].dup
+    });
+}
+
+#[test]
+fn violation_expired_inbound_qos2_not_completed() {
+    proves("MQTT-4.3.3-13", |net| {
+        let p = net.client(V5, "p");
+        net.publish(
+            p,
+            with_props(
+                publish("t", "x", QoS::ExactlyOnce, 3),
+                &[Property::MessageExpiryInterval(1)],
+            ),
+        );
+        assert_eq!(
+            net.recv(p).iter().map(ack_id).collect::<Vec<_>>(),
+            [("PUBREC", 3, 0x10)]
+        );
+        net.at(5);
+        net.send(p, Packet::PubRel(PubResponse::new(3)));
+        net.recv(p).iter().map(ack_id).collect::<Vec<_>>() == [("PUBCOMP", 3, 0)]
+    });
+}
+
+/// Anonymous clients may use `ok/#` only.
+fn acl_ok_only() -> Config {
+    let acl = reference_broker::auth::Acl::parse("acl", "topic readwrite ok/#\n").expect("ACL");
+    Config {
+        auth: reference_broker::auth::Auth::new(None, Some(acl), true).expect("auth"),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn violation_identifier_reused_after_failing_pubrec() {
+    proves_with("MQTT-4.3.3-9", acl_ok_only, |net| {
+        let s = net.client(V5, "s");
+        assert_eq!(net.subscribe(s, "ok/#", QoS::AtMostOnce), 0);
+        let p = net.client(V5, "p");
+        net.publish(p, publish("no", "1", QoS::ExactlyOnce, 7));
+        assert_eq!(
+            net.recv(p).iter().map(ack_id).collect::<Vec<_>>(),
+            [("PUBREC", 7, reason::NOT_AUTHORIZED)]
+        );
+        net.publish(p, publish("ok/t", "2", QoS::ExactlyOnce, 7));
+        payloads(&net.recv_publishes(s)) == ["2"]
+    });
+}
+
+/// Members "a" (persistent, session expiry 5 s) and "b" of `$share/g/t`;
+/// "a" gets one QoS 1 message. Returns (a, b, message).
+fn shared_pair(net: &mut Net) -> (ConnId, ConnId, Publish) {
+    let (a, _) = net.persistent_v5("a", 5);
+    net.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
+    let b = net.client(V5, "b");
+    net.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
+    let p = net.client(V5, "p");
+    net.publish(p, publish("t", "x", QoS::AtLeastOnce, 1));
+    let mut got = net.recv_publishes(a);
+    assert_eq!(got.len(), 1);
+    assert!(net.recv(b).is_empty());
+    (a, b, got.remove(0))
+}
+
+#[test]
+fn violation_shared_message_redirected_after_session_end() {
+    proves("MQTT-4.8.2-5", |net| {
+        let (a, b, _) = shared_pair(net);
+        net.drop_conn(a);
+        net.at(10);
+        net.tick();
+        net.recv(b).is_empty()
+    });
+}
+
+#[test]
+fn violation_refused_shared_message_redirected() {
+    proves("MQTT-4.8.2-6", |net| {
+        let (a, b, m) = shared_pair(net);
+        let mut ack = PubResponse::new(m.packet_id);
+        ack.reason_code = 0x80;
+        net.send(a, Packet::PubAck(ack));
+        net.recv(b).is_empty()
+    });
+}
+
+#[test]
+fn violation_session_discarded_while_connected() {
+    proves("MQTT-4.1.0-1", |net| {
+        let (s, _) = net.persistent_v5("s", 5);
+        net.subscribe(s, "t", QoS::AtLeastOnce);
+        net.at(10);
+        net.tick();
+        let p = net.client(V5, "p");
+        net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
+        net.recv_publishes(s).len() == 1
+    });
+}
+
+#[test]
+fn violation_23_byte_client_id_refused() {
+    proves("MQTT-3.1.3-5", |net| {
+        let id = "abcdefghijklmnopqrstuvw";
+        assert_eq!(id.len(), 23);
+        let (_, ack) = net.connect_with(Connect::new(V311, id));
+        ack.code == 0
+    });
+}
+
+#[test]
+fn violation_client_id_case_folded() {
+    proves("MQTT-3.1.3-2", |net| {
+        let (a, _) = net.persistent_v311("A");
+        net.subscribe(a, "t", QoS::AtLeastOnce);
+        let (_, ack) = net.persistent_v311("a");
+        !ack.session_present && !net.is_closed(a)
+    });
+}
+
+#[test]
+fn violation_bom_stripped_from_topic() {
+    proves("MQTT-1.5.4-3", |net| {
+        let s = net.client(V311, "s");
+        net.subscribe(s, "\u{feff}t", QoS::AtMostOnce);
+        let p = net.client(V311, "p");
+        net.publish(p, publish("\u{feff}t", "x", QoS::AtMostOnce, 0));
+        let got = net.recv_publishes(s);
+        got.len() == 1 && &*got[0].topic == "\u{feff}t"
+    });
+}
+
+#[test]
+fn violation_will_without_will_flag() {
+    proves("MQTT-3.1.2-12", |net| {
+        let w = watcher(net, "w");
+        let mut c = Connect::new(V311, "c");
+        c.keep_alive = 0;
+        c.will = Some(will("w", "bye"));
+        let (conn, _) = net.connect_with(c);
+        net.send(conn, disconnect(0));
+        let conn = net.client(V311, "c");
+        net.drop_conn(conn);
+        net.recv(w).is_empty()
+    });
+}

@@ -266,7 +266,10 @@ impl Broker {
             _ if !v5 && self.breaks("MQTT-3.3.5-2") => {}
             QoS::AtLeastOnce => self.send(conn, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
-                if !v5 {
+                // MQTT-4.3.3-9: after a failing PUBREC (5.0) the identifier is
+                // free for a new message; the violation keeps it as in use, so
+                // the next PUBLISH with it is taken for a duplicate.
+                if !v5 || self.breaks("MQTT-4.3.3-9") {
                     // The exchange goes on to PUBREL / PUBCOMP as for any message.
                     if let Some(s) = self.sessions.get_mut(client_id) {
                         s.incoming_qos2.insert(p.packet_id);
