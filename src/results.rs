@@ -117,6 +117,8 @@ pub struct RunReport {
     /// Known divergences (scenario id, protocol) from a baseline: their
     /// failures do not fail the run.
     pub baseline: BTreeSet<(String, Protocol)>,
+    /// Baseline entries that may pass or fail from run to run.
+    pub intermittent: BTreeSet<(String, Protocol)>,
 }
 
 impl RunReport {
@@ -129,6 +131,7 @@ impl RunReport {
             statements,
             duration,
             baseline: BTreeSet::new(),
+            intermittent: BTreeSet::new(),
         }
     }
 
@@ -145,11 +148,16 @@ impl RunReport {
             .count()
     }
 
-    /// Baseline entries whose case ran and did not fail: fixed, to remove from the baseline.
+    /// Baseline entries whose case ran and passed: fixed, to remove from the
+    /// baseline (intermittent entries excepted).
     pub fn fixed(&self) -> Vec<&CaseResult> {
         self.cases
             .iter()
-            .filter(|c| self.is_known(c) && matches!(c.status, Status::Pass))
+            .filter(|c| {
+                self.is_known(c)
+                    && matches!(c.status, Status::Pass)
+                    && !self.intermittent.contains(&(c.id.clone(), c.protocol))
+            })
             .collect()
     }
 
@@ -166,10 +174,10 @@ impl RunReport {
         s
     }
 
-    /// 0 when nothing failed (but known divergences of the baseline) and
-    /// nothing errored, 1 otherwise.
+    /// 0 when nothing failed (but known divergences of the baseline), nothing
+    /// errored and no baseline entry was fixed; 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        u8::from(self.new_failures() > 0 || self.summary().errors > 0)
+        u8::from(self.new_failures() > 0 || self.summary().errors > 0 || !self.fixed().is_empty())
     }
 }
 

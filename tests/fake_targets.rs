@@ -319,9 +319,18 @@ async fn a_target_that_closes_at_once_is_an_error() {
 async fn a_target_that_resets_is_an_error() {
     let f = fake(resetting).await;
     let report = run_against(&f, library(&[PING, QOS1])).await;
-    // The reset comes while connecting or in answer to the CONNECT.
+    // The reset comes while connecting or in answer to the CONNECT. Whether
+    // the client sees the RST or only the end of the stream depends on when it
+    // reads, so either wording is right; what matters is Error, not Fail.
     all(&report, Status::Error, "connect");
-    all(&report, Status::Error, "reset");
+    for c in &report.cases {
+        let m = c.message.as_deref().unwrap_or("");
+        assert!(
+            m.contains("reset") || m.contains("closed"),
+            "{}",
+            describe(&report)
+        );
+    }
     assert_eq!(report.exit_code(), 1);
 }
 

@@ -170,6 +170,37 @@ fn a_failing_run_exits_1_and_a_baseline_of_it_exits_0() {
         "{}",
         again.stdout
     );
+
+    // The broker is fixed: the baseline's entries now pass, which fails the
+    // run until they are removed…
+    let fixed = run(&[
+        "run",
+        "scenarios/shared/3.12-pingreq/pingresp.yaml",
+        "--baseline",
+        &baseline_arg,
+    ]);
+    assert_eq!(fixed.code, 1, "{}{}", fixed.stdout, fixed.stderr);
+    assert!(
+        fixed
+            .stdout
+            .contains("fixed: shared/3.12-pingreq/pingresp [5.0] passes now"),
+        "{}",
+        fixed.stdout
+    );
+    // …unless they are marked intermittent.
+    let text = std::fs::read_to_string(&baseline).expect("baseline written");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("baseline is JSON");
+    for e in doc["divergences"].as_array_mut().expect("divergences") {
+        e["intermittent"] = serde_json::Value::Bool(true);
+    }
+    std::fs::write(&baseline, doc.to_string()).expect("rewrite baseline");
+    let flaky = run(&[
+        "run",
+        "scenarios/shared/3.12-pingreq/pingresp.yaml",
+        "--baseline",
+        &baseline_arg,
+    ]);
+    assert_eq!(flaky.code, 0, "{}{}", flaky.stdout, flaky.stderr);
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn parse_capability(s: &str) -> Result<Capability, String> {
 }
 
 pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
-    let known = match &args.baseline {
+    let baseline = match &args.baseline {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 CmdError::Usage(format!("cannot read the baseline {}: {e}", path.display()))
@@ -191,7 +191,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
     let show = |c: &crate::results::CaseResult,
                 progress: &mut Option<console::Progress>,
                 out: &mut dyn Write| {
-        let is_known = known.contains(&(c.id.clone(), c.protocol));
+        let is_known = baseline.known.contains(&(c.id.clone(), c.protocol));
         if let Some(p) = progress.as_mut() {
             let _ = write!(out, "{}", p.erase());
         }
@@ -233,13 +233,14 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
     if let Some(p) = progress.as_mut() {
         write!(out, "{}", p.erase())?;
     }
-    report.baseline = known;
+    report.baseline = baseline.known;
+    report.intermittent = baseline.intermittent;
     writeln!(out)?;
     writeln!(out, "{}", console::summary_line(&report, color))?;
     for c in report.fixed() {
         writeln!(
             out,
-            "fixed: {} [{}] passes now; remove it from the baseline",
+            "fixed: {} [{}] passes now: remove it from the baseline (or mark it intermittent)",
             c.id, c.protocol
         )?;
     }
