@@ -99,7 +99,14 @@ mod tests {
             r#"{"divergences":[{"id":"x/y","protocol":"5.0","message":"m"}]}"#,
         )
         .unwrap();
-        assert!(b.contains(&("x/y".to_string(), Protocol::V5)));
+        assert!(b.known.contains(&("x/y".to_string(), Protocol::V5)));
+        assert!(b.intermittent.is_empty());
+        let b = parse(
+            "b.json",
+            r#"{"divergences":[{"id":"x/y","protocol":"5.0","intermittent":true}]}"#,
+        )
+        .unwrap();
+        assert!(b.intermittent.contains(&("x/y".to_string(), Protocol::V5)));
         let e = parse("b.json", r#"{"divergences":[{"id":"x","protocol":"6"}]}"#).unwrap_err();
         assert!(e.contains("`6` is not a protocol version"), "{e}");
         let e = parse("b.json", "{\n \"divergence\": []}").unwrap_err();

@@ -75,6 +75,8 @@ pub struct RunOptions {
     /// Cut every `expect_silence` longer than this to this (`--max-silence`):
     /// a faster run that watches for stray packets for less time.
     pub max_silence: Option<Duration>,
+    /// Where the clients that name a target connect (`--target-for NAME=URL`).
+    pub named_targets: std::collections::BTreeMap<String, Target>,
 }
 
 impl Default for RunOptions {
@@ -88,6 +90,7 @@ impl Default for RunOptions {
             without: Vec::new(),
             profile: None,
             max_silence: None,
+            named_targets: Default::default(),
         }
     }
 }
@@ -625,7 +628,14 @@ impl<'a> Ctx<'a> {
 
     async fn open(&mut self, name: &str) -> Result<(), Stop> {
         let deadline = Instant::now() + self.opts.step_timeout;
-        let conn = Connection::open(name, self.target, self.protocol, deadline)
+        // A client that names a target connects there when the run maps it.
+        let target = self
+            .scenario
+            .client(name)
+            .and_then(|c| c.target.as_ref())
+            .and_then(|t| self.opts.named_targets.get(t))
+            .unwrap_or(self.target);
+        let conn = Connection::open(name, target, self.protocol, deadline)
             .await
             .map_err(Stop::Error)?;
         if let Some(old) = self.conns.insert(name.to_string(), conn) {

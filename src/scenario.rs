@@ -176,6 +176,10 @@ pub struct ClientSpec {
     /// PUBLISH packets whose topic does not contain this text are noise from
     /// other traffic on a shared broker: recorded and skipped by expects.
     pub ignore_publishes_without: Option<String>,
+    /// The named target this client connects to (clustered or bridged
+    /// brokers); `run --target-for NAME=URL` says where it is. Without a
+    /// mapping the client uses the run's target.
+    pub target: Option<String>,
 }
 
 /// One step and where it is in the file.
@@ -956,6 +960,7 @@ struct RawClient {
     username: Option<Value>,
     password: Option<Value>,
     ignore_publishes_without: Option<String>,
+    target: Option<String>,
 }
 
 impl RawClient {
@@ -979,6 +984,7 @@ impl RawClient {
             connect: self.connect.unwrap_or(true),
             fields,
             ignore_publishes_without: self.ignore_publishes_without,
+            target: self.target,
         }
     }
 }

@@ -314,3 +314,69 @@ async fn a_target_that_never_answers_connect_is_an_error_within_the_deadline() {
         assert_eq!(c.status, Status::Error, "{}", describe(&report));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_with_a_named_target_connects_where_the_run_maps_it() {
+    // Client `b` names the target `other`. Mapped to a second broker that
+    // ignores PINGREQ, its check fails; unmapped, it uses the run's target
+    // (the strict embedded broker) and passes. Only a client that really
+    // connected to the second broker can fail.
+    let text = r#"
+name: A client on a second broker
+statements:
+  "5.0": [MQTT-3.12.4-1]
+clients:
+  a: {}
+  b: { target: other }
+steps:
+  - a: { send: PINGREQ }
+  - a: { expect: PINGRESP }
+  - b: { send: PINGREQ }
+  - b: { expect: PINGRESP }
+"#;
+    let scenario =
+        scenario::parse_scenario("named-target.yaml", text).expect("the scenario parses");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut config = reference_broker::Config::default();
+    config
+        .violations
+        .add("MQTT-3.12.4-1")
+        .expect("a known violation");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let other = tokio::spawn(reference_broker::server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let mut opts = RunOptions {
+        step_timeout: Duration::from_millis(500),
+        ..RunOptions::default()
+    };
+    let unmapped = run(vec![scenario.clone()], opts.clone()).await;
+    assert!(
+        unmapped.cases.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        describe(&unmapped)
+    );
+    opts.named_targets.insert(
+        "other".into(),
+        Target::parse(&format!("mqtt://{addr}")).expect("a target"),
+    );
+    let mapped = run(vec![scenario], opts).await;
+    assert!(!mapped.cases.is_empty());
+    for c in &mapped.cases {
+        assert_eq!(c.status, Status::Fail, "{}", describe(&mapped));
+        assert!(
+            c.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("expected PINGRESP"),
+            "{}",
+            describe(&mapped)
+        );
+    }
+    let _ = stop.send(());
+    let _ = other.await;
+}

@@ -24,6 +24,11 @@ pub struct Args {
     /// Without it, the embedded reference broker is started on a loopback port.
     #[arg(long, value_parser = Target::parse)]
     pub target: Option<Target>,
+    /// Where a scenario client's named target is, for clustered or bridged brokers:
+    /// `--target-for b=mqtt://127.0.0.1:1884` (repeatable). Clients whose target is
+    /// not mapped use --target.
+    #[arg(long = "target-for", value_name = "NAME=URL", value_parser = parse_named_target)]
+    pub target_for: Vec<(String, Target)>,
     /// PEM file of the authorities that signed the TLS target's certificate (mqtts://, wss://).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -91,6 +96,13 @@ fn parse_capability(s: &str) -> Result<Capability, String> {
     serde_json::from_value(serde_json::Value::from(s)).map_err(|_| {
         format!("`{s}` is not a feature; use qos1, qos2, retain, wildcards, shared_subscriptions, subscription_identifiers or topic_alias")
     })
+}
+
+fn parse_named_target(s: &str) -> Result<(String, Target), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=URL (e.g. b=mqtt://127.0.0.1:1884)"))?;
+    Ok((name.trim().to_string(), Target::parse(url.trim())?))
 }
 
 pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
@@ -165,6 +177,18 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         without: args.without.clone(),
         profile,
         max_silence: args.max_silence,
+        named_targets: args
+            .target_for
+            .iter()
+            .map(|(n, t)| {
+                let mut t = t.clone();
+                t.tls = TlsOptions {
+                    ca: args.ca.clone(),
+                    insecure: args.insecure,
+                };
+                (n.clone(), t)
+            })
+            .collect(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
