@@ -162,6 +162,9 @@ pub struct TlsOptions {
     pub ca: Option<PathBuf>,
     /// Accept any server certificate (testing only: no authentication).
     pub insecure: bool,
+    /// A client certificate chain and its private key (PEM), for brokers
+    /// that authenticate clients by certificate.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
@@ -316,10 +319,12 @@ pub fn tls_config(o: &TlsOptions) -> Result<rustls::ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up failed: {e}"))?;
     if o.insecure {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth());
+        return client_auth(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+            o,
+        );
     }
     let Some(ca) = &o.ca else {
         return Err("a TLS target needs --ca FILE (the PEM of the authority that signed the broker's certificate), or --insecure to skip verification".into());
@@ -336,7 +341,30 @@ pub fn tls_config(o: &TlsOptions) -> Result<rustls::ClientConfig, String> {
     if roots.is_empty() {
         return Err(format!("{} holds no PEM certificate", ca.display()));
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    client_auth(builder.with_root_certificates(roots), o)
+}
+
+/// Finishes a client configuration with the client certificate, if any.
+fn client_auth(
+    b: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    o: &TlsOptions,
+) -> Result<rustls::ClientConfig, String> {
+    let Some((cert, key)) = &o.client_cert else {
+        return Ok(b.with_no_client_auth());
+    };
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let pem = read(cert)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key_der = rustls::pki_types::PrivateKeyDer::from_pem_slice(&read(key)?)
+        .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+    b.with_client_auth_cert(chain, key_der)
+        .map_err(|e| format!("the client certificate and key do not form a usable pair: {e}"))
 }
 
 /// `--insecure`: any certificate is accepted, but the handshake signatures

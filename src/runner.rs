@@ -77,6 +77,10 @@ pub struct RunOptions {
     pub max_silence: Option<Duration>,
     /// Where the clients that name a target connect (`--target-for NAME=URL`).
     pub named_targets: std::collections::BTreeMap<String, Target>,
+    /// Credentials for every CONNECT that does not set its own
+    /// (`--username`, `--password`): a broker that requires a login.
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -91,6 +95,8 @@ impl Default for RunOptions {
             profile: None,
             max_silence: None,
             named_targets: Default::default(),
+            username: None,
+            password: None,
         }
     }
 }
@@ -670,6 +676,14 @@ impl<'a> Ctx<'a> {
             .map(|c| c.fields.clone())
             .unwrap_or_default();
         fields.extend(extra.clone());
+        for (key, value) in [
+            ("username", &self.opts.username),
+            ("password", &self.opts.password),
+        ] {
+            if let Some(v) = value {
+                fields.entry(key).or_insert_with(|| Value::from(v.as_str()));
+            }
+        }
         fields.insert("type".into(), Value::from("CONNECT"));
         self.send_packet(name, fields).await?;
         if !expect_connack {

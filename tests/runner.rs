@@ -380,3 +380,44 @@ steps:
     let _ = stop.send(());
     let _ = other.await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_credentials_reach_every_connect() {
+    // The embedded broker requires a login: without credentials every case
+    // is refused at CONNECT (not a verdict on the scenario); with them, it passes.
+    let line = reference_broker::auth::hash_line("tester", b"s3cret", 1000, b"0123456789abcdef");
+    let passwords = reference_broker::auth::PasswordFile::parse("passwords", &format!("{line}\n"))
+        .expect("a password file");
+    let config = reference_broker::Config {
+        auth: reference_broker::auth::Auth::new(Some(passwords), None, false).expect("auth"),
+        ..reference_broker::Config::default()
+    };
+    let scenarios: Vec<Scenario> = library()
+        .into_iter()
+        .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
+        .collect();
+    let anonymous = RunOptions {
+        broker_config: config.clone(),
+        step_timeout: Duration::from_millis(500),
+        ..RunOptions::default()
+    };
+    let refused = run(scenarios.clone(), anonymous.clone()).await;
+    assert!(!refused.cases.is_empty());
+    assert!(
+        refused.cases.iter().all(|c| c.status != Status::Pass),
+        "{}",
+        describe(&refused)
+    );
+    let login = RunOptions {
+        username: Some("tester".into()),
+        password: Some("s3cret".into()),
+        ..anonymous
+    };
+    let report = run(scenarios, login).await;
+    assert!(!report.cases.is_empty());
+    assert!(
+        report.cases.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        describe(&report)
+    );
+}

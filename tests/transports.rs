@@ -109,6 +109,7 @@ async fn mqtts_with_a_ca_file_and_with_insecure() {
             TlsOptions {
                 ca: Some(ca),
                 insecure: false,
+                ..TlsOptions::default()
             },
         )
         .await,
@@ -119,6 +120,7 @@ async fn mqtts_with_a_ca_file_and_with_insecure() {
             TlsOptions {
                 ca: None,
                 insecure: true,
+                ..TlsOptions::default()
             },
         )
         .await,
@@ -133,6 +135,7 @@ async fn mqtts_with_a_ca_file_and_with_insecure() {
         TlsOptions {
             ca: Some(wrong),
             insecure: false,
+            ..TlsOptions::default()
         },
     )
     .await;
@@ -159,6 +162,82 @@ async fn ws_and_wss() {
     let tls = TlsOptions {
         ca: None,
         insecure: true,
+        ..TlsOptions::default()
     };
     all_pass(&run_against(&format!("wss://localhost:{}/mqtt", b.port), tls).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtts_with_a_client_certificate() {
+    use std::sync::Arc as A;
+    // A CA, a client certificate it signs, and a broker listener that
+    // refuses clients without one.
+    let ca_key = rcgen::KeyPair::generate().expect("a key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("the CA");
+    let client_key = rcgen::KeyPair::generate().expect("a key");
+    let client = rcgen::CertificateParams::new(vec!["harness".to_string()])
+        .expect("params")
+        .signed_by(&client_key, &ca, &ca_key)
+        .expect("the client certificate");
+    let (server_cert, server_key) = certificate();
+
+    let provider = A::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).expect("the CA as a root");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        A::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("a client verifier");
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(server_cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("the server chain");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server_key.as_bytes())
+        .expect("the server key");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .expect("a server config");
+    let b = broker(Transport::Tls(tokio_rustls::TlsAcceptor::from(A::new(
+        config,
+    ))))
+    .await;
+    let url = format!("mqtts://localhost:{}", b.port);
+
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let cert_path = dir.join(format!("client-{}.pem", b.port));
+    let key_path = dir.join(format!("client-{}.key", b.port));
+    std::fs::write(&cert_path, client.pem()).expect("write the client certificate");
+    std::fs::write(&key_path, client_key.serialize_pem()).expect("write the client key");
+
+    // With the certificate: every case passes.
+    all_pass(
+        &run_against(
+            &url,
+            TlsOptions {
+                insecure: true,
+                client_cert: Some((cert_path, key_path)),
+                ..TlsOptions::default()
+            },
+        )
+        .await,
+    );
+    // Without it the broker refuses the handshake: no verdict, an error.
+    let r = run_against(
+        &url,
+        TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        },
+    )
+    .await;
+    for (p, status, message) in statuses(&r) {
+        assert_eq!(status, Status::Error, "{p}: {message}");
+    }
 }

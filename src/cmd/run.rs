@@ -29,9 +29,21 @@ pub struct Args {
     /// not mapped use --target.
     #[arg(long = "target-for", value_name = "NAME=URL", value_parser = parse_named_target)]
     pub target_for: Vec<(String, Target)>,
+    /// User name for every CONNECT that does not set its own (a broker that requires a login).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Password for every CONNECT that does not set its own (also read from MQTT_HARNESS_PASSWORD).
+    #[arg(long, env = "MQTT_HARNESS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// PEM file of the authorities that signed the TLS target's certificate (mqtts://, wss://).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for TLS targets that authenticate clients; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Accept any TLS certificate from the target (no authentication; testing only).
     #[arg(long)]
     pub insecure: bool,
@@ -165,6 +177,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         t.tls = TlsOptions {
             ca: args.ca.clone(),
             insecure: args.insecure,
+            client_cert: args.cert.clone().zip(args.key.clone()),
         };
         t
     });
@@ -177,6 +190,8 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         without: args.without.clone(),
         profile,
         max_silence: args.max_silence,
+        username: args.username.clone(),
+        password: args.password.clone(),
         named_targets: args
             .target_for
             .iter()
@@ -185,6 +200,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
                 t.tls = TlsOptions {
                     ca: args.ca.clone(),
                     insecure: args.insecure,
+                    client_cert: args.cert.clone().zip(args.key.clone()),
                 };
                 (n.clone(), t)
             })
