@@ -264,36 +264,14 @@ pub fn properties_json(props: &Properties) -> Value {
 }
 
 fn property_value_json(p: &Property) -> Value {
-    use Property as P;
-    match p {
-        P::PayloadFormatIndicator(v)
-        | P::RequestProblemInformation(v)
-        | P::RequestResponseInformation(v)
-        | P::MaximumQoS(v)
-        | P::RetainAvailable(v)
-        | P::WildcardSubscriptionAvailable(v)
-        | P::SubscriptionIdentifierAvailable(v)
-        | P::SharedSubscriptionAvailable(v) => json!(v),
-        P::ServerKeepAlive(v)
-        | P::ReceiveMaximum(v)
-        | P::TopicAliasMaximum(v)
-        | P::TopicAlias(v) => {
-            json!(v)
-        }
-        P::MessageExpiryInterval(v)
-        | P::SessionExpiryInterval(v)
-        | P::WillDelayInterval(v)
-        | P::MaximumPacketSize(v)
-        | P::SubscriptionIdentifier(v) => json!(v),
-        P::CorrelationData(b) | P::AuthenticationData(b) => binary_json(b),
-        P::ContentType(s)
-        | P::ResponseTopic(s)
-        | P::AssignedClientIdentifier(s)
-        | P::AuthenticationMethod(s)
-        | P::ResponseInformation(s)
-        | P::ServerReference(s)
-        | P::ReasonString(s) => json!(&**s),
-        P::UserProperty(k, v) => json!([&**k, &**v]),
+    use mqtt_codec::props::Value as V;
+    match p.value() {
+        V::Byte(v) => json!(v),
+        V::TwoByte(v) => json!(v),
+        V::FourByte(v) | V::Varint(v) => json!(v),
+        V::Binary(b) => binary_json(b),
+        V::Utf8(s) => json!(&**s),
+        V::Utf8Pair(k, v) => json!([&**k, &**v]),
     }
 }
 

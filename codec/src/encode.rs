@@ -9,7 +9,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::decode::{Span, MAX_REMAINING_LENGTH};
-use crate::props::{Properties, Property};
+use crate::props::{Properties, Value};
 use crate::types::*;
 use crate::Protocol;
 
@@ -230,38 +230,17 @@ impl<S: Sink> Enc<'_, S> {
             let at = self.s.pos();
             self.s.put(&[p.id()]);
             let name = p.name();
-            match p {
-                Property::PayloadFormatIndicator(v)
-                | Property::RequestProblemInformation(v)
-                | Property::RequestResponseInformation(v)
-                | Property::MaximumQoS(v)
-                | Property::RetainAvailable(v)
-                | Property::WildcardSubscriptionAvailable(v)
-                | Property::SubscriptionIdentifierAvailable(v)
-                | Property::SharedSubscriptionAvailable(v) => self.s.put(&[*v]),
-                Property::ServerKeepAlive(v)
-                | Property::ReceiveMaximum(v)
-                | Property::TopicAliasMaximum(v)
-                | Property::TopicAlias(v) => self.s.put(&v.to_be_bytes()),
-                Property::MessageExpiryInterval(v)
-                | Property::SessionExpiryInterval(v)
-                | Property::WillDelayInterval(v)
-                | Property::MaximumPacketSize(v) => self.s.put(&v.to_be_bytes()),
-                Property::SubscriptionIdentifier(v) => {
-                    let (b, n) = varint_bytes(*v, name)?;
+            match p.value() {
+                Value::Byte(v) => self.s.put(&[v]),
+                Value::TwoByte(v) => self.s.put(&v.to_be_bytes()),
+                Value::FourByte(v) => self.s.put(&v.to_be_bytes()),
+                Value::Varint(v) => {
+                    let (b, n) = varint_bytes(v, name)?;
                     self.s.put(b.get(..n).unwrap_or(&[]));
                 }
-                Property::CorrelationData(v) | Property::AuthenticationData(v) => {
-                    self.binary(name, v)?
-                }
-                Property::ContentType(v)
-                | Property::ResponseTopic(v)
-                | Property::AssignedClientIdentifier(v)
-                | Property::AuthenticationMethod(v)
-                | Property::ResponseInformation(v)
-                | Property::ServerReference(v)
-                | Property::ReasonString(v) => self.binary(name, v.as_bytes())?,
-                Property::UserProperty(k, v) => {
+                Value::Binary(v) => self.binary(name, v)?,
+                Value::Utf8(v) => self.binary(name, v.as_bytes())?,
+                Value::Utf8Pair(k, v) => {
                     self.binary("user_property.name", k.as_bytes())?;
                     self.binary("user_property.value", v.as_bytes())?;
                 }

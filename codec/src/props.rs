@@ -124,7 +124,53 @@ pub fn info_by_name(name: &str) -> Option<&'static PropertyInfo> {
     PROPERTIES.iter().find(|p| p.name == name)
 }
 
+/// A property's value by its wire type, for code that treats every
+/// property of one type alike (the encoder, reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a, S, B> {
+    Byte(u8),
+    TwoByte(u16),
+    FourByte(u32),
+    Varint(u32),
+    Utf8(&'a S),
+    Binary(&'a B),
+    Utf8Pair(&'a S, &'a S),
+}
+
 impl<S, B> Property<S, B> {
+    /// The value, by wire type.
+    pub fn value(&self) -> Value<'_, S, B> {
+        use Property as P;
+        match self {
+            P::PayloadFormatIndicator(v)
+            | P::RequestProblemInformation(v)
+            | P::RequestResponseInformation(v)
+            | P::MaximumQoS(v)
+            | P::RetainAvailable(v)
+            | P::WildcardSubscriptionAvailable(v)
+            | P::SubscriptionIdentifierAvailable(v)
+            | P::SharedSubscriptionAvailable(v) => Value::Byte(*v),
+            P::ServerKeepAlive(v)
+            | P::ReceiveMaximum(v)
+            | P::TopicAliasMaximum(v)
+            | P::TopicAlias(v) => Value::TwoByte(*v),
+            P::MessageExpiryInterval(v)
+            | P::SessionExpiryInterval(v)
+            | P::WillDelayInterval(v)
+            | P::MaximumPacketSize(v) => Value::FourByte(*v),
+            P::SubscriptionIdentifier(v) => Value::Varint(*v),
+            P::CorrelationData(v) | P::AuthenticationData(v) => Value::Binary(v),
+            P::ContentType(v)
+            | P::ResponseTopic(v)
+            | P::AssignedClientIdentifier(v)
+            | P::AuthenticationMethod(v)
+            | P::ResponseInformation(v)
+            | P::ServerReference(v)
+            | P::ReasonString(v) => Value::Utf8(v),
+            P::UserProperty(k, v) => Value::Utf8Pair(k, v),
+        }
+    }
+
     pub fn id(&self) -> u8 {
         match self {
             Property::PayloadFormatIndicator(_) => 0x01,
