@@ -52,6 +52,9 @@ struct State {
 pub struct Shared {
     state: Mutex<State>,
     timers: Notify,
+    /// The number of open connections, published on every open and close,
+    /// so that a test or a metrics reader can wait for a count.
+    count: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -63,6 +66,7 @@ impl Shared {
                 persist: None,
             }),
             timers: Notify::new(),
+            count: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -80,6 +84,15 @@ impl Shared {
     /// Number of open connections (for tests and metrics).
     pub fn connections(&self) -> usize {
         self.lock().broker.connection_count()
+    }
+
+    /// Waits until exactly `n` connections are open, or `within` passes;
+    /// returns whether the count was reached.
+    pub async fn connections_become(&self, n: usize, within: Duration) -> bool {
+        let mut rx = self.count.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|&c| c == n))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -193,6 +206,7 @@ where
         let max = st.broker.config().max_packet_size;
         match st.broker.open(Instant::now().into_std()) {
             Some(id) => {
+                shared.count.send_replace(st.broker.connection_count());
                 st.outbound.insert(
                     id,
                     Outbound {
@@ -343,6 +357,7 @@ where
     {
         let mut st = shared.lock();
         st.broker.closed(conn, Instant::now().into_std());
+        shared.count.send_replace(st.broker.connection_count());
         st.dispatch();
         if let Some(out) = st.outbound.remove(&conn) {
             out.outbox.close();

@@ -61,17 +61,13 @@ impl Running {
     }
 
     /// Waits until the core counts exactly `n` connections (closes are
-    /// reported asynchronously, so this polls under a deadline).
+    /// reported asynchronously), failing after `within`.
     pub async fn connections_become(&self, n: usize, within: Duration) {
-        let until = Instant::now() + within;
-        while self.shared.connections() != n {
-            assert!(
-                Instant::now() < until,
-                "{} connections, expected {n}",
-                self.shared.connections()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        assert!(
+            self.shared.connections_become(n, within).await,
+            "{} connections after {within:?}, expected {n}",
+            self.shared.connections()
+        );
     }
 
     /// Signals shutdown and waits, within `deadline`, for `serve` to return Ok.
