@@ -106,7 +106,8 @@ fn decode_one_shot(input: &[u8], protocol: Protocol, from: Sender) -> (Vec<Packe
                 assert_eq!(*needed, n, "decode_slice needed");
             }
             (Err(e), Err(f)) => assert_eq!(e, &f, "decode_slice error"),
-            (a, b) => panic!("decode_bytes gave {a:?}, decode_slice gave {b:?}"),
+            // ok: a fuzz harness reports a broken property by panicking.
+            (a, b) => panic!("decode_bytes gave {a:?}, decode_slice gave {b:?}"), // ok: fuzz assertion
         }
         match result {
             Ok(Decoded::Packet { packet, len }) => {
@@ -170,7 +171,7 @@ fn decode_stream(
 /// 5.0 ack's short form, a non-minimal 3.x length), but is a fixed point.
 fn reencode(packet: &Packet, opts: &DecodeOptions) {
     let bytes = encode_bytes(packet, opts.protocol)
-        .unwrap_or_else(|e| panic!("a decoded packet does not encode: {e}\n{packet:?}"));
+        .unwrap_or_else(|e| panic!("a decoded packet does not encode: {e}\n{packet:?}")); // ok: fuzz assertion
     assert_eq!(
         encoded_len(packet, opts.protocol),
         Ok(bytes.len()),
@@ -186,9 +187,9 @@ fn reencode(packet: &Packet, opts: &DecodeOptions) {
                 "encoding is not stable"
             );
         }
-        other => {
-            panic!("re-encoded packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}")
-        }
+        other => finding(format!(
+            "re-encoded packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}"
+        )),
     }
 }
 
@@ -202,10 +203,10 @@ pub fn roundtrip(data: &[u8]) {
     let packet = match gen::packet(&mut u, protocol, from) {
         Ok(p) => p,
         Err(arbitrary::Error::NotEnoughData) => return,
-        Err(e) => panic!("the generator failed: {e}"),
+        Err(e) => panic!("the generator failed: {e}"), // ok: fuzz assertion
     };
     let bytes = encode_bytes(&packet, protocol)
-        .unwrap_or_else(|e| panic!("a generated packet does not encode: {e}\n{packet:?}"));
+        .unwrap_or_else(|e| panic!("a generated packet does not encode: {e}\n{packet:?}")); // ok: fuzz assertion
     assert_eq!(
         encoded_len(&packet, protocol),
         Ok(bytes.len()),
@@ -220,9 +221,9 @@ pub fn roundtrip(data: &[u8]) {
             assert_eq!(len, bytes.len(), "decoded length");
             assert_eq!(decoded, packet, "decoded packet");
         }
-        other => {
-            panic!("a generated packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}")
-        }
+        other => finding(format!(
+            "a generated packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}"
+        )),
     }
     let mut buf = BytesMut::from(&bytes[..]);
     let mut decoder = Decoder::new(opts);
@@ -242,12 +243,12 @@ pub fn stream_split(data: &[u8]) {
     let packets = match gen::stream(&mut u, protocol, from) {
         Ok(p) => p,
         Err(arbitrary::Error::NotEnoughData) => return,
-        Err(e) => panic!("the generator failed: {e}"),
+        Err(e) => panic!("the generator failed: {e}"), // ok: fuzz assertion
     };
     let mut wire = BytesMut::new();
     for p in &packets {
         encode(p, protocol, &mut wire)
-            .unwrap_or_else(|e| panic!("a generated packet does not encode: {e}\n{p:?}"));
+            .unwrap_or_else(|e| finding(format!("a generated packet does not encode: {e}\n{p:?}")));
     }
     let wire = wire.freeze();
     let mut decoder = Decoder::new(DecodeOptions::new(protocol, from));
@@ -267,11 +268,16 @@ pub fn stream_split(data: &[u8]) {
             match decoder.decode(&mut buf) {
                 Ok(Some(p)) => decoded.push(p),
                 Ok(None) => break,
-                Err(e) => panic!("a generated stream does not decode: {e}\npackets: {packets:?}"),
+                Err(e) => panic!("a generated stream does not decode: {e}\npackets: {packets:?}"), // ok: fuzz assertion
             }
         }
     }
     assert!(buf.is_empty(), "{} bytes left undecoded", buf.len());
     assert_eq!(decoder.position, wire.len(), "Decoder position");
     assert_eq!(decoded, packets, "decoded stream");
+}
+
+/// Reports a broken property: a fuzz harness signals a finding by panicking.
+fn finding(what: String) -> ! {
+    panic!("{what}") // ok: this is how libFuzzer learns of a finding
 }

@@ -473,7 +473,7 @@ mod tests {
     fn every_property_has_a_generator() {
         for info in props::PROPERTIES {
             let mut u = Unstructured::new(&[7; 64]);
-            let p = property(&mut u, info.id).unwrap().unwrap();
+            let p = property(&mut u, info.id).unwrap().unwrap(); // ok: unit test of the generator
             assert_eq!(p.id(), info.id, "{}", info.name);
         }
     }
@@ -486,8 +486,8 @@ mod tests {
                     if !ty.allowed_from(from, protocol) {
                         continue;
                     }
-                    let p = packet_of(&mut Unstructured::new(&[]), ty, protocol, from).unwrap();
-                    let bytes = encode_bytes(&p, protocol).unwrap();
+                    let p = packet_of(&mut Unstructured::new(&[]), ty, protocol, from).unwrap(); // ok: unit test of the generator
+                    let bytes = encode_bytes(&p, protocol).unwrap(); // ok: unit test of the generator
                     let decoded = decode_bytes(&bytes, &DecodeOptions::new(protocol, from));
                     assert_eq!(
                         decoded,
