@@ -393,7 +393,7 @@ impl Decoder {
             // Nothing of the frame outlives the parse: read it in place and
             // skip it, rather than split it off (a reference count each way).
             let parsed = match parse(
-                &Borrowed(buf.get(..len).unwrap_or(&[])),
+                Borrowed(buf.get(..len).unwrap_or(&[])),
                 &header,
                 &self.options,
                 &mut (),
@@ -489,7 +489,7 @@ struct Frame<'a> {
     rest_at: std::cell::Cell<Option<usize>>,
 }
 
-impl Source for Frame<'_> {
+impl Source for &Frame<'_> {
     type Str = ByteString;
     type Bin = Bytes;
     #[inline]
@@ -528,6 +528,7 @@ pub trait Source {
 }
 
 /// Owned output: `ByteString` / `Bytes` sharing the frame's memory.
+#[derive(Clone, Copy)]
 struct Shared<'a>(&'a Bytes);
 
 impl Source for Shared<'_> {
@@ -550,6 +551,7 @@ impl Source for Shared<'_> {
 }
 
 /// Borrowed output: `&str` / `&[u8]` into the input.
+#[derive(Clone, Copy)]
 struct Borrowed<'a>(&'a [u8]);
 
 impl<'a> Source for Borrowed<'a> {
@@ -565,7 +567,36 @@ impl<'a> Source for Borrowed<'a> {
     }
     #[inline]
     fn string(&self, r: std::ops::Range<usize>) -> Result<&'a str, std::str::Utf8Error> {
-        std::str::from_utf8(self.0.get(r).unwrap_or(&[]))
+        let b = self.0.get(r).unwrap_or(&[]);
+        // As `ByteString::try_from` does for the owned output.
+        match ascii_str(b) {
+            Some(s) => Ok(s),
+            None => std::str::from_utf8(b),
+        }
+    }
+}
+
+/// `b` as a string when every byte is ASCII, without a UTF-8 pass.
+///
+/// The codec's one `unsafe` block. Nearly every string on the wire is ASCII,
+/// and for those `str::from_utf8` (bytewise until its pointer is aligned,
+/// and again for the tail) costs more than the rest of a small PUBLISH's
+/// decode. The ASCII test is the standard library's, on whole words.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn ascii_str(b: &[u8]) -> Option<&str> {
+    let ascii = match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        // 16 to 32 bytes, most topics: the first sixteen and the last sixteen
+        // bytes overlap, so between them they are every byte of `b`.
+        (Some(head), Some(tail)) if b.len() <= 32 => head.is_ascii() && tail.is_ascii(),
+        _ => b.is_ascii(),
+    };
+    if ascii {
+        // SAFETY: every byte of `b` is below 0x80 (checked just above), and
+        // such a sequence is valid UTF-8, one character per byte.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        None
     }
 }
 
@@ -574,7 +605,8 @@ type Out<Src> = Packet<<Src as Source>::Str, <Src as Source>::Bin>;
 
 /// Bounds-checked reading over one packet frame.
 struct Reader<'a, Src: Source, T: Trace> {
-    src: &'a Src,
+    /// Held by value: a slice or a pointer, kept in registers.
+    src: Src,
     pos: usize,
     end: usize,
     opts: DecodeOptions,
@@ -932,7 +964,7 @@ pub fn parse_frame<T: Trace>(
     opts: &DecodeOptions,
     trace: &mut T,
 ) -> R<Packet> {
-    parse(&Shared(frame), header, opts, trace)
+    parse(Shared(frame), header, opts, trace)
 }
 
 /// [`parse_frame`] over a plain byte slice, borrowing from it.
@@ -942,13 +974,13 @@ pub fn parse_frame_ref<'a, T: Trace>(
     opts: &DecodeOptions,
     trace: &mut T,
 ) -> R<PacketRef<'a>> {
-    parse(&Borrowed(frame), header, opts, trace)
+    parse(Borrowed(frame), header, opts, trace)
 }
 
 /// The one parser, for every kind of [`Source`].
 #[inline(always)]
 fn parse<Src: Source, T: Trace>(
-    src: &Src,
+    src: Src,
     header: &FixedHeader,
     opts: &DecodeOptions,
     trace: &mut T,
@@ -956,14 +988,18 @@ fn parse<Src: Source, T: Trace>(
     trace.span("fixed_header", 0, 1);
     trace.span("remaining_length", 1, header.header_len);
     let mut r = Reader {
+        end: header.packet_len().min(src.bytes().len()),
         src,
         pos: header.header_len,
-        end: header.packet_len().min(src.bytes().len()),
         opts: *opts,
         ty: header.packet_type,
         trace,
     };
     let v5 = r.opts.protocol.is_v5();
+    // Each arm checks for trailing bytes before it builds its packet, so that
+    // nothing can fail between the match and the return: the packet is then
+    // built where the caller will find it rather than copied there (a copy
+    // that stalls, its wide loads reading fields just written narrow).
     let packet = match header.packet_type {
         PacketType::Connect => {
             let c = connect(&mut r)?;
@@ -978,6 +1014,7 @@ fn parse<Src: Source, T: Trace>(
                     },
                 ));
             }
+            r.finish()?;
             Packet::Connect(Box::new(c))
         }
         PacketType::ConnAck => {
@@ -997,6 +1034,7 @@ fn parse<Src: Source, T: Trace>(
             } else {
                 Properties::new()
             };
+            r.finish()?;
             Packet::ConnAck(ConnAck {
                 session_present,
                 code,
@@ -1030,6 +1068,8 @@ fn parse<Src: Source, T: Trace>(
             if topic.as_ref().is_empty() && (!v5 || properties.topic_alias().is_none()) {
                 return Err(r.err(at, ErrorKind::EmptyTopic));
             }
+            let payload = r.rest("payload");
+            r.finish()?;
             Packet::Publish(Publish {
                 dup: header.flags & 0b1000 != 0,
                 qos,
@@ -1037,7 +1077,7 @@ fn parse<Src: Source, T: Trace>(
                 topic,
                 packet_id,
                 properties,
-                payload: r.rest("payload"),
+                payload,
             })
         }
         ty @ (PacketType::PubAck
@@ -1052,6 +1092,7 @@ fn parse<Src: Source, T: Trace>(
                     resp.properties = r.properties(PropertyContext::PubResponse)?;
                 }
             }
+            r.finish()?;
             match ty {
                 PacketType::PubAck => Packet::PubAck(resp),
                 PacketType::PubRec => Packet::PubRec(resp),
@@ -1095,6 +1136,7 @@ fn parse<Src: Source, T: Trace>(
             if filters.is_empty() {
                 return Err(r.err(r.pos, ErrorKind::NoTopicFilters));
             }
+            r.finish()?;
             Packet::Subscribe(Subscribe {
                 packet_id,
                 properties,
@@ -1112,6 +1154,7 @@ fn parse<Src: Source, T: Trace>(
             while r.remaining() > 0 {
                 reason_codes.push(r.reason_code()?);
             }
+            r.finish()?;
             Packet::SubAck(SubAck {
                 packet_id,
                 properties,
@@ -1132,6 +1175,7 @@ fn parse<Src: Source, T: Trace>(
             if filters.is_empty() {
                 return Err(r.err(r.pos, ErrorKind::NoTopicFilters));
             }
+            r.finish()?;
             Packet::Unsubscribe(Unsubscribe {
                 packet_id,
                 properties,
@@ -1151,10 +1195,17 @@ fn parse<Src: Source, T: Trace>(
                     ack.reason_codes.push(r.reason_code()?);
                 }
             }
+            r.finish()?;
             Packet::UnsubAck(ack)
         }
-        PacketType::PingReq => Packet::PingReq,
-        PacketType::PingResp => Packet::PingResp,
+        PacketType::PingReq => {
+            r.finish()?;
+            Packet::PingReq
+        }
+        PacketType::PingResp => {
+            r.finish()?;
+            Packet::PingResp
+        }
         PacketType::Disconnect => {
             let mut d = Disconnect::default();
             if v5 && r.remaining() > 0 {
@@ -1163,6 +1214,7 @@ fn parse<Src: Source, T: Trace>(
                     d.properties = r.properties(PropertyContext::Disconnect)?;
                 }
             }
+            r.finish()?;
             Packet::Disconnect(d)
         }
         PacketType::Auth => {
@@ -1173,10 +1225,10 @@ fn parse<Src: Source, T: Trace>(
                     a.properties = r.properties(PropertyContext::Auth)?;
                 }
             }
+            r.finish()?;
             Packet::Auth(a)
         }
     };
-    r.finish()?;
     Ok(packet)
 }
 
@@ -1328,6 +1380,30 @@ mod fast_path_tests {
                 }
             }
         }
+    }
+
+    /// The one `unsafe` block: every length around the 16- and 32-byte
+    /// window edges, a non-ASCII byte (lead, continuation, invalid) at every
+    /// position, and valid and invalid multi-byte strings.
+    #[test]
+    fn ascii_str_accepts_exactly_ascii() {
+        for len in 0..=80usize {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(ascii_str(&text), std::str::from_utf8(&text).ok(), "{len}");
+            for at in 0..len {
+                for byte in [0x80u8, 0xC3, 0xFF] {
+                    let mut b = text.clone();
+                    b[at] = byte;
+                    assert_eq!(ascii_str(&b), None, "len {len}, {byte:#x} at {at}");
+                }
+            }
+        }
+        let e_acute = "sensors/caf\u{e9}/temp/abcdefghijklmnopq".as_bytes();
+        assert_eq!(ascii_str(e_acute), None);
+        let src = Borrowed(e_acute);
+        assert_eq!(src.string(0..e_acute.len()), std::str::from_utf8(e_acute));
+        let src = Borrowed(&[b'a', 0xC3, b'b']);
+        assert!(src.string(0..3).is_err());
     }
 
     #[test]

@@ -65,25 +65,28 @@ fn special16(w: &[u8; 16]) -> bool {
 /// and whether it holds a wildcard (`+` or `#`).
 #[inline(always)]
 pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
-    let mut any = false;
-    let mut chunks = b.chunks_exact(16);
-    for c in &mut chunks {
-        any |= special16(c.try_into().unwrap_or(&[1; 16]));
-    }
-    if !chunks.remainder().is_empty() {
-        // The last sixteen bytes overlap ones already seen, which changes
-        // nothing; a shorter string is padded with a byte that is none of the three.
-        any |= match b.rchunks_exact(16).next() {
-            Some(c) => special16(c.try_into().unwrap_or(&[1; 16])),
-            None => {
-                let mut t = [1u8; 16];
-                for (d, s) in t.iter_mut().zip(b) {
-                    *d = *s;
-                }
-                special16(&t)
+    let window = |c: &[u8]| special16(c.try_into().unwrap_or(&[1; 16]));
+    let any = match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        // 16 to 32 bytes, the usual topic: two windows that overlap (which
+        // changes nothing) and cover every byte.
+        (Some(head), Some(tail)) if b.len() <= 32 => special16(head) | special16(tail),
+        (Some(_), Some(tail)) => {
+            let mut chunks = b.chunks_exact(16);
+            let mut any = false;
+            for c in &mut chunks {
+                any |= window(c);
             }
-        };
-    }
+            any | special16(tail)
+        }
+        // Shorter: padded with a byte that is none of the three.
+        _ => {
+            let mut t = [1u8; 16];
+            for (d, s) in t.iter_mut().zip(b) {
+                *d = *s;
+            }
+            special16(&t)
+        }
+    };
     if !any {
         return (false, false);
     }
@@ -172,6 +175,31 @@ pub fn has_wildcard(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every length around the 16- and 32-byte window edges, each of the
+    /// three special bytes at every position.
+    #[test]
+    fn scan_finds_nul_and_wildcards_anywhere() {
+        for len in 0..=80usize {
+            let text = vec![b'a'; len];
+            assert_eq!(scan_nul_wildcard(&text), (false, false), "{len}");
+            for at in 0..len {
+                for (byte, expect) in [
+                    (0u8, (true, false)),
+                    (b'+', (false, true)),
+                    (b'#', (false, true)),
+                ] {
+                    let mut b = text.clone();
+                    b[at] = byte;
+                    assert_eq!(
+                        scan_nul_wildcard(&b),
+                        expect,
+                        "len {len}, {byte:#x} at {at}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn filters() {
