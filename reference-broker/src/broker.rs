@@ -165,6 +165,8 @@ pub struct Broker {
     next_conn: ConnId,
     next_assigned: u64,
     actions: VecDeque<Action>,
+    /// Set by [`Broker::shutdown`]: no connection is accepted after it.
+    shutting_down: bool,
 }
 
 fn expiry_instant(now: Instant, secs: u32) -> Option<Instant> {
@@ -191,6 +193,7 @@ impl Broker {
             next_assigned: 1,
             actions: VecDeque::new(),
             routes: routes::Routes::default(),
+            shutting_down: false,
         }
     }
 
@@ -222,7 +225,7 @@ impl Broker {
     /// A new network connection. `None` when the connection limit is reached
     /// (the I/O layer closes it at once).
     pub fn open(&mut self, now: Instant) -> Option<ConnId> {
-        if self.conns.len() >= self.config.max_connections {
+        if self.shutting_down || self.conns.len() >= self.config.max_connections {
             return None;
         }
         let id = self.next_conn;
@@ -361,6 +364,25 @@ impl Broker {
         }
         self.disconnect(conn, err.reason_code(), now);
         OnError::Close
+    }
+
+    /// The server is stopping: every connection is closed, a 5.0 client's
+    /// after a DISCONNECT with Server shutting down (0x8B: a reason of 0x80 or
+    /// more, so the connection closes, MQTT-4.13.2-1), and none is accepted
+    /// from now on. Wills
+    /// are left to [`Broker::closed`], as for any connection the server ends
+    /// without a DISCONNECT from the client.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            if matches!(self.conns.get(&conn), Some(c) if matches!(c.state, ConnState::Closing)) {
+                continue;
+            }
+            self.disconnect(conn, reason::SERVER_SHUTTING_DOWN, now);
+            self.close(conn);
+        }
     }
 
     /// The network connection ended (EOF, reset, or after a Close action).

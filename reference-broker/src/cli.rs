@@ -2,6 +2,7 @@
 //! `mqtt-harness broker`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, FileConfig, ListenerConfig};
 use crate::server::Shared;
@@ -196,6 +197,9 @@ pub async fn run(args: Args) -> u8 {
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if !shared.close_all(Duration::from_secs(5)).await {
+        eprintln!("warning: connections still open after 5 s; stopping anyway");
     }
     shared.flush();
     0

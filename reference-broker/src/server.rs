@@ -86,6 +86,20 @@ impl Shared {
         self.lock().broker.connection_count()
     }
 
+    /// Stops the broker's side of every connection (see [`Broker::shutdown`])
+    /// and waits, up to `within`, for their tasks to close the sockets;
+    /// returns whether all closed in time. Connections opened afterwards are
+    /// refused.
+    pub async fn close_all(&self, within: Duration) -> bool {
+        {
+            let mut st = self.lock();
+            st.broker.shutdown(Instant::now().into_std());
+            st.dispatch();
+        }
+        self.timers.notify_one();
+        self.connections_become(0, within).await
+    }
+
     /// Waits until exactly `n` connections are open, or `within` passes;
     /// returns whether the count was reached.
     pub async fn connections_become(&self, n: usize, within: Duration) -> bool {
@@ -141,7 +155,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     serve(listener, shared, shutdown).await
 }
 
-/// [`run`] with a caller-made [`Shared`], so tests can look inside.
+/// [`run`] with a caller-made [`Shared`], so tests can look inside. Once
+/// `shutdown` resolves it stops accepting, ends every connection (5.0 clients
+/// hear DISCONNECT 0x8B first), waits a bounded time for them to close, and
+/// writes what is not yet persisted.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -168,6 +185,10 @@ pub async fn serve(
             }
         }
     };
+    drop(listener);
+    if !shared.close_all(CLOSE_FLUSH).await {
+        tracing::warn!("connections still open after the shutdown deadline");
+    }
     timer.abort();
     shared.flush();
     result

@@ -1290,6 +1290,40 @@ fn watcher(net: &mut Net, topic: &str) -> ConnId {
 }
 
 #[test]
+fn shutdown_disconnects_everyone_and_refuses_newcomers() {
+    let mut net = Net::new();
+    let w = watcher(&mut net, "will/#");
+    let mut connect = Connect::new(V311, "dev");
+    connect.will = Some(Will {
+        retain: true,
+        ..will("will/dev", "offline")
+    });
+    let (dev, _) = net.connect_with(connect);
+    let waiting = net.open();
+
+    net.broker.shutdown(net.now);
+    net.pump();
+    // 5.0: DISCONNECT 0x8B, Server shutting down (any will publish the
+    // watcher might also see comes before it).
+    let got = net.recv(w);
+    assert_eq!(
+        got.last().and_then(disconnect_code),
+        Some(reason::SERVER_SHUTTING_DOWN),
+        "{got:?}"
+    );
+    // 3.1.1 has no DISCONNECT from the server; one not yet connected neither.
+    assert_eq!(net.recv(dev), []);
+    assert_eq!(net.recv(waiting), []);
+    assert!(net.is_closed(w) && net.is_closed(dev) && net.is_closed(waiting));
+    assert_eq!(net.broker.connection_count(), 0);
+    // The server ended the connection without a DISCONNECT from the client:
+    // the will is published, here as a retained message that outlives the
+    // shutdown when the state is persisted.
+    assert_eq!(net.broker.retained_count(), 1);
+    assert_eq!(net.broker.open(net.now), None);
+}
+
+#[test]
 fn will_on_keep_alive_timeout() {
     let mut net = Net::new();
     let w = watcher(&mut net, "will/#");

@@ -434,3 +434,29 @@ async fn run_serves_and_stops() {
         .expect("task")
         .expect("Ok");
 }
+
+/// Shutdown ends the connections it has, not only the listener: a 5.0 client
+/// reads DISCONNECT 0x8B then EOF, a 3.1.1 client EOF, and `serve` returns
+/// once they are closed.
+#[tokio::test]
+async fn shutdown_closes_open_connections() {
+    let broker = Running::start(Config::default()).await;
+    let addr = broker.addr;
+    let shared = broker.shared.clone();
+    let mut v5 = Client::connect(addr, V5, "v5").await;
+    let mut v311 = Client::connect(addr, V311, "v311").await;
+    let mut silent = Client::open(addr, V311).await;
+    broker.connections_become(3, PROMPT).await;
+
+    broker.stop().await;
+    assert_eq!(shared.connections(), 0);
+    let got = v5.until_closed(PROMPT).await;
+    assert!(
+        matches!(got.as_slice(), [Packet::Disconnect(d)] if d.reason_code == reason::SERVER_SHUTTING_DOWN),
+        "{got:?}"
+    );
+    assert_eq!(v311.until_closed(PROMPT).await, []);
+    assert_eq!(silent.until_closed(PROMPT).await, []);
+    // The listener is gone too.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
