@@ -914,8 +914,12 @@ impl Broker {
             Packet::PubRec(r) => {
                 let mut release = false;
                 let mut refused = None;
+                // A PUBREC for no message in flight (a success code): answered
+                // with PUBREL, in 5.0 saying Packet Identifier not found.
+                let mut unknown = r.reason_code < 0x80;
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     if let Some(f) = s.inflight.get_mut(&r.packet_id) {
+                        unknown = false;
                         if matches!(f.state, OutState::Publish(QoS::ExactlyOnce)) {
                             if r.reason_code >= 0x80 {
                                 // MQTT-4.4.0-2 / 4.3.3: a failure PUBREC ends the
@@ -942,8 +946,12 @@ impl Broker {
                     self.redirect_shared(&client_id, f.packet, now);
                 }
                 // MQTT-4.3.3-4: PUBREL answers PUBREC; the violation never sends it.
-                if release && !self.breaks("MQTT-4.3.3-4") {
-                    self.send(conn, Packet::PubRel(PubResponse::new(r.packet_id)));
+                if (release || unknown) && !self.breaks("MQTT-4.3.3-4") {
+                    let mut rel = PubResponse::new(r.packet_id);
+                    if unknown && self.conns.get(&conn).is_some_and(|c| c.protocol.is_v5()) {
+                        rel.reason_code = reason::PACKET_IDENTIFIER_NOT_FOUND;
+                    }
+                    self.send(conn, Packet::PubRel(rel));
                 }
                 self.drain_queue(&client_id, now);
             }

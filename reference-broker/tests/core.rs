@@ -491,6 +491,26 @@ fn pubrel_for_unknown_id() {
 }
 
 #[test]
+fn pubrec_for_unknown_id() {
+    let mut net = Net::new();
+    let c = net.client(V5, "c");
+    net.send(c, Packet::PubRec(PubResponse::new(78)));
+    assert_eq!(
+        ack_id(&net.one(c)),
+        ("PUBREL", 78, reason::PACKET_IDENTIFIER_NOT_FOUND)
+    );
+    // A failure PUBREC ends the exchange on its side: nothing to release.
+    let mut refused = PubResponse::new(79);
+    refused.reason_code = reason::UNSPECIFIED_ERROR;
+    net.send(c, Packet::PubRec(refused));
+    assert_eq!(net.recv(c), []);
+    let c = net.client(V311, "d");
+    net.send(c, Packet::PubRec(PubResponse::new(78)));
+    assert_eq!(ack_id(&net.one(c)), ("PUBREL", 78, 0));
+    assert!(!net.is_closed(c));
+}
+
+#[test]
 fn qos2_duplicate_before_pubrel_not_delivered_twice() {
     let mut net = Net::new();
     let sub = net.client(V311, "sub");
