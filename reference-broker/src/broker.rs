@@ -385,6 +385,27 @@ impl Broker {
         }
     }
 
+    /// A client identifier for a client that sent none: random, so that no
+    /// client can guess another's and take its session over, and checked
+    /// against the sessions there are (a client may have chosen the same
+    /// string). MQTT-3.1.3-6: unique; the violation hands out the same one.
+    fn assign_client_id(&mut self) -> ByteString {
+        if self.breaks("MQTT-3.1.3-6") {
+            return ByteString::from_static("auto-0000000000000000");
+        }
+        loop {
+            self.next_assigned += 1;
+            let id = match crate::auth::random_bytes::<8>() {
+                Ok(r) => format!("auto-{:016x}", u64::from_be_bytes(r)),
+                // No randomness from the system: still unique, if guessable.
+                Err(_) => format!("auto-n{:015x}", self.next_assigned),
+            };
+            if !self.sessions.contains_key(id.as_str()) {
+                return ByteString::from(id);
+            }
+        }
+    }
+
     /// The network connection ended (EOF, reset, or after a Close action).
     pub fn closed(&mut self, conn: ConnId, now: Instant) {
         self.end_connection(conn, true, now);
@@ -549,12 +570,7 @@ impl Broker {
                 refuse(self, reason::CLIENT_IDENTIFIER_NOT_VALID, v3);
                 return;
             }
-            let id = format!("auto-{:016x}", self.next_assigned);
-            // MQTT-3.1.3-6: a unique id; the violation hands out the same one.
-            if !self.breaks("MQTT-3.1.3-6") {
-                self.next_assigned += 1;
-            }
-            client_id = ByteString::from(id);
+            client_id = self.assign_client_id();
             if v5 && !self.breaks("MQTT-3.2.2-16") {
                 assigned = Some(client_id.clone());
             }
