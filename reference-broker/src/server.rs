@@ -220,12 +220,22 @@ pub async fn handle_connection<S>(shared: Arc<Shared>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    handle_connection_from(shared, stream, Instant::now()).await
+}
+
+/// [`handle_connection`] for a stream accepted at `accepted`: the time
+/// allowed before CONNECT counts from then, so that handshakes done before
+/// (TLS, WebSocket) do not extend it.
+pub async fn handle_connection_from<S>(shared: Arc<Shared>, stream: S, accepted: Instant)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let outbox = Arc::new(Outbox::default());
     let gone = Arc::new(Notify::new());
     let (conn, max_packet_size) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
-        match st.broker.open(Instant::now().into_std()) {
+        match st.broker.open(accepted.into_std()) {
             Some(id) => {
                 shared.count.send_replace(st.broker.connection_count());
                 st.outbound.insert(

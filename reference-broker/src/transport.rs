@@ -13,6 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -90,26 +91,28 @@ pub async fn serve(
 }
 
 async fn accept(stream: tokio::net::TcpStream, transport: Transport, shared: Arc<Shared>) {
-    // The handshake counts against the time allowed before CONNECT.
-    let deadline = shared.connect_timeout();
+    // The handshakes count against the time allowed before CONNECT: one
+    // deadline from the accept, for TLS, WebSocket and CONNECT together.
+    let accepted = Instant::now();
+    let deadline = accepted + shared.connect_timeout();
     // A task is as large as its largest state: TLS and WebSocket state (a
     // rustls connection, handshake buffers) is boxed so that each plain TCP
     // connection does not carry ~14 KiB it never uses.
     match transport {
-        Transport::Tcp => server::handle_connection(shared, stream).await,
+        Transport::Tcp => server::handle_connection_from(shared, stream, accepted).await,
         Transport::Tls(acceptor) => {
             Box::pin(async move {
-                if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                    server::handle_connection(shared, tls).await;
+                if let Ok(Ok(tls)) = timeout_at(deadline, acceptor.accept(stream)).await {
+                    server::handle_connection_from(shared, tls, accepted).await;
                 }
             })
             .await
         }
-        Transport::Ws => Box::pin(websocket(stream, shared, deadline)).await,
+        Transport::Ws => Box::pin(websocket(stream, shared, accepted, deadline)).await,
         Transport::Wss(acceptor) => {
             Box::pin(async move {
-                if let Ok(Ok(tls)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                    websocket(tls, shared, deadline).await;
+                if let Ok(Ok(tls)) = timeout_at(deadline, acceptor.accept(stream)).await {
+                    websocket(tls, shared, accepted, deadline).await;
                 }
             })
             .await
@@ -138,11 +141,11 @@ fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, Err
     Ok(resp)
 }
 
-async fn websocket<S>(stream: S, shared: Arc<Shared>, deadline: Duration)
+async fn websocket<S>(stream: S, shared: Arc<Shared>, accepted: Instant, deadline: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(Ok(ws)) = tokio::time::timeout(
+    let Ok(Ok(ws)) = timeout_at(
         deadline,
         tokio_tungstenite::accept_hdr_async(stream, select_subprotocol),
     )
@@ -151,7 +154,7 @@ where
         return;
     };
     let (mqtt_side, bridge_side) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(server::handle_connection(shared, mqtt_side));
+    let session = tokio::spawn(server::handle_connection_from(shared, mqtt_side, accepted));
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut from_broker, mut to_broker) = tokio::io::split(bridge_side);
     let mut buf = vec![0u8; 16 * 1024];

@@ -460,3 +460,38 @@ async fn shutdown_closes_open_connections() {
     // The listener is gone too.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// The time allowed before CONNECT counts from the accept, not from the end
+/// of a TLS or WebSocket handshake: a stream handed over as accepted longer
+/// ago than the connect timeout is closed at once, not a timeout later.
+#[tokio::test]
+async fn connect_deadline_counts_from_the_accept() {
+    let connect_timeout = Duration::from_secs(60);
+    let broker = Running::start(Config {
+        connect_timeout,
+        ..Config::default()
+    })
+    .await;
+    let accepted = Instant::now()
+        .checked_sub(connect_timeout + Duration::from_secs(1))
+        .expect("a monotonic clock older than a minute");
+    let (mut client_side, broker_side) = tokio::io::duplex(4096);
+    let task = tokio::spawn(server::handle_connection_from(
+        broker.shared.clone(),
+        broker_side,
+        accepted,
+    ));
+    let mut buf = [0u8; 16];
+    let read = timeout(
+        PROMPT,
+        tokio::io::AsyncReadExt::read(&mut client_side, &mut buf),
+    )
+    .await
+    .expect("closed at once, not after the connect timeout");
+    assert_eq!(read.expect("EOF"), 0);
+    timeout(PROMPT, task)
+        .await
+        .expect("connection task ends")
+        .expect("connection task");
+    broker.stop().await;
+}
