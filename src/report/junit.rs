@@ -5,6 +5,13 @@
 //! skipped one `<skipped>`. A failure's body says where, what was expected,
 //! what came and the statements; the packets exchanged go to `<system-out>`.
 //!
+//! With `--baseline`, the report agrees with the exit status: a known
+//! divergence that fails again is `<skipped type="known-divergence">` (its
+//! failure in the body), so that a CI test view stays green on accepted
+//! deviations; a listed case that now passes is a `<failure
+//! type="fixed-divergence">`, since the run fails until the baseline drops it
+//! (entries marked intermittent excepted).
+//!
 //! The suite's `time` is the sum of its cases' times (the crate computes
 //! it): cases run in parallel, so it is more than the run's wall time, which
 //! the console and JSON reports give. A run with one passing case and one
@@ -53,7 +60,7 @@ pub fn render(report: &RunReport) -> String {
 pub fn render_at(report: &RunReport, started: OffsetDateTime) -> String {
     let mut suite = TestSuite::new(&text(&report.target));
     suite.set_timestamp(started);
-    suite.add_testcases(report.cases.iter().map(test_case));
+    suite.add_testcases(report.cases.iter().map(|c| test_case(report, c)));
     let mut out = Vec::new();
     // Writing to a Vec cannot fail on I/O; the crate's XML writer reports
     // nothing else for well-formed input, which `text` guarantees.
@@ -72,7 +79,7 @@ pub fn render_at(report: &RunReport, started: OffsetDateTime) -> String {
     xml
 }
 
-fn test_case(c: &CaseResult) -> TestCase {
+fn test_case(report: &RunReport, c: &CaseResult) -> TestCase {
     let (class, base) = match c.id.rsplit_once('/') {
         Some((dir, base)) => (dir.replace('/', "."), base.to_string()),
         None => (String::from("scenarios"), c.id.clone()),
@@ -80,8 +87,22 @@ fn test_case(c: &CaseResult) -> TestCase {
     let name = text(&format!("{base} [{}]", c.protocol));
     let message = text(c.message.as_deref().unwrap_or(""));
     let details = Some(text(&console::details(c, false))).filter(|d| !d.is_empty());
+    let known = report.is_known(c);
+    let intermittent = report.intermittent.contains(&(c.id.clone(), c.protocol));
     let result = match c.status {
+        Status::Pass if known && !intermittent => TestResult::Failure {
+            type_: "fixed-divergence".into(),
+            message: "passes, but the baseline lists it as a known divergence: \
+                      remove it from the baseline"
+                .into(),
+            cause: None,
+        },
         Status::Pass => TestResult::Success,
+        Status::Fail if known => TestResult::SkippedWithCause {
+            type_: "known-divergence".into(),
+            message: text(&format!("known divergence (baseline): {message}")),
+            cause: details,
+        },
         Status::Skip => TestResult::SkippedWithCause {
             type_: "skip".into(),
             message,
@@ -208,6 +229,43 @@ mod tests {
             "</testcase></testsuite></testsuites>\n",
         );
         assert_eq!(render_at(&r, at()), expected);
+    }
+
+    #[test]
+    fn baseline_divergences_agree_with_the_exit_status() {
+        let mut again = case("k/again", Status::Fail, Some("expected X; got Y"));
+        again.statements = vec!["MQTT-3.12.4-1".into()];
+        let mut r = RunReport::new(
+            "mqtt://h:1".into(),
+            vec![
+                again,
+                case("k/fixed", Status::Pass, None),
+                case("k/flaky", Status::Pass, None),
+            ],
+            Duration::ZERO,
+        );
+        for id in ["k/again", "k/fixed", "k/flaky"] {
+            r.baseline.insert((id.into(), Protocol::V5));
+        }
+        r.intermittent.insert(("k/flaky".into(), Protocol::V5));
+        assert_eq!(r.exit_code(), 1, "a fixed entry fails the run");
+        let xml = render_at(&r, at());
+        assert!(
+            xml.contains(r#"tests="3" errors="0" failures="1""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase name="again [5.0]" time="0.003" classname="k" file="scenarios/k/again.yaml"><skipped type="known-divergence" message="known divergence (baseline): expected X; got Y">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure type="fixed-divergence" message="passes, but the baseline lists it as a known divergence: remove it from the baseline"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase name="flaky [5.0]" time="0.003" classname="k" file="scenarios/k/flaky.yaml"/>"#),
+            "{xml}"
+        );
     }
 
     #[test]
