@@ -201,7 +201,7 @@ pub async fn run(args: Args) -> u8 {
     if !shared.close_all(Duration::from_secs(5)).await {
         eprintln!("warning: connections still open after 5 s; stopping anyway");
     }
-    shared.flush();
+    shared.release_persistence();
     0
 }
 

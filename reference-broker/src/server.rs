@@ -157,8 +157,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 
 /// [`run`] with a caller-made [`Shared`], so tests can look inside. Once
 /// `shutdown` resolves it stops accepting, ends every connection (5.0 clients
-/// hear DISCONNECT 0x8B first), waits a bounded time for them to close, and
-/// writes what is not yet persisted.
+/// hear DISCONNECT 0x8B first), waits a bounded time for them to close,
+/// writes what is not yet persisted and releases the persistence directory.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -190,7 +190,7 @@ pub async fn serve(
         tracing::warn!("connections still open after the shutdown deadline");
     }
     timer.abort();
-    shared.flush();
+    shared.release_persistence();
     result
 }
 

@@ -227,3 +227,38 @@ async fn corrupt_or_oversized_state_file_is_refused() {
         "{e}"
     );
 }
+
+/// One broker per directory: a second one refuses to start while the first
+/// holds the lock, and starts once the first is gone.
+#[tokio::test]
+async fn a_directory_serves_one_broker_at_a_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        persist_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let first = Shared::open(config.clone()).expect("the first broker starts");
+    let e = Shared::open(config.clone())
+        .err()
+        .expect("a second broker on the same directory is refused");
+    assert!(
+        e.contains("in use by another broker") && e.contains(&dir.path().display().to_string()),
+        "{e}"
+    );
+    drop(first);
+    let again = Shared::open(config).expect("starts once the first is gone");
+    drop(again);
+
+    // Serving lets go of the directory when it stops, though tasks of the
+    // connections it closed may still hold the core for a moment.
+    let a = start(dir.path()).await;
+    let (mut open_client, _) = connect(a.addr, persistent_v5("stays")).await;
+    a.stop_within(PROMPT).await;
+    let b = start(dir.path()).await;
+    assert_eq!(
+        open_client.until_closed(PROMPT).await.len(),
+        1,
+        "DISCONNECT 0x8B"
+    );
+    b.stop_within(PROMPT).await;
+}

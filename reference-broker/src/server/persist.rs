@@ -15,6 +15,11 @@
 //! renamed over `state.json`, and the directory is synced: a crash at any
 //! point leaves the old file or the new one, never half of one.
 //!
+//! Who: one broker per directory. `DIR/lock` is held (an advisory lock,
+//! `flock` on Unix) for as long as the broker runs; a second broker given
+//! the same directory refuses to start instead of overwriting the first's
+//! state with its own.
+//!
 //! Cost: each write serialises every persistent session and retained
 //! message and waits for the disk, under the core's lock. That is a fine
 //! trade for a reference broker; a high-volume one would log changes instead.
@@ -32,6 +37,8 @@ use crate::config::Config;
 
 /// File name of the snapshot inside the persistence directory.
 pub const FILE: &str = "state.json";
+/// File whose lock says that a broker uses the directory.
+pub const LOCK: &str = "lock";
 /// Largest snapshot file read at start-up (bytes).
 pub const MAX_FILE: u64 = 512 * 1024 * 1024;
 /// Longest a change that acknowledges nothing waits to be written.
@@ -41,6 +48,28 @@ pub(super) struct Persister {
     dir: PathBuf,
     dirty: bool,
     last_write: Instant,
+    /// Holds the directory's lock until the broker is dropped.
+    _lock: std::fs::File,
+}
+
+/// Takes the lock on `dir` (see the module's documentation).
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is in use by another broker (it holds {}); stop that broker or persist elsewhere",
+            dir.display(),
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 fn clocks() -> Clocks {
@@ -135,6 +164,8 @@ impl Shared {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Before anything is read: the state is the lock holder's.
+        let held = lock(&dir)?;
         let mut broker = Broker::new(config.clone());
         if let Some(snapshot) = load(&dir)? {
             broker.restore(snapshot, clocks()).map_err(|e| {
@@ -148,6 +179,7 @@ impl Shared {
             dir,
             dirty: false,
             last_write: Instant::now(),
+            _lock: held,
         };
         // Fail now, not at the first acknowledgement, if the directory is not writable.
         persister
@@ -173,6 +205,14 @@ impl Shared {
             });
         }
         Ok(shared)
+    }
+
+    /// Writes what is not yet durable and lets go of the directory, so that
+    /// another broker may use it (a restart in the same process); from then
+    /// on nothing is persisted. Called when serving ends.
+    pub fn release_persistence(&self) {
+        self.flush();
+        self.lock().persist = None;
     }
 
     /// Writes what is not yet durable (on shutdown).
