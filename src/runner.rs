@@ -1038,6 +1038,24 @@ impl<'a> Ctx<'a> {
             return Err("the packet does not describe as fields".into());
         };
         for (key, want) in &m.fields {
+            if key == crate::scenario::NO_PROPERTIES {
+                let present = actual.get("properties").and_then(Value::as_array);
+                let names = want
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str);
+                for name in names {
+                    let found = present
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p.get("name").and_then(Value::as_str) == Some(name));
+                    if let Some(p) = found {
+                        return Err(format!("it carries {p}, which it must not"));
+                    }
+                }
+                continue;
+            }
             let key_actual = if key == "code" {
                 "reason_code"
             } else {
@@ -1103,7 +1121,13 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 }
-                if let Packet::Disconnect(d) = p {
+                // A DISCONNECT that a listed DISCONNECT outcome refused is
+                // not let through by a close outcome: the scenario said which
+                // DISCONNECTs it takes.
+                let disconnect_listed = choices
+                    .iter()
+                    .any(|c| matches!(c, Choice::Packet(m) if m.ty == PacketType::Disconnect));
+                if let (Packet::Disconnect(d), false) = (p, disconnect_listed) {
                     let accepts = choices.iter().any(|c| match c {
                         Choice::Close(spec) => {
                             spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code)
@@ -1292,6 +1316,10 @@ fn show_want(v: &Value, caps: &HashMap<String, Value>) -> String {
 /// `want` (from the scenario) against `got` (from the packet): listed keys of
 /// objects, every element of arrays, numbers by value, `$x` captures.
 fn match_value(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    if let Some(inner) = negated(want) {
+        // Captures made inside a `not` are not kept: it matched nothing.
+        return !match_value(inner, got, &mut caps.clone());
+    }
     match want {
         Value::String(s) if is_capture(s) => {
             let name = s.trim_start_matches('$');
@@ -1323,8 +1351,19 @@ fn match_value(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> 
     }
 }
 
+/// `{not: X}`: anything that `X` does not match.
+fn negated(want: &Value) -> Option<&Value> {
+    match want {
+        Value::Object(m) if m.len() == 1 => m.get("not"),
+        _ => None,
+    }
+}
+
 /// Payloads: a string is its UTF-8 bytes, `{hex: …}` its bytes.
 fn match_binary(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    if let Some(inner) = negated(want) {
+        return !match_binary(inner, got, &mut caps.clone());
+    }
     if is_capture_value(want) {
         return match_value(want, got, caps);
     }

@@ -1333,7 +1333,7 @@ impl<'de> Visitor<'de> for ClientActionSeed {
                 (Some("send"), Some(t)) => check_send_field::<A::Error>(t, &key)?,
                 _ => {}
             }
-            let v: Value = map.next_value()?;
+            let v: Value = expect_field_value(&mut map, &key)?;
             if fields.insert(key.clone(), v).is_some() {
                 return Err(de::Error::custom(format!("`{key}` is given twice")));
             }
@@ -1473,23 +1473,37 @@ const OVERRIDE_KEYS: &[&str] = &[
     "truncate",
 ];
 
+/// The expect key listing properties that must be absent.
+pub const NO_PROPERTIES: &str = "no_properties";
+
+/// The value of an expect field: for `no_properties`, a list of property
+/// names, each checked against the 5.0 property table.
+fn expect_field_value<'de, A: MapAccess<'de>>(map: &mut A, key: &str) -> Result<Value, A::Error> {
+    if key != NO_PROPERTIES {
+        return map.next_value();
+    }
+    let names: Vec<String> = map.next_value().map_err(|_| {
+        de::Error::custom(
+            "`no_properties` is a list of property names, e.g. [session_expiry_interval]",
+        )
+    })?;
+    for n in &names {
+        if mqtt_codec::props::info_by_name(n).is_none() {
+            return Err(de::Error::custom(format!(
+                "`{n}` is not a 5.0 property{}",
+                suggest::hint(n, mqtt_codec::props::PROPERTIES.iter().map(|p| p.name))
+            )));
+        }
+    }
+    Ok(Value::from(names))
+}
+
 fn check_expect_fields<'a, E: de::Error>(
     ty: PacketType,
     keys: impl Iterator<Item = &'a String>,
 ) -> Result<(), E> {
-    let allowed = expect_fields(ty);
     for k in keys {
-        if !allowed.contains(&k.as_str()) {
-            let takes = if allowed.is_empty() {
-                "no fields".to_string()
-            } else {
-                allowed.join(", ")
-            };
-            return Err(E::custom(format!(
-                "unknown field `{k}` for an expected {ty}{}; a {ty} has {takes}",
-                suggest::hint(k, allowed.iter().copied())
-            )));
-        }
+        expect_field_ok(ty, k, false).map_err(E::custom)?;
     }
     Ok(())
 }
@@ -1579,7 +1593,8 @@ fn choice_key_ok(
 
 fn expect_field_ok(ty: PacketType, k: &str, with_timeout: bool) -> Result<(), String> {
     let allowed = expect_fields(ty);
-    if allowed.contains(&k) {
+    // Properties that must not be there, wherever properties may be.
+    if allowed.contains(&k) || (k == NO_PROPERTIES && allowed.contains(&"properties")) {
         return Ok(());
     }
     let takes = if allowed.is_empty() {
@@ -1664,7 +1679,7 @@ impl<'de> Visitor<'de> for ChoiceVisitor {
                             "unknown key `{key}` in a close outcome; it takes only `close`"
                         )));
                     }
-                    let v: Value = map.next_value()?;
+                    let v: Value = expect_field_value(&mut map, &key)?;
                     fields.insert(key, v);
                 }
             }
@@ -1791,6 +1806,32 @@ steps:
         let e = parse_scenario("x.yaml", &text).unwrap_err();
         assert_eq!(e.pos.map(|p| p.line), Some(9), "{e}");
         assert!(e.message.contains("unknown field `qos`"), "{e}");
+    }
+
+    #[test]
+    fn no_properties_names_are_checked() {
+        let ok = PING.replace(
+            "{ expect: PINGRESP, timeout: 2s }",
+            "{ expect: DISCONNECT, no_properties: [session_expiry_interval] }",
+        );
+        parse_scenario("x.yaml", &ok).expect("a known property");
+        let typo = PING.replace(
+            "{ expect: PINGRESP, timeout: 2s }",
+            "{ expect: DISCONNECT, no_properties: [sesion_expiry_interval] }",
+        );
+        let e = parse_scenario("x.yaml", &typo).unwrap_err();
+        assert_eq!(e.pos.map(|p| p.line), Some(9), "{e}");
+        assert!(
+            e.message.contains("did you mean `session_expiry_interval`"),
+            "{e}"
+        );
+        // Only where the packet has properties.
+        let none = PING.replace(
+            "{ expect: PINGRESP, timeout: 2s }",
+            "{ expect: PINGRESP, no_properties: [reason_string] }",
+        );
+        let e = parse_scenario("x.yaml", &none).unwrap_err();
+        assert!(e.message.contains("unknown field `no_properties`"), "{e}");
     }
 
     #[test]

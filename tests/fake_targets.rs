@@ -431,3 +431,86 @@ async fn the_cli_exits_1_against_misbehaving_targets() {
         assert!(stdout.contains(label), "{stdout}");
     }
 }
+
+/// A 5.0 broker whose PUBACK carries a User Property ("k", "v"): allowed on
+/// the wire, and what `no_properties` exists to catch when a scenario says
+/// a property must not be there.
+async fn chatty(mut s: TcpStream) {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        while let Some((first, _body, len)) = frame(&buf) {
+            let answer: &[u8] = match first >> 4 {
+                1 => &[0x20, 0x03, 0x00, 0x00, 0x00],
+                3 => &[
+                    0x40, 0x0B, 0x00, 0x07, 0x00, 0x07, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v',
+                ],
+                14 => return,
+                _ => &[],
+            };
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+            buf.drain(..len);
+        }
+        let mut chunk = [0u8; 1024];
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            _ => return,
+        }
+    }
+}
+
+fn puback_scenario(expect: &str) -> Scenario {
+    scenario::parse_scenario(
+        "puback-matchers.yaml",
+        &format!(
+            "name: PUBACK matchers
+statements:
+  \"5.0\": [MQTT-3.3.4-1]
+clients:
+  c: {{}}
+steps:
+  - c: {{ send: PUBLISH, qos: 1, id: 7, topic: \"{{topic}}\", payload: x }}
+  - c: {{ expect: PUBACK, {expect} }}
+"
+        ),
+    )
+    .expect("the inline scenario parses")
+}
+
+/// `no_properties` fails a packet that carries a listed property and passes
+/// one that does not; `{not: …}` fails a value equal to its operand.
+#[tokio::test]
+async fn absent_properties_and_negated_values_are_checked() {
+    let fake = fake(chatty).await;
+    let report = run_against(
+        &fake,
+        vec![puback_scenario("id: 7, no_properties: [user_property]")],
+    )
+    .await;
+    all(&report, Status::Fail, "which it must not");
+    let report = run_against(&fake, vec![puback_scenario("id: {not: 7}")]).await;
+    all(&report, Status::Fail, "`id` is 7");
+    let report = run_against(
+        &fake,
+        vec![puback_scenario(
+            "id: {not: 8}, no_properties: [reason_string]",
+        )],
+    )
+    .await;
+    all(&report, Status::Pass, "");
+
+    // The reference broker's PUBACK has no User Property.
+    let report = runner::run(
+        vec![puback_scenario("id: 7, no_properties: [user_property]")],
+        &RunOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("the run starts");
+    assert!(
+        report.cases.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        describe(&report)
+    );
+}

@@ -105,6 +105,10 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-2.2.2-1", "shared/2.2-fixed-header/reserved-flags"),
     ("MQTT-3.8.3-4", "shared/3.8-subscribe/reserved-option-bits"),
     ("MQTT-3.3.1-2", "shared/3.3-publish/qos0-dup-0"),
+    (
+        "MQTT-3.14.2-2",
+        "v5/3.14-disconnect/server-disconnect-no-session-expiry",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
