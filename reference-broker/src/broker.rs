@@ -250,11 +250,19 @@ impl Broker {
         Some(id)
     }
 
-    fn send(&mut self, conn: ConnId, packet: Packet) {
+    fn send(&mut self, conn: ConnId, mut packet: Packet) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
         let protocol = c.protocol;
+        // A session outlives its connection and may be resumed in another
+        // version: a message put in flight towards a 5.0 connection is resent
+        // to a 3.1.1 one without the properties that version cannot carry.
+        if let Packet::Publish(p) = &mut packet {
+            if !protocol.is_v5() && !p.properties.is_empty() {
+                p.properties = Properties::new();
+            }
+        }
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
         // that is too large is dropped as if delivered. Reason strings and user
         // properties would be dropped first, but we send none that large.

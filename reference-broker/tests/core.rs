@@ -490,6 +490,37 @@ fn pubrel_for_unknown_id() {
     assert_eq!(ack_id(&net.one(c)), ("PUBCOMP", 77, 0));
 }
 
+/// Found by the broker fuzzer: a message in flight towards a 5.0 connection
+/// kept its 5.0 properties when its session was resumed by a 3.1.1
+/// connection, and the resend could not be encoded (so was lost).
+#[test]
+fn inflight_resent_in_another_version_fits_it() {
+    let mut net = Net::new();
+    let mut c = Connect::new(V5, "dev");
+    c.properties = Properties(vec![Property::SessionExpiryInterval(60)]);
+    let (sub, _) = net.connect_with(c);
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net.client(V5, "pub");
+    let mut p = publish("t", "m", QoS::AtLeastOnce, 1);
+    p.properties = Properties(vec![Property::MessageExpiryInterval(100)]);
+    net.publish(publ, p);
+    let first = net.recv_publishes(sub);
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].properties.is_empty(), "{first:?}");
+    net.drop_conn(sub);
+
+    let mut again = Connect::new(V311, "dev");
+    again.clean_start = false;
+    let (sub, ack) = net.connect_with(again);
+    assert!(ack.session_present);
+    let resent = net.recv_publishes(sub);
+    assert_eq!(payloads(&resent), ["m"]);
+    assert!(
+        resent[0].dup && resent[0].properties.is_empty(),
+        "{resent:?}"
+    );
+}
+
 #[test]
 fn pubrec_for_unknown_id() {
     let mut net = Net::new();
