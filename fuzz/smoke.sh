@@ -18,7 +18,7 @@ esac
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$fuzz_dir"
-targets=(decode roundtrip stream_split)
+targets=(decode roundtrip stream_split broker)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "smoke: installing cargo-fuzz" >&2

@@ -19,6 +19,8 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod outbox;
 pub mod server;
 pub mod transport;

@@ -1,0 +1,542 @@
+//! The fuzz harness of the sans-IO core: `fuzz/fuzz_targets/broker.rs` is one
+//! call into [`run`], and `cargo test` runs it over the committed seeds and a
+//! few thousand generated scripts (`tests/fuzz_broker.rs`).
+//!
+//! The fuzzer's bytes are read, through `Unstructured`, as a configuration
+//! and then a script of operations on a few clients against one [`Broker`]
+//! on a fake clock: open a connection; CONNECT from a small pool of client
+//! ids, versions and options (so that sessions resume, expire and are taken
+//! over, wills wait and fire); SUBSCRIBE, UNSUBSCRIBE and PUBLISH over small
+//! pools of filters and topics (so that messages route, are retained,
+//! queued, aliased and shared); acknowledgements of the identifiers the
+//! client was sent or chose; PINGREQ and DISCONNECT; any packet from the
+//! codec's generator; raw bytes through the connection's own decoder (so
+//! that malformed packets and their refusals happen); a dropped connection;
+//! time passing.
+//!
+//! After every operation, what must hold (the harness panics, and only
+//! panics, when it does not):
+//! - the core does not panic;
+//! - every packet it sends is one a server may send in that connection's
+//!   version: it encodes, and its bytes decode back, as sent by a server, to
+//!   the same packet;
+//! - nothing is sent on a connection after the core closed it;
+//! - the core counts exactly the connections opened and not yet closed;
+//! - once `tick(now)` has run, `poll_timeout()` is later than `now`: an
+//!   earlier deadline would have the timer task spin.
+
+use std::time::{Duration, Instant};
+
+use arbitrary::{Result, Unstructured};
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::{
+    decode_bytes, encode_bytes, gen, Connect, DecodeOptions, Decoded, Decoder, Disconnect, Packet,
+    PacketType, Properties, Property, Protocol, PubResponse, Publish, QoS, Sender, Subscribe,
+    Subscription, SubscriptionOptions, Unsubscribe, Will,
+};
+
+use crate::broker::{Action, Broker, ConnId, OnError};
+use crate::config::Config;
+
+/// Most operations in one script.
+const MAX_OPS: usize = 256;
+/// Most connections open at once.
+const MAX_CONNS: usize = 6;
+/// Most raw bytes in one operation.
+const MAX_RAW: usize = 48;
+
+const CLIENT_IDS: &[&str] = &["a", "b", "c", ""];
+const TOPICS: &[&str] = &["t", "t/a", "t/b", "u", "$SYS/x"];
+const FILTERS: &[&str] = &[
+    "t",
+    "t/+",
+    "#",
+    "t/#",
+    "+/a",
+    "$share/g/t/a",
+    "$share/g/#",
+    "u",
+];
+const PROTOCOLS: [Protocol; 3] = [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5];
+const STEPS: &[Duration] = &[
+    Duration::ZERO,
+    Duration::from_millis(1),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(3600),
+    Duration::from_secs(86_400),
+];
+
+/// Runs the script in `data` (see the module's documentation).
+pub fn run(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(config) = config(&mut u) else {
+        return;
+    };
+    let mut world = World::new(config);
+    for _ in 0..MAX_OPS {
+        if u.is_empty() || world.step(&mut u).is_err() {
+            break;
+        }
+    }
+    // Everyone leaves; the core must end with nothing open.
+    let open: Vec<usize> = (0..world.conns.len()).collect();
+    for i in open {
+        world.drop_conn(i);
+    }
+    world.advance(Duration::from_secs(86_400 * 30));
+    if world.broker.connection_count() != 0 {
+        finding(format!(
+            "{} connections counted after every one closed",
+            world.broker.connection_count()
+        ));
+    }
+}
+
+/// A configuration with small limits, so that they are reached.
+fn config(u: &mut Unstructured<'_>) -> Result<Config> {
+    let mut c = Config {
+        receive_maximum: *u.choose(&[65_535, 1, 2])?,
+        maximum_qos: *u.choose(&[2, 1, 0])?,
+        retain_available: !u.ratio(1, 8)?,
+        topic_alias_maximum: *u.choose(&[10, 0, 1])?,
+        max_queued_messages: *u.choose(&[1000, 1, 3])?,
+        max_inflight: *u.choose(&[20, 1, 2])?,
+        max_connections: MAX_CONNS,
+        max_packet_size: *u.choose(&[1 << 20, 40, 128])?,
+        ..Config::default()
+    };
+    if u.ratio(1, 8)? {
+        c.server_keep_alive = Some(1);
+    }
+    if u.ratio(1, 8)? {
+        c.max_session_expiry = 5;
+    }
+    Ok(c)
+}
+
+struct Conn {
+    id: ConnId,
+    /// The version it announced in CONNECT (3.1.1 until then).
+    protocol: Protocol,
+    decoder: Decoder,
+    buf: BytesMut,
+    /// The core asked for the connection to close, or it was dropped.
+    closed: bool,
+    /// Packet identifiers the core used towards this client, to acknowledge.
+    ids: Vec<u16>,
+}
+
+struct World {
+    broker: Broker,
+    now: Instant,
+    conns: Vec<Conn>,
+}
+
+impl World {
+    fn new(config: Config) -> World {
+        World {
+            broker: Broker::new(config),
+            now: Instant::now(),
+            conns: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, u: &mut Unstructured<'_>) -> Result<()> {
+        let live: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| self.conns.get(i).is_some_and(|c| !c.closed))
+            .collect();
+        let op = if live.is_empty() {
+            0
+        } else {
+            u.int_in_range(0..=11u8)?
+        };
+        let i = if live.is_empty() {
+            0
+        } else {
+            *u.choose(&live)?
+        };
+        match op {
+            0 => self.open(),
+            1 => {
+                let c = self.connect(u)?;
+                if let Some(conn) = self.conns.get_mut(i) {
+                    conn.protocol = c.protocol;
+                    conn.decoder.options.protocol = c.protocol;
+                }
+                self.packet(i, Packet::Connect(Box::new(c)));
+            }
+            2 => {
+                let p = self.subscribe(u, i)?;
+                self.packet(i, p);
+            }
+            3 => {
+                let p = self.unsubscribe(u, i)?;
+                self.packet(i, p);
+            }
+            4 | 5 => {
+                let p = self.publish(u, i)?;
+                self.packet(i, p);
+            }
+            6 => {
+                let p = self.ack(u, i)?;
+                self.packet(i, p);
+            }
+            7 => self.packet(i, Packet::PingReq),
+            8 => {
+                let p = self.disconnect(u, i)?;
+                self.packet(i, p);
+            }
+            9 => {
+                let protocol = self.protocol(i);
+                let p = gen::packet(u, protocol, Sender::Client)?;
+                if let Packet::Connect(c) = &p {
+                    if let Some(conn) = self.conns.get_mut(i) {
+                        conn.protocol = c.protocol;
+                        conn.decoder.options.protocol = c.protocol;
+                    }
+                }
+                self.packet(i, p);
+            }
+            10 => {
+                let n = u.int_in_range(1..=MAX_RAW)?;
+                let bytes = u.bytes(n.min(u.len()))?.to_vec();
+                self.raw(i, &bytes);
+            }
+            _ => {
+                if u.ratio(1, 2)? {
+                    self.drop_conn(i);
+                } else {
+                    let d = *u.choose(STEPS)?;
+                    self.advance(d);
+                }
+            }
+        }
+        self.check_count();
+        Ok(())
+    }
+
+    fn protocol(&self, i: usize) -> Protocol {
+        self.conns.get(i).map_or(Protocol::V3_1_1, |c| c.protocol)
+    }
+
+    fn open(&mut self) {
+        if self.conns.iter().filter(|c| !c.closed).count() >= MAX_CONNS {
+            return;
+        }
+        let Some(id) = self.broker.open(self.now) else {
+            finding("open refused below the connection limit".into());
+        };
+        let max = self.broker.config().max_packet_size;
+        self.conns.push(Conn {
+            id,
+            protocol: Protocol::V3_1_1,
+            decoder: Decoder::new(
+                DecodeOptions::new(Protocol::V3_1_1, Sender::Client).with_max_packet_size(max),
+            ),
+            buf: BytesMut::new(),
+            closed: false,
+            ids: Vec::new(),
+        });
+        self.pump();
+    }
+
+    fn packet(&mut self, i: usize, packet: Packet) {
+        let Some(id) = self.conns.get(i).map(|c| c.id) else {
+            return;
+        };
+        self.broker.packet(id, packet, self.now);
+        self.pump();
+    }
+
+    /// Bytes through the connection's decoder, as the tokio layer reads them.
+    fn raw(&mut self, i: usize, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        conn.buf.extend_from_slice(bytes);
+        let id = conn.id;
+        loop {
+            let Some(conn) = self.conns.get_mut(i) else {
+                return;
+            };
+            if conn.closed {
+                return;
+            }
+            match conn.decoder.decode(&mut conn.buf) {
+                Ok(Some(packet)) => {
+                    if let Packet::Connect(c) = &packet {
+                        conn.protocol = c.protocol;
+                    }
+                    self.broker.packet(id, packet, self.now);
+                    self.pump();
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    conn.buf.clear();
+                    if self.broker.decode_error(id, &e, self.now) == OnError::Skip {
+                        finding(format!("a refusal skipped without a violation: {e}"));
+                    }
+                    self.pump();
+                    if self.conns.get(i).is_some_and(|c| !c.closed) {
+                        finding(format!("still open after a refused packet: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, i: usize) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        if conn.closed {
+            return;
+        }
+        conn.closed = true;
+        let id = conn.id;
+        self.broker.closed(id, self.now);
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.broker.tick(self.now);
+        self.pump();
+        if let Some(at) = self.broker.poll_timeout() {
+            if at <= self.now {
+                finding(format!(
+                    "after tick, the next deadline is {:?} in the past",
+                    self.now - at
+                ));
+            }
+        }
+    }
+
+    /// Carries out the core's actions, checking each.
+    fn pump(&mut self) {
+        while let Some(action) = self.broker.poll_action() {
+            match action {
+                Action::Send {
+                    conn,
+                    protocol,
+                    packet,
+                } => {
+                    let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) else {
+                        finding(format!(
+                            "{packet:?} sent on connection {conn}, never opened"
+                        ));
+                    };
+                    if c.closed {
+                        finding(format!("{packet:?} sent on closed connection {conn}"));
+                    }
+                    check_sendable(&packet, protocol);
+                    if let Some(id) = packet.packet_id().filter(|&id| id != 0) {
+                        if c.ids.len() >= 8 {
+                            c.ids.remove(0);
+                        }
+                        c.ids.push(id);
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+                        if !c.closed {
+                            c.closed = true;
+                            self.broker.closed(conn, self.now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_count(&self) {
+        let open = self.conns.iter().filter(|c| !c.closed).count();
+        if self.broker.connection_count() != open {
+            finding(format!(
+                "the core counts {} connections, {open} are open",
+                self.broker.connection_count()
+            ));
+        }
+    }
+
+    fn connect(&self, u: &mut Unstructured<'_>) -> Result<Connect> {
+        let protocol = *u.choose(&PROTOCOLS)?;
+        let v5 = protocol.is_v5();
+        let mut c = Connect::new(protocol, *u.choose(CLIENT_IDS)?);
+        c.clean_start = u.arbitrary()?;
+        c.keep_alive = *u.choose(&[0, 1, 60])?;
+        if v5 {
+            let mut props = Vec::new();
+            if let Some(s) = *u.choose(&[None, Some(0), Some(2), Some(u32::MAX)])? {
+                props.push(Property::SessionExpiryInterval(s));
+            }
+            if u.ratio(1, 4)? {
+                props.push(Property::ReceiveMaximum(1));
+            }
+            if u.ratio(1, 4)? {
+                props.push(Property::TopicAliasMaximum(2));
+            }
+            if u.ratio(1, 4)? {
+                props.push(Property::MaximumPacketSize(*u.choose(&[30, 64])?));
+            }
+            if u.ratio(1, 8)? {
+                props.push(Property::RequestProblemInformation(0));
+            }
+            c.properties = Properties(props);
+        }
+        if u.ratio(1, 3)? {
+            let mut properties = Properties::new();
+            if v5 && u.ratio(1, 2)? {
+                properties.push(Property::WillDelayInterval(*u.choose(&[1, 3600])?));
+            }
+            c.will = Some(Will {
+                qos: qos(u)?,
+                retain: u.arbitrary()?,
+                properties,
+                topic: (*u.choose(TOPICS)?).into(),
+                payload: Bytes::from_static(b"will"),
+            });
+        }
+        Ok(c)
+    }
+
+    fn subscribe(&self, u: &mut Unstructured<'_>, i: usize) -> Result<Packet> {
+        let v5 = self.protocol(i).is_v5();
+        let mut filters = Vec::new();
+        for _ in 0..u.int_in_range(1..=2)? {
+            let mut options = SubscriptionOptions::qos(qos(u)?);
+            if v5 {
+                options.no_local = u.ratio(1, 4)?;
+                options.retain_as_published = u.ratio(1, 4)?;
+                options.retain_handling = u.int_in_range(0..=2)?;
+            }
+            let filter = *u.choose(FILTERS)?;
+            // No Local on a shared subscription is a protocol error the
+            // decoder refuses; the core never sees it.
+            if filter.starts_with("$share/") {
+                options.no_local = false;
+            }
+            filters.push(Subscription {
+                filter: filter.into(),
+                options,
+            });
+        }
+        let mut properties = Properties::new();
+        if v5 && u.ratio(1, 4)? {
+            properties.push(Property::SubscriptionIdentifier(*u.choose(&[1, 2])?));
+        }
+        Ok(Packet::Subscribe(Subscribe {
+            packet_id: u.int_in_range(1..=4)?,
+            properties,
+            filters,
+        }))
+    }
+
+    fn unsubscribe(&self, u: &mut Unstructured<'_>, _i: usize) -> Result<Packet> {
+        Ok(Packet::Unsubscribe(Unsubscribe {
+            packet_id: u.int_in_range(1..=4)?,
+            properties: Properties::new(),
+            filters: vec![(*u.choose(FILTERS)?).into()],
+        }))
+    }
+
+    fn publish(&self, u: &mut Unstructured<'_>, i: usize) -> Result<Packet> {
+        let v5 = self.protocol(i).is_v5();
+        let qos = qos(u)?;
+        let mut topic = (*u.choose(TOPICS)?).to_string();
+        let mut properties = Properties::new();
+        if v5 {
+            if u.ratio(1, 4)? {
+                properties.push(Property::MessageExpiryInterval(*u.choose(&[1, 100])?));
+            }
+            if u.ratio(1, 4)? {
+                properties.push(Property::TopicAlias(u.int_in_range(1..=2)?));
+                if u.ratio(1, 2)? {
+                    topic.clear();
+                }
+            }
+        }
+        let payload: &'static [u8] = if u.ratio(1, 4)? { b"" } else { b"m" };
+        Ok(Packet::Publish(Publish {
+            dup: qos != QoS::AtMostOnce && u.ratio(1, 8)?,
+            qos,
+            retain: u.ratio(1, 3)?,
+            topic: topic.into(),
+            packet_id: if qos == QoS::AtMostOnce {
+                0
+            } else {
+                u.int_in_range(1..=4)?
+            },
+            properties,
+            payload: Bytes::from_static(payload),
+        }))
+    }
+
+    fn ack(&self, u: &mut Unstructured<'_>, i: usize) -> Result<Packet> {
+        let v5 = self.protocol(i).is_v5();
+        let sent = self.conns.get(i).map(|c| c.ids.clone()).unwrap_or_default();
+        let id = if !sent.is_empty() && u.ratio(3, 4)? {
+            *u.choose(&sent)?
+        } else {
+            u.int_in_range(1..=4)?
+        };
+        let mut r = PubResponse::new(id);
+        let ty = *u.choose(&[
+            PacketType::PubAck,
+            PacketType::PubRec,
+            PacketType::PubRel,
+            PacketType::PubComp,
+        ])?;
+        if v5 && matches!(ty, PacketType::PubAck | PacketType::PubRec) && u.ratio(1, 8)? {
+            r.reason_code = 0x80;
+        }
+        Ok(match ty {
+            PacketType::PubAck => Packet::PubAck(r),
+            PacketType::PubRec => Packet::PubRec(r),
+            PacketType::PubRel => Packet::PubRel(r),
+            _ => Packet::PubComp(r),
+        })
+    }
+
+    fn disconnect(&self, u: &mut Unstructured<'_>, i: usize) -> Result<Packet> {
+        let mut d = Disconnect::default();
+        if self.protocol(i).is_v5() {
+            d.reason_code = *u.choose(&[0x00, 0x04])?;
+            if u.ratio(1, 4)? {
+                d.properties
+                    .push(Property::SessionExpiryInterval(*u.choose(&[0, 10])?));
+            }
+        }
+        Ok(Packet::Disconnect(d))
+    }
+}
+
+fn qos(u: &mut Unstructured<'_>) -> Result<QoS> {
+    Ok(*u.choose(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce])?)
+}
+
+/// The packet encodes in `protocol`, and decodes back, as sent by a
+/// server, to itself.
+fn check_sendable(packet: &Packet, protocol: Protocol) {
+    let bytes: Bytes = match encode_bytes(packet, protocol) {
+        Ok(b) => b,
+        Err(e) => finding(format!(
+            "the core sends {packet:?}, which does not encode: {e}"
+        )),
+    };
+    let opts = DecodeOptions::new(protocol, Sender::Server).with_max_packet_size(u32::MAX);
+    match decode_bytes(&bytes, &opts) {
+        Ok(Decoded::Packet { packet: back, len }) if len == bytes.len() && back == *packet => {}
+        other => finding(format!(
+            "the core sends {packet:?} in {protocol}, which a client decodes as {other:?}"
+        )),
+    }
+}
+
+fn finding(what: String) -> ! {
+    panic!("{what}") // ok: this is how libFuzzer learns of a finding
+}
