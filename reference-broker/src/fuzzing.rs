@@ -88,7 +88,7 @@ pub fn run(data: &[u8]) {
     }
     world.advance(Duration::from_secs(86_400 * 30));
     if world.broker.connection_count() != 0 {
-        finding(format!(
+        world.finding(format!(
             "{} connections counted after every one closed",
             world.broker.connection_count()
         ));
@@ -133,6 +133,18 @@ struct World {
     broker: Broker,
     now: Instant,
     conns: Vec<Conn>,
+    /// What was done so far, for the report of a finding.
+    script: Vec<Op>,
+}
+
+/// One operation of the script, as carried out.
+#[derive(Debug)]
+enum Op {
+    Open(usize),
+    Packet(usize, Packet),
+    Raw(usize, Vec<u8>),
+    Drop(usize),
+    Advance(Duration),
 }
 
 impl World {
@@ -141,6 +153,7 @@ impl World {
             broker: Broker::new(config),
             now: Instant::now(),
             conns: Vec::new(),
+            script: Vec::new(),
         }
     }
 
@@ -226,8 +239,9 @@ impl World {
         if self.conns.iter().filter(|c| !c.closed).count() >= MAX_CONNS {
             return;
         }
+        self.script.push(Op::Open(self.conns.len()));
         let Some(id) = self.broker.open(self.now) else {
-            finding("open refused below the connection limit".into());
+            self.finding("open refused below the connection limit".into());
         };
         let max = self.broker.config().max_packet_size;
         self.conns.push(Conn {
@@ -247,12 +261,14 @@ impl World {
         let Some(id) = self.conns.get(i).map(|c| c.id) else {
             return;
         };
+        self.script.push(Op::Packet(i, packet.clone()));
         self.broker.packet(id, packet, self.now);
         self.pump();
     }
 
     /// Bytes through the connection's decoder, as the tokio layer reads them.
     fn raw(&mut self, i: usize, bytes: &[u8]) {
+        self.script.push(Op::Raw(i, bytes.to_vec()));
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
@@ -277,11 +293,11 @@ impl World {
                 Err(e) => {
                     conn.buf.clear();
                     if self.broker.decode_error(id, &e, self.now) == OnError::Skip {
-                        finding(format!("a refusal skipped without a violation: {e}"));
+                        self.finding(format!("a refusal skipped without a violation: {e}"));
                     }
                     self.pump();
                     if self.conns.get(i).is_some_and(|c| !c.closed) {
-                        finding(format!("still open after a refused packet: {e}"));
+                        self.finding(format!("still open after a refused packet: {e}"));
                     }
                     return;
                 }
@@ -298,17 +314,19 @@ impl World {
         }
         conn.closed = true;
         let id = conn.id;
+        self.script.push(Op::Drop(i));
         self.broker.closed(id, self.now);
         self.pump();
     }
 
     fn advance(&mut self, d: Duration) {
+        self.script.push(Op::Advance(d));
         self.now += d;
         self.broker.tick(self.now);
         self.pump();
         if let Some(at) = self.broker.poll_timeout() {
             if at <= self.now {
-                finding(format!(
+                self.finding(format!(
                     "after tick, the next deadline is {:?} in the past",
                     self.now - at
                 ));
@@ -325,20 +343,25 @@ impl World {
                     protocol,
                     packet,
                 } => {
-                    let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) else {
-                        finding(format!(
+                    match self.conns.iter().find(|c| c.id == conn) {
+                        None => self.finding(format!(
                             "{packet:?} sent on connection {conn}, never opened"
-                        ));
-                    };
-                    if c.closed {
-                        finding(format!("{packet:?} sent on closed connection {conn}"));
-                    }
-                    check_sendable(&packet, protocol);
-                    if let Some(id) = packet.packet_id().filter(|&id| id != 0) {
-                        if c.ids.len() >= 8 {
-                            c.ids.remove(0);
+                        )),
+                        Some(c) if c.closed => {
+                            self.finding(format!("{packet:?} sent on closed connection {conn}"))
                         }
-                        c.ids.push(id);
+                        Some(_) => {}
+                    }
+                    if let Err(e) = check_sendable(&packet, protocol) {
+                        self.finding(e);
+                    }
+                    if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+                        if let Some(id) = packet.packet_id().filter(|&id| id != 0) {
+                            if c.ids.len() >= 8 {
+                                c.ids.remove(0);
+                            }
+                            c.ids.push(id);
+                        }
                     }
                 }
                 Action::Close { conn } => {
@@ -353,10 +376,26 @@ impl World {
         }
     }
 
+    /// Reports a broken property with the script that led to it.
+    fn finding(&self, what: String) -> ! {
+        let mut report = format!("{what}\nthe script ({} operations):", self.script.len());
+        for (n, op) in self.script.iter().enumerate() {
+            let line = match op {
+                Op::Open(i) => format!("open connection {i}"),
+                Op::Packet(i, p) => format!("connection {i} sends {p:?}"),
+                Op::Raw(i, b) => format!("connection {i} sends bytes {b:02x?}"),
+                Op::Drop(i) => format!("connection {i} drops"),
+                Op::Advance(d) => format!("{d:?} pass"),
+            };
+            report.push_str(&format!("\n  {n:>3}. {line}"));
+        }
+        panic!("{report}") // ok: this is how libFuzzer learns of a finding
+    }
+
     fn check_count(&self) {
         let open = self.conns.iter().filter(|c| !c.closed).count();
         if self.broker.connection_count() != open {
-            finding(format!(
+            self.finding(format!(
                 "the core counts {} connections, {open} are open",
                 self.broker.connection_count()
             ));
@@ -521,22 +560,16 @@ fn qos(u: &mut Unstructured<'_>) -> Result<QoS> {
 
 /// The packet encodes in `protocol`, and decodes back, as sent by a
 /// server, to itself.
-fn check_sendable(packet: &Packet, protocol: Protocol) {
-    let bytes: Bytes = match encode_bytes(packet, protocol) {
-        Ok(b) => b,
-        Err(e) => finding(format!(
-            "the core sends {packet:?}, which does not encode: {e}"
-        )),
-    };
+fn check_sendable(packet: &Packet, protocol: Protocol) -> std::result::Result<(), String> {
+    let bytes: Bytes = encode_bytes(packet, protocol)
+        .map_err(|e| format!("the core sends {packet:?}, which does not encode: {e}"))?;
     let opts = DecodeOptions::new(protocol, Sender::Server).with_max_packet_size(u32::MAX);
     match decode_bytes(&bytes, &opts) {
-        Ok(Decoded::Packet { packet: back, len }) if len == bytes.len() && back == *packet => {}
-        other => finding(format!(
+        Ok(Decoded::Packet { packet: back, len }) if len == bytes.len() && back == *packet => {
+            Ok(())
+        }
+        other => Err(format!(
             "the core sends {packet:?} in {protocol}, which a client decodes as {other:?}"
         )),
     }
-}
-
-fn finding(what: String) -> ! {
-    panic!("{what}") // ok: this is how libFuzzer learns of a finding
 }
