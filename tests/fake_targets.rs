@@ -514,3 +514,73 @@ async fn absent_properties_and_negated_values_are_checked() {
         describe(&report)
     );
 }
+
+/// A 3.1.1-only broker as aedes is one: a 5.0 CONNECT gets CONNACK 0x01
+/// (unacceptable protocol version, in 3.1.1 form) and the connection closes;
+/// a 3.1.1 CONNECT is accepted whatever its flags.
+async fn v311_only(mut s: TcpStream) {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        while let Some((first, body, len)) = frame(&buf) {
+            let answer: &[u8] = match first >> 4 {
+                1 if connect_level(&body) == Some(5) => {
+                    let _ = s.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+                    return;
+                }
+                1 => &[0x20, 0x02, 0x00, 0x00],
+                12 => &[0xD0, 0x00],
+                14 => return,
+                _ => &[],
+            };
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+            buf.drain(..len);
+        }
+        let mut chunk = [0u8; 1024];
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            _ => return,
+        }
+    }
+}
+
+/// A scenario that sends its own CONNECT is skipped, like one whose client
+/// connects automatically, when the target refuses the version: at once for
+/// a well-formed CONNECT, and for a deliberately malformed one once a probe
+/// shows that a valid CONNECT of that version is refused too. The same
+/// malformed CONNECT in a version the target speaks, and accepts, fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_version_skips_scenarios_that_connect_by_themselves() {
+    let f = fake(v311_only).await;
+    let report = run_against(
+        &f,
+        library(&[
+            "v5/3.2-connack/assigned-client-id",
+            "shared/3.1-connect/will-qos-3",
+        ]),
+    )
+    .await;
+    let v5: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.protocol == mqtt_codec::Protocol::V5)
+        .collect();
+    assert_eq!(v5.len(), 2, "{}", describe(&report));
+    for c in v5 {
+        assert_eq!(c.status, Status::Skip, "{}", describe(&report));
+        assert!(
+            c.message
+                .as_deref()
+                .is_some_and(|m| m.contains("does not speak MQTT 5.0")),
+            "{}",
+            describe(&report)
+        );
+    }
+    let v311 = report
+        .cases
+        .iter()
+        .find(|c| c.protocol == mqtt_codec::Protocol::V3_1_1)
+        .expect("the 3.1.1 case");
+    assert_eq!(v311.status, Status::Fail, "{}", describe(&report));
+}
