@@ -32,8 +32,10 @@
 //! close on a version they do not know (MQTT-3.1.2-2 lets a 3.1.1 server do
 //! so) — when the target closes the connection on a case's first CONNECT
 //! without any CONNACK *and* answers a CONNECT of another version on a fresh
-//! connection: "the target does not speak MQTT 3.1". A target that closes on
-//! every CONNECT speaks nothing: error. A profile that lists the version
+//! connection: "the target does not speak MQTT 3.1". Silence on the CONNECT
+//! is judged by a probe: a minimal CONNECT of the version refused with
+//! 0x01 / 0x84, or left unanswered while another version's is answered,
+//! makes a skip too. A target that closes on every CONNECT speaks nothing: error. A profile that lists the version
 //! turns such a close into an error too. A scenario that sends its own
 //! CONNECT of the case's version is judged the same way when no connection
 //! of the case has been accepted: a refusal of a well-formed one as an
@@ -609,6 +611,37 @@ impl<'a> Ctx<'a> {
         self.answers_connect(other).await.then_some(other)
     }
 
+    /// The target said nothing to this case's first CONNECT: is it a version
+    /// it does not speak? Yes when it refuses a minimal CONNECT of the version
+    /// (CONNACK 0x01, or 0x84 in 5.0), or answers none of that version but
+    /// one of another (a broker that reads a 5.0 CONNECT's properties as
+    /// 3.1.1 fields waits for bytes that never come). Not when a profile
+    /// lists the version.
+    async fn not_spoken_after_silence(&self) -> Option<String> {
+        let listed = self
+            .opts
+            .profile
+            .as_deref()
+            .is_some_and(|p| p.protocols.contains(&self.protocol));
+        if listed {
+            return None;
+        }
+        match self.probe_connect(self.protocol).await {
+            Some(code) if code == 0x01 || (self.protocol.is_v5() && code == 0x84) => Some(format!(
+                "the target does not speak MQTT {}: it did not answer the CONNECT, and refuses a minimal one with CONNACK 0x{code:02X}",
+                self.protocol
+            )),
+            Some(_) => None,
+            None => {
+                let other = self.speaks_another_version().await?;
+                Some(format!(
+                    "the target does not speak MQTT {}: it answers no CONNECT of that version, and answers an MQTT {other} one",
+                    self.protocol
+                ))
+            }
+        }
+    }
+
     /// Whether the target answers a valid CONNECT of `other` (on a connection
     /// of its own, with a client id of its own) with a CONNACK.
     async fn answers_connect(&self, other: Protocol) -> bool {
@@ -764,6 +797,11 @@ impl<'a> Ctx<'a> {
                         "the target does not speak MQTT {}: it closed the connection on the CONNECT without a CONNACK, and answers an MQTT {other} CONNECT",
                         self.protocol
                     )));
+                }
+            }
+            if let Event::Timeout = &ev {
+                if let Some(why) = self.not_spoken_after_silence().await {
+                    return Err(Stop::Skip(why));
                 }
             }
         }
@@ -1028,6 +1066,7 @@ impl<'a> Ctx<'a> {
                     self.protocol, ack.code
                 ))
             }
+            Event::Timeout => self.not_spoken_after_silence().await,
             Event::Closed(_) if *plain => {
                 let listed = self
                     .opts

@@ -584,3 +584,57 @@ async fn a_refused_version_skips_scenarios_that_connect_by_themselves() {
         .expect("the 3.1.1 case");
     assert_eq!(v311.status, Status::Fail, "{}", describe(&report));
 }
+
+/// A 3.1.1 broker that reads a 5.0 CONNECT's properties as 3.1.1 fields and
+/// waits for bytes that never come (as amqtt does): silent on a 5.0 CONNECT.
+async fn silent_on_v5(mut s: TcpStream) {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        while let Some((first, body, len)) = frame(&buf) {
+            let answer: &[u8] = match first >> 4 {
+                1 if connect_level(&body) == Some(5) => return drain(s).await,
+                1 => &[0x20, 0x02, 0x00, 0x00],
+                12 => &[0xD0, 0x00],
+                14 => return,
+                _ => &[],
+            };
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+            buf.drain(..len);
+        }
+        let mut chunk = [0u8; 1024];
+        match s.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            _ => return,
+        }
+    }
+}
+
+/// Silence on every CONNECT of a version, with CONNECTs of another answered,
+/// means the target does not speak that version: skip, not error.
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_on_one_version_only_skips_it() {
+    let f = fake(silent_on_v5).await;
+    let report = run_against(&f, library(&[PING])).await;
+    for c in &report.cases {
+        let want = if c.protocol == mqtt_codec::Protocol::V5 {
+            Status::Skip
+        } else {
+            Status::Pass
+        };
+        assert_eq!(c.status, want, "{}", describe(&report));
+    }
+    let v5 = report
+        .cases
+        .iter()
+        .find(|c| c.protocol == mqtt_codec::Protocol::V5)
+        .expect("a 5.0 case");
+    assert!(
+        v5.message
+            .as_deref()
+            .is_some_and(|m| m.contains("answers no CONNECT of that version")),
+        "{}",
+        describe(&report)
+    );
+}
