@@ -353,13 +353,16 @@ where
             let now = Instant::now().into_std();
             let mut st = shared.lock();
             rearm |= failure.is_some() || packets.iter().any(may_arm_timer);
+            // One dispatch for the whole burst: with --persist, one write makes
+            // all of its acknowledgements durable (group commit) instead of
+            // one write per packet. Packets after one that closes the
+            // connection reach a core that ignores them.
             for packet in packets.drain(..) {
                 st.broker.packet(conn, packet, now);
-                st.dispatch();
-                if !st.outbound.contains_key(&conn) {
-                    closing = true;
-                    break;
-                }
+            }
+            st.dispatch();
+            if !st.outbound.contains_key(&conn) {
+                closing = true;
             }
             let Some((e, buffered)) = failure.filter(|_| !closing) else {
                 break;
