@@ -28,6 +28,9 @@ enum Command {
     Encode(cmd::encode::Args),
     /// Show a statement of the catalogue: version, section, level, who it binds, summary.
     Explain(cmd::explain::Args),
+    /// Which statements of the catalogue the scenarios check, and why the
+    /// others are not checked.
+    Coverage(cmd::coverage::Args),
     /// Run scenarios against a broker (the embedded reference broker by default)
     /// and report per scenario and per statement.
     Run(Box<cmd::run::Args>),
@@ -41,6 +44,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Decode(args) => cmd::decode::run(args, &mut stdin, out),
         Command::Encode(args) => cmd::encode::run(args, &mut stdin, out),
         Command::Explain(args) => cmd::explain::run(args, &mut stdin, out),
+        Command::Coverage(args) => cmd::coverage::run(args, &mut stdin, out),
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -603,3 +603,71 @@ fn explain_an_unknown_id() {
         other_version.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// coverage
+
+/// `coverage --json` is the contract of DESIGN.md: every statement of both
+/// catalogues, once, with the scenarios that check it or why none does.
+#[test]
+fn coverage_json_lists_every_statement_once() {
+    let library = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let out = run(&["coverage", "--json", library], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let rows = v["statements"].as_array().expect("statements");
+    assert_eq!(rows.len(), 141 + 251);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in rows {
+        let keys: Vec<&str> = r
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["id", "protocol", "wire", "scenarios", "reason"]);
+        assert!(seen.insert((r["protocol"].to_string(), r["id"].to_string())));
+        let checked = !r["scenarios"].as_array().expect("a list").is_empty();
+        assert_eq!(checked, r["reason"].is_null(), "{r}");
+    }
+    let ping = rows
+        .iter()
+        .find(|r| r["id"] == "MQTT-3.12.4-1" && r["protocol"] == "5.0")
+        .expect("PINGRESP's statement");
+    assert!(
+        ping["scenarios"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|s| s == "shared/3.12-pingreq/pingresp"),
+        "{ping}"
+    );
+
+    // A library of one scenario: what it cites is checked, the rest has reasons.
+    let one = temp_file(
+        "coverage-ping.yaml",
+        "name: ping\nstatements:\n  \"5.0\": [MQTT-3.12.4-1]\nclients:\n  c: {}\nsteps:\n  - c: { send: PINGREQ }\n  - c: { expect: PINGRESP }\n",
+    );
+    let out = run(&["coverage", path_str(&one)], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("MQTT 3.1.1: 141 statements — 0 checked, "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("MQTT 5.0:   251 statements — 1 checked, "),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn coverage_of_a_bad_library_exits_2() {
+    let bad = temp_file("coverage-bad.yaml", "name: x\nsteps: [\n");
+    let out = run(&["coverage", path_str(&bad)], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("coverage-bad.yaml:"), "{}", out.stderr);
+}
