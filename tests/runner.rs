@@ -109,6 +109,11 @@ const VIOLATIONS: &[(&str, &str)] = &[
         "MQTT-3.14.2-2",
         "v5/3.14-disconnect/server-disconnect-no-session-expiry",
     ),
+    (
+        "MQTT-3.2.2-4",
+        "v311/3.1-connect/empty-client-id-persistent",
+    ),
+    ("MQTT-3.2.2-6", "v5/4.12-auth/unsupported-method"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
