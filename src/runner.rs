@@ -467,8 +467,10 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         let s = &*case.scenario;
         // Fixed width, so that no case's token is part of another's (case 2
-        // in case 25): a client skipping traffic without its token relies on it.
-        let case_token = format!("mh{run}-{index:04}");
+        // in case 25): a client skipping traffic without its token relies on
+        // it. Letters and digits only (13 of them), so that a scenario can
+        // build client ids any server must accept from it (MQTT-3.1.3-5).
+        let case_token = format!("mh{run}c{index:04}");
         let mut client_ids = HashMap::new();
         for (i, c) in s.clients.iter().enumerate() {
             let mut id = format!("{case_token}-{}", c.name);
@@ -1556,8 +1558,7 @@ fn match_properties(want: &Value, got: &Value, caps: &mut HashMap<String, Value>
             p.get("name").and_then(Value::as_str) == Some(name.as_str())
                 && p.get("value").is_some_and(|v| {
                     let mut trial = caps.clone();
-                    let ok =
-                        match_value(value, v, &mut trial) || match_binary(value, v, &mut trial);
+                    let ok = match_property_value(value, v, &mut trial);
                     if ok {
                         *caps = trial;
                     }
@@ -1565,6 +1566,15 @@ fn match_properties(want: &Value, got: &Value, caps: &mut HashMap<String, Value>
                 })
         })
     })
+}
+
+/// A property's value: as a value, or (binary properties) as bytes. A
+/// `{not: X}` negates the whole, not each reading of it.
+fn match_property_value(want: &Value, got: &Value, caps: &mut HashMap<String, Value>) -> bool {
+    if let Some(inner) = negated(want) {
+        return !match_property_value(inner, got, &mut caps.clone());
+    }
+    match_value(want, got, caps) || match_binary(want, got, caps)
 }
 
 fn show_duration(d: Duration) -> String {
@@ -1676,6 +1686,33 @@ mod tests {
         assert!(!match_properties(
             &json!({"topic_alias": 4}),
             &got,
+            &mut caps
+        ));
+        // `{not: X}`: present, with another value.
+        assert!(match_properties(
+            &json!({"topic_alias": {"not": 4}}),
+            &got,
+            &mut caps
+        ));
+        assert!(!match_properties(
+            &json!({"topic_alias": {"not": 3}}),
+            &got,
+            &mut caps
+        ));
+        assert!(!match_properties(
+            &json!({"message_expiry_interval": {"not": 3}}),
+            &got,
+            &mut caps
+        ));
+        let data = json!([{"name": "correlation_data", "value": {"hex": "00 ff"}}]);
+        assert!(!match_properties(
+            &json!({"correlation_data": {"not": {"hex": "00ff"}}}),
+            &data,
+            &mut caps
+        ));
+        assert!(match_properties(
+            &json!({"correlation_data": {"not": {"hex": "00fe"}}}),
+            &data,
             &mut caps
         ));
     }

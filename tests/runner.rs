@@ -114,6 +114,27 @@ const VIOLATIONS: &[(&str, &str)] = &[
         "v311/3.1-connect/empty-client-id-persistent",
     ),
     ("MQTT-3.2.2-6", "v5/4.12-auth/unsupported-method"),
+    ("MQTT-3.3.2-4", "v5/3.3-publish/request-response-properties"),
+    (
+        "MQTT-3.3.2-15",
+        "v5/3.3-publish/request-response-properties",
+    ),
+    (
+        "MQTT-3.3.2-16",
+        "v5/3.3-publish/request-response-properties",
+    ),
+    (
+        "MQTT-3.3.2-20",
+        "v5/3.3-publish/request-response-properties",
+    ),
+    ("MQTT-3.3.2-6", "v5/3.3-publish/message-expiry-counts-down"),
+    ("MQTT-3.3.2-7", "v5/3.3-publish/topic-alias-per-connection"),
+    ("MQTT-3.1.3-6", "shared/3.1-connect/client-ids"),
+    ("MQTT-3.3.1-3", "shared/3.3-publish/dup-not-propagated"),
+    (
+        "MQTT-3.8.1-1",
+        "shared/2.2-fixed-header/reserved-flags-subscribe-family",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
