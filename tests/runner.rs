@@ -135,6 +135,8 @@ const VIOLATIONS: &[(&str, &str)] = &[
         "MQTT-3.8.1-1",
         "shared/2.2-fixed-header/reserved-flags-subscribe-family",
     ),
+    ("MQTT-4.7.3-4", "shared/4.7-topics/exact-match"),
+    ("MQTT-3.1.2-5", "v311/3.1-connect/offline-queue"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
