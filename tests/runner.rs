@@ -137,6 +137,13 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ),
     ("MQTT-4.7.3-4", "shared/4.7-topics/exact-match"),
     ("MQTT-3.1.2-5", "v311/3.1-connect/offline-queue"),
+    ("MQTT-3.3.4-9", "v5/4.9-flow-control/receive-maximum"),
+    ("MQTT-3.3.4-10", "v5/4.9-flow-control/receive-maximum"),
+    ("MQTT-3.1.2-25", "v5/3.1-connect/maximum-packet-size"),
+    (
+        "MQTT-3.1.2-26",
+        "v5/3.3-publish/no-topic-alias-unless-allowed",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
