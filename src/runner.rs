@@ -1261,6 +1261,9 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .any(|c| matches!(c, Choice::Packet(m) if m.ty == PacketType::Disconnect));
                 if let (Packet::Disconnect(d), false) = (p, disconnect_listed) {
+                    if let Some(stop) = self.early_disconnect(client, &ev, &expected, timeout) {
+                        return Err(stop);
+                    }
                     let accepts = choices.iter().any(|c| match c {
                         Choice::Close(spec) => {
                             spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code)
@@ -1325,6 +1328,33 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// MQTT-3.14.0-1: a 5.0 server sends DISCONNECT only after a CONNACK
+    /// that accepted the connection. A close outcome that would take such a
+    /// DISCONNECT fails on that statement instead.
+    fn early_disconnect(
+        &mut self,
+        client: &str,
+        ev: &Event,
+        expected: &str,
+        timeout: Duration,
+    ) -> Option<Stop> {
+        let Event::Packet(Packet::Disconnect(_), _) = ev else {
+            return None;
+        };
+        if !self.protocol.is_v5() || self.conns.get(client).is_some_and(|c| c.connected) {
+            return None;
+        }
+        self.broken = Some(vec!["MQTT-3.14.0-1".to_string()]);
+        Some(fail(
+            format!(
+                "{expected}; not a DISCONNECT, which a server sends only after a CONNACK that accepted the connection"
+            ),
+            ev,
+            self.protocol,
+            timeout,
+        ))
+    }
+
     async fn expect_close(
         &mut self,
         client: &str,
@@ -1339,7 +1369,12 @@ impl<'a> Ctx<'a> {
                 Event::Packet(Packet::Disconnect(d), _)
                     if spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code) =>
                 {
-                    continue
+                    if let Some(stop) =
+                        self.early_disconnect(client, &ev, &spec.to_string(), timeout)
+                    {
+                        return Err(stop);
+                    }
+                    continue;
                 }
                 _ => return Err(fail(spec.to_string(), &ev, self.protocol, timeout)),
             }

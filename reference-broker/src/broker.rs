@@ -354,15 +354,24 @@ impl Broker {
                 }
                 // 5.0 lets the server name the error in a CONNACK before closing
                 // (MQTT-4.13.1-1); 3.1.1 closes without one (MQTT-3.1.4-1).
+                // The MQTT-3.14.0-1 violation answers with a DISCONNECT instead.
                 _ if err.protocol.is_v5() => {
-                    self.actions.push_back(Action::Send {
-                        conn,
-                        protocol: Protocol::V5,
-                        packet: Packet::ConnAck(ConnAck {
+                    let packet = if self.breaks("MQTT-3.14.0-1") {
+                        Packet::Disconnect(Disconnect {
+                            reason_code: err.reason_code(),
+                            properties: Properties::new(),
+                        })
+                    } else {
+                        Packet::ConnAck(ConnAck {
                             session_present: false,
                             code: err.reason_code(),
                             properties: Properties::new(),
-                        }),
+                        })
+                    };
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        protocol: Protocol::V5,
+                        packet,
                     });
                 }
                 _ => {}
