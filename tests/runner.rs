@@ -149,6 +149,8 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-3.14.0-1", "shared/3.1-connect/reserved-flag [5.0]"),
     ("MQTT-3.14.0-1", "shared/3.1-connect/will-qos-3 [5.0]"),
     ("MQTT-3.14.0-1", "v5/4.12-auth/unsupported-method"),
+    ("MQTT-3.8.3-4", "v5/3.8-subscribe/no-local-shared"),
+    ("MQTT-3.3.2-14", "v5/3.3-publish/response-topic-wildcard"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
