@@ -153,6 +153,8 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-3.3.2-14", "v5/3.3-publish/response-topic-wildcard"),
     ("MQTT-4.3.3-12", "shared/4.3-qos/qos2-identifier-reused"),
     ("MQTT-4.4.0-2", "v5/4.4-message-delivery/refused-not-resent"),
+    ("MQTT-3.2.2-8", "v5/4.12-auth/unsupported-method"),
+    ("MQTT-3.1.3-10", "v5/3.1-connect/will-user-properties"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
