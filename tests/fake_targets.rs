@@ -99,25 +99,28 @@ async fn resetting(s: TcpStream) {
     drop(s);
 }
 
-/// A minimal broker: CONNACK 0 to a CONNECT, PINGRESP to a PINGREQ; closes
-/// on DISCONNECT, on a SUBSCRIBE when `close_on_subscribe` (d), and on a
-/// CONNECT of protocol level 3 (MQTT 3.1) when `refuse_3_1`.
-async fn minimal(mut s: TcpStream, close_on_subscribe: bool, refuse_3_1: bool) {
+/// What a fake broker does with one packet it received.
+enum Reply {
+    /// Writes these bytes (none: ignores the packet) and reads on.
+    Send(&'static [u8]),
+    /// Writes these bytes and closes the connection.
+    SendAndClose(&'static [u8]),
+    /// Reads and ignores everything from now on.
+    Deaf,
+}
+
+/// Reads packet after packet and answers each as `reply` says (given its
+/// first byte and body), until the peer closes or `reply` ends it.
+async fn serve_packets(mut s: TcpStream, reply: impl Fn(u8, &[u8]) -> Reply) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         while let Some((first, body, len)) = frame(&buf) {
-            let answer: &[u8] = match first >> 4 {
-                1 => match connect_level(&body).unwrap_or(4) {
-                    3 if refuse_3_1 => return,
-                    5 => &[0x20, 0x03, 0x00, 0x00, 0x00],
-                    _ => &[0x20, 0x02, 0x00, 0x00],
-                },
-                12 => &[0xD0, 0x00],
-                8 if close_on_subscribe => return,
-                14 => return,
-                _ => &[],
+            let (bytes, close) = match reply(first, &body) {
+                Reply::Send(b) => (b, false),
+                Reply::SendAndClose(b) => (b, true),
+                Reply::Deaf => return drain(s).await,
             };
-            if s.write_all(answer).await.is_err() {
+            if s.write_all(bytes).await.is_err() || close {
                 return;
             }
             buf.drain(..len);
@@ -128,6 +131,24 @@ async fn minimal(mut s: TcpStream, close_on_subscribe: bool, refuse_3_1: bool) {
             _ => return,
         }
     }
+}
+
+/// A minimal broker: CONNACK 0 to a CONNECT, PINGRESP to a PINGREQ; closes
+/// on DISCONNECT, on a SUBSCRIBE when `close_on_subscribe` (d), and on a
+/// CONNECT of protocol level 3 (MQTT 3.1) when `refuse_3_1`.
+async fn minimal(s: TcpStream, close_on_subscribe: bool, refuse_3_1: bool) {
+    serve_packets(s, |first, body| match first >> 4 {
+        1 => match connect_level(body).unwrap_or(4) {
+            3 if refuse_3_1 => Reply::SendAndClose(&[]),
+            5 => Reply::Send(&[0x20, 0x03, 0x00, 0x00, 0x00]),
+            _ => Reply::Send(&[0x20, 0x02, 0x00, 0x00]),
+        },
+        12 => Reply::Send(&[0xD0, 0x00]),
+        8 if close_on_subscribe => Reply::SendAndClose(&[]),
+        14 => Reply::SendAndClose(&[]),
+        _ => Reply::Send(&[]),
+    })
+    .await
 }
 
 /// A whole packet at the start of `buf`: (first byte, body, total length).
@@ -435,29 +456,16 @@ async fn the_cli_exits_1_against_misbehaving_targets() {
 /// A 5.0 broker whose PUBACK carries a User Property ("k", "v"): allowed on
 /// the wire, and what `no_properties` exists to catch when a scenario says
 /// a property must not be there.
-async fn chatty(mut s: TcpStream) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        while let Some((first, _body, len)) = frame(&buf) {
-            let answer: &[u8] = match first >> 4 {
-                1 => &[0x20, 0x03, 0x00, 0x00, 0x00],
-                3 => &[
-                    0x40, 0x0B, 0x00, 0x07, 0x00, 0x07, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v',
-                ],
-                14 => return,
-                _ => &[],
-            };
-            if s.write_all(answer).await.is_err() {
-                return;
-            }
-            buf.drain(..len);
-        }
-        let mut chunk = [0u8; 1024];
-        match s.read(&mut chunk).await {
-            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
-            _ => return,
-        }
-    }
+async fn chatty(s: TcpStream) {
+    serve_packets(s, |first, _| match first >> 4 {
+        1 => Reply::Send(&[0x20, 0x03, 0x00, 0x00, 0x00]),
+        3 => Reply::Send(&[
+            0x40, 0x0B, 0x00, 0x07, 0x00, 0x07, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v',
+        ]),
+        14 => Reply::SendAndClose(&[]),
+        _ => Reply::Send(&[]),
+    })
+    .await
 }
 
 fn puback_scenario(expect: &str) -> Scenario {
@@ -518,31 +526,15 @@ async fn absent_properties_and_negated_values_are_checked() {
 /// A 3.1.1-only broker as aedes is one: a 5.0 CONNECT gets CONNACK 0x01
 /// (unacceptable protocol version, in 3.1.1 form) and the connection closes;
 /// a 3.1.1 CONNECT is accepted whatever its flags.
-async fn v311_only(mut s: TcpStream) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        while let Some((first, body, len)) = frame(&buf) {
-            let answer: &[u8] = match first >> 4 {
-                1 if connect_level(&body) == Some(5) => {
-                    let _ = s.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
-                    return;
-                }
-                1 => &[0x20, 0x02, 0x00, 0x00],
-                12 => &[0xD0, 0x00],
-                14 => return,
-                _ => &[],
-            };
-            if s.write_all(answer).await.is_err() {
-                return;
-            }
-            buf.drain(..len);
-        }
-        let mut chunk = [0u8; 1024];
-        match s.read(&mut chunk).await {
-            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
-            _ => return,
-        }
-    }
+async fn v311_only(s: TcpStream) {
+    serve_packets(s, |first, body| match first >> 4 {
+        1 if connect_level(body) == Some(5) => Reply::SendAndClose(&[0x20, 0x02, 0x00, 0x01]),
+        1 => Reply::Send(&[0x20, 0x02, 0x00, 0x00]),
+        12 => Reply::Send(&[0xD0, 0x00]),
+        14 => Reply::SendAndClose(&[]),
+        _ => Reply::Send(&[]),
+    })
+    .await
 }
 
 /// A scenario that sends its own CONNECT is skipped, like one whose client
@@ -587,28 +579,15 @@ async fn a_refused_version_skips_scenarios_that_connect_by_themselves() {
 
 /// A 3.1.1 broker that reads a 5.0 CONNECT's properties as 3.1.1 fields and
 /// waits for bytes that never come (as amqtt does): silent on a 5.0 CONNECT.
-async fn silent_on_v5(mut s: TcpStream) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        while let Some((first, body, len)) = frame(&buf) {
-            let answer: &[u8] = match first >> 4 {
-                1 if connect_level(&body) == Some(5) => return drain(s).await,
-                1 => &[0x20, 0x02, 0x00, 0x00],
-                12 => &[0xD0, 0x00],
-                14 => return,
-                _ => &[],
-            };
-            if s.write_all(answer).await.is_err() {
-                return;
-            }
-            buf.drain(..len);
-        }
-        let mut chunk = [0u8; 1024];
-        match s.read(&mut chunk).await {
-            Ok(n) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
-            _ => return,
-        }
-    }
+async fn silent_on_v5(s: TcpStream) {
+    serve_packets(s, |first, body| match first >> 4 {
+        1 if connect_level(body) == Some(5) => Reply::Deaf,
+        1 => Reply::Send(&[0x20, 0x02, 0x00, 0x00]),
+        12 => Reply::Send(&[0xD0, 0x00]),
+        14 => Reply::SendAndClose(&[]),
+        _ => Reply::Send(&[]),
+    })
+    .await
 }
 
 /// Silence on every CONNECT of a version, with CONNECTs of another answered,

@@ -33,7 +33,7 @@ use mqtt_codec::Protocol;
 use serde_json::json;
 
 use super::{CmdError, Status};
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -122,19 +122,7 @@ fn rows(scenarios: &[Scenario]) -> Vec<Row> {
 }
 
 pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
-    } else {
-        args.paths.clone()
-    };
-    let scenarios = scenario::load_paths(&paths).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        CmdError::Usage(format!(
-            "{} scenario file(s) cannot be used:\n{}",
-            errors.len(),
-            lines.join("\n")
-        ))
-    })?;
+    let scenarios = super::load_scenarios(&args.paths)?;
     let rows = rows(&scenarios);
     if args.json {
         let statements: Vec<_> = rows
@@ -195,7 +183,7 @@ mod tests {
     use super::*;
 
     fn scenario(text: &str) -> Scenario {
-        scenario::parse_scenario("x.yaml", text).expect("the scenario parses")
+        crate::scenario::parse_scenario("x.yaml", text).expect("the scenario parses")
     }
 
     #[test]

@@ -124,3 +124,24 @@ pub(crate) fn read_input(path: &str, stdin: &mut dyn io::Read) -> Result<String,
         ))
     })
 }
+
+/// The scenarios in `paths` (files or directories; `scenarios/` when none),
+/// or, as a usage error, every file that cannot be used and why.
+pub(crate) fn load_scenarios(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<crate::scenario::Scenario>, CmdError> {
+    let default = [std::path::PathBuf::from("scenarios")];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    crate::scenario::load_paths(paths).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        CmdError::Usage(format!(
+            "{} scenario file(s) cannot be used:\n{}",
+            errors.len(),
+            lines.join("\n")
+        ))
+    })
+}

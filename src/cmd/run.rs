@@ -127,19 +127,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         }
         None => Default::default(),
     };
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
-    } else {
-        args.paths.clone()
-    };
-    let scenarios = scenario::load_paths(&paths).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        CmdError::Usage(format!(
-            "{} scenario file(s) cannot be used:\n{}",
-            errors.len(),
-            lines.join("\n")
-        ))
-    })?;
+    let scenarios = super::load_scenarios(&args.paths)?;
     let scenarios = runner::select(scenarios, args.filter.as_deref(), &args.tags);
     let profile = match &args.profile {
         Some(path) => Some(std::sync::Arc::new(

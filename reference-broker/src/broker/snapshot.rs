@@ -464,20 +464,7 @@ impl Broker {
     /// client (CONNACK, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK): state
     /// must be durable before they go out.
     pub fn acknowledges(&self) -> bool {
-        self.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::Send {
-                    packet: Packet::ConnAck(_)
-                        | Packet::PubAck(_)
-                        | Packet::PubRec(_)
-                        | Packet::PubComp(_)
-                        | Packet::SubAck(_)
-                        | Packet::UnsubAck(_),
-                    ..
-                }
-            )
-        })
+        self.actions.iter().any(is_acknowledgement)
     }
 }
 
@@ -485,21 +472,25 @@ impl Broker {
     /// Drops the acknowledgements waiting to be sent (their state could not
     /// be made durable: the clients will send again).
     pub fn drop_acknowledgements(&mut self) {
-        self.actions.retain(|a| {
-            !matches!(
-                a,
-                Action::Send {
-                    packet: Packet::ConnAck(_)
-                        | Packet::PubAck(_)
-                        | Packet::PubRec(_)
-                        | Packet::PubComp(_)
-                        | Packet::SubAck(_)
-                        | Packet::UnsubAck(_),
-                    ..
-                }
-            )
-        });
+        self.actions.retain(|a| !is_acknowledgement(a));
     }
+}
+
+/// A packet that tells a client its request took effect: CONNACK, PUBACK,
+/// PUBREC, PUBCOMP, SUBACK or UNSUBACK.
+fn is_acknowledgement(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Send {
+            packet: Packet::ConnAck(_)
+                | Packet::PubAck(_)
+                | Packet::PubRec(_)
+                | Packet::PubComp(_)
+                | Packet::SubAck(_)
+                | Packet::UnsubAck(_),
+            ..
+        }
+    )
 }
 
 impl Snapshot {
