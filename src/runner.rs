@@ -35,8 +35,8 @@
 //! connection: "the target does not speak MQTT 3.1". Silence on the CONNECT
 //! is judged by a probe: a minimal CONNECT of the version refused with
 //! 0x01 / 0x84, or left unanswered while another version's is answered,
-//! makes a skip too. A target that closes on every CONNECT speaks nothing: error. A profile that lists the version
-//! turns such a close into an error too. A scenario that sends its own
+//! makes a skip too. A target that closes on every CONNECT speaks nothing:
+//! error. A profile that lists the version turns such a close into an error too. A scenario that sends its own
 //! CONNECT of the case's version is judged the same way when no connection
 //! of the case has been accepted: a refusal of a well-formed one as an
 //! unsupported version is a skip, and of a deliberately malformed one too
@@ -613,6 +613,22 @@ impl<'a> Ctx<'a> {
         self.answers_connect(other).await.then_some(other)
     }
 
+    /// Whether a CONNACK code refuses the case's version: 0x84 Unsupported
+    /// Protocol Version (5.0), 0x01 unacceptable protocol version (3.x; also
+    /// what a 3.1.1-only broker answers a 5.0 CONNECT with).
+    fn refuses_version(&self, code: u8) -> bool {
+        code == 0x01 || (self.protocol.is_v5() && code == 0x84)
+    }
+
+    /// The run's profile, when it lists the case's version (the target then
+    /// speaks it, whatever it does to a CONNECT).
+    fn profile_listing_version(&self) -> Option<&crate::profile::Profile> {
+        self.opts
+            .profile
+            .as_deref()
+            .filter(|p| p.protocols.contains(&self.protocol))
+    }
+
     /// The target said nothing to this case's first CONNECT: is it a version
     /// it does not speak? Yes when it refuses a minimal CONNECT of the version
     /// (CONNACK 0x01, or 0x84 in 5.0), or answers none of that version but
@@ -620,16 +636,11 @@ impl<'a> Ctx<'a> {
     /// 3.1.1 fields waits for bytes that never come). Not when a profile
     /// lists the version.
     async fn not_spoken_after_silence(&self) -> Option<String> {
-        let listed = self
-            .opts
-            .profile
-            .as_deref()
-            .is_some_and(|p| p.protocols.contains(&self.protocol));
-        if listed {
+        if self.profile_listing_version().is_some() {
             return None;
         }
         match self.probe_connect(self.protocol).await {
-            Some(code) if code == 0x01 || (self.protocol.is_v5() && code == 0x84) => Some(format!(
+            Some(code) if self.refuses_version(code) => Some(format!(
                 "the target does not speak MQTT {}: it did not answer the CONNECT, and refuses a minimal one with CONNACK 0x{code:02X}",
                 self.protocol
             )),
@@ -755,14 +766,7 @@ impl<'a> Ctx<'a> {
         if let Event::Packet(Packet::ConnAck(ack), _) = &ev {
             if first {
                 // A broker that refuses the version is not failing this scenario.
-                // 0x84 Unsupported Protocol Version (5.0), 0x01 unacceptable
-                // protocol version (3.x; also what a 3.1.1-only broker answers
-                // a 5.0 CONNECT with).
-                let refused = match self.protocol {
-                    Protocol::V5 => matches!(ack.code, 0x84 | 0x01),
-                    _ => ack.code == 0x01,
-                };
-                if refused && connack.is_none() {
+                if self.refuses_version(ack.code) && connack.is_none() {
                     return Err(Stop::Skip(format!(
                         "the target does not speak MQTT {}: it refused the CONNECT with CONNACK 0x{:02X}",
                         self.protocol, ack.code
@@ -783,12 +787,7 @@ impl<'a> Ctx<'a> {
             if let Event::Closed(_) = &ev {
                 // Closed on the CONNECT, no CONNACK: a broker that does not
                 // speak the version may do just that (see the module docs).
-                let listed = self
-                    .opts
-                    .profile
-                    .as_deref()
-                    .filter(|p| p.protocols.contains(&self.protocol));
-                if let Some(p) = listed {
+                if let Some(p) = self.profile_listing_version() {
                     return Err(Stop::Error(format!(
                         "client `{name}` could not connect: the target closed the connection on an MQTT {} CONNECT without a CONNACK, though {p} lists MQTT {}",
                         self.protocol, self.protocol
@@ -866,6 +865,18 @@ impl<'a> Ctx<'a> {
                             .await
                             .map_err(Stop::Error)?;
                     }
+                    continue;
+                }
+            }
+            // The same for a PUBLISH that does not decode (a broker that
+            // forwards someone else's message malformed): its topic is read
+            // from the bytes, and the verdict left to the case it belongs to.
+            if let (Some(keep), Event::Malformed(_, raw)) = (&ignore, &ev) {
+                let unrelated = raw_publish_topic(raw).is_some_and(|t| {
+                    !keep.is_empty() && !t.windows(keep.len()).any(|w| w == keep.as_bytes())
+                });
+                if unrelated {
+                    conn.note("skipped: unrelated traffic that does not decode".into());
                     continue;
                 }
             }
@@ -1056,10 +1067,7 @@ impl<'a> Ctx<'a> {
         }
         match ev {
             Event::Packet(Packet::ConnAck(ack), _) => {
-                let refused = match self.protocol {
-                    Protocol::V5 => matches!(ack.code, 0x84 | 0x01),
-                    _ => ack.code == 0x01,
-                };
+                let refused = self.refuses_version(ack.code);
                 if !refused || (!plain && self.probe_connect(self.protocol).await == Some(0)) {
                     return None;
                 }
@@ -1070,12 +1078,7 @@ impl<'a> Ctx<'a> {
             }
             Event::Timeout => self.not_spoken_after_silence().await,
             Event::Closed(_) if *plain => {
-                let listed = self
-                    .opts
-                    .profile
-                    .as_deref()
-                    .is_some_and(|p| p.protocols.contains(&self.protocol));
-                if listed {
+                if self.profile_listing_version().is_some() {
                     return None;
                 }
                 let other = self.speaks_another_version().await?;
@@ -1471,6 +1474,24 @@ fn is_capture_value(v: &Value) -> bool {
     v.as_str().is_some_and(is_capture)
 }
 
+/// The topic bytes of a PUBLISH frame, read from the fixed header and the
+/// topic's length alone: for a PUBLISH the codec refuses for other reasons.
+fn raw_publish_topic(raw: &[u8]) -> Option<&[u8]> {
+    if raw.first()? >> 4 != 3 {
+        return None;
+    }
+    // The remaining length: one to four bytes, the last below 0x80.
+    let mut at = 1;
+    while raw.get(at)? & 0x80 != 0 {
+        at += 1;
+        if at > 4 {
+            return None;
+        }
+    }
+    let len = usize::from(u16::from_be_bytes([*raw.get(at + 1)?, *raw.get(at + 2)?]));
+    raw.get(at + 3..at + 3 + len)
+}
+
 /// `v` with each capture already made replaced by its value.
 fn with_captures(v: &Value, caps: &HashMap<String, Value>) -> Value {
     match v {
@@ -1692,6 +1713,26 @@ mod tests {
             &json!({"a": 1, "b": 2}),
             &mut caps
         ));
+    }
+
+    #[test]
+    fn topic_of_a_publish_that_does_not_decode() {
+        // QoS 0 with DUP (refused), topic "a/b".
+        assert_eq!(
+            raw_publish_topic(&[0x38, 0x06, 0x00, 0x03, b'a', b'/', b'b', b'x']),
+            Some(&b"a/b"[..])
+        );
+        // A two-byte remaining length.
+        let mut long = vec![0x30, 0x83, 0x01, 0x00, 0x01, b't'];
+        long.resize(3 + 131, 0);
+        assert_eq!(raw_publish_topic(&long), Some(&b"t"[..]));
+        // Not a PUBLISH; cut short; a remaining length of five bytes.
+        assert_eq!(raw_publish_topic(&[0x90, 0x03, 0x00, 0x01, 0x00]), None);
+        assert_eq!(raw_publish_topic(&[0x30, 0x05, 0x00, 0x09, b'a']), None);
+        assert_eq!(
+            raw_publish_topic(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            None
+        );
     }
 
     #[test]
