@@ -137,21 +137,25 @@ impl Scenario {
     }
 
     /// Every statement a case of it checks under `protocol`: those listed
-    /// under `statements`, then those named by its `wait` steps that run
-    /// under `protocol` (a spec timer is checked by what follows the wait),
-    /// each once, by its canonical id in that version's catalogue.
+    /// under `statements`, then those named by its steps and its `wait`
+    /// steps that run under `protocol` (a spec timer is checked by what
+    /// follows the wait), each once, by its canonical id in that version's
+    /// catalogue.
     pub fn checked_statements(&self, protocol: Protocol) -> Vec<String> {
         let mut out = self.statements_for(protocol).to_vec();
         for step in &self.steps {
             if !step.only.is_empty() && !step.only.contains(&protocol) {
                 continue;
             }
-            if let Action::Wait { statements, .. } = &step.action {
-                for id in statements {
-                    if let Some(st) = catalogue::lookup(protocol, id) {
-                        if !out.iter().any(|x| x == st.id) {
-                            out.push(st.id.to_string());
-                        }
+            let waited = match &step.action {
+                Action::Wait { statements, .. } => statements.as_slice(),
+                _ => &[],
+            };
+            let own = step.own_statements(protocol).unwrap_or(&[]);
+            for id in waited.iter().chain(own) {
+                if let Some(st) = catalogue::lookup(protocol, id) {
+                    if !out.iter().any(|x| x == st.id) {
+                        out.push(st.id.to_string());
                     }
                 }
             }
@@ -188,7 +192,27 @@ pub struct Step {
     pub pos: Option<Pos>,
     /// Run only under these protocols (empty: all).
     pub only: Vec<Protocol>,
+    /// The statements this step checks, per catalogue version (canonical
+    /// ids); empty for a version: the scenario's statements.
+    pub statements: BTreeMap<Protocol, Vec<String>>,
     pub action: Action,
+}
+
+impl Step {
+    /// Whether the step runs under `protocol`.
+    pub fn runs_under(&self, protocol: Protocol) -> bool {
+        self.only.is_empty() || self.only.contains(&protocol)
+    }
+
+    /// The statements the step names itself under `protocol` (none: it
+    /// checks the scenario's).
+    pub fn own_statements(&self, protocol: Protocol) -> Option<&[String]> {
+        self.statements
+            .get(&protocol)
+            .or_else(|| self.statements.get(&protocol.catalogue_version()))
+            .map(Vec::as_slice)
+            .filter(|ids| !ids.is_empty())
+    }
 }
 
 /// What a step does.
@@ -553,9 +577,40 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
                 ),
             ));
         }
+        let statements = match s.statements {
+            StepStatements::None => BTreeMap::new(),
+            StepStatements::PerVersion(m) => m,
+            StepStatements::List(ids) => {
+                let mut m: BTreeMap<Protocol, Vec<String>> = BTreeMap::new();
+                for id in &ids {
+                    let mut known = false;
+                    for p in &protocols {
+                        if let Some(st) = catalogue::lookup(*p, id) {
+                            known = true;
+                            let list = m.entry(p.catalogue_version()).or_default();
+                            if !list.iter().any(|x| x == st.id) {
+                                list.push(st.id.to_string());
+                            }
+                        }
+                    }
+                    if !known {
+                        return Err(at(
+                            find_token(text, id, start, end).or(pos_of(i)),
+                            format!(
+                                "step {}: `{id}` is not a statement of {}",
+                                i + 1,
+                                names_of(&protocols)
+                            ),
+                        ));
+                    }
+                }
+                m
+            }
+        };
         steps.push(Step {
             pos: pos_of(i),
             only: s.only,
+            statements,
             action: s.action,
         });
     }
@@ -1023,7 +1078,7 @@ impl<'de> Deserialize<'de> for Clients {
     }
 }
 
-const STEP_KEYWORDS: &[&str] = &["wait", "only"];
+const STEP_KEYWORDS: &[&str] = &["wait", "only", "statements"];
 
 fn check_client_name<E: de::Error>(name: &str) -> Result<(), E> {
     if STEP_KEYWORDS.contains(&name) {
@@ -1045,7 +1100,45 @@ fn check_client_name<E: de::Error>(name: &str) -> Result<(), E> {
 
 struct RawStep {
     only: Vec<Protocol>,
+    statements: StepStatements,
     action: Action,
+}
+
+/// A step's own `statements`: a list of ids (each applies under every
+/// version of the scenario whose catalogue has it; checked once the
+/// scenario's versions are known) or, where the ids differ per version, a
+/// mapping like the scenario's.
+#[derive(Default)]
+enum StepStatements {
+    #[default]
+    None,
+    List(Vec<String>),
+    PerVersion(BTreeMap<Protocol, Vec<String>>),
+}
+
+impl<'de> Deserialize<'de> for StepStatements {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StepStatements;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of statement ids, e.g. [MQTT-3.12.4-1], or a mapping from protocol version to ids")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StepStatements, A::Error> {
+                let mut out = Vec::new();
+                while let Some(id) = seq.next_element::<String>()? {
+                    out.push(id);
+                }
+                Ok(StepStatements::List(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepStatements, A::Error> {
+                let Statements(m) =
+                    Statements::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(StepStatements::PerVersion(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawStep {
@@ -1063,11 +1156,16 @@ impl<'de> Visitor<'de> for StepVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
         let mut only = Vec::new();
+        let mut statements = StepStatements::None;
         let mut action: Option<(String, Action)> = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == "only" {
                 let v: OneOrMany<ProtocolName> = map.next_value()?;
                 only = v.0.into_iter().map(|p| p.0).collect();
+                continue;
+            }
+            if key == "statements" {
+                statements = map.next_value()?;
                 continue;
             }
             if let Some((first, _)) = &action {
@@ -1090,7 +1188,11 @@ impl<'de> Visitor<'de> for StepVisitor {
             action = Some((key, a));
         }
         match action {
-            Some((_, action)) => Ok(RawStep { only, action }),
+            Some((_, action)) => Ok(RawStep {
+                only,
+                statements,
+                action,
+            }),
             None => Err(de::Error::custom(
                 "an empty step: name a client and its action, e.g. `- c: {send: PINGREQ}`",
             )),
@@ -1859,6 +1961,44 @@ steps:
         let s = parse_scenario("x.yaml", &only).unwrap();
         assert_eq!(s.checked_statements(Protocol::V3_1_1), ["MQTT-3.12.4-1"]);
         assert_eq!(s.checked_statements(Protocol::V5).len(), 2);
+    }
+
+    #[test]
+    fn steps_name_their_own_statements() {
+        let text = PING.replace(
+            "  - c: { expect: PINGRESP, timeout: 2s }\n",
+            "  - statements: [MQTT-3.12.4-1]\n    c: { expect: PINGRESP, timeout: 2s }\n  - statements: {\"3.1.1\": [MQTT-3.1.2-24], \"5.0\": [MQTT-3.1.2-22]}\n    c: { expect_silence: 10ms }\n",
+        );
+        let s = parse_scenario("x.yaml", &text).unwrap();
+        assert_eq!(s.steps[0].own_statements(Protocol::V5), None);
+        assert_eq!(
+            s.steps[1].own_statements(Protocol::V3_1_1),
+            Some(&["MQTT-3.12.4-1".to_string()][..])
+        );
+        assert_eq!(
+            s.steps[2].own_statements(Protocol::V5),
+            Some(&["MQTT-3.1.2-22".to_string()][..])
+        );
+        assert_eq!(
+            s.checked_statements(Protocol::V3_1_1),
+            ["MQTT-3.12.4-1", "MQTT-3.1.2-24"]
+        );
+        // An id no version of the scenario knows, at its place.
+        let bad = text.replace("[MQTT-3.12.4-1]\n    c:", "[MQTT-3.12.4-9]\n    c:");
+        let e = parse_scenario("x.yaml", &bad).unwrap_err();
+        assert_eq!(
+            e.pos,
+            Some(Pos {
+                line: 9,
+                column: 18
+            }),
+            "{e}"
+        );
+        assert!(e.message.contains("not a statement of"), "{e}");
+        // Per version, checked against that version's catalogue.
+        let wrong = text.replace("\"5.0\": [MQTT-3.1.2-22]", "\"5.0\": [MQTT-3.1.2-99]");
+        let e = parse_scenario("x.yaml", &wrong).unwrap_err();
+        assert!(e.message.contains("not a statement of MQTT 5.0"), "{e}");
     }
 
     #[test]
