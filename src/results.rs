@@ -66,6 +66,14 @@ pub struct CaseResult {
     pub status: Status,
     /// The statement ids it checks under this protocol.
     pub statements: Vec<String>,
+    /// The statements the broker broke in this case: those of the step that
+    /// failed (or of the answer that did not decode), not every statement
+    /// the case cites. Empty unless it failed.
+    pub failed_statements: Vec<String>,
+    /// The statements the case saw the broker keep: all of them when it
+    /// passed; when it failed, those whose every step ran and passed
+    /// before the failure. Statements it never reached are in neither list.
+    pub passed_statements: Vec<String>,
     pub duration: Duration,
     /// Why it failed, was skipped or errored; `None` when it passed.
     pub message: Option<String>,
@@ -87,8 +95,9 @@ impl CaseResult {
     }
 }
 
-/// A statement's verdict over the run: fail if any case citing it failed,
-/// else pass if any passed, else skip (error counts as neither).
+/// A statement's verdict over the run: fail if any case failed it (a step
+/// checking it failed), else pass if any case passed it, else skip (a case
+/// that skipped, errored, or failed before reaching it gives no verdict).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementResult {
     pub id: String,
@@ -185,8 +194,15 @@ fn statement_results(cases: &[CaseResult]) -> Vec<StatementResult> {
     let mut by: BTreeMap<(Protocol, String), (Vec<Status>, Vec<String>)> = BTreeMap::new();
     for c in cases {
         for id in &c.statements {
+            let status = if c.failed_statements.contains(id) {
+                Status::Fail
+            } else if c.passed_statements.contains(id) {
+                Status::Pass
+            } else {
+                Status::Skip
+            };
             let e = by.entry((c.protocol, id.clone())).or_default();
-            e.0.push(c.status);
+            e.0.push(status);
             e.1.push(format!("{} [{}]", c.id, c.protocol));
         }
     }

@@ -244,6 +244,8 @@ pub async fn run(
                 protocol: Protocol::V5,
                 status: Status::Error,
                 statements: Vec::new(),
+                failed_statements: Vec::new(),
+                passed_statements: Vec::new(),
                 duration: Duration::ZERO,
                 message: Some(format!("the case's task failed: {e}")),
                 failure: None,
@@ -340,6 +342,16 @@ pub async fn run_case(
         name: s.name.clone(),
         protocol: case.protocol,
         status,
+        failed_statements: if status == Status::Fail {
+            statements.clone()
+        } else {
+            Vec::new()
+        },
+        passed_statements: if status == Status::Pass {
+            statements.clone()
+        } else {
+            Vec::new()
+        },
         statements,
         duration: started.elapsed(),
         message,

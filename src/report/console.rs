@@ -255,6 +255,8 @@ mod tests {
             protocol: Protocol::V5,
             status: Status::Pass,
             statements: vec![],
+            failed_statements: Vec::new(),
+            passed_statements: Vec::new(),
             duration: Duration::ZERO,
             message: None,
             failure: None,
@@ -291,6 +293,8 @@ mod tests {
             protocol: Protocol::V5,
             status: Status::Fail,
             statements: vec!["MQTT-3.12.4-1".into()],
+            failed_statements: vec!["MQTT-3.12.4-1".into()],
+            passed_statements: Vec::new(),
             duration: Duration::from_millis(300),
             message: Some("step 2 (line 14): expected PINGRESP; got nothing within 300 ms".into()),
             failure: Some(Failure {

@@ -106,6 +106,8 @@ mod tests {
             protocol: Protocol::V5,
             status: Status::Fail,
             statements: vec!["MQTT-3.12.4-1".into()],
+            failed_statements: vec!["MQTT-3.12.4-1".into()],
+            passed_statements: Vec::new(),
             duration: Duration::from_millis(3),
             message: Some("expected <x>".into()),
             failure: None,

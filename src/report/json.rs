@@ -3,7 +3,7 @@
 //! ```json
 //! {"summary":{"passed":3,"failed":1,"skipped":0,"errors":0,"duration_ms":812},
 //!  "scenarios":[{"id":"v5/3.12-pingreq/pingresp","file":"scenarios/v5/3.12-pingreq/pingresp.yaml",
-//!                "protocol":"5.0","status":"pass","statements":["MQTT-3.12.4-1"],
+//!                "protocol":"5.0","status":"pass","statements":["MQTT-3.12.4-1"],"failed_statements":[],
 //!                "duration_ms":4,"message":null}],
 //!  "statements":[{"id":"MQTT-3.12.4-1","protocol":"5.0","status":"pass"}]}
 //! ```
@@ -32,6 +32,7 @@ pub fn to_json(report: &RunReport) -> Value {
                 "protocol": c.protocol.as_str(),
                 "status": c.status.as_str(),
                 "statements": c.statements,
+                "failed_statements": c.failed_statements,
                 "duration_ms": ms(c.duration),
                 "message": c.message,
             })
@@ -84,6 +85,8 @@ mod tests {
             protocol: Protocol::V5,
             status: Status::Fail,
             statements: vec!["MQTT-3.12.4-1".into()],
+            failed_statements: vec!["MQTT-3.12.4-1".into()],
+            passed_statements: Vec::new(),
             duration: Duration::from_millis(12),
             message: Some("step 2: expected PINGRESP; got nothing within 5 s".into()),
             failure: None,
@@ -99,7 +102,8 @@ mod tests {
             json!({
                 "summary": {"passed": 0, "failed": 1, "skipped": 0, "errors": 0, "duration_ms": 20},
                 "scenarios": [{"id": "v5/ping", "file": "scenarios/v5/ping.yaml", "protocol": "5.0",
-                    "status": "fail", "statements": ["MQTT-3.12.4-1"], "duration_ms": 12,
+                    "status": "fail", "statements": ["MQTT-3.12.4-1"],
+                    "failed_statements": ["MQTT-3.12.4-1"], "duration_ms": 12,
                     "message": "step 2: expected PINGRESP; got nothing within 5 s"}],
                 "statements": [{"id": "MQTT-3.12.4-1", "protocol": "5.0", "status": "fail"}]
             })

@@ -171,6 +171,8 @@ mod tests {
             protocol: Protocol::V5,
             status,
             statements: vec![],
+            failed_statements: Vec::new(),
+            passed_statements: Vec::new(),
             duration: Duration::from_millis(3),
             message: message.map(Into::into),
             failure: None,
