@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mqtt_harness::client::Target;
+use mqtt_harness::cmd::run::EmbeddedBroker;
 use mqtt_harness::results::RunReport;
-use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
 
 const RUNS: usize = 3;
@@ -79,15 +80,26 @@ fn bench(
     target: Option<Target>,
 ) -> bool {
     println!("\n{name}:");
-    let opts = RunOptions {
-        target,
-        ..RunOptions::default()
-    };
     let mut times = Vec::new();
     let mut last: Option<RunReport> = None;
     for i in 1..=RUNS {
         let started = Instant::now();
-        let report = match runtime.block_on(runner::run(scenarios.to_vec(), &opts, |_| {})) {
+        // The embedded broker is started for each run, as `run` does.
+        let report = runtime.block_on(async {
+            let (target, embedded) = match &target {
+                Some(t) => (t.clone(), None),
+                None => match EmbeddedBroker::start(Default::default()).await {
+                    Ok(b) => (b.target(), Some(b)),
+                    Err(e) => return Err(e),
+                },
+            };
+            let report = runner::run(scenarios.to_vec(), &RunOptions::new(target), |_| {}).await;
+            if let Some(b) = embedded {
+                b.stop().await;
+            }
+            Ok(report)
+        });
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 println!("  run {i}: could not run: {e}");

@@ -33,6 +33,6 @@ pub mod packet_json;
 pub mod profile;
 pub mod report;
 pub mod results;
-pub mod runner;
+pub mod run;
 pub mod scenario;
 pub mod suggest;

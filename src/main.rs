@@ -50,7 +50,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {
                 0 => Ok(Status::Pass),
-                _ => Err(CmdError::Usage(
+                _ => Err(CmdError::Runtime(
                     "the broker could not start (see above)".into(),
                 )),
             }

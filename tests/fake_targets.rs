@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_harness::client::Target;
+use mqtt_harness::cmd::run::EmbeddedBroker;
 use mqtt_harness::profile;
 use mqtt_harness::results::{RunReport, Status};
-use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -220,18 +221,16 @@ async fn run_with(
     profile: Option<profile::Profile>,
 ) -> RunReport {
     let opts = RunOptions {
-        target: Some(Target::parse(&format!("mqtt://{}", fake.addr)).expect("a target")),
         step_timeout: DEADLINE,
         profile: profile.map(Arc::new),
-        ..RunOptions::default()
+        ..RunOptions::new(Target::parse(&format!("mqtt://{}", fake.addr)).expect("a target"))
     };
     let started = Instant::now();
     let report = tokio::time::timeout(Duration::from_secs(30), async {
         runner::run(scenarios, &opts, |_| {}).await
     })
     .await
-    .expect("the run ends")
-    .expect("the run starts");
+    .expect("the run ends");
     let wall = started.elapsed();
     for c in &report.cases {
         assert!(
@@ -509,13 +508,16 @@ async fn absent_properties_and_negated_values_are_checked() {
     all(&report, Status::Pass, "");
 
     // The reference broker's PUBACK has no User Property.
+    let broker = EmbeddedBroker::start(Default::default())
+        .await
+        .expect("the embedded broker starts");
     let report = runner::run(
         vec![puback_scenario("id: 7, no_properties: [user_property]")],
-        &RunOptions::default(),
+        &RunOptions::new(broker.target()),
         |_| {},
     )
-    .await
-    .expect("the run starts");
+    .await;
+    broker.stop().await;
     assert!(
         report.cases.iter().all(|c| c.status == Status::Pass),
         "{}",

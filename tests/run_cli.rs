@@ -93,6 +93,7 @@ fn a_passing_run_exits_0_and_writes_the_json_contract() {
             keys(s),
             [
                 "duration_ms",
+                "failed_statements",
                 "file",
                 "id",
                 "message",

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use mqtt_codec::Protocol;
 use mqtt_harness::client::Target;
+use mqtt_harness::cmd::run::EmbeddedBroker;
 use mqtt_harness::results::{RunReport, Status};
-use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
 
 fn root() -> PathBuf {
@@ -26,10 +27,35 @@ fn library() -> Vec<Scenario> {
     }
 }
 
+/// The defaults, against a target each test sets (or the embedded broker).
+fn options() -> RunOptions {
+    RunOptions::new(Target::parse("mqtt://127.0.0.1:1").expect("a target"))
+}
+
+/// Runs against `opts.target`.
 async fn run(scenarios: Vec<Scenario>, opts: RunOptions) -> RunReport {
-    runner::run(scenarios, &opts, |_| {})
+    runner::run(scenarios, &opts, |_| {}).await
+}
+
+/// Runs against an embedded reference broker started with `config`.
+async fn run_on(
+    config: reference_broker::Config,
+    scenarios: Vec<Scenario>,
+    opts: RunOptions,
+) -> RunReport {
+    let broker = EmbeddedBroker::start(config)
         .await
-        .expect("the run starts")
+        .expect("the embedded broker starts");
+    let report = run(
+        scenarios,
+        RunOptions {
+            target: broker.target(),
+            ..opts
+        },
+    )
+    .await;
+    broker.stop().await;
+    report
 }
 
 fn describe(report: &RunReport) -> String {
@@ -50,7 +76,7 @@ fn describe(report: &RunReport) -> String {
 async fn the_whole_library_passes_against_the_reference_broker() {
     let scenarios = library();
     assert!(scenarios.len() >= 15, "only {} scenarios", scenarios.len());
-    let report = run(scenarios, RunOptions::default()).await;
+    let report = run_on(Default::default(), scenarios, options()).await;
     let not_passed: Vec<_> = report
         .cases
         .iter()
@@ -170,17 +196,15 @@ async fn each_violation_makes_its_scenario_fail() {
         let scenarios: Vec<Scenario> = all.iter().filter(|s| s.id == id).cloned().collect();
         async move {
             assert_eq!(scenarios.len(), 1, "no scenario {id}");
-            let mut opts = RunOptions {
+            let opts = RunOptions {
                 // A broken broker often answers nothing: keep the wait short.
                 step_timeout: Duration::from_millis(700),
                 protocols: only.into_iter().collect(),
-                ..RunOptions::default()
+                ..options()
             };
-            opts.broker_config
-                .violations
-                .add(violation)
-                .expect("a known violation");
-            (violation, id, run(scenarios, opts).await)
+            let mut config = reference_broker::Config::default();
+            config.violations.add(violation).expect("a known violation");
+            (violation, id, run_on(config, scenarios, opts).await)
         }
     });
     for (violation, id, report) in futures_join(runs).await {
@@ -223,10 +247,12 @@ async fn a_missing_capability_read_from_connack_is_a_skip() {
         .filter(|s| s.id == "shared/4.3-qos/qos2-handshake" || s.id == "v5/3.3-publish/topic-alias")
         .collect();
     assert_eq!(scenarios.len(), 2);
-    let mut opts = RunOptions::default();
-    opts.broker_config.maximum_qos = 1;
-    opts.broker_config.topic_alias_maximum = 0;
-    let report = run(scenarios, opts).await;
+    let config = reference_broker::Config {
+        maximum_qos: 1,
+        topic_alias_maximum: 0,
+        ..Default::default()
+    };
+    let report = run_on(config, scenarios, options()).await;
     let got: Vec<(String, String, Status, String)> = report
         .cases
         .iter()
@@ -318,9 +344,9 @@ async fn an_unreachable_target_is_an_error_not_a_failure() {
         .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
         .collect();
     let opts = RunOptions {
-        target: Some(target),
+        target,
         step_timeout: Duration::from_millis(500),
-        ..RunOptions::default()
+        ..options()
     };
     let report = tokio::time::timeout(Duration::from_secs(10), run(scenarios, opts))
         .await
@@ -358,9 +384,9 @@ async fn a_target_that_never_answers_connect_is_an_error_within_the_deadline() {
         .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
         .collect();
     let opts = RunOptions {
-        target: Some(Target::parse(&format!("mqtt://{addr}")).expect("a target")),
+        target: Target::parse(&format!("mqtt://{addr}")).expect("a target"),
         step_timeout: Duration::from_millis(300),
-        ..RunOptions::default()
+        ..options()
     };
     let report = tokio::time::timeout(Duration::from_secs(10), run(scenarios, opts))
         .await
@@ -408,9 +434,9 @@ steps:
 
     let mut opts = RunOptions {
         step_timeout: Duration::from_millis(500),
-        ..RunOptions::default()
+        ..options()
     };
-    let unmapped = run(vec![scenario.clone()], opts.clone()).await;
+    let unmapped = run_on(Default::default(), vec![scenario.clone()], opts.clone()).await;
     assert!(
         unmapped.cases.iter().all(|c| c.status == Status::Pass),
         "{}",
@@ -420,7 +446,7 @@ steps:
         "other".into(),
         Target::parse(&format!("mqtt://{addr}")).expect("a target"),
     );
-    let mapped = run(vec![scenario], opts).await;
+    let mapped = run_on(Default::default(), vec![scenario], opts).await;
     assert!(!mapped.cases.is_empty());
     for c in &mapped.cases {
         assert_eq!(c.status, Status::Fail, "{}", describe(&mapped));
@@ -453,11 +479,10 @@ async fn run_credentials_reach_every_connect() {
         .filter(|s| s.id == "shared/3.12-pingreq/pingresp")
         .collect();
     let anonymous = RunOptions {
-        broker_config: config.clone(),
         step_timeout: Duration::from_millis(500),
-        ..RunOptions::default()
+        ..options()
     };
-    let refused = run(scenarios.clone(), anonymous.clone()).await;
+    let refused = run_on(config.clone(), scenarios.clone(), anonymous.clone()).await;
     assert!(!refused.cases.is_empty());
     assert!(
         refused.cases.iter().all(|c| c.status != Status::Pass),
@@ -469,7 +494,7 @@ async fn run_credentials_reach_every_connect() {
         password: Some("s3cret".into()),
         ..anonymous
     };
-    let report = run(scenarios, login).await;
+    let report = run_on(config, scenarios, login).await;
     assert!(!report.cases.is_empty());
     assert!(
         report.cases.iter().all(|c| c.status == Status::Pass),

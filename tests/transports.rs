@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mqtt_harness::client::{Target, TlsOptions};
 use mqtt_harness::results::{RunReport, Status};
-use mqtt_harness::runner::{self, RunOptions};
+use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
 use reference_broker::server::{self, Shared};
 use reference_broker::transport::{self, Transport};
@@ -63,13 +63,10 @@ async fn run_against(url: &str, tls: TlsOptions) -> RunReport {
     let mut target = Target::parse(url).expect("a target");
     target.tls = tls;
     let opts = RunOptions {
-        target: Some(target),
         step_timeout: Duration::from_secs(3),
-        ..RunOptions::default()
+        ..RunOptions::new(target)
     };
-    runner::run(ping(), &opts, |_| {})
-        .await
-        .expect("the run starts")
+    runner::run(ping(), &opts, |_| {}).await
 }
 
 fn statuses(r: &RunReport) -> Vec<(String, Status, String)> {

@@ -37,26 +37,33 @@ impl Status {
     }
 }
 
-/// Why a command could not run. Exit status 2.
+/// Why a command could not run: exit status 2 for bad input, 3 for a
+/// run that could not happen.
 #[derive(Debug)]
 pub enum CmdError {
     /// Bad arguments or an unreadable or invalid input file; the message says
     /// what, where, and what to do.
     Usage(String),
+    /// The input was fine but what the command needs could not be set up
+    /// (the embedded broker, the runtime): not the user's input, exit 3.
+    Runtime(String),
     /// Writing the output failed (a closed pipe, a full disk).
     Output(io::Error),
 }
 
 impl CmdError {
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            CmdError::Runtime(_) => 3,
+            CmdError::Usage(_) | CmdError::Output(_) => 2,
+        }
     }
 }
 
 impl fmt::Display for CmdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CmdError::Usage(m) => f.write_str(m),
+            CmdError::Usage(m) | CmdError::Runtime(m) => f.write_str(m),
             CmdError::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }

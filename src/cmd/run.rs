@@ -11,7 +11,7 @@ use mqtt_codec::Protocol;
 use super::{parse_protocol, CmdError, Status};
 use crate::client::{Target, TlsOptions};
 use crate::report::{console, html, json, junit};
-use crate::runner::{self, RunOptions};
+use crate::run::{self as runner, RunOptions};
 use crate::scenario::{self, Capability};
 use crate::{baseline, profile};
 
@@ -161,17 +161,30 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
             "--violate applies to the embedded broker; leave out --target".into(),
         ));
     }
-    let target = args.target.clone().map(|mut t| {
-        t.tls = TlsOptions {
-            ca: args.ca.clone(),
-            insecure: args.insecure,
-            client_cert: args.cert.clone().zip(args.key.clone()),
-        };
-        t
-    });
+    let tls = TlsOptions {
+        ca: args.ca.clone(),
+        insecure: args.insecure,
+        client_cert: args.cert.clone().zip(args.key.clone()),
+    };
+    let with_tls = |t: &Target| Target {
+        tls: tls.clone(),
+        ..t.clone()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // Without --target, the reference broker in this process on a loopback port.
+    let (target, embedded) = match &args.target {
+        Some(t) => (with_tls(t), None),
+        None => {
+            let b = rt.block_on(EmbeddedBroker::start(config)).map_err(|e| {
+                CmdError::Runtime(format!("cannot start the embedded reference broker: {e}"))
+            })?;
+            (b.target(), Some(b))
+        }
+    };
     let opts = RunOptions {
-        target,
-        broker_config: config,
         jobs: args.jobs.unwrap_or_else(runner::default_jobs),
         step_timeout: args.timeout,
         protocols: args.protocols.clone(),
@@ -183,21 +196,10 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         named_targets: args
             .target_for
             .iter()
-            .map(|(n, t)| {
-                let mut t = t.clone();
-                t.tls = TlsOptions {
-                    ca: args.ca.clone(),
-                    insecure: args.insecure,
-                    client_cert: args.cert.clone().zip(args.key.clone()),
-                };
-                (n.clone(), t)
-            })
+            .map(|(n, t)| (n.clone(), with_tls(t)))
             .collect(),
+        ..RunOptions::new(target)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CmdError::Usage(format!("cannot start the async runtime: {e}")))?;
     let color = console::use_color();
     // A progress line under the case lines, on a terminal only.
     let total: usize = scenarios
@@ -231,33 +233,34 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         }
     };
     let ticking = progress.is_some();
-    let mut report = rt
-        .block_on(async {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let run = runner::run(scenarios, &opts, move |c| {
-                let _ = tx.send(c.clone());
-            });
-            tokio::pin!(run);
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    result = &mut run => {
-                        while let Ok(c) = rx.try_recv() {
-                            show(&c, &mut progress, &mut *out);
-                        }
-                        break result;
+    let mut report = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = runner::run(scenarios, &opts, move |c| {
+            let _ = tx.send(c.clone());
+        });
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                report = &mut run => {
+                    while let Ok(c) = rx.try_recv() {
+                        show(&c, &mut progress, &mut *out);
                     }
-                    Some(c) = rx.recv() => show(&c, &mut progress, &mut *out),
-                    _ = tick.tick(), if ticking => {
-                        if let Some(p) = progress.as_mut() {
-                            let _ = write!(out, "{}{}", p.erase(), p.draw());
-                            let _ = out.flush();
-                        }
+                    break report;
+                }
+                Some(c) = rx.recv() => show(&c, &mut progress, &mut *out),
+                _ = tick.tick(), if ticking => {
+                    if let Some(p) = progress.as_mut() {
+                        let _ = write!(out, "{}{}", p.erase(), p.draw());
+                        let _ = out.flush();
                     }
                 }
             }
-        })
-        .map_err(CmdError::Usage)?;
+        }
+    });
+    if let Some(b) = embedded {
+        rt.block_on(b.stop());
+    }
     if let Some(p) = progress.as_mut() {
         write!(out, "{}", p.erase())?;
     }
@@ -297,4 +300,53 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
     } else {
         Status::Fail
     })
+}
+
+/// The reference broker, in-process on an ephemeral loopback port: the
+/// target of `run` without `--target`.
+pub struct EmbeddedBroker {
+    pub addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl EmbeddedBroker {
+    pub async fn start(config: reference_broker::Config) -> std::io::Result<EmbeddedBroker> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(reference_broker::server::run(
+            listener,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(EmbeddedBroker {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            scheme: crate::client::Scheme::Mqtt,
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            path: String::new(),
+            tls: Default::default(),
+        }
+    }
+
+    /// Stops it, closing its connections; gives it 5 s.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        if waited.is_err() {
+            self.task.abort();
+        }
+    }
 }
