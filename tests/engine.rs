@@ -1,0 +1,360 @@
+//! The case engine in memory, on a fake clock: no socket, no real time.
+//!
+//! A [`Sim`] plays the driver and a small fake broker at once: it answers
+//! each request of the case's state machine, turns the packets the case
+//! sends into the events a broker of the test's choosing would send back,
+//! and moves its clock only when the case waits (a read that nothing
+//! answers ends at its deadline, a sleep at its end). Each test pins one
+//! verdict rule: what is a pass, a fail (and which statements it is charged
+//! to), a skip or an error.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_codec::{ConnAck, Packet, Protocol, PubResponse, Publish, QoS, SubAck};
+use mqtt_harness::client::{Event, Target};
+use mqtt_harness::results::{CaseResult, Status};
+use mqtt_harness::run::{self, Case, Ending, Output, Reply, Request, RunOptions, SendOutcome};
+use mqtt_harness::scenario::{parse_scenario, Scenario};
+
+/// What the fake broker answers to a packet a client sent: events for that
+/// client (a close is `Event::Closed`).
+type Behaviour = Box<dyn FnMut(&str, &Packet) -> Vec<Event>>;
+
+/// What the fake broker sends another client because of a packet (a
+/// message it routes): that client's name and the event.
+type Relay = Box<dyn FnMut(&str, &Packet) -> Option<(String, Event)>>;
+
+struct Sim {
+    now: Instant,
+    inbox: HashMap<String, VecDeque<Event>>,
+    behaviour: Behaviour,
+    relay: Option<Relay>,
+    /// Every packet the case sent, by client, in order.
+    sent: Vec<(String, Packet)>,
+    /// Connections opened (probes included).
+    opened: Vec<String>,
+}
+
+impl Sim {
+    fn new(behaviour: impl FnMut(&str, &Packet) -> Vec<Event> + 'static) -> Sim {
+        Sim {
+            now: Instant::now(),
+            inbox: HashMap::new(),
+            behaviour: Box::new(behaviour),
+            relay: None,
+            sent: Vec::new(),
+            opened: Vec::new(),
+        }
+    }
+
+    fn reply(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Open { client, .. } => {
+                self.inbox.insert(client.clone(), VecDeque::new());
+                self.opened.push(client);
+                Reply::Opened(Ok(()))
+            }
+            Request::Send { client, packet, .. } => {
+                let Some(inbox) = self.inbox.get(&client) else {
+                    return Reply::Sent(SendOutcome::NotOpen);
+                };
+                if inbox.back().is_some_and(|e| matches!(e, Event::Closed(_))) {
+                    return Reply::Sent(SendOutcome::Broken("reset".into()));
+                }
+                if let Some(p) = packet {
+                    let relayed = self.relay.as_mut().and_then(|r| r(&client, &p));
+                    if let Some((to, ev)) = relayed {
+                        if let Some(inbox) = self.inbox.get_mut(&to) {
+                            inbox.push_back(ev);
+                        }
+                    }
+                    let answers = (self.behaviour)(&client, &p);
+                    self.sent.push((client.clone(), p));
+                    if let Some(inbox) = self.inbox.get_mut(&client) {
+                        inbox.extend(answers);
+                    }
+                }
+                Reply::Sent(SendOutcome::Written)
+            }
+            Request::Read { client, deadline } => {
+                let next = self.inbox.get_mut(&client).and_then(VecDeque::pop_front);
+                Reply::Event(match next {
+                    Some(ev) => ev,
+                    None => {
+                        // Nothing comes: the read ends at its deadline.
+                        self.now = self.now.max(deadline);
+                        Event::Timeout
+                    }
+                })
+            }
+            Request::Sleep { until } => {
+                self.now = self.now.max(until);
+                Reply::Done
+            }
+            Request::Close { client } => {
+                self.inbox.remove(&client);
+                Reply::Done
+            }
+            Request::SetProtocol { .. } | Request::Note { .. } => Reply::Done,
+        }
+    }
+
+    /// Runs the case to its result; the fake clock's elapsed time is its duration.
+    fn run(&mut self, scenario: &str, protocol: Protocol) -> CaseResult {
+        let scenario: Scenario =
+            parse_scenario("scenarios/shared/x/case.yaml", scenario).expect("the scenario parses");
+        let case = Case {
+            scenario: Arc::new(scenario),
+            protocol,
+        };
+        let opts = RunOptions {
+            step_timeout: Duration::from_secs(5),
+            ..RunOptions::new(Target::parse("mqtt://127.0.0.1:1").expect("a target"))
+        };
+        let mut machine = run::case_machine(&case, &opts, "abc123", 1);
+        let start = self.now;
+        let mut out = machine.start(self.now);
+        let mut requests = 0;
+        let ending: Ending = loop {
+            match out {
+                Output::Request(r) => {
+                    requests += 1;
+                    assert!(requests < 10_000, "the case never ends");
+                    let reply = self.reply(r);
+                    out = machine.resume(reply, self.now);
+                }
+                Output::Done(ending) => break ending,
+                Output::Stalled => panic!("the case logic stalled"),
+            }
+        };
+        run::case_result(&case, ending, self.now - start, Vec::new())
+    }
+}
+
+fn packet(p: Packet) -> Event {
+    Event::Packet(p, Bytes::new())
+}
+
+fn connack(code: u8) -> Event {
+    packet(Packet::ConnAck(ConnAck {
+        code,
+        ..Default::default()
+    }))
+}
+
+/// A broker that accepts every CONNECT and answers PINGREQ, SUBSCRIBE
+/// (granting what was asked) and QoS 1 PUBLISH; it never closes a connection.
+fn well_behaved(_client: &str, p: &Packet) -> Vec<Event> {
+    match p {
+        Packet::Connect(_) => vec![connack(0)],
+        Packet::PingReq => vec![packet(Packet::PingResp)],
+        Packet::Subscribe(s) => vec![packet(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            reason_codes: s.filters.iter().map(|f| f.options.qos as u8).collect(),
+            ..Default::default()
+        }))],
+        Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
+            vec![packet(Packet::PubAck(PubResponse::new(p.packet_id)))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+const KEEP_ALIVE_PING: &str = r#"name: PINGREQ keeps a connection alive; silence then ends it
+statements:
+  "3.1.1": [MQTT-3.12.4-1, MQTT-3.1.2-24]
+  "5.0": [MQTT-3.12.4-1, MQTT-3.1.2-22]
+clients:
+  c: { keep_alive: 1 }
+steps:
+  - wait: { seconds: 0.8s, for: "the keep alive" }
+  - c: { send: PINGREQ }
+  - statements: [MQTT-3.12.4-1]
+    c: { expect: PINGRESP, timeout: 1s }
+  - statements: { "3.1.1": [MQTT-3.1.2-24], "5.0": [MQTT-3.1.2-22] }
+    c: { expect_close: { disconnect: [0x8D] }, timeout: 4s }
+"#;
+
+#[test]
+fn a_failing_keep_alive_step_fails_only_the_keep_alive_statement() {
+    // Every PINGRESP comes, but the broker never closes the silent
+    // connection: the close step fails, and with it MQTT-3.1.2-24 alone.
+    let real = Instant::now();
+    let mut sim = Sim::new(well_behaved);
+    let r = sim.run(KEEP_ALIVE_PING, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert_eq!(r.failed_statements, ["MQTT-3.1.2-24"]);
+    assert_eq!(r.passed_statements, ["MQTT-3.12.4-1"]);
+    assert_eq!(r.failure.as_ref().map(|f| f.step), Some(4));
+    let message = r.message.unwrap_or_default();
+    assert!(message.contains("step 4 (line 12)"), "{message}");
+    assert!(message.contains("nothing within 4 s"), "{message}");
+    // The fake clock ran the 0.8 s wait and the 4 s deadline; no real time passed.
+    assert_eq!(r.duration, Duration::from_millis(4800));
+    assert!(real.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn the_same_case_passes_where_the_broker_closes() {
+    let mut sim = Sim::new(move |client, p| match p {
+        Packet::PingReq => vec![packet(Packet::PingResp), Event::Closed(None)],
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(KEEP_ALIVE_PING, Protocol::V5);
+    assert_eq!(r.status, Status::Pass, "{:?}", r.message);
+    assert_eq!(r.passed_statements, ["MQTT-3.12.4-1", "MQTT-3.1.2-22"]);
+    assert!(r.failed_statements.is_empty());
+}
+
+#[test]
+fn no_pingresp_fails_its_statement_and_leaves_the_close_unjudged() {
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::PingReq => Vec::new(),
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(KEEP_ALIVE_PING, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert_eq!(r.failed_statements, ["MQTT-3.12.4-1"]);
+    assert!(r.passed_statements.is_empty(), "{:?}", r.passed_statements);
+}
+
+const PING: &str = r#"name: PINGREQ is answered
+statements:
+  "3.1": [MQTT-3.12.4-1]
+  "3.1.1": [MQTT-3.12.4-1]
+  "5.0": [MQTT-3.12.4-1]
+protocols: ["3.1", "3.1.1", "5.0"]
+clients:
+  c: {}
+steps:
+  - c: { send: PINGREQ }
+  - c: { expect: PINGRESP }
+"#;
+
+#[test]
+fn a_refused_version_is_a_skip() {
+    let mut sim = Sim::new(|_, p| match p {
+        Packet::Connect(c) if c.protocol == Protocol::V5 => vec![connack(0x84)],
+        other => well_behaved("", other),
+    });
+    let r = sim.run(PING, Protocol::V5);
+    assert_eq!(r.status, Status::Skip);
+    assert_eq!(
+        r.message.as_deref(),
+        Some("the target does not speak MQTT 5.0: it refused the CONNECT with CONNACK 0x84")
+    );
+    // No verdict on any statement.
+    assert!(r.failed_statements.is_empty() && r.passed_statements.is_empty());
+}
+
+#[test]
+fn a_close_on_one_version_while_another_is_answered_is_a_skip() {
+    let mut sim = Sim::new(|_, p| match p {
+        Packet::Connect(c) if c.protocol == Protocol::V3_1 => vec![Event::Closed(None)],
+        other => well_behaved("", other),
+    });
+    let r = sim.run(PING, Protocol::V3_1);
+    assert_eq!(r.status, Status::Skip, "{:?}", r.message);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("answers an MQTT 3.1.1 CONNECT"),
+        "{:?}",
+        r.message
+    );
+    // The probe was a connection of its own.
+    assert_eq!(sim.opened, ["c", "probe1"]);
+}
+
+#[test]
+fn a_target_that_answers_nothing_is_an_error_not_a_failure() {
+    let mut sim = Sim::new(|_, _| Vec::new());
+    let r = sim.run(PING, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Error, "{:?}", r.message);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not connect"),
+        "{:?}",
+        r.message
+    );
+}
+
+#[test]
+fn silence_after_a_successful_connect_is_a_failure() {
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::PingReq => Vec::new(),
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(PING, Protocol::V5);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert_eq!(
+        r.message.as_deref(),
+        Some("step 2 (line 11): expected PINGRESP; got nothing within 5 s")
+    );
+}
+
+const CAPTURE: &str = r#"name: a captured packet identifier is used in the answer
+statements:
+  "5.0": [MQTT-4.3.2-4]
+clients:
+  sub: {}
+  pub: {}
+steps:
+  - sub: { send: SUBSCRIBE, id: 1, filters: [{ filter: "{topic}", qos: 1 }] }
+  - sub: { expect: SUBACK, id: 1, codes: [1] }
+  - pub: { send: PUBLISH, qos: 1, id: 9, topic: "{topic}", payload: hi }
+  - sub: { expect_unordered: [{ expect: PUBLISH, qos: 1, id: $m, payload: hi }] }
+  - sub: { send: PUBACK, id: $m }
+  - pub: { expect: PUBACK, id: 9, reason_code: { not: 0x10 } }
+"#;
+
+#[test]
+fn captures_carry_a_value_from_an_expect_to_a_send() {
+    let mut sim = Sim::new(well_behaved);
+    // The broker delivers the publisher's message to the subscriber, with
+    // a packet identifier of its own choosing.
+    sim.relay = Some(Box::new(|client, p| match (client, p) {
+        ("pub", Packet::Publish(p)) => Some((
+            "sub".to_string(),
+            packet(Packet::Publish(Publish {
+                packet_id: 42,
+                ..p.clone()
+            })),
+        )),
+        _ => None,
+    }));
+    let r = sim.run(CAPTURE, Protocol::V5);
+    assert_eq!(r.status, Status::Pass, "{:?}", r.message);
+    let acked: Vec<u16> = sim
+        .sent
+        .iter()
+        .filter_map(|(c, p)| match (c.as_str(), p) {
+            ("sub", Packet::PubAck(a)) => Some(a.packet_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [42], "the PUBACK carries the captured id");
+}
+
+#[test]
+fn a_wrong_field_names_the_field() {
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::Subscribe(s) => vec![packet(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            reason_codes: vec![0],
+            ..Default::default()
+        }))],
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(CAPTURE, Protocol::V5);
+    assert_eq!(r.status, Status::Fail);
+    let message = r.message.unwrap_or_default();
+    assert!(message.contains("`codes` is [0], not [1]"), "{message}");
+    assert_eq!(r.failed_statements, ["MQTT-4.3.2-4"]);
+}
