@@ -121,6 +121,15 @@ impl Sim {
 
     /// Runs the case to its result; the fake clock's elapsed time is its duration.
     fn run(&mut self, scenario: &str, protocol: Protocol) -> CaseResult {
+        self.run_with(scenario, protocol, None)
+    }
+
+    fn run_with(
+        &mut self,
+        scenario: &str,
+        protocol: Protocol,
+        profile: Option<&str>,
+    ) -> CaseResult {
         let scenario: Scenario =
             parse_scenario("scenarios/shared/x/case.yaml", scenario).expect("the scenario parses");
         let case = Case {
@@ -129,6 +138,9 @@ impl Sim {
         };
         let opts = RunOptions {
             step_timeout: Duration::from_secs(5),
+            profile: profile.map(|text| {
+                Arc::new(mqtt_harness::profile::parse_profile("p.yaml", text).expect("a profile"))
+            }),
             ..RunOptions::new(Target::parse("mqtt://127.0.0.1:1").expect("a target"))
         };
         let mut machine = run::case_machine(&case, &opts, "abc123", 1);
@@ -212,6 +224,35 @@ fn a_failing_keep_alive_step_fails_only_the_keep_alive_statement() {
     // The fake clock ran the 0.8 s wait and the 4 s deadline; no real time passed.
     assert_eq!(r.duration, Duration::from_millis(4800));
     assert!(real.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_profile_declares_how_late_a_keep_alive_sweep_may_close() {
+    // The broker closes 4 s after the last PINGREQ (a 5 s sweep): past the
+    // scenario's 2 s, within 2 s + the profile's granularity of 5 s.
+    let text = KEEP_ALIVE_PING.replace("timeout: 4s", "timeout: 2s");
+    let late = |client: &str, p: &Packet| match p {
+        Packet::PingReq => vec![packet(Packet::PingResp)],
+        _ => well_behaved(client, p),
+    };
+    let mut sim = Sim::new(late);
+    let strict = sim.run(&text, Protocol::V3_1_1);
+    assert_eq!(strict.status, Status::Fail, "{:?}", strict.message);
+    assert!(strict
+        .message
+        .unwrap_or_default()
+        .contains("nothing within 2 s"));
+    let mut sim = Sim::new(late);
+    let swept = sim.run_with(
+        &text,
+        Protocol::V3_1_1,
+        Some("name: swept\nkeep_alive: { granularity: 5 }\n"),
+    );
+    // Nothing ever closes in this fake: the deadline is what moved.
+    assert!(swept
+        .message
+        .unwrap_or_default()
+        .contains("nothing within 7 s"));
 }
 
 #[test]

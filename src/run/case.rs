@@ -583,8 +583,8 @@ impl Logic {
                 close,
                 timeout,
             } => {
-                self.expect_close(client, close, self.timeout(*timeout))
-                    .await
+                let t = self.timeout(*timeout) + self.keep_alive_lag(client);
+                self.expect_close(client, close, t).await
             }
             Action::ExpectSilence { client, duration } => {
                 let d = self
@@ -629,6 +629,22 @@ impl Logic {
                 let _ = self.io.call(Request::Sleep { until }).await;
                 Ok(())
             }
+        }
+    }
+
+    /// How much later than the spec's 1.5 × keep alive the target may close
+    /// `client`'s connection, by its profile (`keep_alive.granularity`):
+    /// only for a client that asked for a keep alive.
+    fn keep_alive_lag(&self, client: &str) -> Duration {
+        let asks = self
+            .scenario
+            .client(client)
+            .and_then(|c| c.fields.get("keep_alive"))
+            .and_then(Value::as_u64)
+            .is_some_and(|k| k > 0);
+        match self.opts.profile.as_deref() {
+            Some(p) if asks => Duration::from_secs(p.keep_alive.granularity.into()),
+            _ => Duration::ZERO,
         }
     }
 
