@@ -31,6 +31,9 @@ enum Command {
     /// Which statements of the catalogue the scenarios check, and why the
     /// others are not checked.
     Coverage(cmd::coverage::Args),
+    /// Prove every check can fail: run the library against the embedded
+    /// broker committing each deliberate violation, and tell which are caught.
+    Mutate(cmd::mutate::Args),
     /// Run scenarios against a broker (the embedded reference broker by default)
     /// and report per scenario and per statement.
     Run(Box<cmd::run::Args>),
@@ -45,6 +48,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Encode(args) => cmd::encode::run(args, &mut stdin, out),
         Command::Explain(args) => cmd::explain::run(args, &mut stdin, out),
         Command::Coverage(args) => cmd::coverage::run(args, &mut stdin, out),
+        Command::Mutate(args) => cmd::mutate::run(args, &mut stdin, out),
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -99,7 +99,7 @@ pub struct Args {
     pub violate: Vec<String>,
 }
 
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     scenario::parse_duration(s)
         .ok_or_else(|| format!("`{s}` is not a duration; write e.g. 500ms or 5s"))
 }
