@@ -87,6 +87,10 @@ pub struct RunOptions {
     /// (`--username`, `--password`): a broker that requires a login.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Keep the exchange of every case, passing ones too (`run -v`, `--html`);
+    /// otherwise only failures and errors keep theirs. Not read yet: the case
+    /// engine that replaces this runner honours it.
+    pub keep_exchanges: bool,
 }
 
 impl Default for RunOptions {
@@ -103,6 +107,7 @@ impl Default for RunOptions {
             named_targets: Default::default(),
             username: None,
             password: None,
+            keep_exchanges: false,
         }
     }
 }
@@ -250,6 +255,8 @@ pub async fn run(
                 message: Some(format!("the case's task failed: {e}")),
                 failure: None,
                 exchange: Vec::new(),
+                attempts: 1,
+                earlier: Vec::new(),
             },
         };
         on_case(&r);
@@ -357,6 +364,8 @@ pub async fn run_case(
         message,
         failure,
         exchange,
+        attempts: 1,
+        earlier: Vec::new(),
     }
 }
 

@@ -112,6 +112,8 @@ mod tests {
             message: Some("expected <x>".into()),
             failure: None,
             exchange: vec![],
+            attempts: 1,
+            earlier: vec![],
         };
         let r = RunReport::new("mqtt://h:1".into(), vec![case], Duration::from_millis(5));
         let page = render(&r);
