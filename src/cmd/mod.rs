@@ -18,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod explain;
 pub mod run;
+mod run_session;
 pub mod scenarios;
 
 /// How a command that ran ended.
@@ -161,6 +162,18 @@ pub(crate) fn scenario_source(paths: &[std::path::PathBuf]) -> String {
 pub(crate) fn load_scenarios(
     paths: &[std::path::PathBuf],
 ) -> Result<Vec<crate::scenario::Scenario>, CmdError> {
+    let scenarios = load_scenarios_quietly(paths)?;
+    for w in differing_ids(&scenarios) {
+        eprintln!("warning: {w}");
+    }
+    Ok(scenarios)
+}
+
+/// As [`load_scenarios`], without the warnings (for `explain`, which only
+/// reads which scenarios cite what).
+pub(crate) fn load_scenarios_quietly(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<crate::scenario::Scenario>, CmdError> {
     let default = [std::path::PathBuf::from("scenarios")];
     let loaded = if uses_built_in(paths) {
         crate::library::load()
@@ -169,18 +182,14 @@ pub(crate) fn load_scenarios(
     } else {
         crate::scenario::load_paths(paths)
     };
-    let scenarios = loaded.map_err(|errors| {
+    loaded.map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         CmdError::Usage(format!(
             "{} scenario file(s) cannot be used:\n{}",
             errors.len(),
             lines.join("\n")
         ))
-    })?;
-    for w in differing_ids(&scenarios) {
-        eprintln!("warning: {w}");
-    }
-    Ok(scenarios)
+    })
 }
 
 /// Ids of both catalogues that name different statements in 3.1.1 and 5.0
@@ -278,4 +287,55 @@ pub(crate) fn differing_ids(scenarios: &[crate::scenario::Scenario]) -> Vec<Stri
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(ids: &str) -> crate::scenario::Scenario {
+        let text = format!(
+            "name: n\nstatements:\n  \"3.1.1\": [{ids}]\n  \"5.0\": [{ids}]\nclients:\n  c: {{}}\nsteps:\n  - c: {{ send: PINGREQ }}\n"
+        );
+        crate::scenario::parse_scenario("x.yaml", &text).expect("a scenario")
+    }
+
+    #[test]
+    fn an_id_meaning_different_things_per_version_is_warned_about_with_both_summaries() {
+        let w = differing_ids(&[scenario("MQTT-3.3.1-6")]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("x.yaml lists MQTT-3.3.1-6 under both 3.1.1 and 5.0"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("3.1.1: A new subscription receives the current retained message"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("5.0:   A retained PUBLISH with empty payload"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            differing_ids(&[scenario("MQTT-3.3.1-4")]).is_empty(),
+            "the same rule in both"
+        );
+    }
+
+    #[test]
+    fn every_differing_id_is_in_both_catalogues() {
+        for id in DIFFERING_IDS {
+            assert!(
+                mqtt_codec::catalogue::lookup(Protocol::V3_1_1, id).is_some(),
+                "{id}"
+            );
+            assert!(
+                mqtt_codec::catalogue::lookup(Protocol::V5, id).is_some(),
+                "{id}"
+            );
+        }
+    }
 }
