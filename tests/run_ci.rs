@@ -573,3 +573,64 @@ fn sigterm_exits_143() {
     assert_eq!(code, Some(143));
     assert_eq!(report["interrupted"], true);
 }
+
+#[test]
+fn quiet_prints_only_what_needs_a_look_and_colour_follows_the_environment() {
+    let out = run(&[
+        "run",
+        PINGRESP,
+        "-q",
+        "--violate",
+        "MQTT-3.12.4-1",
+        "--timeout",
+        "300ms",
+        "--protocol",
+        "5.0",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.starts_with(
+            "\nfailures, errors and flaky cases (1):\nFAIL  shared/3.12-pingreq/pingresp [5.0]"
+        ),
+        "{}",
+        out.stdout
+    );
+    let quiet_pass = run(&["run", PINGRESP, "-q"]);
+    assert!(
+        !quiet_pass.stdout.contains("PASS "),
+        "{}",
+        quiet_pass.stdout
+    );
+    assert!(
+        quiet_pass.stdout.contains("3 passed, 0 failed"),
+        "{}",
+        quiet_pass.stdout
+    );
+
+    let coloured = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["run", PINGRESP, "--protocol", "5.0"]).args(extra);
+        c.current_dir(root())
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("runs");
+        String::from_utf8_lossy(&out.stdout).contains("\x1b[32mPASS ")
+    };
+    assert!(!coloured(&[], &[]), "a pipe is not coloured");
+    assert!(
+        coloured(&[("CLICOLOR_FORCE", "1")], &[]),
+        "unless CLICOLOR_FORCE"
+    );
+    assert!(
+        !coloured(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], &[]),
+        "NO_COLOR wins"
+    );
+    assert!(
+        coloured(&[("NO_COLOR", "1")], &["--color", "always"]),
+        "the flag wins"
+    );
+    assert!(!coloured(&[("CLICOLOR_FORCE", "1")], &["--color", "never"]));
+}

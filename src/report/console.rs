@@ -548,4 +548,128 @@ mod tests {
             Some("KNOWN shared/3.12-pingreq/pingresp [5.0]  PINGREQ is answered with PINGRESP  (300 ms)")
         );
     }
+
+    fn case(id: &str, status: Status) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            file: format!("scenarios/{id}.yaml"),
+            name: "n".into(),
+            protocol: Protocol::V5,
+            status,
+            statements: vec![],
+            failed_statements: Vec::new(),
+            passed_statements: Vec::new(),
+            duration: Duration::from_millis(2),
+            message: Some(format!("why {id}")).filter(|_| status != Status::Pass),
+            failure: None,
+            exchange: Vec::new(),
+            attempts: 1,
+            earlier: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_clicolor_force() {
+        use ColorChoice::*;
+        // (choice, terminal, NO_COLOR, CLICOLOR_FORCE) -> colour
+        let table = [
+            (Auto, true, false, false, true),
+            (Auto, false, false, false, false),
+            (Auto, true, true, false, false),
+            (Auto, false, false, true, true),
+            (Auto, false, true, true, false),
+            (Always, false, true, false, true),
+            (Never, true, false, true, false),
+        ];
+        for (choice, terminal, no_color, force, want) in table {
+            assert_eq!(
+                choice.decide(terminal, no_color, force),
+                want,
+                "{choice:?} {terminal} {no_color} {force}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ending_recaps_what_needs_a_look_and_says_the_verdict() {
+        let flaky = case("a/flaky", Status::Fail).retried(case("a/flaky", Status::Pass));
+        let r = RunReport::new(
+            "mqtt://h:1".into(),
+            vec![
+                case("a/fail", Status::Fail),
+                case("a/pass", Status::Pass),
+                case("a/error", Status::Error),
+                flaky,
+            ],
+            Duration::from_millis(10),
+        );
+        let end = ending(&r, false, false);
+        assert_eq!(
+            end,
+            "
+failures, errors and flaky cases (3):
+  ERROR a/error [5.0]  why a/error
+  FAIL  a/fail [5.0]  why a/fail
+  FLAKY a/flaky [5.0]  fail: why a/flaky
+
+2 passed (1 flaky), 1 failed, 0 skipped, 1 errors in 0.01 s against mqtt://h:1; statements: 0 pass, 0 fail, 0 skip
+verdict: could not run (exit status 3)
+"
+        );
+        let quiet = ending(&r, true, false);
+        assert!(
+            quiet.contains("FAIL  a/fail [5.0]  n  (2 ms)\n      why a/fail\n"),
+            "{quiet}"
+        );
+        assert!(
+            quiet.contains(
+                "FLAKY a/flaky [5.0]  n  (2 ms, 2 attempts)\n      attempt 1: fail: why a/flaky\n"
+            ),
+            "{quiet}"
+        );
+    }
+
+    #[test]
+    fn quiet_shows_no_case_line_and_verbose_shows_a_passing_exchange() {
+        use crate::client::{Direction, Exchange};
+        let mut pass = case("a/pass", Status::Pass);
+        pass.exchange = vec![Exchange {
+            at: tokio::time::Instant::now(),
+            client: "c".into(),
+            direction: Direction::Sent,
+            packet: Some(serde_json::json!({"type": "PINGREQ"})),
+            hex: "c0 00".into(),
+            note: None,
+        }];
+        let live = |verbosity| Live {
+            verbosity,
+            color: false,
+            progress: None,
+            known: Default::default(),
+            intermittent: Default::default(),
+            reasons: Default::default(),
+        };
+        let shown = |verbosity| {
+            let mut out = Vec::new();
+            live(verbosity).case(&pass, false, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(shown(Verbosity::Quiet), "");
+        assert_eq!(shown(Verbosity::Normal), "PASS  a/pass [5.0]  n  (2 ms)\n");
+        assert_eq!(
+            shown(Verbosity::Verbose),
+            "PASS  a/pass [5.0]  n  (2 ms)\n      exchange:\n        c -> {\"type\":\"PINGREQ\"} [c0 00]\n"
+        );
+        let mut known = live(Verbosity::Normal);
+        known.known.insert(("a/fail".into(), Protocol::V5));
+        known
+            .reasons
+            .insert(("a/fail".into(), Protocol::V5), "accepted: X".into());
+        let mut out = Vec::new();
+        known.case(&case("a/fail", Status::Fail), false, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "KNOWN a/fail [5.0]  n  (2 ms)\n      baseline: accepted: X\n      why a/fail\n"
+        );
+    }
 }
