@@ -134,7 +134,8 @@ fn take(ev: Event, finished: &mut Vec<CaseResult>, live: &mut Live, console: &mu
 }
 
 /// Runs again, up to `retries` times each, the cases of `first` that failed
-/// or errored and that the baseline does not list: the runner again on just
+/// or errored (known divergences too: one that passes on a retry is flaky,
+/// which `--write-baseline` marks intermittent): the runner again on just
 /// those scenarios, once per protocol they failed under. `on_retry` sees each
 /// result; a case that passes (or is skipped) is not run again.
 // TODO(engine): the case engine will retry a case in place; this loop then goes.

@@ -291,7 +291,8 @@ const HEAD: &str = "<colgroup><col class=\"c-mark\"><col class=\"c-case\"><col c
 /// What needs a look (failures first), then the known divergences: the
 /// cases whose reason a reader wants first, each linked to its row.
 fn attention(out: &mut String, r: &RunReport) {
-    let lists: [(&str, &str, fn(Mark) -> bool); 2] = [
+    type Wanted = fn(Mark) -> bool;
+    let lists: [(&str, &str, Wanted); 2] = [
         ("attention", "Needs a look", Mark::needs_attention),
         ("known", "Known divergences (baseline)", |m| {
             m == Mark::Known
