@@ -349,6 +349,8 @@ mod tests {
             message: None,
             failure: None,
             exchange: Vec::new(),
+            attempts: 1,
+            earlier: Vec::new(),
         }
     }
 
