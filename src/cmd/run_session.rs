@@ -291,34 +291,6 @@ impl Signals {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_errors_read_as_people_say_them() {
-        let t = Target::parse("mqtt://127.0.0.1:1883").unwrap();
-        assert_eq!(
-            reach_cause(
-                &t,
-                "cannot connect to mqtt://127.0.0.1:1883: Connection refused (os error 111)"
-            ),
-            "connection refused"
-        );
-        assert_eq!(
-            reach_cause(
-                &t,
-                "cannot connect to mqtt://127.0.0.1:1883: no answer before the deadline"
-            ),
-            "no answer before the deadline"
-        );
-        assert_eq!(
-            reach_cause(&t, "TLS set-up failed: x"),
-            "TLS set-up failed: x"
-        );
-    }
-}
-
 /// The reference broker, in-process on an ephemeral loopback port: the
 /// target of `run` without `--target`.
 pub struct EmbeddedBroker {
@@ -373,5 +345,33 @@ impl EmbeddedBroker {
         {
             self.task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_read_as_people_say_them() {
+        let t = Target::parse("mqtt://127.0.0.1:1883").unwrap();
+        assert_eq!(
+            reach_cause(
+                &t,
+                "cannot connect to mqtt://127.0.0.1:1883: Connection refused (os error 111)"
+            ),
+            "connection refused"
+        );
+        assert_eq!(
+            reach_cause(
+                &t,
+                "cannot connect to mqtt://127.0.0.1:1883: no answer before the deadline"
+            ),
+            "no answer before the deadline"
+        );
+        assert_eq!(
+            reach_cause(&t, "TLS set-up failed: x"),
+            "TLS set-up failed: x"
+        );
     }
 }
