@@ -15,6 +15,7 @@
 //! subscription_identifiers: true
 //! topic_alias: true
 //! keep_alive: { minimum: 0, maximum: 65535 }   # the keep alive values it honours as asked
+//! setups: [login]               # the set-ups it is (see run::setup): the scenarios needing them run
 //! # keep_alive: { granularity: 5 }   # its keep-alive check runs every 5 s: a
 //! #                                  # close may come that much later than 1.5 × keep alive
 //! ```
@@ -54,6 +55,9 @@ pub struct Profile {
     pub subscription_identifiers: bool,
     pub topic_alias: bool,
     pub keep_alive: KeepAlive,
+    /// The set-ups the target is (`setups: [login]`): scenarios that need
+    /// one of them run against it; others needing a set-up are skipped.
+    pub setups: Vec<crate::run::setup::Setup>,
 }
 
 /// The keep alive values (seconds) a broker honours as the client asks. A
@@ -163,6 +167,8 @@ struct RawProfile {
     topic_alias: Option<bool>,
     #[serde(default)]
     keep_alive: Option<KeepAlive>,
+    #[serde(default)]
+    setups: Vec<crate::run::setup::Setup>,
 }
 
 /// Parses a profile from its text; `file` names it in errors and skip reasons.
@@ -227,6 +233,7 @@ pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
         subscription_identifiers: raw.subscription_identifiers.unwrap_or(true),
         topic_alias: raw.topic_alias.unwrap_or(true),
         keep_alive,
+        setups: raw.setups,
     })
 }
 

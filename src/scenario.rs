@@ -16,6 +16,7 @@
 //!   "3.1.1": [MQTT-3.12.4-1]
 //!   "5.0": [MQTT-3.12.4-1]
 //! requires: [qos2]               # skipped where the broker does not offer it
+//! setup: login                   # needs a broker configured so (run::setup)
 //! tags: [smoke]
 //! clients:
 //!   c: {}                        # connects (CONNECT, CONNACK 0) before the first step
@@ -120,6 +121,8 @@ pub struct Scenario {
     /// The protocols it runs under.
     pub protocols: Vec<Protocol>,
     pub requires: Vec<Capability>,
+    /// The broker configuration it needs (`setup: login`), if any.
+    pub setup: Option<crate::run::setup::Setup>,
     pub tags: Vec<String>,
     pub clients: Vec<ClientSpec>,
     pub steps: Vec<Step>,
@@ -629,6 +632,7 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
         statements: raw.statements.0,
         protocols,
         requires: raw.requires,
+        setup: raw.setup,
         tags: raw.tags,
         clients,
         steps,
@@ -824,6 +828,8 @@ struct RawScenario {
     protocols: Option<Vec<ProtocolName>>,
     #[serde(default)]
     requires: Vec<Capability>,
+    #[serde(default)]
+    setup: Option<crate::run::setup::Setup>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]

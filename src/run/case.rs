@@ -95,7 +95,13 @@ pub(super) async fn run(
     run_token: String,
     index: usize,
 ) -> Ending {
-    let vars = Vars::new(&case.scenario, &run_token, index);
+    let mut vars = Vars::new(&case.scenario, &run_token, index);
+    if let Some(u) = &opts.username {
+        vars.username.clone_from(u);
+    }
+    if let Some(p) = &opts.password {
+        vars.password.clone_from(p);
+    }
     let mut l = Logic {
         io,
         scenario: case.scenario,
