@@ -33,7 +33,7 @@ use std::path::Path;
 use mqtt_codec::Protocol;
 use serde::Deserialize;
 
-use crate::packet_json;
+use crate::packet;
 use crate::scenario::{Capability, ParseError, Pos, ProtocolName};
 
 /// What a target broker offers.
@@ -164,7 +164,7 @@ pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
         message,
     };
     let raw: RawProfile = serde_norway::from_str(text).map_err(|e| {
-        let pe = packet_json::Error::from_yaml(&e);
+        let pe = packet::Error::from_yaml(&e);
         at(
             pe.location.map(|(line, column)| Pos { line, column }),
             pe.message,

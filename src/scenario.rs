@@ -50,7 +50,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{hex, packet_json, suggest};
+use crate::{hex, packet, suggest};
 
 /// A 1-based line and column in a scenario file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -174,7 +174,7 @@ pub struct ClientSpec {
     pub name: String,
     /// Connect (CONNECT, expect CONNACK 0) before the first step.
     pub connect: bool,
-    /// CONNECT fields (the packet vocabulary of [`packet_json`]): clean_start,
+    /// CONNECT fields (the packet vocabulary of [`packet`]): clean_start,
     /// keep_alive, client_id, properties, will, username, password.
     pub fields: Map<String, Value>,
     /// PUBLISH packets whose topic does not contain this text are noise from
@@ -467,7 +467,7 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
         message,
     };
     let raw: RawScenario = serde_norway::from_str(text).map_err(|e| {
-        let pe = packet_json::Error::from_yaml(&e);
+        let pe = packet::Error::from_yaml(&e);
         at(
             pe.location.map(|(line, column)| Pos { line, column }),
             pe.message,
@@ -656,7 +656,7 @@ fn check_send(
     }
     let stand_in = stand_in(&Value::Object(packet.clone()), None);
     for p in protocols {
-        if let Err(e) = packet_json::packet_from_value(&stand_in, *p) {
+        if let Err(e) = packet::packet_from_value(&stand_in, *p) {
             let key = packet
                 .keys()
                 .find(|k| e.message.contains(&format!("`{k}`")))
@@ -673,7 +673,7 @@ fn check_connect_fields(fields: &Map<String, Value>) -> Result<(), (String, Stri
     m.insert("type".into(), Value::from("CONNECT"));
     m.entry("client_id").or_insert_with(|| Value::from("x"));
     let v = stand_in(&Value::Object(m), None);
-    packet_json::packet_from_value(&v, Protocol::V5)
+    packet::packet_from_value(&v, Protocol::V5)
         .map(|_| ())
         .map_err(|e| {
             let key = fields
@@ -1525,7 +1525,7 @@ impl Visitor<'_> for TypeSeed {
 }
 
 /// The fields an expect can match, per type: the keys of
-/// [`packet_json::packet_to_json`], plus `code` for `reason_code`.
+/// [`packet::packet_to_json`], plus `code` for `reason_code`.
 pub fn expect_fields(ty: PacketType) -> &'static [&'static str] {
     match ty {
         PacketType::Connect => &[
