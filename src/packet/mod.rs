@@ -4,22 +4,13 @@
 //! # The format
 //!
 //! A packet is a mapping with a `type` (the spec's upper-case name) and the
-//! fields of that type, named as a reader of the spec would look for them:
+//! fields of that type, named as a reader of the spec would look for them.
+//! [`vocab`] is the table of them all — per type, in wire order, with their
+//! kinds, aliases and versions; `mqtt-harness fields` prints it and
+//! `docs/fields.md` is generated from it. In short:
 //!
-//! | type | fields (wire order) |
-//! |------|---------------------|
-//! | `CONNECT` | `protocol` (`"3.1"`, `"3.1.1"`, `"5.0"`), `clean_start`, `keep_alive`, `properties`, `client_id`, `will: {topic, payload, qos, retain, properties}`, `username`, `password` |
-//! | `CONNACK` | `session_present`, `reason_code`, `properties` |
-//! | `PUBLISH` | `dup`, `qos`, `retain`, `topic`, `id` (QoS 1 and 2 only), `properties`, `payload` |
-//! | `PUBACK` `PUBREC` `PUBREL` `PUBCOMP` | `id`, `reason_code`, `properties` |
-//! | `SUBSCRIBE` | `id`, `properties`, `filters: [{filter, qos, no_local, retain_as_published, retain_handling}]` (a bare string is a filter at QoS 0) |
-//! | `SUBACK` `UNSUBACK` | `id`, `properties`, `codes` |
-//! | `UNSUBSCRIBE` | `id`, `properties`, `filters: [string]` |
-//! | `PINGREQ` `PINGRESP` | — |
-//! | `DISCONNECT` `AUTH` | `reason_code`, `properties` |
-//!
-//! - `id` is the packet identifier. A reason code is a number (`0x87`, `135`) or
-//!   its name from the spec (`Not authorized`); `code` is accepted for
+//! - `id` is the packet identifier. A reason code is a number (`0x87`, `135`)
+//!   or its name from the spec (`Not authorized`); `code` is accepted for
 //!   `reason_code`, `clean_session` for `clean_start`. The names `reason` and
 //!   `reasons`, which `decode --json` prints beside the numbers, are accepted
 //!   too and must agree with them.
@@ -29,25 +20,20 @@
 //! - `properties` (5.0) is an ordered list of `{name: …, value: …}` with the
 //!   snake_case names of [`mqtt_codec::props::PROPERTIES`]; a User Property's
 //!   value is `[key, value]`. The short form `{topic_alias: 3}` works too.
-//! - Defaults: `clean_start: true`, `keep_alive: 60`, `qos: 0`, flags false,
-//!   codes 0, no properties. `type`, `client_id` (CONNECT), `topic` (PUBLISH),
-//!   `filters` and `id` (where the packet carries one) must be given.
+//! - A field exists only in the versions the table gives it (`properties`
+//!   and the acknowledgements' reason codes in 5.0, `session_present` from
+//!   3.1.1): given in another, it is an error that says so.
 //! - A CONNECT is written in its `protocol` (default: the stream's); in a
 //!   list, the packets after a CONNECT are written in its version.
 //!
 //! # Deliberate deviations
 //!
-//! These keys, valid on any packet, make the encoder write bytes that a
-//! decoder must refuse (see [`Overrides`]):
-//!
-//! - `first_byte: 0x36` replaces the type-and-flags byte; `flags: 0x6` only its low nibble.
-//! - `remaining_length: "ff ff ff ff 7f"` replaces the remaining-length bytes
-//!   verbatim (a number is written as its shortest encoding).
-//! - `raw: {topic: "00 03 61 ff 62"}` replaces a field's bytes; the field names
-//!   are those `decode` shows (`topic`, `packet_id`, `client_id`,
-//!   `connect_flags`, `properties`…); `topic_filter[1]` is the second one.
-//! - `append: "00"` adds bytes after the body (counted in the remaining length);
-//!   `truncate: 3` cuts the finished packet to 3 bytes.
+//! The fault keys ([`vocab::FAULTS`]), valid on any packet, make the encoder
+//! write bytes that a decoder must refuse (see [`Overrides`]): `first_byte`,
+//! `flags` (its low nibble), `remaining_length` (hex bytes verbatim, or a
+//! number in its shortest encoding), `raw: {topic: "00 03 61 ff 62"}` (a
+//! field's bytes, by the names `decode` shows; `topic_filter[1]` is the
+//! second), `append` and `truncate`.
 //!
 //! # Example
 //!
@@ -65,25 +51,35 @@
 //! - {type: PUBLISH, topic: a/b, payload: {hex: "ff 00"}, flags: 0x6}   # QoS 3: malformed
 //! ```
 //!
-//! Unknown keys, keys that do not belong to the packet's type and values of
-//! the wrong kind are errors that name the key and, in YAML and JSON text,
-//! the line and column.
+//! Unknown keys, keys that do not belong to the packet's type or version and
+//! values of the wrong kind are errors that name the key and, in YAML and
+//! JSON text, the line and column of the key or value.
+//!
+//! # Templates
+//!
+//! A scenario's `send` step is read as a [`Template`]: the same fields, but a
+//! value may be a capture (`$m`, see [`is_capture`]) that an earlier `expect`
+//! fills in at run time, and the packet is checked for every version the step
+//! runs under. The fields are kept as written, for the engine to fill in.
 
 use std::fmt;
 
-use mqtt_codec::{Overrides, Packet, Protocol};
+use mqtt_codec::{Overrides, Packet, PacketType, Protocol};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+mod build;
 mod properties;
 mod reader;
+mod tee;
 mod to_json;
 mod values;
+pub mod vocab;
 
-pub(crate) use properties::*;
-pub(crate) use reader::*;
+pub use reader::Allow;
+use reader::{FieldSet, Key, KeySeed, HINT};
 pub use to_json::{binary_json, packet_to_json, properties_json, reason_name};
-pub(crate) use values::*;
+pub use values::is_capture;
 
 /// One packet read from a description: the packet, the deviations to write
 /// it with, and the version it is written in.
@@ -100,13 +96,17 @@ pub struct Described {
 pub struct Error {
     pub message: String,
     pub location: Option<(usize, usize)>,
+    /// What to do about it, where the reader can tell.
+    pub hint: Option<String>,
 }
 
 impl Error {
     fn new(message: impl Into<String>) -> Error {
+        let (message, hint) = split_hint(&message.into());
         Error {
-            message: message.into(),
+            message,
             location: None,
+            hint,
         }
     }
 
@@ -125,7 +125,12 @@ impl Error {
                 message = stripped.to_string();
             }
         }
-        Error { message, location }
+        let (message, hint) = split_hint(&message);
+        Error {
+            message,
+            location,
+            hint,
+        }
     }
 
     pub fn from_json(e: &serde_json::Error) -> Error {
@@ -137,13 +142,29 @@ impl Error {
                 message = stripped.to_string();
             }
         }
-        Error { message, location }
+        let (message, hint) = split_hint(&message);
+        Error {
+            message,
+            location,
+            hint,
+        }
+    }
+}
+
+/// A message as raised inside a visitor, and its hint (after [`HINT`]).
+fn split_hint(text: &str) -> (String, Option<String>) {
+    match text.split_once(HINT) {
+        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+        None => (text.to_string(), None),
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
         if let Some((line, column)) = self.location {
             write!(f, " (line {line}, column {column})")?;
         }
@@ -252,164 +273,98 @@ impl<'de> Visitor<'de> for DocumentSeed {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mqtt_codec::{Property, QoS};
-    use serde_json::json;
+/// Reads one packet mapping.
+struct PacketVisitor {
+    protocol: Protocol,
+}
 
-    fn one(yaml: &str) -> Described {
-        let mut v = from_yaml(yaml, Protocol::V5).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v.len(), 1);
-        v.remove(0)
+impl<'de> Visitor<'de> for PacketVisitor {
+    type Value = Described;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a packet: a mapping with a `type` such as PUBLISH and its fields")
     }
 
-    fn err(yaml: &str) -> Error {
-        match from_yaml(yaml, Protocol::V5) {
-            Ok(v) => panic!("expected an error, got {v:?}"),
-            Err(e) => e,
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Described, A::Error> {
+        let mut set: Option<FieldSet> = None;
+        // Keys before `type`: their kind depends on the type, so they are read
+        // as they are and checked once it is known.
+        let mut early: Vec<(String, Value)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed { set: set.as_ref() })? {
+            match (key, set.as_mut()) {
+                (Key::Type, _) => {
+                    let ty = map.next_value::<values::TypeValue>()?.0;
+                    let mut s = FieldSet::new(ty, &[self.protocol], false, Allow::PACKET);
+                    for (k, v) in early.drain(..) {
+                        s.read_value(&k, &v).map_err(de::Error::custom)?;
+                    }
+                    set = Some(s);
+                }
+                (Key::Field(f), Some(s)) => s.read(f, f.name.to_string(), &mut map)?,
+                (Key::Field(_), None) => {
+                    return Err(de::Error::custom("internal error: a field before its type"))
+                }
+                (Key::Early(k), _) => {
+                    if early.iter().any(|(e, _)| *e == k) {
+                        return Err(de::Error::custom(format!("`{k}` is given twice")));
+                    }
+                    early.push((k, map.next_value()?));
+                }
+            }
         }
-    }
-
-    #[test]
-    fn publish_from_yaml() {
-        let d = one("{type: PUBLISH, qos: 1, id: 7, topic: a/b, payload: hi, \
-             properties: [{name: user_property, value: [k, v]}, {topic_alias: 3}]}");
-        let Packet::Publish(p) = &d.packet else {
-            panic!("{:?}", d.packet)
-        };
-        assert_eq!(p.qos, QoS::AtLeastOnce);
-        assert_eq!(p.packet_id, 7);
-        assert_eq!(&*p.topic, "a/b");
-        assert_eq!(&p.payload[..], b"hi");
-        assert_eq!(
-            p.properties.0,
-            vec![
-                Property::UserProperty("k".into(), "v".into()),
-                Property::TopicAlias(3)
-            ]
-        );
-        assert!(d.overrides.is_empty());
-    }
-
-    #[test]
-    fn to_json_and_back() {
-        let packets = from_yaml(
-            r#"
-- type: CONNECT
-  client_id: c1
-  keep_alive: 30
-  will: {topic: w, payload: {hex: "00 ff"}, qos: 1, retain: true, properties: [{will_delay_interval: 5}]}
-  username: u
-  password: p
-  properties: [{name: session_expiry_interval, value: 10}]
-- {type: SUBSCRIBE, id: 2, filters: [a/#, {filter: b, qos: 2, no_local: true, retain_handling: 1}]}
-- {type: SUBACK, id: 2, codes: [0, "Not authorized"]}
-- {type: UNSUBSCRIBE, id: 3, filters: [a/#]}
-- {type: UNSUBACK, id: 3, codes: [0x11]}
-- {type: PUBREL, id: 4, reason: Packet Identifier not found}
-- {type: DISCONNECT, reason_code: 0x04}
-- {type: AUTH, reason_code: 0x18, properties: [{authentication_method: x}]}
-- {type: CONNACK, session_present: true, properties: [{correlation_data: {hex: "01"}}]}
-- {type: PINGREQ}
-"#,
-            Protocol::V5,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        for d in &packets {
-            let j = packet_to_json(&d.packet, d.protocol);
-            let (back, o) =
-                packet_from_value(&j, d.protocol).unwrap_or_else(|e| panic!("{j}: {e}"));
-            assert_eq!(back, d.packet, "{j}");
-            assert!(o.is_empty());
-        }
-        let j = packet_to_json(&packets[2].packet, Protocol::V5);
-        assert_eq!(
-            j.to_string(),
-            r#"{"type":"SUBACK","id":2,"properties":[],"codes":[0,135],"reasons":["Granted QoS 0","Not authorized"]}"#
-        );
-    }
-
-    #[test]
-    fn overrides() {
-        let d = one(
-            r#"{type: PUBLISH, topic: a, flags: 0x6, remaining_length: "ff ff ff ff 7f",
-                raw: {topic: "00 03 61 ff 62"}, append: "00", truncate: 3}"#,
-        );
-        assert_eq!(d.overrides.flags, Some(6));
-        assert_eq!(
-            d.overrides.remaining_length,
-            Some(vec![0xff, 0xff, 0xff, 0xff, 0x7f])
-        );
-        assert_eq!(
-            d.overrides.fields,
-            vec![("topic".to_string(), vec![0, 3, 0x61, 0xff, 0x62])]
-        );
-        assert_eq!(d.overrides.append, vec![0]);
-        assert_eq!(d.overrides.truncate, Some(3));
-    }
-
-    #[test]
-    fn errors_name_the_key_and_its_place() {
-        let e = err("type: PUBLISH\ntopic: a\ntopc: b\n");
-        assert_eq!(e.location, Some((3, 1)), "{e}");
-        assert!(
-            e.message
-                .contains("unknown field `topc` (did you mean `topic`?); a PUBLISH takes"),
-            "{e}"
-        );
-
-        let e = err("type: PUBLISH\ntopic: a\nfilters: [a]\n");
-        assert_eq!(e.location, Some((3, 1)), "{e}");
-        assert!(
-            e.message.contains("`filters` does not apply to PUBLISH"),
-            "{e}"
-        );
-
-        let e = err("type: PUBLISH\ntopic: a\nqos: 3\n");
-        assert_eq!(e.location, Some((3, 6)), "{e}");
-        assert!(e.message.contains("flags: 0x6"), "{e}");
-
-        let e = err("type: PUBLSH\n");
-        assert!(
-            e.message
-                .contains("unknown packet type `PUBLSH` (did you mean `PUBLISH`?)"),
-            "{e}"
-        );
-
-        let e = err("{type: PUBLISH, topic: a, properties: [{name: topic_alias, value: x}]}");
-        assert!(e.location.is_some(), "{e}");
-
-        let e = err("{topic: a, qos: 1}");
-        assert!(e.message.contains("missing `type`"), "{e}");
-
-        let e = err("{type: PUBLISH, qos: 1, topic: a}");
-        assert!(e.message.contains("missing `id`"), "{e}");
-
-        let e = err("{type: PUBLISH, topic: a, raw: {topc: \"00\"}}");
-        assert!(e.message.contains("no field \"topc\""), "{e}");
-
-        let e = from_yaml("{type: PUBACK, id: 1, reason_code: 0x10}", Protocol::V3_1_1)
-            .err()
-            .map(|e| e.message);
-        assert!(
-            e.as_deref()
-                .is_some_and(|m| m.contains("exists only in MQTT 5.0")),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn json_errors_have_positions() {
-        let e = from_json("{\"type\": \"PINGREQ\",\n \"x\": 1}", Protocol::V5).unwrap_err();
-        assert!(e.message.contains("unknown field `x`"), "{e}");
-        assert_eq!(e.location.map(|l| l.0), Some(2));
-    }
-
-    #[test]
-    fn binary_json_forms() {
-        assert_eq!(binary_json(b"hi"), json!("hi"));
-        assert_eq!(binary_json(b"a\x00"), json!({"hex": "61 00"}));
-        assert_eq!(binary_json(&[0xff]), json!({"hex": "ff"}));
+        let set = set.ok_or_else(|| {
+            de::Error::custom("missing `type`: say which packet this is, e.g. `type: PUBLISH`")
+        })?;
+        let mut built = set.build().map_err(de::Error::custom)?;
+        built
+            .pop()
+            .ok_or_else(|| de::Error::custom("internal error: no version to build the packet in"))
     }
 }
+
+/// A packet template of a scenario step: its fields read one by one while
+/// the parser points at them, checked for every version the step runs
+/// under, and kept as written.
+#[derive(Debug, Clone)]
+pub struct Template {
+    set: FieldSet,
+}
+
+impl Template {
+    /// A `ty` packet for `protocols`, taking the keys `allow` lets through.
+    pub fn new(ty: PacketType, protocols: &[Protocol], allow: Allow) -> Template {
+        Template {
+            set: FieldSet::new(ty, protocols, true, allow),
+        }
+    }
+
+    /// The field `key` names, if it may be given here; call it while the
+    /// parser points at the key.
+    pub fn check_key(&self, key: &str) -> Result<&'static vocab::Field, String> {
+        self.set.check_key(key)
+    }
+
+    /// Reads the value of `field` (written as `key`) from the map.
+    pub fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        field: &'static vocab::Field,
+        key: String,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        self.set.read(field, key, map)
+    }
+
+    /// Checks `key` and its value, already read (no position then).
+    pub fn read_value(&mut self, key: &str, value: &Value) -> Result<(), String> {
+        self.set.read_value(key, value)
+    }
+
+    /// Checks the fields together for each version; the fields as written.
+    pub fn finish(self) -> Result<Map<String, Value>, String> {
+        self.set.build()?;
+        Ok(self.set.json)
+    }
+}
+
+#[cfg(test)]
+mod tests;

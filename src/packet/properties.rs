@@ -1,39 +1,55 @@
-//! 5.0 properties: `[{name: …, value: …}]` or `[{some_name: value}]`.
+//! 5.0 properties: `[{name: …, value: …}]` or `[{some_name: value}]`, each
+//! value read by the wire type the codec's property table gives its name.
 
 use std::fmt;
 
 use mqtt_codec::encode::encode_varint;
 use mqtt_codec::props::{self, PropertyInfo, ValueType, PROPERTIES};
 use mqtt_codec::{ByteString, Properties, Property};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::values::{checked_str, maybe, BinaryValue};
 use crate::suggest;
 
-use super::*;
-#[derive(Clone)]
-pub(crate) struct PropertiesValue(pub(crate) Properties);
+/// A list of properties; in a template, a number may be a capture (`$a`).
+#[derive(Clone, Copy)]
+pub(crate) struct PropertiesSeed {
+    pub(crate) template: bool,
+}
 
-impl<'de> Deserialize<'de> for PropertiesValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let list: Vec<PropertyValue> = Vec::deserialize(d)?;
-        Ok(PropertiesValue(Properties(
-            list.into_iter().map(|p| p.0).collect(),
-        )))
+impl<'de> DeserializeSeed<'de> for PropertiesSeed {
+    type Value = Properties;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Properties, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PropertiesSeed {
+    type Value = Properties;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of properties: [{name: …, value: …}]")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Properties, A::Error> {
+        let mut out = Vec::new();
+        while let Some(p) = seq.next_element_seed(PropertySeed(self))? {
+            out.push(p);
+        }
+        Ok(Properties(out))
     }
 }
 
 /// One property: `{name: topic_alias, value: 3}` or `{topic_alias: 3}`.
-pub(crate) struct PropertyValue(pub(crate) Property);
+struct PropertySeed(PropertiesSeed);
 
-pub(crate) enum PropertyKey {
+enum PropertyKey {
     Name,
     Value,
     Short(&'static PropertyInfo),
 }
 
-pub(crate) struct PropertyKeySeed;
+struct PropertyKeySeed;
 
 impl<'de> DeserializeSeed<'de> for PropertyKeySeed {
     type Value = PropertyKey;
@@ -62,7 +78,7 @@ impl Visitor<'_> for PropertyKeySeed {
     }
 }
 
-pub(crate) fn property_info(name: &str) -> Result<&'static PropertyInfo, String> {
+fn property_info(name: &str) -> Result<&'static PropertyInfo, String> {
     props::info_by_name(name.trim()).ok_or_else(|| {
         format!(
             "unknown property `{name}`{}; the properties are {}",
@@ -76,7 +92,7 @@ pub(crate) fn property_info(name: &str) -> Result<&'static PropertyInfo, String>
     })
 }
 
-pub(crate) struct PropertyNameValue(pub(crate) &'static PropertyInfo);
+struct PropertyNameValue(pub(crate) &'static PropertyInfo);
 
 impl<'de> Deserialize<'de> for PropertyNameValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -86,15 +102,17 @@ impl<'de> Deserialize<'de> for PropertyNameValue {
     }
 }
 
-impl<'de> Deserialize<'de> for PropertyValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
+impl<'de> DeserializeSeed<'de> for PropertySeed {
+    type Value = Property;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Property, D::Error> {
+        struct V(bool);
         impl<'de> Visitor<'de> for V {
-            type Value = PropertyValue;
+            type Value = Property;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a property: {name: …, value: …}")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PropertyValue, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Property, A::Error> {
+                let template = self.0;
                 let mut info: Option<&'static PropertyInfo> = None;
                 let mut value: Option<Property> = None;
                 // A value that came before its name, kept until the name says its type.
@@ -105,19 +123,19 @@ impl<'de> Deserialize<'de> for PropertyValue {
                             let i = map.next_value::<PropertyNameValue>()?.0;
                             info = Some(i);
                             if let Some(v) = early.take() {
-                                let p = PropertyValueSeed(i)
+                                let p = PropertyValueSeed(i, template)
                                     .deserialize(&v)
                                     .map_err(|e| de::Error::custom(format!("{}: {e}", i.name)))?;
                                 value = Some(p);
                             }
                         }
                         PropertyKey::Value if value.is_none() && early.is_none() => match info {
-                            Some(i) => value = Some(map.next_value_seed(PropertyValueSeed(i))?),
+                            Some(i) => value = Some(map.next_value_seed(PropertyValueSeed(i, template))?),
                             None => early = Some(map.next_value::<Value>()?),
                         },
                         PropertyKey::Short(i) if info.is_none() && value.is_none() => {
                             info = Some(i);
-                            value = Some(map.next_value_seed(PropertyValueSeed(i))?);
+                            value = Some(map.next_value_seed(PropertyValueSeed(i, template))?);
                         }
                         _ => {
                             return Err(de::Error::custom(
@@ -127,7 +145,7 @@ impl<'de> Deserialize<'de> for PropertyValue {
                     }
                 }
                 match (info, value) {
-                    (Some(_), Some(p)) => Ok(PropertyValue(p)),
+                    (Some(_), Some(p)) => Ok(p),
                     (None, _) => Err(de::Error::custom("property without a `name`")),
                     (Some(i), None) => Err(de::Error::custom(format!(
                         "property {} without a `value`",
@@ -136,21 +154,21 @@ impl<'de> Deserialize<'de> for PropertyValue {
                 }
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(self.0.template))
     }
 }
 
 /// Reads a property's value by its wire type.
-pub(crate) struct PropertyValueSeed(pub(crate) &'static PropertyInfo);
+struct PropertyValueSeed(&'static PropertyInfo, bool);
 
 impl<'de> DeserializeSeed<'de> for PropertyValueSeed {
     type Value = Property;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Property, D::Error> {
         use Property as P;
-        let info = self.0;
+        let (info, template) = (self.0, self.1);
         let p = match info.value {
             ValueType::Byte => {
-                let v = u8::deserialize(d)?;
+                let v = maybe::<u8>(template).deserialize(d)?.unwrap_or(0);
                 match info.id {
                     0x01 => P::PayloadFormatIndicator(v),
                     0x17 => P::RequestProblemInformation(v),
@@ -163,7 +181,7 @@ impl<'de> DeserializeSeed<'de> for PropertyValueSeed {
                 }
             }
             ValueType::TwoByte => {
-                let v = u16::deserialize(d)?;
+                let v = maybe::<u16>(template).deserialize(d)?.unwrap_or(0);
                 match info.id {
                     0x13 => P::ServerKeepAlive(v),
                     0x21 => P::ReceiveMaximum(v),
@@ -172,7 +190,7 @@ impl<'de> DeserializeSeed<'de> for PropertyValueSeed {
                 }
             }
             ValueType::FourByte => {
-                let v = u32::deserialize(d)?;
+                let v = maybe::<u32>(template).deserialize(d)?.unwrap_or(0);
                 match info.id {
                     0x02 => P::MessageExpiryInterval(v),
                     0x11 => P::SessionExpiryInterval(v),
@@ -181,7 +199,7 @@ impl<'de> DeserializeSeed<'de> for PropertyValueSeed {
                 }
             }
             ValueType::Varint => {
-                let v = u32::deserialize(d)?;
+                let v = maybe::<u32>(template).deserialize(d)?.unwrap_or(0);
                 if encode_varint(v).is_none() {
                     return Err(de::Error::custom(format!(
                         "{} {v} is above 268435455, the largest variable byte integer",

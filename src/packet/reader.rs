@@ -1,159 +1,591 @@
-//! Fields → Packet: the keys of a packet mapping, read and checked together.
-
-use std::fmt;
+//! The field reader: each key of a packet mapping looked up in the
+//! [`vocab`] table, and its value read by the kind the table gives it, both
+//! while the parser points at them, so that an error carries the line and
+//! column of the key or value it is about.
+//!
+//! The same reader serves `encode` (a packet in one version), the engine at
+//! run time (a scenario's fields with captures filled in) and the scenario
+//! parser, which reads a `send` step as a *template*: a value may be a capture
+//! (`$m`) known only at run time, and the step is checked for every version
+//! it runs under.
 
 use bytes::Bytes;
-use mqtt_codec::{
-    Auth, ByteString, ConnAck, Connect, Disconnect, Overrides, Packet, PacketType, Properties,
-    Protocol, PubResponse, Publish, QoS, SubAck, Subscribe, Subscription, SubscriptionOptions,
-    UnsubAck, Unsubscribe, Will,
-};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use mqtt_codec::{PacketType, Properties, Protocol, QoS};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::fmt;
 
+use super::properties::PropertiesSeed;
+use super::tee::Tee;
+use super::values::*;
+use super::vocab::{self, Field, Kind, Role};
 use crate::suggest;
 
-use super::*;
+/// Marks the start of a hint in an error message raised inside a visitor
+/// (serde carries only a message); [`super::Error`] splits it off.
+pub(crate) const HINT: char = '\u{1f}';
 
-/// Every key a packet mapping may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Key {
-    Type,
-    Protocol,
-    CleanStart,
-    KeepAlive,
-    ClientId,
-    Will,
-    Username,
-    Password,
-    SessionPresent,
-    Dup,
-    Qos,
-    Retain,
-    Topic,
-    Id,
-    Payload,
-    ReasonCode,
-    Reason,
-    Filters,
-    Codes,
-    Reasons,
-    Properties,
-    FirstByte,
-    Flags,
-    RemainingLength,
-    Raw,
-    Append,
-    Truncate,
+/// A message with what to do about it.
+pub(crate) fn with_hint(message: impl fmt::Display, hint: impl fmt::Display) -> String {
+    format!("{message}{HINT}{hint}")
 }
 
-/// Spellings, canonical first.
-pub(crate) const KEY_NAMES: &[(&str, Key)] = &[
-    ("type", Key::Type),
-    ("protocol", Key::Protocol),
-    ("clean_start", Key::CleanStart),
-    ("keep_alive", Key::KeepAlive),
-    ("client_id", Key::ClientId),
-    ("will", Key::Will),
-    ("username", Key::Username),
-    ("password", Key::Password),
-    ("session_present", Key::SessionPresent),
-    ("dup", Key::Dup),
-    ("qos", Key::Qos),
-    ("retain", Key::Retain),
-    ("topic", Key::Topic),
-    ("id", Key::Id),
-    ("payload", Key::Payload),
-    ("reason_code", Key::ReasonCode),
-    ("reason", Key::Reason),
-    ("filters", Key::Filters),
-    ("codes", Key::Codes),
-    ("reasons", Key::Reasons),
-    ("properties", Key::Properties),
-    ("first_byte", Key::FirstByte),
-    ("flags", Key::Flags),
-    ("remaining_length", Key::RemainingLength),
-    ("raw", Key::Raw),
-    ("append", Key::Append),
-    ("truncate", Key::Truncate),
-    ("code", Key::ReasonCode),
-    ("clean_session", Key::CleanStart),
-];
+/// Which keys a reader takes, and how to say so.
+#[derive(Debug, Clone, Copy)]
+pub struct Allow {
+    /// The deliberate-fault keys are allowed.
+    pub faults: bool,
+    /// Fields of the packet that are not allowed here.
+    pub except: &'static [&'static str],
+    /// Where the keys are, for messages: "a client's settings".
+    pub what: &'static str,
+    /// Keys the caller reads itself, for messages and hints.
+    pub extra: &'static [&'static str],
+}
 
-/// Keys every packet takes: its type and the deliberate deviations.
-pub(crate) const COMMON_KEYS: &[Key] = &[
-    Key::Type,
-    Key::FirstByte,
-    Key::Flags,
-    Key::RemainingLength,
-    Key::Raw,
-    Key::Append,
-    Key::Truncate,
-];
+impl Allow {
+    /// Every field that a send may set, and the faults: `encode`, `send` steps.
+    pub const PACKET: Allow = Allow {
+        faults: true,
+        except: &[],
+        what: "",
+        extra: &[],
+    };
 
-impl Key {
-    fn name(self) -> &'static str {
-        KEY_NAMES
+    fn takes(&self, f: &Field) -> bool {
+        f.send && (self.faults || f.role != Role::Fault) && !self.except.contains(&f.name)
+    }
+
+    /// The names it takes for a `ty`, canonical ones, in wire order.
+    pub fn names(&self, ty: PacketType) -> Vec<&'static str> {
+        let fields = vocab::fields(ty).iter().chain(vocab::FAULTS);
+        let own = fields.filter(|f| self.takes(f)).map(|f| f.name);
+        own.chain(self.extra.iter().copied()).collect()
+    }
+
+    /// "a PUBLISH takes dup, qos, … (and on any packet: first_byte, …)".
+    pub fn describe(&self, ty: PacketType) -> String {
+        let own: Vec<&str> = vocab::fields(ty)
             .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(n, _)| n)
-    }
-
-    fn from_name(name: &str) -> Option<Key> {
-        KEY_NAMES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
-    }
-
-    /// The fields of a packet type, in wire order.
-    fn of_type(ty: PacketType) -> &'static [Key] {
-        use Key::*;
-        match ty {
-            PacketType::Connect => &[
-                Protocol, CleanStart, KeepAlive, Properties, ClientId, Will, Username, Password,
-            ],
-            PacketType::ConnAck => &[SessionPresent, ReasonCode, Reason, Properties],
-            PacketType::Publish => &[Dup, Qos, Retain, Topic, Id, Properties, Payload],
-            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
-                &[Id, ReasonCode, Reason, Properties]
-            }
-            PacketType::Subscribe | PacketType::Unsubscribe => &[Id, Properties, Filters],
-            PacketType::SubAck | PacketType::UnsubAck => &[Id, Properties, Codes, Reasons],
-            PacketType::PingReq | PacketType::PingResp => &[],
-            PacketType::Disconnect | PacketType::Auth => &[ReasonCode, Reason, Properties],
+            .filter(|f| self.takes(f))
+            .map(|f| f.name)
+            .chain(self.extra.iter().copied())
+            .collect();
+        let own = if own.is_empty() {
+            "no fields".to_string()
+        } else {
+            own.join(", ")
+        };
+        if self.what.is_empty() {
+            let faults: Vec<&str> = vocab::FAULTS.iter().map(|f| f.name).collect();
+            format!(
+                "a {ty} takes {own} (and on any packet: {})",
+                faults.join(", ")
+            )
+        } else {
+            format!("{} takes {own}", self.what)
         }
     }
-
-    fn applies(self, ty: PacketType) -> bool {
-        COMMON_KEYS.contains(&self) || Key::of_type(ty).contains(&self)
-    }
 }
 
-pub(crate) fn allowed_names(ty: Option<PacketType>) -> Vec<&'static str> {
-    match ty {
-        Some(ty) => Key::of_type(ty)
-            .iter()
-            .chain(COMMON_KEYS)
-            .map(|k| k.name())
-            .collect(),
-        None => KEY_NAMES.iter().map(|(n, _)| *n).collect(),
-    }
-}
-
-pub(crate) fn describe_allowed(ty: PacketType) -> String {
-    let fields: Vec<&str> = Key::of_type(ty).iter().map(|k| k.name()).collect();
-    let fields = if fields.is_empty() {
-        "no fields".to_string()
-    } else {
-        fields.join(", ")
+/// The field `key` names in a `ty` packet, if it may be given here.
+pub(crate) fn check_key(
+    ty: PacketType,
+    key: &str,
+    allow: &Allow,
+    seen: &[&'static Field],
+) -> Result<&'static Field, String> {
+    let hint = || suggest::hint(key, allow.names(ty));
+    let Some(f) = vocab::lookup(ty, key) else {
+        return Err(if vocab::all_keys().contains(&key) {
+            format!(
+                "`{key}` does not apply to {ty}{}; {}",
+                hint(),
+                allow.describe(ty)
+            )
+        } else {
+            format!("unknown field `{key}`{}; {}", hint(), allow.describe(ty))
+        });
     };
+    if f.role == Role::Matcher {
+        return Err(format!(
+            "`{key}` belongs to expect steps (it lists properties that must be absent); {}",
+            allow.describe(ty)
+        ));
+    }
+    if !allow.takes(f) {
+        let why = if f.role == Role::Fault {
+            with_hint(
+                format!(
+                    "`{key}` writes a deliberately bad packet, which {} cannot; {}",
+                    allow.what,
+                    allow.describe(ty)
+                ),
+                "send such a packet with a `send` step",
+            )
+        } else {
+            format!(
+                "`{key}` cannot be given in {}; {}",
+                allow.what,
+                allow.describe(ty)
+            )
+        };
+        return Err(why);
+    }
+    if let Some(before) = seen.iter().find(|s| s.name == f.name) {
+        return Err(format!(
+            "`{key}` is given twice (as `{}` before)",
+            before.name
+        ));
+    }
+    Ok(f)
+}
+
+/// Refuses a field written as `key` in a version that does not have it.
+pub(crate) fn check_versions(
+    f: &Field,
+    key: &str,
+    protocols: &[Protocol],
+    template: bool,
+) -> Result<(), String> {
+    let Some(p) = protocols.iter().find(|p| !f.versions.contains(**p)) else {
+        return Ok(());
+    };
+    let message = format!("`{key}` exists only in MQTT {}, not in {p}", f.versions);
+    let raw = f
+        .wire
+        .iter()
+        .find(|w| !matches!(**w, "fixed_header" | "property_length"));
+    let hint = match (template, raw) {
+        (true, _) => format!(
+            "run the step only where it exists, e.g. `only: \"{}\"`",
+            f.versions
+                .protocols()
+                .last()
+                .map_or("5.0", Protocol::as_str)
+        ),
+        (false, Some(w)) => format!("to write such bytes anyway use `raw: {{{w}: \"..\"}}`"),
+        (false, None) => return Err(message),
+    };
+    Err(with_hint(message, hint))
+}
+
+/// A value as read, by the kind of its field. `Deferred` is a capture of a
+/// template: its value is known only at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Parsed {
+    Deferred,
+    Protocol(Protocol),
+    Bool(bool),
+    U16(u16),
+    Qos(QoS),
+    Text(String),
+    Binary(Bytes),
+    Reason(ReasonValue),
+    ReasonName(String),
+    /// `None`: a capture in the list.
+    Reasons(Vec<Option<ReasonValue>>),
+    ReasonNames(Vec<String>),
+    Properties(Properties),
+    Will(WillSpec),
+    Subscriptions(Vec<FilterSpec>),
+    Filters(Vec<String>),
+    Byte(u8),
+    Bytes(Vec<u8>),
+    Raw(Vec<(String, Vec<u8>)>),
+    Count(usize),
+}
+
+/// What the value seeds need to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cx<'a> {
+    pub(crate) template: bool,
+    /// The versions the packet is read for, where already known (a CONNECT's
+    /// is known once its `protocol` is read): sub-keys are checked against them.
+    pub(crate) known: Option<&'a [Protocol]>,
+}
+
+/// Reads the value of one field.
+#[derive(Clone, Copy)]
+pub(crate) struct FieldSeed<'a> {
+    pub(crate) field: &'static Field,
+    pub(crate) cx: Cx<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Parsed;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+        // Text takes any string, a capture included: there is nothing to defer.
+        if !self.cx.template || self.field.kind == Kind::Text {
+            return Bare(self).deserialize(d);
+        }
+        let text = matches!(self.field.kind, Kind::Hex | Kind::ReasonName | Kind::Type);
+        let m = Maybe {
+            seed: Bare(self),
+            template: true,
+            text,
+        };
+        Ok(m.deserialize(d)?.unwrap_or(Parsed::Deferred))
+    }
+}
+
+/// A field's value itself (not a capture).
+#[derive(Clone, Copy)]
+struct Bare<'a>(FieldSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for Bare<'_> {
+    type Value = Parsed;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+        let FieldSeed { field, cx } = self.0;
+        let t = cx.template;
+        Ok(match field.kind {
+            Kind::Protocol => Parsed::Protocol(ProtocolValue::deserialize(d)?.0),
+            Kind::Bool => Parsed::Bool(bool::deserialize(d)?),
+            Kind::U16 => Parsed::U16(u16::deserialize(d)?),
+            Kind::Qos => Parsed::Qos(QosValue::deserialize(d)?.0),
+            Kind::Text => Parsed::Text(String::deserialize(d)?),
+            Kind::Binary => Parsed::Binary(BinaryValue::deserialize(d)?.0),
+            Kind::ReasonCode => Parsed::Reason(ReasonValue::deserialize(d)?),
+            Kind::ReasonName => Parsed::ReasonName(ReasonName::deserialize(d)?.0),
+            Kind::ReasonCodes => Parsed::Reasons(d.deserialize_seq(ListOf(maybe(t)))?),
+            Kind::ReasonNames => {
+                let names: Vec<ReasonName> = Vec::deserialize(d)?;
+                Parsed::ReasonNames(names.into_iter().map(|n| n.0).collect())
+            }
+            Kind::Properties => Parsed::Properties(PropertiesSeed { template: t }.deserialize(d)?),
+            Kind::Will => Parsed::Will(d.deserialize_map(WillSeed { field, cx })?),
+            Kind::Subscriptions => {
+                Parsed::Subscriptions(d.deserialize_seq(ListOf(SubscriptionSeed { field, cx }))?)
+            }
+            Kind::TopicFilters => {
+                let list: Vec<TopicFilterValue> = Vec::deserialize(d)?;
+                Parsed::Filters(list.into_iter().map(|f| f.0).collect())
+            }
+            Kind::Byte => Parsed::Byte(ByteValue::deserialize(d)?.0),
+            Kind::Nibble => Parsed::Byte(FlagsValue::deserialize(d)?.0),
+            Kind::RemainingLength => Parsed::Bytes(RemainingLengthValue::deserialize(d)?.0),
+            Kind::RawFields => Parsed::Raw(RawValue::deserialize(d)?.0),
+            Kind::Hex => Parsed::Bytes(HexValue::deserialize(d)?.0),
+            Kind::Count => Parsed::Count(usize::deserialize(d)?),
+            // `type` is read by the packet's key reader, `no_properties` only
+            // by expect steps, Retain Handling only inside a subscription.
+            Kind::Type | Kind::PropertyNames | Kind::RetainHandling => {
+                return Err(de::Error::custom(unread(field.name, "a packet")))
+            }
+        })
+    }
+}
+
+/// A list, each element read with the seed.
+struct ListOf<S>(S);
+
+impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for ListOf<S> {
+    type Value = Vec<S::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.0)? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// The key of a mapping inside a field (`will`, a subscription), looked up
+/// in the field's `sub` table.
+struct SubKeySeed<'a> {
+    field: &'static Field,
+    what: &'static str,
+    seen: &'a [&'static Field],
+    cx: Cx<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for SubKeySeed<'_> {
+    type Value = &'static Field;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for SubKeySeed<'_> {
+    type Value = &'static Field;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a key of {}", self.what)
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        let names = self.field.sub.iter().map(|f| f.name);
+        let Some(f) = vocab::lookup_sub(self.field.sub, key) else {
+            return Err(E::custom(format!(
+                "unknown field `{key}` in {}{}; it takes {}",
+                self.what,
+                suggest::hint(key, names.clone()),
+                names.collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if self.seen.iter().any(|s| s.name == f.name) {
+            return Err(E::custom(format!("`{key}` is given twice")));
+        }
+        if let Some(known) = self.cx.known {
+            check_versions(f, key, known, self.cx.template).map_err(E::custom)?;
+        }
+        Ok(f)
+    }
+}
+
+/// A Will Message: `{topic: …, payload: …, qos: …, retain: …, properties: […]}`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WillSpec {
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) properties: Properties,
+    /// The keys it was written with, for the version checks of a CONNECT
+    /// whose version was not known while they were read.
+    pub(crate) keys: Vec<&'static Field>,
+}
+
+struct WillSeed<'a> {
+    field: &'static Field,
+    cx: Cx<'a>,
+}
+
+impl<'de> Visitor<'de> for WillSeed<'_> {
+    type Value = WillSpec;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a will: {topic: …, payload: …, qos: …, retain: …}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WillSpec, A::Error> {
+        let mut w = WillSpec::default();
+        let mut topic = None;
+        let t = self.cx.template;
+        loop {
+            let seed = SubKeySeed {
+                field: self.field,
+                what: "a will",
+                seen: &w.keys,
+                cx: self.cx,
+            };
+            let Some(f) = map.next_key_seed(seed)? else {
+                break;
+            };
+            match f.name {
+                "topic" => topic = Some(map.next_value::<String>()?),
+                "payload" => w.payload = map.next_value::<BinaryValue>()?.0,
+                "qos" => {
+                    let q = map.next_value_seed(maybe::<QosValue>(t))?;
+                    w.qos = q.map_or(QoS::AtMostOnce, |q| q.0);
+                }
+                "retain" => w.retain = map.next_value_seed(maybe::<bool>(t))?.unwrap_or(false),
+                "properties" => {
+                    w.properties = map.next_value_seed(PropertiesSeed { template: t })?
+                }
+                other => return Err(de::Error::custom(unread(other, "a will"))),
+            }
+            w.keys.push(f);
+        }
+        w.topic = topic.ok_or_else(|| {
+            de::Error::custom("missing `topic`: a will always has a topic, e.g. {topic: status/c1}")
+        })?;
+        Ok(w)
+    }
+}
+
+/// A table key that no arm reads: the table and the reader disagree (a test
+/// of the module keeps this from happening).
+fn unread(key: &str, what: &str) -> String {
     format!(
-        "a {ty} takes {fields} (and on any packet: first_byte, flags, remaining_length, raw, append, truncate)"
+        "internal error: `{key}` of {what} is in the field table but the reader does not read it"
     )
 }
 
-/// Reads a key, refusing unknown, repeated and (once the type is known)
-/// misplaced ones while the parser still points at the key.
+/// A subscription: `a/b` or `{filter: a/b, qos: 1, …}`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FilterSpec {
+    pub(crate) filter: String,
+    pub(crate) qos: QoS,
+    pub(crate) no_local: bool,
+    pub(crate) retain_as_published: bool,
+    pub(crate) retain_handling: u8,
+}
+
+#[derive(Clone, Copy)]
+struct SubscriptionSeed<'a> {
+    field: &'static Field,
+    cx: Cx<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for SubscriptionSeed<'_> {
+    type Value = FilterSpec;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FilterSpec, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SubscriptionSeed<'_> {
+    type Value = FilterSpec;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a topic filter, or {filter: …, qos: …}")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<FilterSpec, E> {
+        Ok(FilterSpec {
+            filter: s.to_string(),
+            ..FilterSpec::default()
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilterSpec, A::Error> {
+        let mut spec = FilterSpec::default();
+        let mut filter = None;
+        let mut seen: Vec<&'static Field> = Vec::new();
+        let t = self.cx.template;
+        loop {
+            let seed = SubKeySeed {
+                field: self.field,
+                what: "a subscription",
+                seen: &seen,
+                cx: self.cx,
+            };
+            let Some(f) = map.next_key_seed(seed)? else {
+                break;
+            };
+            let flag = |map: &mut A| {
+                map.next_value_seed(maybe::<bool>(t))
+                    .map(|b| b.unwrap_or(false))
+            };
+            match f.name {
+                "filter" => filter = Some(map.next_value::<String>()?),
+                "qos" => {
+                    let q = map.next_value_seed(maybe::<QosValue>(t))?;
+                    spec.qos = q.map_or(QoS::AtMostOnce, |q| q.0);
+                }
+                "no_local" => spec.no_local = flag(&mut map)?,
+                "retain_as_published" => spec.retain_as_published = flag(&mut map)?,
+                "retain_handling" => {
+                    let r = map.next_value_seed(maybe::<RetainHandlingValue>(t))?;
+                    spec.retain_handling = r.map_or(0, |r| r.0);
+                }
+                other => return Err(de::Error::custom(unread(other, "a subscription"))),
+            }
+            seen.push(f);
+        }
+        spec.filter = filter.ok_or_else(|| {
+            de::Error::custom("missing `filter`: a subscription is {filter: a/b, qos: 1}")
+        })?;
+        Ok(spec)
+    }
+}
+
+/// The fields of one packet mapping as read, before they are checked
+/// together and built (see `build.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct FieldSet {
+    pub(crate) ty: PacketType,
+    pub(crate) template: bool,
+    /// The versions it is read for: the stream's, or those a step runs under.
+    pub(crate) protocols: Vec<Protocol>,
+    pub(crate) allow: Allow,
+    pub(crate) values: Vec<(&'static Field, Parsed)>,
+    /// The fields as written (keys as written), in order.
+    pub(crate) json: Map<String, Value>,
+}
+
+impl FieldSet {
+    pub(crate) fn new(
+        ty: PacketType,
+        protocols: &[Protocol],
+        template: bool,
+        allow: Allow,
+    ) -> FieldSet {
+        FieldSet {
+            ty,
+            template,
+            protocols: protocols.to_vec(),
+            allow,
+            values: Vec::new(),
+            json: Map::new(),
+        }
+    }
+
+    /// The versions that keys are checked against as they are read; `None`
+    /// for a CONNECT before its `protocol` (checked when it is built).
+    pub(crate) fn known(&self) -> Option<&[Protocol]> {
+        if self.ty != PacketType::Connect {
+            return Some(&self.protocols);
+        }
+        match self.get("protocol") {
+            Some(Parsed::Protocol(p)) => Some(std::slice::from_ref(p)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Parsed> {
+        self.values
+            .iter()
+            .find(|(f, _)| f.name == name)
+            .map(|(_, v)| v)
+    }
+
+    fn seen(&self) -> Vec<&'static Field> {
+        self.values.iter().map(|(f, _)| *f).collect()
+    }
+
+    /// The field `key` names, if it may be given here, now.
+    pub(crate) fn check_key(&self, key: &str) -> Result<&'static Field, String> {
+        let f = check_key(self.ty, key, &self.allow, &self.seen())?;
+        if let Some(known) = self.known() {
+            check_versions(f, key, known, self.template)?;
+        }
+        Ok(f)
+    }
+
+    /// Reads the value of `f` (written as `key`) from the map.
+    pub(crate) fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        f: &'static Field,
+        key: String,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let cx = Cx {
+            template: self.template,
+            known: self.known(),
+        };
+        let (v, json) = map.next_value_seed(Tee(FieldSeed { field: f, cx }))?;
+        self.values.push((f, v));
+        self.json.insert(key, json);
+        Ok(())
+    }
+
+    /// Checks `key` and reads its value from JSON already read (a key that
+    /// came before the packet's type was known).
+    pub(crate) fn read_value(&mut self, key: &str, value: &Value) -> Result<(), String> {
+        let f = self.check_key(key)?;
+        let cx = Cx {
+            template: self.template,
+            known: self.known(),
+        };
+        let v = FieldSeed { field: f, cx }
+            .deserialize(value)
+            .map_err(|e| format!("{key}: {e}"))?;
+        self.values.push((f, v));
+        self.json.insert(key.to_string(), value.clone());
+        Ok(())
+    }
+}
+
+/// Reads a key of a packet mapping: `type`, or (the type known) a field of
+/// it; before the type, any key of the vocabulary, read once the type is known.
 pub(crate) struct KeySeed<'a> {
-    ty: Option<PacketType>,
-    seen: &'a [Key],
+    pub(crate) set: Option<&'a FieldSet>,
+}
+
+pub(crate) enum Key {
+    Type,
+    Field(&'static Field),
+    /// A key before `type`: kept as written.
+    Early(String),
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -163,420 +595,29 @@ impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_> {
+impl Visitor<'_> for KeySeed<'_> {
     type Value = Key;
-
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
-
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
-        let Some(key) = Key::from_name(s) else {
-            let hint = suggest::hint(s, allowed_names(self.ty));
-            return Err(E::custom(match self.ty {
-                Some(ty) => format!("unknown field `{s}`{hint}; {}", describe_allowed(ty)),
-                None => format!(
-                    "unknown field `{s}`{hint}; the fields are: {}",
-                    allowed_names(None).join(", ")
-                ),
-            }));
-        };
-        if self.seen.contains(&key) {
-            return Err(E::custom(format!(
-                "`{s}` is given twice (as `{}` before)",
-                key.name()
-            )));
-        }
-        if let Some(ty) = self.ty {
-            if !key.applies(ty) {
-                return Err(E::custom(format!(
-                    "`{s}` does not apply to {ty}{}; {}",
-                    suggest::hint(s, allowed_names(Some(ty))),
-                    describe_allowed(ty)
-                )));
-            }
-        }
-        Ok(key)
-    }
-}
-
-pub(crate) struct PacketVisitor {
-    pub(crate) protocol: Protocol,
-}
-
-/// The fields of one packet mapping as read, before they are checked together.
-#[derive(Default)]
-pub(crate) struct Fields {
-    seen: Vec<Key>,
-    ty: Option<PacketType>,
-    protocol: Option<Protocol>,
-    clean_start: Option<bool>,
-    keep_alive: Option<u16>,
-    client_id: Option<String>,
-    will: Option<WillSpec>,
-    username: Option<String>,
-    password: Option<Bytes>,
-    session_present: Option<bool>,
-    dup: Option<bool>,
-    qos: Option<QoS>,
-    retain: Option<bool>,
-    topic: Option<String>,
-    id: Option<u16>,
-    payload: Option<Bytes>,
-    reason_code: Option<ReasonValue>,
-    reason: Option<String>,
-    filters: Option<Vec<FilterSpec>>,
-    codes: Option<Vec<ReasonValue>>,
-    reasons: Option<Vec<String>>,
-    properties: Option<Properties>,
-    first_byte: Option<u8>,
-    flags: Option<u8>,
-    remaining_length: Option<Vec<u8>>,
-    raw: Vec<(String, Vec<u8>)>,
-    append: Vec<u8>,
-    truncate: Option<usize>,
-}
-
-impl<'de> Visitor<'de> for PacketVisitor {
-    type Value = Described;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a packet: a mapping with a `type` such as PUBLISH and its fields")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Described, A::Error> {
-        let mut f = Fields::default();
-        loop {
-            let seed = KeySeed {
-                ty: f.ty,
-                seen: &f.seen,
+        if s == vocab::TYPE.name {
+            return match self.set {
+                Some(_) => Err(E::custom("`type` is given twice")),
+                None => Ok(Key::Type),
             };
-            let Some(key) = map.next_key_seed(seed)? else {
-                break;
-            };
-            match key {
-                Key::Type => f.ty = Some(map.next_value::<TypeValue>()?.0),
-                Key::Protocol => f.protocol = Some(map.next_value::<ProtocolValue>()?.0),
-                Key::CleanStart => f.clean_start = Some(map.next_value()?),
-                Key::KeepAlive => f.keep_alive = Some(map.next_value()?),
-                Key::ClientId => f.client_id = Some(map.next_value()?),
-                Key::Will => f.will = Some(map.next_value()?),
-                Key::Username => f.username = Some(map.next_value()?),
-                Key::Password => f.password = Some(map.next_value::<BinaryValue>()?.0),
-                Key::SessionPresent => f.session_present = Some(map.next_value()?),
-                Key::Dup => f.dup = Some(map.next_value()?),
-                Key::Qos => f.qos = Some(map.next_value::<QosValue>()?.0),
-                Key::Retain => f.retain = Some(map.next_value()?),
-                Key::Topic => f.topic = Some(map.next_value()?),
-                Key::Id => f.id = Some(map.next_value()?),
-                Key::Payload => f.payload = Some(map.next_value::<BinaryValue>()?.0),
-                Key::ReasonCode => f.reason_code = Some(map.next_value()?),
-                Key::Reason => f.reason = Some(map.next_value::<ReasonName>()?.0),
-                Key::Filters => f.filters = Some(map.next_value()?),
-                Key::Codes => f.codes = Some(map.next_value()?),
-                Key::Reasons => {
-                    let names: Vec<ReasonName> = map.next_value()?;
-                    f.reasons = Some(names.into_iter().map(|n| n.0).collect());
-                }
-                Key::Properties => f.properties = Some(map.next_value::<PropertiesValue>()?.0),
-                Key::FirstByte => f.first_byte = Some(map.next_value::<ByteValue>()?.0),
-                Key::Flags => {
-                    let v = map.next_value::<FlagsValue>()?.0;
-                    f.flags = Some(v);
-                }
-                Key::RemainingLength => {
-                    f.remaining_length = Some(map.next_value::<RemainingLengthValue>()?.0)
-                }
-                Key::Raw => f.raw = map.next_value::<RawValue>()?.0,
-                Key::Append => f.append = map.next_value::<HexValue>()?.0,
-                Key::Truncate => f.truncate = Some(map.next_value()?),
-            }
-            f.seen.push(key);
         }
-        f.build(self.protocol).map_err(de::Error::custom)
-    }
-}
-
-impl Fields {
-    /// Checks the fields together and builds the packet.
-    fn build(self, stream: Protocol) -> Result<Described, String> {
-        let ty = self.ty.ok_or_else(|| {
-            "missing `type`: say which packet this is, e.g. `type: PUBLISH`".to_string()
-        })?;
-        if let Some(key) = self.seen.iter().find(|k| !k.applies(ty)) {
-            return Err(format!(
-                "`{}` does not apply to {ty}; {}",
-                key.name(),
-                describe_allowed(ty)
-            ));
-        }
-        let protocol = match ty {
-            PacketType::Connect => self.protocol.unwrap_or(stream),
-            _ => stream,
-        };
-        let v5 = protocol.is_v5();
-        let need_id = || {
-            self.id.ok_or_else(|| {
-                format!("missing `id`: a {ty} carries a packet identifier, e.g. `id: 1`")
-            })
-        };
-        let properties = self.properties.clone().unwrap_or_default();
-        let reason_code = resolve_reason(
-            self.reason_code.as_ref(),
-            self.reason.as_deref(),
-            ty,
-            protocol,
-        )?;
-        let codes = resolve_codes(self.codes.as_deref(), self.reasons.as_deref(), ty, protocol)?;
-        let packet = match ty {
-            PacketType::Connect => {
-                let client_id = self
-                    .client_id
-                    .clone()
-                    .ok_or("missing `client_id`: a CONNECT always carries one (it may be \"\")")?;
-                let will = self.will.clone().map(|w| Will {
-                    qos: w.qos.map_or(QoS::AtMostOnce, |q| q.0),
-                    retain: w.retain.unwrap_or(false),
-                    properties: w.properties.map(|p| p.0).unwrap_or_default(),
-                    topic: ByteString::from(w.topic),
-                    payload: w.payload.map(|p| p.0).unwrap_or_default(),
-                });
-                Packet::Connect(Box::new(Connect {
-                    protocol,
-                    clean_start: self.clean_start.unwrap_or(true),
-                    keep_alive: self.keep_alive.unwrap_or(60),
-                    properties,
-                    client_id: ByteString::from(client_id),
-                    will,
-                    username: self.username.clone().map(ByteString::from),
-                    password: self.password.clone(),
-                }))
-            }
-            PacketType::ConnAck => Packet::ConnAck(ConnAck {
-                session_present: self.session_present.unwrap_or(false),
-                code: reason_code,
-                properties,
-            }),
-            PacketType::Publish => {
-                let qos = self.qos.unwrap_or_default();
-                let packet_id = match (qos, self.id) {
-                    (QoS::AtMostOnce, Some(_)) => {
-                        return Err(
-                            "`id` has no place in a QoS 0 PUBLISH, which carries no packet \
-                             identifier: set `qos: 1`, or write the bytes anyway with `append`"
-                                .into(),
-                        )
-                    }
-                    (QoS::AtMostOnce, None) => 0,
-                    _ => need_id()?,
-                };
-                let topic = self.topic.clone().ok_or(
-                    "missing `topic`: a PUBLISH always carries a topic name (it may be \"\")",
-                )?;
-                Packet::Publish(Publish {
-                    dup: self.dup.unwrap_or(false),
-                    qos,
-                    retain: self.retain.unwrap_or(false),
-                    topic: ByteString::from(topic),
-                    packet_id,
-                    properties,
-                    payload: self.payload.clone().unwrap_or_default(),
-                })
-            }
-            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
-                let r = PubResponse {
-                    packet_id: need_id()?,
-                    reason_code,
-                    properties,
-                };
-                match ty {
-                    PacketType::PubAck => Packet::PubAck(r),
-                    PacketType::PubRec => Packet::PubRec(r),
-                    PacketType::PubRel => Packet::PubRel(r),
-                    _ => Packet::PubComp(r),
-                }
-            }
-            PacketType::Subscribe => {
-                let filters = self.filters.as_ref().ok_or(
-                    "missing `filters`: e.g. `filters: [{filter: a/b, qos: 1}]` (or [] on purpose)",
-                )?;
-                let mut subs = Vec::with_capacity(filters.len());
-                for (i, f) in filters.iter().enumerate() {
-                    if !v5 {
-                        let v5_only = [
-                            ("no_local", f.no_local.is_some()),
-                            ("retain_as_published", f.retain_as_published.is_some()),
-                            ("retain_handling", f.retain_handling.is_some()),
-                        ];
-                        if let Some((name, _)) = v5_only.iter().find(|(_, set)| *set) {
-                            return Err(format!(
-                                "filters[{i}]: `{name}` exists only in MQTT 5.0, not in {protocol}; \
-                                 to set those bits anyway use `raw: {{subscription_options: \"..\"}}`"
-                            ));
-                        }
-                    }
-                    subs.push(Subscription {
-                        filter: ByteString::from(f.filter.clone()),
-                        options: SubscriptionOptions {
-                            qos: f.qos.unwrap_or_default(),
-                            no_local: f.no_local.unwrap_or(false),
-                            retain_as_published: f.retain_as_published.unwrap_or(false),
-                            retain_handling: f.retain_handling.unwrap_or(0),
-                        },
-                    });
-                }
-                Packet::Subscribe(Subscribe {
-                    packet_id: need_id()?,
-                    properties,
-                    filters: subs,
-                })
-            }
-            PacketType::Unsubscribe => {
-                let filters = self
-                    .filters
-                    .as_ref()
-                    .ok_or("missing `filters`: e.g. `filters: [a/b, c/#]` (or [] on purpose)")?;
-                if let Some((i, _)) = filters.iter().enumerate().find(|(_, f)| f.has_options()) {
-                    return Err(format!(
-                        "filters[{i}]: UNSUBSCRIBE filters are bare topic filters, without qos or other options"
-                    ));
-                }
-                Packet::Unsubscribe(Unsubscribe {
-                    packet_id: need_id()?,
-                    properties,
-                    filters: filters
-                        .iter()
-                        .map(|f| ByteString::from(f.filter.clone()))
-                        .collect(),
-                })
-            }
-            PacketType::SubAck => Packet::SubAck(SubAck {
-                packet_id: need_id()?,
-                properties,
-                reason_codes: codes,
-            }),
-            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck {
-                packet_id: need_id()?,
-                properties,
-                reason_codes: codes,
-            }),
-            PacketType::PingReq => Packet::PingReq,
-            PacketType::PingResp => Packet::PingResp,
-            PacketType::Disconnect => Packet::Disconnect(Disconnect {
-                reason_code,
-                properties,
-            }),
-            PacketType::Auth => Packet::Auth(Auth {
-                reason_code,
-                properties,
-            }),
-        };
-        let overrides = Overrides {
-            first_byte: self.first_byte,
-            flags: self.flags,
-            remaining_length: self.remaining_length,
-            fields: self.raw,
-            append: self.append,
-            truncate: self.truncate,
-        };
-        // Encoding now reports what the encoder refuses (a 5.0 field in a 3.1.1
-        // packet, an unknown `raw` field) while the position is still known.
-        mqtt_codec::encode_with(&packet, protocol, &overrides)
-            .map_err(|e| format!("{ty} cannot be written in MQTT {protocol}: {e}"))?;
-        Ok(Described {
-            packet,
-            overrides,
-            protocol,
-        })
-    }
-}
-
-pub(crate) fn resolve_reason(
-    code: Option<&ReasonValue>,
-    name: Option<&str>,
-    ty: PacketType,
-    protocol: Protocol,
-) -> Result<u8, String> {
-    let by_name = |n: &str| {
-        code_for_name(n, ty, protocol).ok_or_else(|| {
-            format!(
-                "`{n}` is not the name of a {ty} code in MQTT {protocol}; give the number instead"
-            )
-        })
-    };
-    let from_code = match code {
-        Some(ReasonValue::Code(c)) => Some(*c),
-        Some(ReasonValue::Name(n)) => Some(by_name(n)?),
-        None => None,
-    };
-    match (from_code, name) {
-        (Some(c), Some(n)) => {
-            let named = by_name(n)?;
-            if named != c {
-                return Err(format!(
-                    "`reason_code` 0x{c:02X} ({}) and `reason: {n}` (0x{named:02X}) disagree; keep one",
-                    reason_name(c, ty, protocol)
-                ));
-            }
-            Ok(c)
-        }
-        (Some(c), None) => Ok(c),
-        (None, Some(n)) => by_name(n),
-        (None, None) => Ok(0),
-    }
-}
-
-pub(crate) fn resolve_codes(
-    codes: Option<&[ReasonValue]>,
-    names: Option<&[String]>,
-    ty: PacketType,
-    protocol: Protocol,
-) -> Result<Vec<u8>, String> {
-    let from_codes = codes
-        .map(|cs| {
-            cs.iter()
-                .map(|c| resolve_reason(Some(c), None, ty, protocol))
-                .collect::<Result<Vec<u8>, String>>()
-        })
-        .transpose()?;
-    let from_names = names
-        .map(|ns| {
-            ns.iter()
-                .map(|n| resolve_reason(None, Some(n), ty, protocol))
-                .collect::<Result<Vec<u8>, String>>()
-        })
-        .transpose()?;
-    match (from_codes, from_names) {
-        (Some(c), Some(n)) if c != n => Err(format!(
-            "`codes` {c:?} and `reasons` {n:?} disagree; keep one"
-        )),
-        (Some(c), _) => Ok(c),
-        (None, Some(n)) => Ok(n),
-        (None, None) => Ok(Vec::new()),
-    }
-}
-
-/// The code named `name` in `ty` (case-insensitive), else in any packet.
-pub(crate) fn code_for_name(name: &str, ty: PacketType, protocol: Protocol) -> Option<u8> {
-    let matches = |t: PacketType| {
-        (0..=255u8).find(|&c| reason_name(c, t, protocol).eq_ignore_ascii_case(name.trim()))
-    };
-    matches(ty).or_else(|| PacketType::ALL.iter().find_map(|&t| matches(t)))
-}
-
-/// Every name of a reason or return code, for validating and suggesting.
-pub(crate) fn all_reason_names() -> Vec<&'static str> {
-    let mut names = Vec::new();
-    for protocol in [Protocol::V3_1_1, Protocol::V5] {
-        for ty in PacketType::ALL {
-            for code in 0..=255u8 {
-                let n = reason_name(code, ty, protocol);
-                if n != "unknown reason code" && n != "reserved return code" && !names.contains(&n)
-                {
-                    names.push(n);
-                }
+        match self.set {
+            Some(set) => set.check_key(s).map(Key::Field).map_err(E::custom),
+            None if vocab::all_keys().contains(&s) => Ok(Key::Early(s.to_string())),
+            None => {
+                let all = vocab::all_keys();
+                Err(E::custom(format!(
+                    "unknown field `{s}`{}; the fields are: {}",
+                    suggest::hint(s, all.iter().copied()),
+                    all.join(", ")
+                )))
             }
         }
     }
-    names
 }

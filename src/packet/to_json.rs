@@ -1,116 +1,102 @@
-//! Packet → JSON: what `decode --json` prints and expects match.
+//! Packet → JSON: what `decode --json` prints and `expect` steps match.
 
 use mqtt_codec::reason;
 use mqtt_codec::{Auth, Disconnect, Packet, PacketType, Properties, Property, Protocol, QoS};
+
+use super::vocab;
 use serde_json::{json, Map, Value};
 
 use crate::hex;
 
 /// The JSON description of `packet` as sent in `protocol` (a CONNECT is
-/// described in its own version). Keys come in wire order, `type` first.
+/// described in its own version). Keys come in wire order, `type` first;
+/// a field is printed in the versions the [`vocab`] table gives it.
 pub fn packet_to_json(packet: &Packet, protocol: Protocol) -> Value {
     let ty = packet.packet_type();
-    let v5 = match packet {
-        Packet::Connect(c) => c.protocol.is_v5(),
-        _ => protocol.is_v5(),
+    let protocol = match packet {
+        Packet::Connect(c) => c.protocol,
+        _ => protocol,
     };
-    let mut m = Map::new();
-    m.insert("type".into(), json!(ty.name()));
-    let props = |m: &mut Map<String, Value>, p: &Properties| {
-        if v5 {
-            m.insert("properties".into(), properties_json(p));
-        }
-    };
-    let reason = |m: &mut Map<String, Value>, code: u8| {
-        m.insert("reason_code".into(), json!(code));
-        m.insert("reason".into(), json!(reason_name(code, ty, protocol)));
+    let mut out = Out::new(vocab::fields(ty), protocol);
+    out.m.insert(vocab::TYPE.name.into(), json!(ty.name()));
+    let reason = |out: &mut Out, code: u8| {
+        out.put("reason_code", json!(code));
+        out.put("reason", json!(reason_name(code, ty, protocol)));
     };
     match packet {
         Packet::Connect(c) => {
-            m.insert("protocol".into(), json!(c.protocol.as_str()));
-            m.insert("clean_start".into(), json!(c.clean_start));
-            m.insert("keep_alive".into(), json!(c.keep_alive));
-            props(&mut m, &c.properties);
-            m.insert("client_id".into(), json!(&*c.client_id));
+            out.put("protocol", json!(c.protocol.as_str()));
+            out.put("clean_start", json!(c.clean_start));
+            out.put("keep_alive", json!(c.keep_alive));
+            out.put("properties", properties_json(&c.properties));
+            out.put("client_id", json!(&*c.client_id));
             if let Some(w) = &c.will {
-                let mut will = Map::new();
-                will.insert("qos".into(), json!(w.qos.as_u8()));
-                will.insert("retain".into(), json!(w.retain));
-                props(&mut will, &w.properties);
-                will.insert("topic".into(), json!(&*w.topic));
-                will.insert("payload".into(), binary_json(&w.payload));
-                m.insert("will".into(), Value::Object(will));
+                let mut will = out.sub("will");
+                will.put("qos", json!(w.qos.as_u8()));
+                will.put("retain", json!(w.retain));
+                will.put("properties", properties_json(&w.properties));
+                will.put("topic", json!(&*w.topic));
+                will.put("payload", binary_json(&w.payload));
+                out.put("will", Value::Object(will.m));
             }
             if let Some(u) = &c.username {
-                m.insert("username".into(), json!(&**u));
+                out.put("username", json!(&**u));
             }
             if let Some(p) = &c.password {
-                m.insert("password".into(), binary_json(p));
+                out.put("password", binary_json(p));
             }
         }
         Packet::ConnAck(c) => {
-            m.insert("session_present".into(), json!(c.session_present));
-            reason(&mut m, c.code);
-            props(&mut m, &c.properties);
+            out.put("session_present", json!(c.session_present));
+            reason(&mut out, c.code);
+            out.put("properties", properties_json(&c.properties));
         }
         Packet::Publish(p) => {
-            m.insert("dup".into(), json!(p.dup));
-            m.insert("qos".into(), json!(p.qos.as_u8()));
-            m.insert("retain".into(), json!(p.retain));
-            m.insert("topic".into(), json!(&*p.topic));
+            out.put("dup", json!(p.dup));
+            out.put("qos", json!(p.qos.as_u8()));
+            out.put("retain", json!(p.retain));
+            out.put("topic", json!(&*p.topic));
             if p.qos != QoS::AtMostOnce {
-                m.insert("id".into(), json!(p.packet_id));
+                out.put("id", json!(p.packet_id));
             }
-            props(&mut m, &p.properties);
-            m.insert("payload".into(), binary_json(&p.payload));
+            out.put("properties", properties_json(&p.properties));
+            out.put("payload", binary_json(&p.payload));
         }
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
-            m.insert("id".into(), json!(r.packet_id));
-            if v5 {
-                reason(&mut m, r.reason_code);
-            }
-            props(&mut m, &r.properties);
+            out.put("id", json!(r.packet_id));
+            reason(&mut out, r.reason_code);
+            out.put("properties", properties_json(&r.properties));
         }
         Packet::Subscribe(s) => {
-            m.insert("id".into(), json!(s.packet_id));
-            props(&mut m, &s.properties);
-            let filters: Vec<Value> = s
-                .filters
-                .iter()
-                .map(|f| {
-                    let mut o = Map::new();
-                    o.insert("filter".into(), json!(&*f.filter));
-                    o.insert("qos".into(), json!(f.options.qos.as_u8()));
-                    if v5 {
-                        o.insert("no_local".into(), json!(f.options.no_local));
-                        o.insert(
-                            "retain_as_published".into(),
-                            json!(f.options.retain_as_published),
-                        );
-                        o.insert("retain_handling".into(), json!(f.options.retain_handling));
-                    }
-                    Value::Object(o)
-                })
-                .collect();
-            m.insert("filters".into(), Value::Array(filters));
+            out.put("id", json!(s.packet_id));
+            out.put("properties", properties_json(&s.properties));
+            let mut filters = Vec::with_capacity(s.filters.len());
+            for f in &s.filters {
+                let mut o = out.sub("filters");
+                o.put("filter", json!(&*f.filter));
+                o.put("qos", json!(f.options.qos.as_u8()));
+                o.put("no_local", json!(f.options.no_local));
+                o.put("retain_as_published", json!(f.options.retain_as_published));
+                o.put("retain_handling", json!(f.options.retain_handling));
+                filters.push(Value::Object(o.m));
+            }
+            out.put("filters", Value::Array(filters));
         }
         Packet::SubAck(s) => {
-            m.insert("id".into(), json!(s.packet_id));
-            props(&mut m, &s.properties);
-            codes_json(&mut m, &s.reason_codes, ty, protocol);
+            out.put("id", json!(s.packet_id));
+            out.put("properties", properties_json(&s.properties));
+            codes_json(&mut out, &s.reason_codes, ty, protocol);
         }
         Packet::Unsubscribe(u) => {
-            m.insert("id".into(), json!(u.packet_id));
-            props(&mut m, &u.properties);
+            out.put("id", json!(u.packet_id));
+            out.put("properties", properties_json(&u.properties));
             let filters: Vec<Value> = u.filters.iter().map(|f| json!(&**f)).collect();
-            m.insert("filters".into(), Value::Array(filters));
+            out.put("filters", Value::Array(filters));
         }
         Packet::UnsubAck(u) => {
-            m.insert("id".into(), json!(u.packet_id));
-            if v5 {
-                props(&mut m, &u.properties);
-                codes_json(&mut m, &u.reason_codes, ty, protocol);
-            }
+            out.put("id", json!(u.packet_id));
+            out.put("properties", properties_json(&u.properties));
+            codes_json(&mut out, &u.reason_codes, ty, protocol);
         }
         Packet::PingReq | Packet::PingResp => {}
         Packet::Disconnect(Disconnect {
@@ -121,27 +107,57 @@ pub fn packet_to_json(packet: &Packet, protocol: Protocol) -> Value {
             reason_code,
             properties,
         }) => {
-            if v5 {
-                reason(&mut m, *reason_code);
-                props(&mut m, properties);
-            }
+            reason(&mut out, *reason_code);
+            out.put("properties", properties_json(properties));
         }
     }
-    Value::Object(m)
+    Value::Object(out.m)
 }
 
-pub(crate) fn codes_json(
-    m: &mut Map<String, Value>,
-    codes: &[u8],
-    ty: PacketType,
+/// A JSON object being written against a table of fields.
+struct Out {
+    fields: &'static [vocab::Field],
     protocol: Protocol,
-) {
-    m.insert("codes".into(), json!(codes));
+    m: Map<String, Value>,
+}
+
+impl Out {
+    fn new(fields: &'static [vocab::Field], protocol: Protocol) -> Out {
+        Out {
+            fields,
+            protocol,
+            m: Map::new(),
+        }
+    }
+
+    /// Writes `name` unless the table says the version has no such field. A
+    /// name that is not in the table is written, so that the test holding the
+    /// printer to the table sees it.
+    fn put(&mut self, name: &'static str, value: Value) {
+        let field = self.fields.iter().find(|f| f.name == name);
+        if field.is_none_or(|f| f.versions.contains(self.protocol)) {
+            self.m.insert(name.into(), value);
+        }
+    }
+
+    /// An object for the sub-fields of `name` (`will`, each of `filters`).
+    fn sub(&self, name: &str) -> Out {
+        let sub = self
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(&[][..], |f| f.sub);
+        Out::new(sub, self.protocol)
+    }
+}
+
+fn codes_json(out: &mut Out, codes: &[u8], ty: PacketType, protocol: Protocol) {
+    out.put("codes", json!(codes));
     let names: Vec<&str> = codes
         .iter()
         .map(|&c| reason_name(c, ty, protocol))
         .collect();
-    m.insert("reasons".into(), json!(names));
+    out.put("reasons", json!(names));
 }
 
 /// The spec's name of a reason code (5.0) or return code (3.1, 3.1.1) in `ty`.

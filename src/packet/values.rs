@@ -6,12 +6,14 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use mqtt_codec::encode::encode_varint;
 use mqtt_codec::{PacketType, Protocol, QoS};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 
 use crate::{hex, suggest};
 
-use super::*;
+use super::build::all_reason_names;
 
 // A check must run inside a `Visitor`, while the deserializer still holds the
 // value: an error raised after `T::deserialize` returned would be placed at
@@ -301,7 +303,7 @@ impl<'de> Deserialize<'de> for BinaryValue {
 }
 
 /// A reason code: a number, or a name from the spec.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) enum ReasonValue {
     Code(u8),
     Name(String),
@@ -359,45 +361,6 @@ impl<'de> Deserialize<'de> for ReasonName {
     }
 }
 
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WillSpec {
-    pub(crate) topic: String,
-    pub(crate) payload: Option<BinaryValue>,
-    pub(crate) qos: Option<QosValue>,
-    pub(crate) retain: Option<bool>,
-    pub(crate) properties: Option<PropertiesValue>,
-}
-
-/// A subscription: `a/b` or `{filter: a/b, qos: 1, …}`.
-#[derive(Clone)]
-pub(crate) struct FilterSpec {
-    pub(crate) filter: String,
-    pub(crate) qos: Option<QoS>,
-    pub(crate) no_local: Option<bool>,
-    pub(crate) retain_as_published: Option<bool>,
-    pub(crate) retain_handling: Option<u8>,
-}
-
-impl FilterSpec {
-    pub(crate) fn has_options(&self) -> bool {
-        self.qos.is_some()
-            || self.no_local.is_some()
-            || self.retain_as_published.is_some()
-            || self.retain_handling.is_some()
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FilterFields {
-    pub(crate) filter: String,
-    pub(crate) qos: Option<QosValue>,
-    pub(crate) no_local: Option<bool>,
-    pub(crate) retain_as_published: Option<bool>,
-    pub(crate) retain_handling: Option<RetainHandlingValue>,
-}
-
 /// 0 to 3 (3 is invalid, and writable on purpose: the field has two bits).
 pub(crate) struct RetainHandlingValue(pub(crate) u8);
 
@@ -409,38 +372,6 @@ impl<'de> Deserialize<'de> for RetainHandlingValue {
                 "retain_handling {v} does not fit in its two bits (0 to 3)"
             )),
         })
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FilterSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a topic filter, or {filter: …, qos: …}")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<FilterSpec, E> {
-                Ok(FilterSpec {
-                    filter: s.to_string(),
-                    qos: None,
-                    no_local: None,
-                    retain_as_published: None,
-                    retain_handling: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FilterSpec, A::Error> {
-                let f = FilterFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(FilterSpec {
-                    filter: f.filter,
-                    qos: f.qos.map(|q| q.0),
-                    no_local: f.no_local,
-                    retain_as_published: f.retain_as_published,
-                    retain_handling: f.retain_handling.map(|r| r.0),
-                })
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
@@ -465,5 +396,120 @@ impl<'de> Deserialize<'de> for RawValue {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// One topic filter of an UNSUBSCRIBE: a string, never options.
+pub(crate) struct TopicFilterValue(pub(crate) String);
+
+impl<'de> Deserialize<'de> for TopicFilterValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopicFilterValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a topic filter")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TopicFilterValue, E> {
+                Ok(TopicFilterValue(s.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<TopicFilterValue, A::Error> {
+                Err(de::Error::custom(
+                    "UNSUBSCRIBE filters are bare topic filters, without qos or other options",
+                ))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Templates: a capture stands for a value known only at run time
+// ---------------------------------------------------------------------------
+
+/// `$name`: a capture variable (letters, digits, `_`). In a scenario's `send`
+/// it stands for the value an earlier `expect` captured.
+pub fn is_capture(s: &str) -> bool {
+    s.strip_prefix('$')
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// Reads with `seed`, or, in a template, takes a capture (`$m`) in its place:
+/// `None` then. The value is checked while the parser points at it either way.
+#[derive(Clone, Copy)]
+pub(crate) struct Maybe<S> {
+    pub(crate) seed: S,
+    pub(crate) template: bool,
+    /// The value is text however it is written (`00` is the string "00"):
+    /// ask the parser for a string, not for whatever the scalar looks like.
+    pub(crate) text: bool,
+}
+
+impl<S> Maybe<S> {
+    pub(crate) fn new(seed: S, template: bool) -> Maybe<S> {
+        Maybe {
+            seed,
+            template,
+            text: false,
+        }
+    }
+}
+
+/// Reads a `T` (or, in a template, a capture in its place).
+pub(crate) fn maybe<T>(template: bool) -> Maybe<PhantomData<T>> {
+    Maybe::new(PhantomData, template)
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Maybe<S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match (self.template, self.text) {
+            (false, _) => self.seed.deserialize(d).map(Some),
+            (true, true) => d.deserialize_str(MaybeVisitor(self.seed)),
+            (true, false) => d.deserialize_any(MaybeVisitor(self.seed)),
+        }
+    }
+}
+
+struct MaybeVisitor<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for MaybeVisitor<S> {
+    type Value = Option<S::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a value, or a capture such as $m")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        if is_capture(s) {
+            return Ok(None);
+        }
+        self.0.deserialize(s.into_deserializer()).map(Some)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.0.deserialize(v.into_deserializer()).map(Some)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.0.deserialize(v.into_deserializer()).map(Some)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.0.deserialize(v.into_deserializer()).map(Some)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.0.deserialize(v.into_deserializer()).map(Some)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.deserialize(().into_deserializer()).map(Some)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0
+            .deserialize(de::value::SeqAccessDeserializer::new(seq))
+            .map(Some)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0
+            .deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(Some)
     }
 }
