@@ -27,6 +27,7 @@
 pub mod baseline;
 pub mod client;
 pub mod cmd;
+pub mod diag;
 pub mod field_rules;
 pub mod hex;
 pub mod packet;

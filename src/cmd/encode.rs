@@ -118,24 +118,7 @@ pub fn verdict(stream: &Stream) -> String {
     }
 }
 
-/// An error in a file, hurl-style: the message, `--> file:line:column`, and
-/// the line with a caret under the column.
+/// An error in a file, shown as every input error is (see [`crate::diag`]).
 pub fn located(name: &str, text: &str, e: &packet::Error) -> String {
-    let Some((line, column)) = e.location else {
-        return format!("{name}: {}", e.message);
-    };
-    let mut s = format!("{}\n  --> {name}:{line}:{column}", e.message);
-    if let Some(src) = text.lines().nth(line.saturating_sub(1)) {
-        let gutter = line.to_string();
-        let pad = " ".repeat(gutter.len());
-        let caret_at: String = src
-            .chars()
-            .take(column.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        s.push_str(&format!(
-            "\n {pad} |\n {gutter} | {src}\n {pad} | {caret_at}^"
-        ));
-    }
-    s
+    crate::diag::render(&e.message, name, e.location, Some(text), e.hint.as_deref())
 }

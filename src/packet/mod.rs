@@ -76,6 +76,8 @@ mod to_json;
 mod values;
 pub mod vocab;
 
+pub(crate) use properties::PropertyNamesValue;
+pub(crate) use reader::with_hint;
 pub use reader::Allow;
 use reader::{FieldSet, Key, KeySeed, HINT};
 pub use to_json::{binary_json, packet_to_json, properties_json, reason_name};
@@ -336,6 +338,11 @@ impl Template {
         Template {
             set: FieldSet::new(ty, protocols, true, allow),
         }
+    }
+
+    /// The type of the packet.
+    pub fn packet_type(&self) -> PacketType {
+        self.set.ty
     }
 
     /// The field `key` names, if it may be given here; call it while the

@@ -235,3 +235,43 @@ impl<'de> DeserializeSeed<'de> for PropertyValueSeed {
         Ok(p)
     }
 }
+/// A list of property names (`no_properties: [reason_string]`), each checked
+/// against the 5.0 property table where it is written.
+pub(crate) struct PropertyNamesValue(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for PropertyNamesValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PropertyNamesValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of property names, e.g. [session_expiry_interval]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = seq.next_element::<KnownPropertyName>()? {
+                    out.push(n.0);
+                }
+                Ok(PropertyNamesValue(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+struct KnownPropertyName(String);
+
+impl<'de> Deserialize<'de> for KnownPropertyName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a property name such as reason_string", |n| {
+            if props::info_by_name(n).is_some() {
+                Ok(KnownPropertyName(n.to_string()))
+            } else {
+                Err(format!(
+                    "`{n}` is not a 5.0 property{}",
+                    suggest::hint(n, PROPERTIES.iter().map(|p| p.name))
+                ))
+            }
+        })
+    }
+}

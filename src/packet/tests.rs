@@ -1,4 +1,3 @@
-
 use super::*;
 use mqtt_codec::{Property, QoS};
 use serde_json::json;

@@ -262,8 +262,11 @@ const PROPERTIES: Field = field(
 )
 .versions(Versions::V5)
 .wire(&["property_length", "properties"]);
-const NO_PROPERTIES: Field = field(
-    "no_properties",
+/// The expect key listing properties that must be absent.
+pub const NO_PROPERTIES: &str = "no_properties";
+
+const NO_PROPERTIES_FIELD: Field = field(
+    NO_PROPERTIES,
     Kind::PropertyNames,
     "properties that must be absent",
 )
@@ -317,7 +320,7 @@ const CONNECT: &[Field] = &[
         .sub(WILL),
     field("username", Kind::Text, "the User Name (default: none)").wire(&["username"]),
     field("password", Kind::Binary, "the Password (default: none)").wire(&["password"]),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 const WILL: &[Field] = &[
@@ -354,7 +357,7 @@ const CONNACK: &[Field] = &[
         "the code's name; beside `reason_code` it must agree with it",
     ),
     PROPERTIES,
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 const PUBLISH: &[Field] = &[
@@ -380,11 +383,11 @@ const PUBLISH: &[Field] = &[
         "the application message (default empty)",
     )
     .wire(&["payload"]),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP.
-const PUB_RESPONSE: &[Field] = &[ID, REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES];
+const PUB_RESPONSE: &[Field] = &[ID, REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES_FIELD];
 
 const SUBSCRIBE: &[Field] = &[
     ID,
@@ -396,7 +399,7 @@ const SUBSCRIBE: &[Field] = &[
     )
     .wire(&["topic_filter", "subscription_options"])
     .sub(SUBSCRIPTION),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 const SUBSCRIPTION: &[Field] = &[
@@ -439,7 +442,7 @@ const SUBACK: &[Field] = &[
         Kind::ReasonNames,
         "the codes' names; beside `codes` they must agree with them",
     ),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 const UNSUBSCRIBE: &[Field] = &[
@@ -451,7 +454,7 @@ const UNSUBSCRIBE: &[Field] = &[
         "the Topic Filters, in order (required)",
     )
     .wire(&["topic_filter"]),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 const UNSUBACK: &[Field] = &[
@@ -470,11 +473,11 @@ const UNSUBACK: &[Field] = &[
         "the codes' names; beside `codes` they must agree with them",
     )
     .versions(Versions::V5),
-    NO_PROPERTIES,
+    NO_PROPERTIES_FIELD,
 ];
 
 /// DISCONNECT and AUTH.
-const REASON_ONLY: &[Field] = &[REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES];
+const REASON_ONLY: &[Field] = &[REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES_FIELD];
 
 /// The keys valid on any packet that write its bytes wrong on purpose.
 pub const FAULTS: &[Field] = &[

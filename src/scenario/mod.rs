@@ -49,7 +49,7 @@
 //! first time and must be equal afterwards; in a send it is replaced by the
 //! captured value.
 
-
+mod actions;
 mod context;
 mod document;
 mod expect;
@@ -63,8 +63,8 @@ pub use crate::packet::is_capture;
 pub use expect::NO_PROPERTIES;
 pub use load::{load_file, load_paths};
 pub use model::*;
-pub(crate) use values::ProtocolName;
 pub use values::parse_duration;
+pub(crate) use values::ProtocolName;
 
 use std::path::Path;
 
