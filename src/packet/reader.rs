@@ -570,7 +570,7 @@ impl FieldSet {
             .deserialize(value)
             .map_err(|e| format!("{key}: {e}"))?;
         self.values.push((f, v));
-        self.json.insert(key.to_string(), value.clone());
+        self.json.insert(f.name.to_string(), value.clone());
         Ok(())
     }
 }

@@ -560,7 +560,12 @@ pub fn canonical(ty: PacketType, key: &str) -> Option<&'static str> {
 }
 
 /// Every spelling of every key of any packet, `type` first, each once.
-pub fn all_keys() -> Vec<&'static str> {
+pub fn all_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(collect_keys)
+}
+
+fn collect_keys() -> Vec<&'static str> {
     let mut out = vec![TYPE.name];
     let all = PacketType::ALL
         .iter()
@@ -576,7 +581,7 @@ pub fn all_keys() -> Vec<&'static str> {
     out
 }
 
-/// The canonical name of an alias `key` in a `sub` table (`will`, `filters`).
+/// The field `key` (canonical or alias) names in a `sub` table (`will`, `filters`).
 pub fn lookup_sub(sub: &'static [Field], key: &str) -> Option<&'static Field> {
     sub.iter().find(|f| f.is_named(key))
 }

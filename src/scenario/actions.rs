@@ -180,8 +180,10 @@ impl<'de> Visitor<'de> for ClientActionSeed<'_> {
                     }
                     early.push((key, v));
                 }
-                // Refused at the key.
-                Doing::Other(..) => {}
+                // Refused at the key; the value is read so that the map stays whole.
+                Doing::Other(..) => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
             }
         }
         finish_action(doing, client, timeout)

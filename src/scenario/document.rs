@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use mqtt_codec::{catalogue, PacketType, Protocol};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 
 use super::context::Context;
 use super::steps::{RawStep, StepsSeed};
-use super::values::{CheckedKey, CheckedStr, DurationValue, ProtocolName};
+use super::values::{parse_protocol, CheckedKey, CheckedStr, DurationValue};
 use super::{Capability, ClientSpec};
 use crate::packet::{Allow, Template};
 use crate::suggest;
@@ -159,14 +158,30 @@ struct VersionKey(Vec<Protocol>);
 impl<'de> DeserializeSeed<'de> for VersionKey {
     type Value = Protocol;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Protocol, D::Error> {
-        let p = ProtocolName::deserialize(d)?.0;
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for VersionKey {
+    type Value = Protocol;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a protocol version: \"3.1\", \"3.1.1\" or \"5.0\"")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Protocol, E> {
+        let p = parse_protocol(s).map_err(E::custom)?;
         if self.0.contains(&p) {
-            // Raised after the key was read: the error is placed at the mapping.
-            return Err(de::Error::custom(format!(
-                "statements for {p} are listed twice"
-            )));
+            return Err(E::custom(format!("statements for {p} are listed twice")));
         }
         Ok(p)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Protocol, E> {
+        self.visit_str(&format!("{v:.1}"))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Protocol, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Protocol, E> {
+        self.visit_str(&v.to_string())
     }
 }
 
@@ -266,7 +281,7 @@ impl Visitor<'_> for ListedVersion<'_> {
         f.write_str("a protocol version: \"3.1\", \"3.1.1\" or \"5.0\"")
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Protocol, E> {
-        let p = ProtocolName::deserialize(de::value::StrDeserializer::<E>::new(s))?.0;
+        let p = parse_protocol(s).map_err(E::custom)?;
         let listed = self.0.listed.contains(&p) || self.0.listed.contains(&p.catalogue_version());
         if !listed {
             return Err(E::custom(format!(

@@ -180,8 +180,9 @@ pub struct ClientSpec {
     pub name: String,
     /// Connect (CONNECT, expect CONNACK 0) before the first step.
     pub connect: bool,
-    /// CONNECT fields (the packet vocabulary of [`packet`]): clean_start,
-    /// keep_alive, client_id, properties, will, username, password.
+    /// CONNECT fields ([`crate::packet::vocab`], canonical names, values as
+    /// written): clean_start, keep_alive, client_id, properties, will,
+    /// username, password.
     pub fields: Map<String, Value>,
     /// PUBLISH packets whose topic does not contain this text are noise from
     /// other traffic on a shared broker: recorded and skipped by expects.
@@ -224,7 +225,9 @@ impl Step {
 /// What a step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Send a packet described by fields (`type` included).
+    /// Send a packet described by fields (`type` first, then the fields by
+    /// their canonical names, values as written: captures and placeholders
+    /// are filled in at run time).
     Send {
         client: String,
         packet: Map<String, Value>,
