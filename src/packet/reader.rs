@@ -153,20 +153,20 @@ pub(crate) fn check_versions(
         return Ok(());
     };
     let message = format!("`{key}` exists only in MQTT {}, not in {p}", f.versions);
-    let raw = f
-        .wire
-        .iter()
-        .find(|w| !matches!(**w, "fixed_header" | "property_length"));
-    let hint = match (template, raw) {
-        (true, _) => format!(
+    let hint = if template {
+        format!(
             "run the step only where it exists, e.g. `only: \"{}\"`",
             f.versions
                 .protocols()
                 .last()
                 .map_or("5.0", Protocol::as_str)
-        ),
-        (false, Some(w)) => format!("to write such bytes anyway use `raw: {{{w}: \"..\"}}`"),
-        (false, None) => return Err(message),
+        )
+    } else {
+        // Whether the bytes have a place in this version's packet (the
+        // subscription options byte does, a 3.1.1 PUBACK's reason code does
+        // not) is the encoder's to say; both ways of writing them are named.
+        "to write such bytes anyway, replace a field's bytes with `raw` or add them with `append`"
+            .to_string()
     };
     Err(with_hint(message, hint))
 }
