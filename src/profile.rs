@@ -36,7 +36,6 @@ use std::path::Path;
 use mqtt_codec::Protocol;
 use serde::Deserialize;
 
-use crate::packet_json;
 use crate::scenario::{Capability, ParseError, Pos, ProtocolName};
 
 /// What a target broker offers.
@@ -173,18 +172,9 @@ struct RawProfile {
 
 /// Parses a profile from its text; `file` names it in errors and skip reasons.
 pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
-    let at = |pos: Option<Pos>, message: String| ParseError {
-        file: file.to_string(),
-        pos,
-        message,
-    };
-    let raw: RawProfile = serde_norway::from_str(text).map_err(|e| {
-        let pe = packet_json::Error::from_yaml(&e);
-        at(
-            pe.location.map(|(line, column)| Pos { line, column }),
-            pe.message,
-        )
-    })?;
+    let at = |pos: Option<Pos>, message: String| ParseError::new(file, pos, message);
+    let raw: RawProfile =
+        serde_norway::from_str(text).map_err(|e| ParseError::from_yaml(file, &e))?;
     let key_pos = |key: &str| {
         text.lines().enumerate().find_map(|(i, l)| {
             l.starts_with(&format!("{key}:")).then_some(Pos {
@@ -240,10 +230,8 @@ pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
 /// Reads a profile file.
 pub fn load_profile(path: &Path) -> Result<Profile, ParseError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ParseError {
-        file: file.clone(),
-        pos: None,
-        message: format!("cannot read the target profile: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ParseError::new(&file, None, format!("cannot read the target profile: {e}"))
     })?;
     parse_profile(&file, &text)
 }

@@ -20,7 +20,7 @@ use super::vars::Vars;
 use super::verdict::{fail, show_duration, v5_only, Capabilities, CaseError, Stop};
 use super::{Case, RunOptions};
 use crate::client::Event;
-use crate::packet_json;
+use crate::packet;
 use crate::profile::Profile;
 use crate::results::Failure;
 use crate::scenario::{Action, Choice, CloseSpec, Matcher, Scenario};
@@ -423,12 +423,11 @@ impl Logic {
             .to_send(&Value::Object(fields), client, &self.captures)
             .map_err(|e| Stop::Error(CaseError::BadPacket(e)))?;
         let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
-        let (packet, overrides) =
-            packet_json::packet_from_value(&value, protocol).map_err(|e| {
-                Stop::Error(CaseError::BadPacket(format!(
-                    "the packet to send is not valid: {e}"
-                )))
-            })?;
+        let (packet, overrides) = packet::packet_from_value(&value, protocol).map_err(|e| {
+            Stop::Error(CaseError::BadPacket(format!(
+                "the packet to send is not valid: {e}"
+            )))
+        })?;
         let written_in = match &packet {
             Packet::Connect(c) => c.protocol,
             _ => protocol,
