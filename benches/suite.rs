@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mqtt_harness::client::Target;
+use mqtt_harness::net::Target;
 use mqtt_harness::results::RunReport;
 use mqtt_harness::runner::{self, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};

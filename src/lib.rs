@@ -13,8 +13,9 @@
 //!   `file:line:col`.
 //! - [`profile`]: target profiles (YAML): what a broker offers when it
 //!   cannot announce it.
-//! - [`client`]: one test connection over a [`client::Transport`], reads under
-//!   deadlines, a log of every packet exchanged.
+//! - [`net`] (the `net/` crate, `mqtt_net`): targets, the four transports,
+//!   and one test connection with reads under deadlines and a typed log of
+//!   every packet exchanged; the reference broker listens through it too.
 //! - [`runner`]: scenarios × protocols as cases, in parallel, against a target
 //!   or the embedded reference broker → [`results`], the one result model that
 //!   the [`report`] modules (console, JSON, JUnit, HTML) and [`baseline`] render.
@@ -25,7 +26,6 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
-pub mod client;
 pub mod cmd;
 pub mod field_rules;
 pub mod hex;
@@ -36,3 +36,5 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod suggest;
+
+pub use mqtt_net as net;

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use mqtt_codec::{catalogue, Protocol};
+use mqtt_net::LogEntry;
 
-use crate::client::Exchange;
 use crate::scenario::Pos;
 
 /// How a case ended.
@@ -71,7 +71,7 @@ pub struct CaseResult {
     pub message: Option<String>,
     pub failure: Option<Failure>,
     /// The packets exchanged (kept for failures and errors).
-    pub exchange: Vec<Exchange>,
+    pub exchange: Vec<LogEntry>,
 }
 
 impl CaseResult {

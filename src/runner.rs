@@ -54,7 +54,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::{Connection, Event, Target};
+use crate::net::{Connection, Event, LogEntry, SendError, Target};
 use crate::profile::Profile;
 use crate::results::{CaseResult, Failure, RunReport, Status};
 use crate::scenario::{is_capture, Action, Capability, Choice, CloseSpec, Matcher, Scenario};
@@ -177,7 +177,7 @@ impl EmbeddedBroker {
 
     pub fn target(&self) -> Target {
         Target {
-            scheme: crate::client::Scheme::Mqtt,
+            scheme: crate::net::Scheme::Mqtt,
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             path: String::new(),
@@ -438,7 +438,7 @@ struct Ctx<'a> {
     captures: HashMap<String, Value>,
     conns: HashMap<String, Connection>,
     /// Logs of connections already replaced.
-    old_logs: Vec<crate::client::Exchange>,
+    old_logs: Vec<LogEntry>,
     step: usize,
     caps: Option<Capabilities>,
     /// The statement the broker broke while the case was connecting (its
@@ -679,20 +679,28 @@ impl<'a> Ctx<'a> {
         let Ok(bytes) = mqtt_codec::encode_bytes(&packet, other) else {
             return None;
         };
-        if conn.send(&bytes, self.opts.step_timeout).await.is_err() {
+        let sent = conn
+            .send(
+                &bytes,
+                Some(packet),
+                Instant::now() + self.opts.step_timeout,
+            )
+            .await;
+        if sent.is_err() {
             return None;
         }
         let answered = match conn.next_event(deadline).await {
             Event::Packet(Packet::ConnAck(ack), _) => Some(ack.code),
             _ => None,
         };
-        if answered.is_some() && conn.connected {
-            if let Ok(b) = mqtt_codec::encode_bytes(&Packet::Disconnect(Default::default()), other)
-            {
-                let _ = conn.send(&b, Duration::from_millis(500)).await;
+        if answered.is_some() && conn.connected() {
+            let disconnect = Packet::Disconnect(Default::default());
+            if let Ok(b) = mqtt_codec::encode_bytes(&disconnect, other) {
+                let deadline = Instant::now() + Duration::from_millis(500);
+                let _ = conn.send(&b, Some(disconnect), deadline).await;
             }
         }
-        conn.drop_connection().await;
+        conn.close().await;
         answered
     }
 
@@ -707,9 +715,9 @@ impl<'a> Ctx<'a> {
             .unwrap_or(self.target);
         let conn = Connection::open(name, target, self.protocol, deadline)
             .await
-            .map_err(Stop::Error)?;
-        if let Some(old) = self.conns.insert(name.to_string(), conn) {
-            self.old_logs.extend(old.log);
+            .map_err(|e| Stop::Error(e.to_string()))?;
+        if let Some(mut old) = self.conns.insert(name.to_string(), conn) {
+            self.old_logs.extend(old.take_log());
         }
         Ok(())
     }
@@ -730,8 +738,8 @@ impl<'a> Ctx<'a> {
         expect_connack: bool,
     ) -> Result<(), Stop> {
         if let Some(mut old) = self.conns.remove(name) {
-            old.drop_connection().await;
-            self.old_logs.extend(old.log);
+            old.close().await;
+            self.old_logs.extend(old.take_log());
         }
         self.open(name).await?;
         let mut fields = self
@@ -854,16 +862,14 @@ impl<'a> Ctx<'a> {
             let conn = self.conn(name)?;
             if let (Some(keep), Event::Packet(Packet::Publish(p), _)) = (&ignore, &ev) {
                 if !p.topic.contains(keep.as_str()) {
-                    conn.note("skipped: unrelated traffic".into());
+                    conn.note("skipped: unrelated traffic");
                     if p.qos == QoS::AtLeastOnce {
-                        let ack = mqtt_codec::encode_bytes(
-                            &Packet::PubAck(PubResponse::new(p.packet_id)),
-                            protocol,
-                        )
-                        .map_err(|e| Stop::Error(e.to_string()))?;
-                        conn.send(&ack, Duration::from_secs(1))
+                        let puback = Packet::PubAck(PubResponse::new(p.packet_id));
+                        let ack = mqtt_codec::encode_bytes(&puback, protocol)
+                            .map_err(|e| Stop::Error(e.to_string()))?;
+                        conn.send(&ack, Some(puback), Instant::now() + Duration::from_secs(1))
                             .await
-                            .map_err(Stop::Error)?;
+                            .map_err(|e| Stop::Error(format!("client `{name}`: {e}")))?;
                     }
                     continue;
                 }
@@ -876,7 +882,7 @@ impl<'a> Ctx<'a> {
                     !keep.is_empty() && !t.windows(keep.len()).any(|w| w == keep.as_bytes())
                 });
                 if unrelated {
-                    conn.note("skipped: unrelated traffic that does not decode".into());
+                    conn.note("skipped: unrelated traffic that does not decode");
                     continue;
                 }
             }
@@ -899,7 +905,7 @@ impl<'a> Ctx<'a> {
             Action::Send { client, packet } => self.send_packet(client, packet.clone()).await,
             Action::SendHex { client, bytes } => {
                 let t = self.opts.step_timeout;
-                self.write(client, bytes, t).await
+                self.write(client, bytes, None, t).await
             }
             Action::Expect {
                 client,
@@ -964,11 +970,11 @@ impl<'a> Ctx<'a> {
                 f.insert("type".into(), Value::from("DISCONNECT"));
                 self.send_packet(client, f).await?;
                 let conn = self.conn(client)?;
-                conn.drop_connection().await;
+                conn.close().await;
                 Ok(())
             }
             Action::Drop { client } => {
-                self.conn(client)?.drop_connection().await;
+                self.conn(client)?.close().await;
                 Ok(())
             }
             Action::Wait { duration, .. } => {
@@ -979,7 +985,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    async fn write(&mut self, client: &str, bytes: &[u8], timeout: Duration) -> Result<(), Stop> {
+    /// Writes `bytes` (encoding `packet`, when they are exactly its encoding).
+    async fn write(
+        &mut self,
+        client: &str,
+        bytes: &[u8],
+        packet: Option<Packet>,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
         let conn = self.conn(client)?;
         if !conn.is_open() {
             return Err(Stop::Fail(Failure {
@@ -990,15 +1003,15 @@ impl<'a> Ctx<'a> {
                 got_hex: None,
             }));
         }
-        match conn.send(bytes, timeout).await {
+        match conn.send(bytes, packet, Instant::now() + timeout).await {
             Ok(()) => Ok(()),
             // The broker closed first: the following expect sees the close.
-            Err(m) if m.contains("writing failed") => {
-                conn.note(m);
-                conn.drop_connection().await;
+            Err(e @ SendError::Broken(_)) => {
+                conn.note(format!("client `{client}`: {e}"));
+                conn.close().await;
                 Ok(())
             }
-            Err(m) => Err(Stop::Error(m)),
+            Err(e) => Err(Stop::Error(format!("client `{client}`: {e}"))),
         }
     }
 
@@ -1019,7 +1032,10 @@ impl<'a> Ctx<'a> {
         let value = self
             .subst(&Value::Object(fields), client)
             .map_err(Stop::Error)?;
-        let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
+        let protocol = self
+            .conns
+            .get(client)
+            .map_or(self.protocol, |c| c.protocol());
         let (packet, overrides) = packet_json::packet_from_value(&value, protocol)
             .map_err(|e| Stop::Error(format!("the packet to send is not valid: {e}")))?;
         let written_in = match &packet {
@@ -1029,7 +1045,9 @@ impl<'a> Ctx<'a> {
         let bytes = mqtt_codec::encode_with(&packet, written_in, &overrides)
             .map_err(|e| Stop::Error(format!("cannot encode the packet to send: {e}")))?;
         let t = self.opts.step_timeout;
-        self.write(client, &bytes, t).await?;
+        // With overrides the bytes are not the packet's encoding: only they are logged.
+        let logged = overrides.is_empty().then(|| packet.clone());
+        self.write(client, &bytes, logged, t).await?;
         if let Packet::Connect(c) = &packet {
             if overrides.is_empty() {
                 self.conn(client)?.set_protocol(c.protocol);
@@ -1062,7 +1080,7 @@ impl<'a> Ctx<'a> {
         let (plain, Some(ev)) = self.step_connect.get(client)? else {
             return None;
         };
-        if self.conns.values().any(|c| c.connected) {
+        if self.conns.values().any(|c| c.connected()) {
             return None;
         }
         match ev {
@@ -1344,7 +1362,7 @@ impl<'a> Ctx<'a> {
         let Event::Packet(Packet::Disconnect(_), _) = ev else {
             return None;
         };
-        if !self.protocol.is_v5() || self.conns.get(client).is_some_and(|c| c.connected) {
+        if !self.protocol.is_v5() || self.conns.get(client).is_some_and(|c| c.connected()) {
             return None;
         }
         self.broken = Some(vec!["MQTT-3.14.0-1".to_string()]);
@@ -1446,24 +1464,23 @@ impl<'a> Ctx<'a> {
         let names: Vec<String> = self.conns.keys().cloned().collect();
         for name in names {
             if let Some(conn) = self.conns.get_mut(&name) {
-                if conn.is_open() && conn.connected {
+                if conn.is_open() && conn.connected() {
                     // A normal DISCONNECT, so that no will fires after the case.
-                    if let Ok(b) = mqtt_codec::encode_bytes(
-                        &Packet::Disconnect(Default::default()),
-                        conn.protocol,
-                    ) {
-                        let _ = conn.send(&b, Duration::from_millis(500)).await;
+                    let disconnect = Packet::Disconnect(Default::default());
+                    if let Ok(b) = mqtt_codec::encode_bytes(&disconnect, conn.protocol()) {
+                        let deadline = Instant::now() + Duration::from_millis(500);
+                        let _ = conn.send(&b, Some(disconnect), deadline).await;
                     }
                 }
-                conn.drop_connection().await;
+                conn.close().await;
             }
         }
     }
 
-    fn take_log(&mut self) -> Vec<crate::client::Exchange> {
+    fn take_log(&mut self) -> Vec<LogEntry> {
         let mut all = std::mem::take(&mut self.old_logs);
         for c in self.conns.values_mut() {
-            all.append(&mut c.log);
+            all.extend(c.take_log());
         }
         all.sort_by_key(|e| e.at);
         all

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqtt_codec::Protocol;
-use mqtt_harness::client::Target;
+use mqtt_harness::net::Target;
 use mqtt_harness::results::{RunReport, Status};
 use mqtt_harness::runner::{self, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use mqtt_codec::Protocol;
 
 use super::{parse_protocol, CmdError, Status};
-use crate::client::{Target, TlsOptions};
+use crate::net::{Target, TlsOptions};
 use crate::report::{console, html, json, junit};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Capability};

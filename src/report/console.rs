@@ -207,7 +207,7 @@ pub fn details(c: &CaseResult, color: bool) -> String {
 
 /// The packets the case exchanged, one per line (`client -> {…} [hex]`).
 pub fn exchange_text(c: &CaseResult) -> String {
-    let lines: Vec<String> = c.exchange.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = c.exchange.iter().map(super::entry_text).collect();
     lines.join("\n")
 }
 

@@ -158,10 +158,12 @@ fn text(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Direction, Exchange};
     use crate::results::Failure;
     use crate::scenario::Pos;
+    use bytes::Bytes;
+    use mqtt_codec::Packet;
     use mqtt_codec::Protocol;
+    use mqtt_net::{Direction, LogEntry};
 
     fn case(id: &str, status: Status, message: Option<&str>) -> CaseResult {
         CaseResult {
@@ -198,12 +200,13 @@ mod tests {
             got: "nothing within 300 ms".into(),
             got_hex: None,
         });
-        fail.exchange = vec![Exchange {
+        fail.exchange = vec![LogEntry {
             at: tokio::time::Instant::now(),
             client: "c".into(),
             direction: Direction::Sent,
-            packet: Some(serde_json::json!({"type": "PINGREQ"})),
-            hex: "c0 00".into(),
+            protocol: Protocol::V5,
+            packet: Some(Packet::PingReq),
+            bytes: Bytes::from_static(&[0xc0, 0x00]),
             note: None,
         }];
         let r = RunReport::new(
@@ -271,12 +274,13 @@ mod tests {
     #[test]
     fn text_the_xml_cannot_carry_is_made_safe() {
         let mut c = case("a/x", Status::Error, Some("bad \u{1} byte"));
-        c.exchange = vec![Exchange {
+        c.exchange = vec![LogEntry {
             at: tokio::time::Instant::now(),
             client: "c".into(),
             direction: Direction::Received,
+            protocol: Protocol::V5,
             packet: None,
-            hex: String::new(),
+            bytes: Bytes::new(),
             note: Some("payload ]]> inside".into()),
         }];
         let r = RunReport::new("mqtt://h:1".into(), vec![c], Duration::ZERO);
