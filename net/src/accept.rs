@@ -45,7 +45,9 @@ pub enum AcceptError {
     /// was answered 400 Bad Request.
     NoMqttSubprotocol,
     /// The WebSocket upgrade failed otherwise (not an upgrade request…).
-    WebSocket(WsError),
+    /// Boxed: tungstenite's error is large, and a listener's task holds
+    /// this result while it decides what to do.
+    WebSocket(Box<WsError>),
 }
 
 impl fmt::Display for AcceptError {
@@ -81,22 +83,25 @@ impl Acceptor {
     pub async fn accept(&self, tcp: TcpStream, deadline: Instant) -> Result<Stream, AcceptError> {
         match self {
             Acceptor::Tcp => Ok(Stream::from(tcp)),
-            // Boxed: the handshake state is kilobytes, and the future of a
-            // task that accepts and then serves a connection is as large as
-            // its largest state, for plain TCP connections too.
-            other => match timeout_at(deadline, Box::pin(other.handshake(tcp))).await {
-                Ok(r) => r,
-                Err(_) => Err(AcceptError::TimedOut),
-            },
+            // Boxed, timer included: the handshake state is kilobytes, and a
+            // task that accepts and then serves a connection keeps room for
+            // this future while it serves, plain TCP connections too.
+            other => Box::pin(other.handshake(tcp, deadline)).await,
         }
     }
 
-    async fn handshake(&self, tcp: TcpStream) -> Result<Stream, AcceptError> {
-        match self {
-            Acceptor::Tcp => Ok(Stream::from(tcp)),
-            Acceptor::Tls(a) => Ok(Stream::tls(tls(a, tcp).await?)),
-            Acceptor::Ws => Ok(Stream::ws(websocket(tcp).await?)),
-            Acceptor::Wss(a) => Ok(Stream::wss(websocket(tls(a, tcp).await?).await?)),
+    async fn handshake(&self, tcp: TcpStream, deadline: Instant) -> Result<Stream, AcceptError> {
+        let handshake = async {
+            match self {
+                Acceptor::Tcp => Ok(Stream::from(tcp)),
+                Acceptor::Tls(a) => Ok(Stream::tls(tls(a, tcp).await?)),
+                Acceptor::Ws => Ok(Stream::ws(websocket(tcp).await?)),
+                Acceptor::Wss(a) => Ok(Stream::wss(websocket(tls(a, tcp).await?).await?)),
+            }
+        };
+        match timeout_at(deadline, handshake).await {
+            Ok(r) => r,
+            Err(_) => Err(AcceptError::TimedOut),
         }
     }
 }
@@ -115,6 +120,6 @@ where
         // The server side answers with an HTTP error only where the callback
         // refused the request, and it refuses only a missing subprotocol.
         Err(WsError::Http(_)) => Err(AcceptError::NoMqttSubprotocol),
-        Err(e) => Err(AcceptError::WebSocket(e)),
+        Err(e) => Err(AcceptError::WebSocket(Box::new(e))),
     }
 }

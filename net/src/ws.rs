@@ -66,6 +66,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
 fn to_io(e: WsError) -> io::Error {
     match e {
         WsError::Io(e) => e,
+        // Writing after a close: what a socket says when the peer is gone.
+        e @ (WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+            io::Error::new(io::ErrorKind::BrokenPipe, e)
+        }
         other => io::Error::new(io::ErrorKind::InvalidData, other),
     }
 }

@@ -59,10 +59,42 @@ async fn accept(tcp: TcpStream, acceptor: Acceptor, shared: Arc<Shared>) {
     // deadline from the accept, for TLS, WebSocket and CONNECT together.
     let accepted = Instant::now();
     let deadline = accepted + shared.connect_timeout();
-    match acceptor.accept(tcp, deadline).await {
-        Ok(stream) => server::handle_connection_from(shared, stream, accepted).await,
+    let stream = match acceptor.accept(tcp, deadline).await {
+        Ok(stream) => stream,
         Err(e) => {
-            tracing::debug!(error = %e, scheme = acceptor.scheme().as_str(), "handshake failed")
+            let scheme = acceptor.scheme().as_str();
+            tracing::debug!(error = %e, scheme, "handshake failed");
+            return;
         }
+    };
+    // Served outside the `match` and with the acceptor gone, so that the
+    // task of an idle connection keeps neither the handshake's result nor
+    // the acceptor beside the connection's own state.
+    drop(acceptor);
+    server::handle_connection_from(shared, stream, accepted).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each connection's task is allocated at the size of its future: the
+    /// accept and the handshakes add to it only a few words beyond what
+    /// serving the stream takes (the handshake state, the acceptor and the
+    /// handshake's result are boxed or gone by then).
+    #[tokio::test]
+    async fn accepting_adds_little_to_a_connection_task() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let shared = Shared::new(crate::Config::default());
+        let serving = std::mem::size_of_val(&server::handle_connection_from(
+            shared.clone(),
+            mqtt_net::Stream::from(TcpStream::connect(addr).await.expect("connect")),
+            Instant::now(),
+        ));
+        let task = std::mem::size_of_val(&accept(tcp, Acceptor::Tcp, shared));
+        assert!(task <= serving + 128, "{task} bytes to serve in {serving}");
     }
 }
