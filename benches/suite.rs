@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mqtt_harness::client::Target;
 use mqtt_harness::cmd::run::{start_setups, EmbeddedBroker};
+use mqtt_harness::net::Target;
 use mqtt_harness::results::RunReport;
 use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};

@@ -15,21 +15,39 @@
 //!   with the line and a caret.
 //! - [`profile`]: target profiles (YAML): what a broker offers when it
 //!   cannot announce it.
-//! - [`client`]: one test connection over a [`client::Transport`], reads under
-//!   deadlines, a log of every packet exchanged.
+//! - [`net`] (the `net/` crate, `mqtt_net`): targets, the four transports,
+//!   and one test connection with reads under deadlines and a typed log of
+//!   every packet exchanged; the reference broker listens through it too.
 //! - [`library`]: the scenario library built into the binary.
-//! - [`runner`]: scenarios × protocols as cases, in parallel, against a target
-//!   or the embedded reference broker → [`results`], the one result model that
-//!   the [`report`] modules (console, JSON, JUnit, HTML) and [`baseline`] render.
-//! - [`cmd`]: one module per subcommand (`decode`, `encode`, `explain`,
-//!   `fields`, `coverage`, `run`); each takes its parsed flags and its input
-//!   and output streams and returns a [`cmd::Status`]. The binary
-//!   (`src/main.rs`) only parses flags, calls them and turns the outcome into
-//!   an exit status.
+//! - [`run`]: the case engine. A case is a sans-IO state machine
+//!   ([`run::machine`]): it asks for connections, writes, reads until a
+//!   deadline and sleeps, and is answered with what happened and when; a thin
+//!   async driver ([`run::driver`]) answers it on [`net`], tests answer it in
+//!   memory on a fake clock. Cases run in parallel against one target →
+//!   [`results`], the one result model that the [`report`] modules (console,
+//!   JSON, JUnit, HTML) and [`baseline`] render.
+//! - [`cmd`]: one module per subcommand (`run`, `mutate`, `decode`, `encode`,
+//!   `explain`, `fields`, `coverage`, `scenarios`…); each takes its parsed
+//!   flags and its input and output streams and returns a [`cmd::Status`].
+//!   `cmd::run` starts the embedded reference broker when there is no
+//!   target. The binary (`src/main.rs`) only parses flags, calls them and
+//!   turns the outcome into an exit status.
+//!
+//! # The data path of a run
+//!
+//! scenario YAML → [`scenario::Scenario`] (checked, with positions) → a
+//! [`run::Case`] per protocol → its machine asks the driver to send the
+//! packets its steps describe (built by [`packet`], encoded by the codec,
+//! logged typed by [`net::Connection`]) and to read what comes back (decoded
+//! by the codec into [`net::Event`]s) → each step matched
+//! ([`run::matching`]) → the case's verdict: pass, fail (on the failing
+//! step's statements only), skip or error ([`run::verdict`]) →
+//! [`results::CaseResult`] → per-statement verdicts ([`results::RunReport`])
+//! → the reports. The output contracts (`run --json`, `decode --json`,
+//! `coverage --json`, `mutate --json`) are in `docs/contracts.md`.
 #![forbid(unsafe_code)]
 
 pub mod baseline;
-pub mod client;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;
@@ -42,3 +60,5 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod suggest;
+
+pub use mqtt_net as net;

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use mqtt_codec::{catalogue, Protocol};
+use mqtt_net::LogEntry;
 
-use crate::client::Exchange;
 use crate::scenario::Pos;
 
 /// How a case ended.
@@ -80,7 +80,7 @@ pub struct CaseResult {
     pub failure: Option<Failure>,
     /// The packets exchanged (kept for failures and errors, and for every
     /// case when `RunOptions::keep_exchanges` is set).
-    pub exchange: Vec<Exchange>,
+    pub exchange: Vec<LogEntry>,
     /// How many times it ran: 1, or more when `--retries` ran it again
     /// after a failure or an error.
     pub attempts: u32,

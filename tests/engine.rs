@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_codec::{ConnAck, Packet, Protocol, PubResponse, Publish, QoS, SubAck};
-use mqtt_harness::client::{Event, Target};
+use mqtt_harness::net::{Event, Target};
 use mqtt_harness::results::{CaseResult, Status};
 use mqtt_harness::run::{self, Case, Ending, Output, Reply, Request, RunOptions, SendOutcome};
 use mqtt_harness::scenario::{parse_scenario, Scenario};

@@ -23,8 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqtt_harness::client::Target;
 use mqtt_harness::cmd::run::EmbeddedBroker;
+use mqtt_harness::net::Target;
 use mqtt_harness::profile;
 use mqtt_harness::results::{RunReport, Status};
 use mqtt_harness::run::{self as runner, RunOptions};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqtt_codec::Protocol;
-use mqtt_harness::client::Target;
 use mqtt_harness::cmd::run::{start_setups, EmbeddedBroker};
+use mqtt_harness::net::Target;
 use mqtt_harness::results::{RunReport, Status};
 use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqtt_harness::client::{Target, TlsOptions};
+use mqtt_harness::net::{Target, TlsOptions};
 use mqtt_harness::results::{RunReport, Status};
 use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
 use reference_broker::server::{self, Shared};
-use reference_broker::transport::{self, Transport};
+use reference_broker::transport::{self, Acceptor};
 use tokio::sync::oneshot;
 
 fn ping() -> Vec<Scenario> {
@@ -35,7 +35,7 @@ impl Drop for Broker {
     }
 }
 
-async fn broker(transport: Transport) -> Broker {
+async fn broker(acceptor: Acceptor) -> Broker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -43,7 +43,7 @@ async fn broker(transport: Transport) -> Broker {
     let shared: Arc<Shared> = Shared::new(reference_broker::Config::default());
     tokio::spawn(server::run_timers(shared.clone()));
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(transport::serve(listener, transport, shared, async move {
+    tokio::spawn(transport::serve(listener, acceptor, shared, async move {
         let _ = rx.await;
     }));
     Broker {
@@ -95,7 +95,7 @@ fn all_pass(r: &RunReport) {
 async fn mqtts_with_a_ca_file_and_with_insecure() {
     let (cert, key) = certificate();
     let acceptor = transport::tls_acceptor(cert.as_bytes(), key.as_bytes()).expect("an acceptor");
-    let b = broker(Transport::Tls(acceptor)).await;
+    let b = broker(Acceptor::Tls(acceptor)).await;
     let ca = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ca-{}.pem", b.port));
     std::fs::write(&ca, &cert).expect("write the CA file");
     let url = format!("mqtts://localhost:{}", b.port);
@@ -144,7 +144,7 @@ async fn mqtts_with_a_ca_file_and_with_insecure() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ws_and_wss() {
-    let b = broker(Transport::Ws).await;
+    let b = broker(Acceptor::Ws).await;
     all_pass(
         &run_against(
             &format!("ws://127.0.0.1:{}/mqtt", b.port),
@@ -155,7 +155,7 @@ async fn ws_and_wss() {
 
     let (cert, key) = certificate();
     let acceptor = transport::tls_acceptor(cert.as_bytes(), key.as_bytes()).expect("an acceptor");
-    let b = broker(Transport::Wss(acceptor)).await;
+    let b = broker(Acceptor::Wss(acceptor)).await;
     let tls = TlsOptions {
         ca: None,
         insecure: true,
@@ -201,7 +201,7 @@ async fn mqtts_with_a_client_certificate() {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .expect("a server config");
-    let b = broker(Transport::Tls(tokio_rustls::TlsAcceptor::from(A::new(
+    let b = broker(Acceptor::Tls(tokio_rustls::TlsAcceptor::from(A::new(
         config,
     ))))
     .await;

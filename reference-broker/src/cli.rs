@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::{Config, FileConfig, ListenerConfig};
 use crate::server::Shared;
-use crate::transport::{self, Transport};
+use crate::transport::{self, Acceptor};
 use crate::violation;
 
 /// Strict reference MQTT broker (3.1, 3.1.1, 5.0) of mqtt-harness.
@@ -111,7 +111,7 @@ fn setup(args: &Args) -> Result<(Config, Vec<ListenerConfig>), String> {
     Ok((config, listeners))
 }
 
-fn transport_for(l: &ListenerConfig) -> Result<Transport, String> {
+fn acceptor_for(l: &ListenerConfig) -> Result<Acceptor, String> {
     let tls = || -> Result<_, String> {
         let (Some(cert), Some(key)) = (&l.cert, &l.key) else {
             return Err(format!(
@@ -122,13 +122,13 @@ fn transport_for(l: &ListenerConfig) -> Result<Transport, String> {
         let cert =
             std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
         let key = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-        transport::tls_acceptor(&cert, &key)
+        transport::tls_acceptor(&cert, &key).map_err(|e| e.to_string())
     };
     match l.transport.as_str() {
-        "mqtt" | "tcp" => Ok(Transport::Tcp),
-        "mqtts" | "tls" => Ok(Transport::Tls(tls()?)),
-        "ws" => Ok(Transport::Ws),
-        "wss" => Ok(Transport::Wss(tls()?)),
+        "mqtt" | "tcp" => Ok(Acceptor::Tcp),
+        "mqtts" | "tls" => Ok(Acceptor::Tls(tls()?)),
+        "ws" => Ok(Acceptor::Ws),
+        "wss" => Ok(Acceptor::Wss(tls()?)),
         other => Err(format!(
             "unknown transport {other:?}: use mqtt, mqtts, ws or wss"
         )),
@@ -162,7 +162,7 @@ pub async fn run(args: Args) -> u8 {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for l in &listeners {
-        let transport = match transport_for(l) {
+        let acceptor = match acceptor_for(l) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -179,13 +179,13 @@ pub async fn run(args: Args) -> u8 {
         if let Ok(addr) = listener.local_addr() {
             println!(
                 "reference-broker listening on {}://{addr}",
-                transport.scheme()
+                acceptor.scheme().as_str()
             );
         }
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(transport::serve(
             listener,
-            transport,
+            acceptor,
             shared.clone(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;

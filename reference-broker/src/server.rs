@@ -215,7 +215,8 @@ pub async fn run_timers(shared: Arc<Shared>) {
     }
 }
 
-/// Serves one connection over any byte stream (TCP, TLS, WebSocket adapter).
+/// Serves one connection over any byte stream (an `mqtt_net::Stream`, or a
+/// test's in-memory pipe). Writes are flushed after each burst.
 pub async fn handle_connection<S>(shared: Arc<Shared>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -256,10 +257,11 @@ where
     let mut writer_task = tokio::spawn(async move {
         // What is queued when the writer wakes goes out in one write: one
         // syscall (and one TCP segment, Nagle being off) per burst rather
-        // than per packet.
+        // than per packet. The flush sends what a transport buffers (the
+        // WebSocket adapter holds frames until then); on TCP it costs nothing.
         let mut batch = BytesMut::new();
         while outbox.take(&mut batch).await {
-            if writer.write_all(&batch).await.is_err() {
+            if writer.write_all(&batch).await.is_err() || writer.flush().await.is_err() {
                 break;
             }
             batch.clear();

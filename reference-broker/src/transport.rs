@@ -1,70 +1,34 @@
-//! Transports: TCP, TLS (rustls), WebSocket and secure WebSocket (subprotocol
-//! `mqtt`). Each delivers a byte stream to [`server::handle_connection`];
-//! WebSocket frames are bridged through an in-memory pipe, so the MQTT layer
-//! never sees frame boundaries (MQTT-6.0.0-2).
+//! The broker's listeners: TCP, TLS, WebSocket and secure WebSocket
+//! (subprotocol `mqtt`), each accepted connection made a byte stream by
+//! [`mqtt_net::Acceptor`] and served by [`server::handle_connection_from`].
+//! The transports themselves live in `mqtt-net`, shared with the harness,
+//! so the broker and the client that tests it read WebSocket frames and
+//! check the subprotocol the same way.
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::time::{timeout_at, Instant};
-use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::Message;
+pub use mqtt_net::Acceptor;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
 use crate::server::{self, Shared};
 
-/// How a listener speaks.
-#[derive(Clone)]
-pub enum Transport {
-    Tcp,
-    Tls(TlsAcceptor),
-    Ws,
-    Wss(TlsAcceptor),
+/// A TLS acceptor from a PEM certificate chain and a PEM private key.
+pub fn tls_acceptor(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<tokio_rustls::TlsAcceptor, mqtt_net::TlsConfigError> {
+    mqtt_net::tls::acceptor(cert_pem, key_pem)
 }
 
-impl Transport {
-    pub fn scheme(&self) -> &'static str {
-        match self {
-            Transport::Tcp => "mqtt",
-            Transport::Tls(_) => "mqtts",
-            Transport::Ws => "ws",
-            Transport::Wss(_) => "wss",
-        }
-    }
-}
-
-/// Builds a TLS acceptor from a PEM certificate chain and a PEM private key.
-pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read the certificate PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("the certificate file holds no PEM certificate".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("cannot read the private key PEM: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up failed: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not form a usable pair: {e}"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `transport` on `listener` until `shutdown` resolves.
+/// Serves connections accepted on `listener` through `acceptor` until
+/// `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    transport: Transport,
+    acceptor: Acceptor,
     shared: Arc<Shared>,
     shutdown: impl Future,
 ) -> io::Result<()> {
@@ -83,107 +47,54 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
-                let transport = transport.clone();
-                tokio::spawn(async move { accept(stream, transport, shared).await });
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move { accept(stream, acceptor, shared).await });
             }
         }
     }
 }
 
-async fn accept(stream: tokio::net::TcpStream, transport: Transport, shared: Arc<Shared>) {
+async fn accept(tcp: TcpStream, acceptor: Acceptor, shared: Arc<Shared>) {
     // The handshakes count against the time allowed before CONNECT: one
     // deadline from the accept, for TLS, WebSocket and CONNECT together.
     let accepted = Instant::now();
     let deadline = accepted + shared.connect_timeout();
-    // A task is as large as its largest state: TLS and WebSocket state (a
-    // rustls connection, handshake buffers) is boxed so that each plain TCP
-    // connection does not carry ~14 KiB it never uses.
-    match transport {
-        Transport::Tcp => server::handle_connection_from(shared, stream, accepted).await,
-        Transport::Tls(acceptor) => {
-            Box::pin(async move {
-                if let Ok(Ok(tls)) = timeout_at(deadline, acceptor.accept(stream)).await {
-                    server::handle_connection_from(shared, tls, accepted).await;
-                }
-            })
-            .await
+    let stream = match acceptor.accept(tcp, deadline).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            let scheme = acceptor.scheme().as_str();
+            tracing::debug!(error = %e, scheme, "handshake failed");
+            return;
         }
-        Transport::Ws => Box::pin(websocket(stream, shared, accepted, deadline)).await,
-        Transport::Wss(acceptor) => {
-            Box::pin(async move {
-                if let Ok(Ok(tls)) = timeout_at(deadline, acceptor.accept(stream)).await {
-                    websocket(tls, shared, accepted, deadline).await;
-                }
-            })
-            .await
-        }
-    }
-}
-
-/// Picks the `mqtt` subprotocol (MQTT-6.0.0-4) or refuses the upgrade.
-#[allow(clippy::result_large_err)]
-fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
-    let offered = req
-        .headers()
-        .get_all("Sec-WebSocket-Protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case("mqtt"));
-    if !offered {
-        let mut refusal =
-            ErrorResponse::new(Some("offer the WebSocket subprotocol \"mqtt\"".into()));
-        *refusal.status_mut() = StatusCode::BAD_REQUEST;
-        return Err(refusal);
-    }
-    resp.headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-    Ok(resp)
-}
-
-async fn websocket<S>(stream: S, shared: Arc<Shared>, accepted: Instant, deadline: Instant)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Ok(Ok(ws)) = timeout_at(
-        deadline,
-        tokio_tungstenite::accept_hdr_async(stream, select_subprotocol),
-    )
-    .await
-    else {
-        return;
     };
-    let (mqtt_side, bridge_side) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(server::handle_connection_from(shared, mqtt_side, accepted));
-    let (mut ws_tx, mut ws_rx) = ws.split();
-    let (mut from_broker, mut to_broker) = tokio::io::split(bridge_side);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        tokio::select! {
-            frame = ws_rx.next() => match frame {
-                Some(Ok(Message::Binary(data))) => {
-                    if to_broker.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                // MQTT-6.0.0-1: anything but binary data frames closes the connection.
-                Some(Ok(Message::Text(_) | Message::Frame(_) | Message::Close(_))) | Some(Err(_)) | None => break,
-            },
-            read = from_broker.read(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let chunk = buf.get(..n).unwrap_or(&[]).to_vec();
-                    if ws_tx.send(Message::Binary(chunk)).await.is_err() {
-                        break;
-                    }
-                }
-            },
-        }
+    // Served outside the `match` and with the acceptor gone, so that the
+    // task of an idle connection keeps neither the handshake's result nor
+    // the acceptor beside the connection's own state.
+    drop(acceptor);
+    server::handle_connection_from(shared, stream, accepted).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each connection's task is allocated at the size of its future: the
+    /// accept and the handshakes add to it only a few words beyond what
+    /// serving the stream takes (the handshake state, the acceptor and the
+    /// handshake's result are boxed or gone by then).
+    #[tokio::test]
+    async fn accepting_adds_little_to_a_connection_task() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let shared = Shared::new(crate::Config::default());
+        let serving = std::mem::size_of_val(&server::handle_connection_from(
+            shared.clone(),
+            mqtt_net::Stream::from(TcpStream::connect(addr).await.expect("connect")),
+            Instant::now(),
+        ));
+        let task = std::mem::size_of_val(&accept(tcp, Acceptor::Tcp, shared));
+        assert!(task <= serving + 128, "{task} bytes to serve in {serving}");
     }
-    let _ = to_broker.shutdown().await;
-    drop(to_broker);
-    drop(from_broker);
-    let _ = tokio::time::timeout(Duration::from_secs(5), ws_tx.close()).await;
-    let _ = session.await;
 }

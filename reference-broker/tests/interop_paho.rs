@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use reference_broker::server::{self, Shared};
-use reference_broker::transport::{self, Transport};
+use reference_broker::transport::{self, Acceptor};
 use reference_broker::Config;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
@@ -288,9 +288,9 @@ impl Broker {
         let mut ports = Vec::new();
         for t in [
             None,
-            Some(Transport::Tls(acceptor.clone())),
-            Some(Transport::Ws),
-            Some(Transport::Wss(acceptor)),
+            Some(Acceptor::Tls(acceptor.clone())),
+            Some(Acceptor::Ws),
+            Some(Acceptor::Wss(acceptor)),
         ] {
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await

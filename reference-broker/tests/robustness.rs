@@ -471,7 +471,7 @@ fn tls_client(cert: &rcgen::CertifiedKey) -> tokio_rustls::TlsConnector {
 /// CONNECT. All are closed on the connect timeout, none before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_clients_on_tls_and_websocket_closed() {
-    use reference_broker::transport::{self, Transport};
+    use reference_broker::transport::{self, Acceptor};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -494,9 +494,9 @@ async fn silent_clients_on_tls_and_websocket_closed() {
     let mut ports = Vec::new();
     let mut stops = Vec::new();
     for t in [
-        Transport::Tls(acceptor.clone()),
-        Transport::Ws,
-        Transport::Wss(acceptor),
+        Acceptor::Tls(acceptor.clone()),
+        Acceptor::Ws,
+        Acceptor::Wss(acceptor),
     ] {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         ports.push(listener.local_addr().expect("addr"));

@@ -19,7 +19,7 @@ use mqtt_codec::Protocol;
 use super::run_session::Session;
 pub use super::run_session::{start_setups, EmbeddedBroker};
 use super::{parse_protocol, CmdError, Status};
-use crate::client::{Target, TlsOptions};
+use crate::net::{Target, TlsOptions};
 use crate::report::console::{self, ColorChoice, Live, Verbosity};
 use crate::report::output::Dest;
 use crate::report::{html, json, junit};

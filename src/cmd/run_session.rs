@@ -10,7 +10,7 @@ use std::time::Duration;
 use mqtt_codec::Protocol;
 
 use super::CmdError;
-use crate::client::{Target, Transport};
+use crate::net::{ConnectError, Target};
 use crate::report::console::Live;
 use crate::results::{CaseResult, RunReport, Signal};
 use crate::run::setup::Setup;
@@ -251,7 +251,7 @@ async fn check_target(
     loop {
         let now = Instant::now();
         let deadline = now + timeout.min(until.saturating_duration_since(now).max(timeout));
-        let failure = match Transport::connect(target, deadline).await {
+        let failure = match crate::net::connect(target, deadline).await {
             Ok(_) => return Ok(()),
             Err(e) => reach_cause(target, &e),
         };
@@ -279,9 +279,14 @@ async fn check_target(
 }
 
 /// The cause in a connect error, for people: `connection refused`.
-fn reach_cause(target: &Target, error: &str) -> String {
+fn reach_cause(target: &Target, error: &ConnectError) -> String {
+    // A refused or unreachable TCP connection: the kind says it plainly.
+    if let ConnectError::Io { error, .. } = error {
+        return error.kind().to_string();
+    }
+    let text = error.to_string();
     let prefix = format!("cannot connect to {target}: ");
-    let cause = error.strip_prefix(&prefix).unwrap_or(error);
+    let cause = text.strip_prefix(&prefix).unwrap_or(&text);
     let cause = match cause.rfind(" (os error ") {
         Some(i) if cause.ends_with(')') => cause.get(..i).unwrap_or(cause),
         _ => cause,
@@ -386,7 +391,7 @@ impl EmbeddedBroker {
     /// A target that stands for the embedded broker until it has started.
     pub fn placeholder() -> Target {
         Target {
-            scheme: crate::client::Scheme::Mqtt,
+            scheme: crate::net::Scheme::Mqtt,
             host: "127.0.0.1".into(),
             port: 0,
             path: String::new(),
@@ -415,23 +420,22 @@ mod tests {
     #[test]
     fn connect_errors_read_as_people_say_them() {
         let t = Target::parse("mqtt://127.0.0.1:1883").unwrap();
+        let refused = ConnectError::Io {
+            target: t.to_string(),
+            error: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(reach_cause(&t, &refused), "connection refused");
+        let late = ConnectError::TimedOut {
+            target: t.to_string(),
+        };
+        assert_eq!(reach_cause(&t, &late), "no answer before the deadline");
+        let config = ConnectError::BadUrl {
+            url: "ws://x".into(),
+            reason: "no path".into(),
+        };
         assert_eq!(
-            reach_cause(
-                &t,
-                "cannot connect to mqtt://127.0.0.1:1883: Connection refused (os error 111)"
-            ),
-            "connection refused"
-        );
-        assert_eq!(
-            reach_cause(
-                &t,
-                "cannot connect to mqtt://127.0.0.1:1883: no answer before the deadline"
-            ),
-            "no answer before the deadline"
-        );
-        assert_eq!(
-            reach_cause(&t, "TLS set-up failed: x"),
-            "TLS set-up failed: x"
+            reach_cause(&t, &config),
+            "`ws://x` is not a WebSocket URL: no path"
         );
     }
 }

@@ -287,7 +287,7 @@ pub fn details(c: &CaseResult, color: bool) -> String {
 
 /// The packets the case exchanged, one per line (`client -> {…} [hex]`).
 pub fn exchange_text(c: &CaseResult) -> String {
-    let lines: Vec<String> = c.exchange.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = c.exchange.iter().map(super::entry_text).collect();
     lines.join("\n")
 }
 
@@ -631,14 +631,15 @@ verdict: could not run (exit status 3)
 
     #[test]
     fn quiet_shows_no_case_line_and_verbose_shows_a_passing_exchange() {
-        use crate::client::{Direction, Exchange};
+        use crate::net::{Direction, LogEntry};
         let mut pass = case("a/pass", Status::Pass);
-        pass.exchange = vec![Exchange {
+        pass.exchange = vec![LogEntry {
             at: tokio::time::Instant::now(),
             client: "c".into(),
             direction: Direction::Sent,
-            packet: Some(serde_json::json!({"type": "PINGREQ"})),
-            hex: "c0 00".into(),
+            protocol: mqtt_codec::Protocol::V5,
+            packet: Some(mqtt_codec::Packet::PingReq),
+            bytes: bytes::Bytes::from_static(&[0xc0, 0x00]),
             note: None,
         }];
         let live = |verbosity| Live {

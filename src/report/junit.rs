@@ -328,10 +328,12 @@ fn cdata(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Direction, Exchange};
     use crate::results::{Failure, Status};
     use crate::scenario::Pos;
+    use bytes::Bytes;
+    use mqtt_codec::Packet;
     use mqtt_codec::Protocol;
+    use mqtt_net::{Direction, LogEntry};
 
     fn case(id: &str, status: Status, message: Option<&str>) -> CaseResult {
         CaseResult {
@@ -379,12 +381,13 @@ mod tests {
             got: "nothing within 300 ms".into(),
             got_hex: None,
         });
-        fail.exchange = vec![Exchange {
+        fail.exchange = vec![LogEntry {
             at: tokio::time::Instant::now(),
             client: "c".into(),
             direction: Direction::Sent,
-            packet: Some(serde_json::json!({"type": "PINGREQ"})),
-            hex: "c0 00".into(),
+            protocol: Protocol::V5,
+            packet: Some(Packet::PingReq),
+            bytes: Bytes::from_static(&[0xc0, 0x00]),
             note: None,
         }];
         let r = RunReport::new(
@@ -504,12 +507,13 @@ MQTT-3.12.4-1  Server answers each PINGREQ with a PINGRESP.]]></failure>
     #[test]
     fn text_the_xml_cannot_carry_is_made_safe() {
         let mut c = case("a/x", Status::Error, Some("bad \u{1} byte\nnext"));
-        c.exchange = vec![Exchange {
+        c.exchange = vec![LogEntry {
             at: tokio::time::Instant::now(),
             client: "c".into(),
             direction: Direction::Received,
+            protocol: Protocol::V5,
             packet: None,
-            hex: String::new(),
+            bytes: Bytes::new(),
             note: Some("payload ]]> inside".into()),
         }];
         let r = RunReport::new("mqtt://h:1".into(), vec![c], Duration::ZERO);

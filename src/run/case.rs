@@ -19,7 +19,7 @@ use super::matching::{self, Captures, Mismatch};
 use super::vars::Vars;
 use super::verdict::{fail, show_duration, v5_only, Capabilities, CaseError, Stop};
 use super::{Case, RunOptions};
-use crate::client::Event;
+use crate::net::Event;
 use crate::packet;
 use crate::profile::Profile;
 use crate::results::Failure;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::machine::{Machine, Output, Reply, Request, SendOutcome};
 use super::RunOptions;
-use crate::client::{Connection, Event, Exchange, Target};
+use crate::net::{Connection, Event, LogEntry as Exchange, SendError, Target};
 
 /// Runs `machine` to its end against `target` (and the named targets of
 /// `opts`); returns its outcome and the log of every connection it opened,
@@ -29,8 +29,8 @@ pub async fn drive<T>(
         output = machine.resume(reply, Instant::now());
     };
     for (_, mut c) in conns.drain() {
-        c.drop_connection().await;
-        log.append(&mut c.log);
+        c.close().await;
+        log.append(&mut c.take_log());
     }
     log.sort_by_key(|e| e.at);
     (outcome, log)
@@ -50,8 +50,8 @@ async fn carry_out(
             protocol,
         } => {
             if let Some(mut old) = conns.remove(&client) {
-                old.drop_connection().await;
-                log.append(&mut old.log);
+                old.close().await;
+                log.append(&mut old.take_log());
             }
             let to = named
                 .and_then(|n| opts.named_targets.get(&n))
@@ -62,26 +62,24 @@ async fn carry_out(
                     conns.insert(client, c);
                     Reply::Opened(Ok(()))
                 }
-                Err(e) => Reply::Opened(Err(e)),
+                Err(e) => Reply::Opened(Err(e.to_string())),
             }
         }
         Request::Send {
             client,
             bytes,
-            packet: _,
+            packet,
             deadline,
         } => {
             let Some(c) = conns.get_mut(&client) else {
                 return Reply::Sent(SendOutcome::NotOpen);
             };
-            if !c.is_open() {
-                return Reply::Sent(SendOutcome::NotOpen);
-            }
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            Reply::Sent(match c.send(&bytes, timeout).await {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            Reply::Sent(match c.send(&bytes, packet, deadline).await {
                 Ok(()) => SendOutcome::Written,
-                Err(m) if m.contains("writing failed") => SendOutcome::Broken(m),
-                Err(_) => SendOutcome::Timeout,
+                Err(SendError::Broken(e)) => SendOutcome::Broken(e.to_string()),
+                Err(SendError::NotOpen) => SendOutcome::NotOpen,
+                Err(SendError::Timeout) => SendOutcome::Timeout,
             })
         }
         Request::SetProtocol { client, protocol } => {
@@ -96,7 +94,7 @@ async fn carry_out(
         }),
         Request::Close { client } => {
             if let Some(c) = conns.get_mut(&client) {
-                c.drop_connection().await;
+                c.close().await;
             }
             Reply::Done
         }

@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mqtt_codec::{Packet, Protocol};
 
-use crate::client::Event;
+use crate::net::Event;
 
 /// What the case asks its driver to do. Each request gets exactly one reply.
 #[derive(Debug, Clone, PartialEq)]

@@ -65,7 +65,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::{Exchange, Target};
+use crate::net::{LogEntry as Exchange, Target};
 use crate::profile::Profile;
 use crate::results::{CaseResult, RunReport, Status};
 use crate::scenario::{Action, Capability, Scenario};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mqtt_codec::{Properties, Protocol};
 
-use crate::client::Event;
+use crate::net::Event;
 use crate::results::Failure;
 use crate::scenario::{Action, Capability, Scenario};
 use crate::{hex, packet};

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::super::verdict::{refuses_version, Capabilities, CaseError, Stop};
 use super::Logic;
-use crate::client::Event;
+use crate::net::Event;
 use crate::packet;
 use crate::profile::Profile;
 use crate::scenario::Matcher;

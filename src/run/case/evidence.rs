@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::super::machine::{Reply, Request};
 use super::super::verdict::{fail, refuses_version, CaseError, Stop};
 use super::Logic;
-use crate::client::Event;
+use crate::net::Event;
 use crate::packet;
 
 impl Logic {
