@@ -604,3 +604,87 @@ steps:
         "{cleared:?}"
     );
 }
+
+/// A broker that keeps retained messages, and sends the retained message
+/// of a new subscription *before* its SUBACK, as 3.8.4 allows.
+fn retained_first() -> impl FnMut(&str, &Packet) -> Vec<Event> {
+    let mut stored: Vec<Publish> = Vec::new();
+    move |client, p| match p {
+        Packet::Publish(pubd) if pubd.retain => {
+            stored.retain(|s| s.topic != pubd.topic);
+            if !pubd.payload.is_empty() {
+                stored.push(pubd.clone());
+            }
+            well_behaved(client, p)
+        }
+        Packet::Subscribe(s) => {
+            let mut out: Vec<Event> = stored
+                .iter()
+                .filter(|r| {
+                    s.filters
+                        .iter()
+                        .any(|f| mqtt_codec::topic::matches(&f.filter, &r.topic))
+                })
+                .map(|r| {
+                    packet(Packet::Publish(Publish {
+                        qos: QoS::AtMostOnce,
+                        ..r.clone()
+                    }))
+                })
+                .collect();
+            out.extend(well_behaved(client, p));
+            out
+        }
+        _ => well_behaved(client, p),
+    }
+}
+
+#[test]
+fn a_retained_message_before_the_suback_passes() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/shared/3.3-publish/retained-outlives-session.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("the library scenario");
+    for protocol in [Protocol::V3_1_1, Protocol::V5] {
+        let mut sim = Sim::new(retained_first());
+        let r = sim.run(&text, protocol);
+        assert_eq!(r.status, Status::Pass, "{protocol}: {:?}", r.message);
+    }
+}
+
+#[test]
+fn a_stray_byte_after_an_allowed_disconnect_is_no_failure_of_the_step_statements() {
+    // rumqttd 0.20 answers with a correct DISCONNECT, then a lone 00 byte.
+    let text = r#"name: topic alias 0 is refused
+statements:
+  "5.0": [MQTT-3.3.2-8]
+clients:
+  c: {}
+steps:
+  - c: { send: PUBLISH, topic: "{topic}", payload: x, properties: [{ name: topic_alias, value: 0 }] }
+  - c: { expect_close: { disconnect: [0x94, 0x82] } }
+"#;
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::Publish(_) => {
+            let disconnect = Packet::Disconnect(mqtt_codec::Disconnect {
+                reason_code: 0x94,
+                ..Default::default()
+            });
+            let e = mqtt_codec::decode_bytes(
+                &Bytes::from_static(&[0x00]),
+                &mqtt_codec::DecodeOptions::new(Protocol::V5, mqtt_codec::Sender::Server),
+            )
+            .err();
+            let mut out = vec![packet(disconnect)];
+            out.extend(e.map(|e| Event::Malformed(e, Bytes::from_static(&[0x00]))));
+            out
+        }
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(text, Protocol::V5);
+    // The broker did send bytes that are no packet: a failure, charged to no
+    // statement of the step (its DISCONNECT 0x94 was what the step wanted).
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert!(!r.failed_statements.contains(&"MQTT-3.3.2-8".to_string()));
+}
