@@ -311,20 +311,8 @@ mod tests {
 
     fn case(id: &str, status: Status, message: &str) -> CaseResult {
         CaseResult {
-            id: id.into(),
-            file: format!("scenarios/{id}.yaml"),
-            name: id.into(),
-            protocol: Protocol::V5,
-            status,
-            statements: vec![],
-            failed_statements: vec![],
-            passed_statements: vec![],
-            duration: Duration::ZERO,
             message: Some(message.into()).filter(|m: &String| !m.is_empty()),
-            failure: None,
-            exchange: vec![],
-            attempts: 1,
-            earlier: vec![],
+            ..CaseResult::new(id, Protocol::V5, status)
         }
     }
 

@@ -89,6 +89,28 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// A case of scenario `id` (file `scenarios/<id>.yaml`) under
+    /// `protocol` that ended `status`, with nothing else known yet: the
+    /// start of a result the engine, a reporter's test or a merge fills in.
+    pub fn new(id: &str, protocol: Protocol, status: Status) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            file: format!("scenarios/{id}.yaml"),
+            name: id.into(),
+            protocol,
+            status,
+            statements: Vec::new(),
+            failed_statements: Vec::new(),
+            passed_statements: Vec::new(),
+            duration: Duration::ZERO,
+            message: None,
+            failure: None,
+            exchange: Vec::new(),
+            attempts: 1,
+            earlier: Vec::new(),
+        }
+    }
+
     /// Failed or errored, then passed on a retry.
     pub fn is_flaky(&self) -> bool {
         self.status == Status::Pass && self.attempts > 1
@@ -479,20 +501,8 @@ mod tests {
 
     fn case(id: &str, status: Status) -> CaseResult {
         CaseResult {
-            id: id.into(),
-            file: format!("scenarios/{id}.yaml"),
-            name: id.into(),
-            protocol: Protocol::V5,
-            status,
-            statements: vec![],
-            failed_statements: vec![],
-            passed_statements: vec![],
-            duration: Duration::ZERO,
             message: Some(format!("{status} message")),
-            failure: None,
-            exchange: vec![],
-            attempts: 1,
-            earlier: vec![],
+            ..CaseResult::new(id, Protocol::V5, status)
         }
     }
 

@@ -339,21 +339,11 @@ mod tests {
     use crate::results::CaseResult;
 
     fn case(id: &str, status: CaseStatus, failed: &[&str]) -> CaseResult {
+        let ids: Vec<String> = failed.iter().map(|s| s.to_string()).collect();
         CaseResult {
-            id: id.into(),
-            file: String::new(),
-            name: String::new(),
-            protocol: mqtt_codec::Protocol::V5,
-            status,
-            statements: failed.iter().map(|s| s.to_string()).collect(),
-            failed_statements: failed.iter().map(|s| s.to_string()).collect(),
-            passed_statements: Vec::new(),
-            duration: Duration::ZERO,
-            message: None,
-            failure: None,
-            exchange: Vec::new(),
-            attempts: 1,
-            earlier: Vec::new(),
+            statements: ids.clone(),
+            failed_statements: ids,
+            ..CaseResult::new(id, mqtt_codec::Protocol::V5, status)
         }
     }
 

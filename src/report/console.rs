@@ -551,20 +551,10 @@ mod tests {
 
     fn case(id: &str, status: Status) -> CaseResult {
         CaseResult {
-            id: id.into(),
-            file: format!("scenarios/{id}.yaml"),
             name: "n".into(),
-            protocol: Protocol::V5,
-            status,
-            statements: vec![],
-            failed_statements: Vec::new(),
-            passed_statements: Vec::new(),
             duration: Duration::from_millis(2),
             message: Some(format!("why {id}")).filter(|_| status != Status::Pass),
-            failure: None,
-            exchange: Vec::new(),
-            attempts: 1,
-            earlier: Vec::new(),
+            ..CaseResult::new(id, Protocol::V5, status)
         }
     }
 

@@ -398,24 +398,17 @@ mod tests {
 
     fn case(id: &str, status: Status) -> CaseResult {
         CaseResult {
-            id: id.into(),
             file: "f.yaml".into(),
             name: "n & m".into(),
-            protocol: Protocol::V5,
-            status,
             statements: vec!["MQTT-3.12.4-1".into()],
             failed_statements: if status == Status::Fail {
                 vec!["MQTT-3.12.4-1".into()]
             } else {
                 vec![]
             },
-            passed_statements: vec![],
             duration: Duration::from_millis(3),
             message: Some("expected <x>".into()).filter(|_| status != Status::Pass),
-            failure: None,
-            exchange: vec![],
-            attempts: 1,
-            earlier: vec![],
+            ..CaseResult::new(id, Protocol::V5, status)
         }
     }
 

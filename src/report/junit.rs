@@ -337,20 +337,10 @@ mod tests {
 
     fn case(id: &str, status: Status, message: Option<&str>) -> CaseResult {
         CaseResult {
-            id: id.into(),
-            file: format!("scenarios/{id}.yaml"),
             name: "n".into(),
-            protocol: Protocol::V5,
-            status,
-            statements: vec![],
-            failed_statements: Vec::new(),
-            passed_statements: Vec::new(),
             duration: Duration::from_millis(3),
             message: message.map(Into::into),
-            failure: None,
-            exchange: vec![],
-            attempts: 1,
-            earlier: vec![],
+            ..CaseResult::new(id, Protocol::V5, status)
         }
     }
 

@@ -656,6 +656,32 @@ impl Logic {
         }
     }
 
+    /// Encodes and writes a well-formed packet of the harness's own (a probe's
+    /// CONNECT, a closing DISCONNECT), bounded by `within`; whether it was
+    /// written. Not a step: nothing here is a verdict.
+    async fn send_plain(
+        &mut self,
+        client: &str,
+        packet: Packet,
+        protocol: Protocol,
+        within: Duration,
+    ) -> bool {
+        let Ok(bytes) = mqtt_codec::encode_bytes(&packet, protocol) else {
+            return false;
+        };
+        let deadline = self.now() + within;
+        let reply = self
+            .io
+            .call(Request::Send {
+                client: client.to_string(),
+                bytes,
+                packet: Some(packet),
+                deadline,
+            })
+            .await;
+        matches!(reply, Reply::Sent(SendOutcome::Written))
+    }
+
     /// At the end: a normal DISCONNECT where a connection was accepted (so
     /// that no will fires after the case), then every socket closed.
     async fn close_all(&mut self) {
@@ -667,18 +693,8 @@ impl Logic {
             };
             if c.open && c.connected {
                 let d = Packet::Disconnect(Default::default());
-                if let Ok(bytes) = mqtt_codec::encode_bytes(&d, c.protocol) {
-                    let deadline = self.now() + Duration::from_millis(500);
-                    let _ = self
-                        .io
-                        .call(Request::Send {
-                            client: name.clone(),
-                            bytes,
-                            packet: Some(d),
-                            deadline,
-                        })
-                        .await;
-                }
+                self.send_plain(&name, d, c.protocol, Duration::from_millis(500))
+                    .await;
             }
             self.close(&name).await;
         }

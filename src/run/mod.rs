@@ -391,11 +391,8 @@ pub fn case_result(
         log
     };
     CaseResult {
-        id: s.id.clone(),
         file: s.file.clone(),
         name: s.name.clone(),
-        protocol: case.protocol,
-        status,
         statements,
         failed_statements: failed,
         passed_statements: passed,
@@ -403,8 +400,7 @@ pub fn case_result(
         message,
         failure,
         exchange,
-        attempts: 1,
-        earlier: Vec::new(),
+        ..CaseResult::new(&s.id, case.protocol, status)
     }
 }
 

@@ -204,18 +204,8 @@ impl Logic {
         let answered = self.probe_on(&name, version).await;
         if answered.is_some() && self.conns.get(&name).is_some_and(|c| c.open && c.connected) {
             let d = Packet::Disconnect(Default::default());
-            if let Ok(bytes) = mqtt_codec::encode_bytes(&d, version) {
-                let deadline = self.now() + Duration::from_millis(500);
-                let _ = self
-                    .io
-                    .call(super::Request::Send {
-                        client: name.clone(),
-                        bytes,
-                        packet: Some(d),
-                        deadline,
-                    })
-                    .await;
-            }
+            self.send_plain(&name, d, version, Duration::from_millis(500))
+                .await;
         }
         self.close(&name).await;
         self.conns.remove(&name);
@@ -229,20 +219,11 @@ impl Logic {
             "client_id": format!("{}-probe", self.vars.case),
         });
         let (packet, _) = packet::packet_from_value(&connect, version).ok()?;
-        let bytes = mqtt_codec::encode_bytes(&packet, version).ok()?;
-        let deadline = self.now() + self.opts.step_timeout;
-        let sent = self
-            .io
-            .call(super::Request::Send {
-                client: name.to_string(),
-                bytes,
-                packet: Some(packet),
-                deadline,
-            })
-            .await;
-        if !matches!(sent, super::Reply::Sent(super::SendOutcome::Written)) {
+        let timeout = self.opts.step_timeout;
+        if !self.send_plain(name, packet, version, timeout).await {
             return None;
         }
+        let deadline = self.now() + timeout;
         match self.read(name, deadline).await {
             Event::Packet(Packet::ConnAck(ack), _) => Some(ack.code),
             _ => None,
