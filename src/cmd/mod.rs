@@ -17,6 +17,7 @@ pub mod coverage;
 pub mod decode;
 pub mod encode;
 pub mod explain;
+pub mod matrix;
 pub mod run;
 
 /// How a command that ran ended.
