@@ -15,6 +15,8 @@
 //! subscription_identifiers: true
 //! topic_alias: true
 //! keep_alive: { minimum: 0, maximum: 65535 }   # the keep alive values it honours as asked
+//! # keep_alive: { granularity: 5 }   # its keep-alive check runs every 5 s: a
+//! #                                  # close may come that much later than 1.5 × keep alive
 //! ```
 //!
 //! Every key but `name` is optional; a missing one means "offered" (the
@@ -64,6 +66,12 @@ pub struct KeepAlive {
     pub minimum: u16,
     #[serde(default = "max_keep_alive")]
     pub maximum: u16,
+    /// How late (seconds) the broker's keep-alive check may notice a
+    /// silent client: it checks on a sweep instead of a timer per
+    /// connection. The deadline of a keep-alive close grows by this much;
+    /// a scenario never assumes it for every broker.
+    #[serde(default)]
+    pub granularity: u16,
 }
 
 fn max_keep_alive() -> u16 {
@@ -75,6 +83,7 @@ impl Default for KeepAlive {
         KeepAlive {
             minimum: 0,
             maximum: u16::MAX,
+            granularity: 0,
         }
     }
 }

@@ -36,6 +36,8 @@ struct Sim {
     sent: Vec<(String, Packet)>,
     /// Connections opened (probes included).
     opened: Vec<String>,
+    /// Connections the broker closed.
+    closed: Vec<String>,
 }
 
 impl Sim {
@@ -47,6 +49,7 @@ impl Sim {
             relay: None,
             sent: Vec::new(),
             opened: Vec::new(),
+            closed: Vec::new(),
         }
     }
 
@@ -54,17 +57,25 @@ impl Sim {
         match request {
             Request::Open { client, .. } => {
                 self.inbox.insert(client.clone(), VecDeque::new());
+                self.closed.retain(|c| *c != client);
                 self.opened.push(client);
                 Reply::Opened(Ok(()))
             }
             Request::Send { client, packet, .. } => {
-                let Some(inbox) = self.inbox.get(&client) else {
+                if !self.inbox.contains_key(&client) {
                     return Reply::Sent(SendOutcome::NotOpen);
-                };
-                if inbox.back().is_some_and(|e| matches!(e, Event::Closed(_))) {
+                }
+                if self.closed.contains(&client) {
                     return Reply::Sent(SendOutcome::Broken("reset".into()));
                 }
-                if let Some(p) = packet {
+                let Some(p) = packet else {
+                    // Bytes with deliberate faults: a strict broker closes.
+                    if let Some(inbox) = self.inbox.get_mut(&client) {
+                        inbox.push_back(Event::Closed(None));
+                    }
+                    return Reply::Sent(SendOutcome::Written);
+                };
+                {
                     let relayed = self.relay.as_mut().and_then(|r| r(&client, &p));
                     if let Some((to, ev)) = relayed {
                         if let Some(inbox) = self.inbox.get_mut(&to) {
@@ -80,7 +91,13 @@ impl Sim {
                 Reply::Sent(SendOutcome::Written)
             }
             Request::Read { client, deadline } => {
+                if self.closed.contains(&client) {
+                    return Reply::Event(Event::Closed(Some("already closed".into())));
+                }
                 let next = self.inbox.get_mut(&client).and_then(VecDeque::pop_front);
+                if matches!(next, Some(Event::Closed(_))) {
+                    self.closed.push(client.clone());
+                }
                 Reply::Event(match next {
                     Some(ev) => ev,
                     None => {
@@ -104,6 +121,15 @@ impl Sim {
 
     /// Runs the case to its result; the fake clock's elapsed time is its duration.
     fn run(&mut self, scenario: &str, protocol: Protocol) -> CaseResult {
+        self.run_with(scenario, protocol, None)
+    }
+
+    fn run_with(
+        &mut self,
+        scenario: &str,
+        protocol: Protocol,
+        profile: Option<&str>,
+    ) -> CaseResult {
         let scenario: Scenario =
             parse_scenario("scenarios/shared/x/case.yaml", scenario).expect("the scenario parses");
         let case = Case {
@@ -112,6 +138,9 @@ impl Sim {
         };
         let opts = RunOptions {
             step_timeout: Duration::from_secs(5),
+            profile: profile.map(|text| {
+                Arc::new(mqtt_harness::profile::parse_profile("p.yaml", text).expect("a profile"))
+            }),
             ..RunOptions::new(Target::parse("mqtt://127.0.0.1:1").expect("a target"))
         };
         let mut machine = run::case_machine(&case, &opts, "abc123", 1);
@@ -198,6 +227,35 @@ fn a_failing_keep_alive_step_fails_only_the_keep_alive_statement() {
 }
 
 #[test]
+fn a_profile_declares_how_late_a_keep_alive_sweep_may_close() {
+    // The broker closes 4 s after the last PINGREQ (a 5 s sweep): past the
+    // scenario's 2 s, within 2 s + the profile's granularity of 5 s.
+    let text = KEEP_ALIVE_PING.replace("timeout: 4s", "timeout: 2s");
+    let late = |client: &str, p: &Packet| match p {
+        Packet::PingReq => vec![packet(Packet::PingResp)],
+        _ => well_behaved(client, p),
+    };
+    let mut sim = Sim::new(late);
+    let strict = sim.run(&text, Protocol::V3_1_1);
+    assert_eq!(strict.status, Status::Fail, "{:?}", strict.message);
+    assert!(strict
+        .message
+        .unwrap_or_default()
+        .contains("nothing within 2 s"));
+    let mut sim = Sim::new(late);
+    let swept = sim.run_with(
+        &text,
+        Protocol::V3_1_1,
+        Some("name: swept\nkeep_alive: { granularity: 5 }\n"),
+    );
+    // Nothing ever closes in this fake: the deadline is what moved.
+    assert!(swept
+        .message
+        .unwrap_or_default()
+        .contains("nothing within 7 s"));
+}
+
+#[test]
 fn the_same_case_passes_where_the_broker_closes() {
     let mut sim = Sim::new(move |client, p| match p {
         Packet::PingReq => vec![packet(Packet::PingResp), Event::Closed(None)],
@@ -267,7 +325,7 @@ fn a_close_on_one_version_while_another_is_answered_is_a_skip() {
         r.message
     );
     // The probe was a connection of its own.
-    assert_eq!(sim.opened, ["c", "probe1"]);
+    assert_eq!(sim.opened, ["c", "#probe1", "#probe2"]);
 }
 
 #[test]
@@ -357,4 +415,192 @@ fn a_wrong_field_names_the_field() {
     let message = r.message.unwrap_or_default();
     assert!(message.contains("`codes` is [0], not [1]"), "{message}");
     assert_eq!(r.failed_statements, ["MQTT-4.3.2-4"]);
+}
+
+const CLOSES: &str = r#"name: a CONNECT with Will QoS 3 closes the connection
+statements:
+  "3.1.1": [MQTT-3.1.2-14]
+  "5.0": [MQTT-3.1.2-12]
+clients:
+  c: { connect: false }
+steps:
+  - c: { send: CONNECT, will: { topic: "{topic}/w", payload: x }, raw: { connect_flags: "1e" } }
+  - c: { expect_close: true }
+"#;
+
+#[test]
+fn a_close_under_a_version_the_target_does_not_speak_is_no_pass() {
+    // A 3.1.1-only broker closes every 5.0 CONNECT: the close the scenario
+    // expects proves nothing under 5.0.
+    let mut sim = Sim::new(|_, p| match p {
+        Packet::Connect(c) if c.protocol == Protocol::V5 => vec![Event::Closed(None)],
+        other => well_behaved("", other),
+    });
+    let r = sim.run(CLOSES, Protocol::V5);
+    assert_eq!(r.status, Status::Skip, "{:?}", r.message);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not speak MQTT 5.0"),
+        "{:?}",
+        r.message
+    );
+    // Where it speaks the version, the close is a pass.
+    let mut sim = Sim::new(|_, p| match p {
+        Packet::Connect(c) if c.will.is_some() => vec![Event::Closed(None)],
+        other => well_behaved("", other),
+    });
+    let r = sim.run(CLOSES, Protocol::V5);
+    assert_eq!(r.status, Status::Pass, "{:?}", r.message);
+}
+
+const AUTH_METHOD: &str = r#"name: an unknown authentication method is refused
+statements:
+  "5.0": [MQTT-4.12.0-1, MQTT-3.2.2-6]
+clients:
+  c: { connect: false }
+steps:
+  - c: { send: CONNECT, properties: [{ name: authentication_method, value: "X-{case}" }] }
+  - statements: [MQTT-3.2.2-6]
+    c:
+      expect_one_of:
+        - { expect: CONNACK, code: 0x8C, session_present: false }
+        - { close: true }
+  - statements: [MQTT-4.12.0-1]
+    c: { expect_close: true }
+"#;
+
+#[test]
+fn a_close_on_a_connect_the_target_cannot_serve_is_not_a_version_it_lacks() {
+    // It closes on the unknown method, and accepts a plain 5.0 CONNECT.
+    let mut sim = Sim::new(|_, p| match p {
+        Packet::Connect(c) if c.properties.authentication_method().is_some() => {
+            vec![Event::Closed(None)]
+        }
+        other => well_behaved("", other),
+    });
+    let r = sim.run(AUTH_METHOD, Protocol::V5);
+    assert_eq!(r.status, Status::Pass, "{:?}", r.message);
+}
+
+const SUBSCRIBER: &str = r#"name: a subscriber gets its message
+statements:
+  "3.1.1": [MQTT-3.3.4-1]
+clients:
+  sub: {}
+steps:
+  - sub: { send: SUBSCRIBE, id: 1, filters: [{ filter: "{topic}/a", qos: 0 }] }
+  - sub: { expect: SUBACK, id: 1 }
+  - sub: { send: PINGREQ }
+  - sub: { expect: PINGRESP }
+"#;
+
+#[test]
+fn a_publish_on_no_subscription_is_charged_to_its_own_statement() {
+    // The broker delivers another client's retained message, on a topic this
+    // client never subscribed to, before the PINGRESP.
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::PingReq => vec![
+            packet(Packet::Publish(Publish {
+                topic: "elsewhere/x".into(),
+                retain: true,
+                ..Default::default()
+            })),
+            packet(Packet::PingResp),
+        ],
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(SUBSCRIBER, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert_eq!(r.failed_statements, ["MQTT-3.3.2-3"]);
+    assert_eq!(r.statements, ["MQTT-3.3.2-3"]);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("matches none of client `sub`'s subscriptions"),
+        "{:?}",
+        r.message
+    );
+}
+
+#[test]
+fn bytes_that_do_not_decode_are_charged_to_the_statement_they_break() {
+    // A DISCONNECT as the close outcome allows, then a stray byte.
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::PingReq => {
+            let e = mqtt_codec::decode_bytes(
+                &Bytes::from_static(&[0x00, 0x00]),
+                &mqtt_codec::DecodeOptions::new(Protocol::V5, mqtt_codec::Sender::Server),
+            )
+            .expect_err("type 0 is reserved");
+            vec![Event::Malformed(e, Bytes::from_static(&[0x00]))]
+        }
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(SUBSCRIBER.replace("3.1.1", "5.0").as_str(), Protocol::V5);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    // Type 0 is reserved, but no statement says so: the case fails, and no
+    // statement of the step that met the byte is charged with it.
+    assert!(r.failed_statements.is_empty(), "{:?}", r.failed_statements);
+    assert!(r.statements.is_empty(), "{:?}", r.statements);
+    let message = r.message.unwrap_or_default();
+    assert!(message.contains("packet type 0 is reserved"), "{message}");
+}
+
+const QOS2: &str = r#"name: QoS 2 is acknowledged with PUBREC
+statements:
+  "3.1.1": [MQTT-4.3.3-2]
+clients:
+  c: {}
+steps:
+  - c: { send: PUBLISH, qos: 2, id: 3, topic: "{topic}", payload: x }
+  - c: { expect: PUBREC, id: 3 }
+"#;
+
+#[test]
+fn a_puback_to_qos_2_under_3_1_1_means_no_qos_2() {
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::Publish(p) => vec![packet(Packet::PubAck(PubResponse::new(p.packet_id)))],
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(QOS2, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Skip, "{:?}", r.message);
+    assert!(r
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("requires qos2"));
+}
+
+#[test]
+fn a_case_that_fails_clears_the_retained_messages_it_left() {
+    let text = r#"name: a retained message
+statements:
+  "3.1.1": [MQTT-3.3.1-5]
+clients:
+  c: {}
+steps:
+  - c: { send: PUBLISH, retain: true, topic: "{topic}/r", payload: kept }
+  - c: { send: PINGREQ }
+  - c: { expect: PINGRESP }
+  - c: { send: PUBLISH, retain: true, topic: "{topic}/r", payload: "" }
+"#;
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::PingReq => Vec::new(),
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(text, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    let cleared: Vec<&Packet> = sim
+        .sent
+        .iter()
+        .filter(|(c, _)| c == "#cleanup")
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        matches!(cleared.get(1), Some(Packet::Publish(p)) if p.retain && p.payload.is_empty() && p.topic.ends_with("/r")),
+        "{cleared:?}"
+    );
 }

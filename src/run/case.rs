@@ -70,6 +70,18 @@ pub(super) struct Logic {
     /// The last read ended at its deadline with nothing.
     timed_out: bool,
     probes: usize,
+    /// A connection of the scenario's clients was accepted (CONNACK 0):
+    /// evidence that the target speaks the case's version.
+    accepted: bool,
+    /// The filters each client subscribed to, as far as the case knows
+    /// (`None`: it cannot know, e.g. after raw bytes it could not read).
+    subscriptions: HashMap<String, Option<Vec<String>>>,
+    /// Topics this case left a retained message on, and the version it was
+    /// published in: cleared after a case that did not reach its end.
+    retained: Vec<(String, Protocol)>,
+    /// The current step received bytes that do not decode, and the
+    /// statement they break (if the codec names one).
+    malformed: Option<Option<String>>,
 }
 
 /// Runs the case through `io` to its ending; every connection is closed
@@ -97,9 +109,24 @@ pub(super) async fn run(
         step_connect: HashMap::new(),
         timed_out: false,
         probes: 0,
+        accepted: false,
+        subscriptions: HashMap::new(),
+        retained: Vec::new(),
+        malformed: None,
     };
-    let outcome = l.run_all().await;
+    let mut outcome = l.run_all().await;
+    // Only CONNECTs the broker refused or closed on, or none at all: does
+    // the target speak this version at all? (Not asked of a verdict on the
+    // bytes of an answer, which break their statement in any version.)
+    if matches!(outcome, Ok(()) | Err(Stop::Fail(_))) && !l.accepted && l.broken.is_none() {
+        if let Some(stop) = l.version_evidence().await {
+            outcome = Err(stop);
+        }
+    }
     let failed_at = matches!(outcome, Err(Stop::Fail(_))).then_some(l.step);
+    if outcome.is_err() {
+        l.clear_retained().await;
+    }
     l.close_all().await;
     Ending {
         outcome,
@@ -134,6 +161,7 @@ impl Logic {
             }
             self.step = i + 1;
             self.timed_out = false;
+            self.malformed = None;
             let mut result = self.run_step(&step.action).await;
             if let Err(Stop::Fail(f)) = &result {
                 // Nothing has come back at all in this case, not even to a
@@ -149,6 +177,12 @@ impl Logic {
                         got: f.got.clone(),
                     }));
                 }
+            }
+            if let (Err(Stop::Fail(_)), Some(id), None) = (&result, &self.malformed, &self.broken) {
+                // Bytes that do not decode broke the statement of their
+                // decoding (none, where the codec names none: a reserved
+                // packet type), not those of the step that met them.
+                self.broken = Some(id.iter().cloned().collect());
             }
             result.map_err(|e| match e {
                 Stop::Fail(mut f) => {
@@ -308,6 +342,11 @@ impl Logic {
                 _ => {}
             }
         }
+        if matches!(&ev, Event::Packet(Packet::ConnAck(a), _) if a.code == 0)
+            && self.scenario.client(client).is_some()
+        {
+            self.accepted = true;
+        }
         ev
     }
 
@@ -396,6 +435,7 @@ impl Logic {
         };
         // A packet with deliberate faults is not what its fields say: the
         // log shows its bytes only.
+        self.track_sent(client, &packet, written_in);
         let logged = overrides.is_empty().then_some(packet);
         self.write(client, bytes, logged).await?;
         if let Some(version) = connect {
@@ -442,6 +482,13 @@ impl Logic {
             Ok(mqtt_codec::Decoded::Packet { packet, len }) if len == bytes.len() => Some(packet),
             _ => None,
         };
+        match &packet {
+            Some(p) => self.track_sent(client, p, protocol),
+            // Bytes it cannot read may change the client's subscriptions.
+            None => {
+                self.subscriptions.insert(client.to_string(), None);
+            }
+        }
         self.write(client, bytes, packet).await
     }
 
@@ -461,7 +508,7 @@ impl Logic {
             self.timed_out = matches!(ev, Event::Timeout);
             self.heard |= matches!(ev, Event::Packet(..) | Event::Malformed(..));
             let Some(keep) = &keep else {
-                return Ok(ev);
+                return self.judge_arrival(name, ev);
             };
             match &ev {
                 Event::Packet(Packet::Publish(p), _) if !p.topic.contains(keep.as_str()) => {
@@ -485,7 +532,7 @@ impl Logic {
                     self.note(name, "skipped: unrelated traffic that does not decode")
                         .await;
                 }
-                _ => return Ok(ev),
+                _ => return self.judge_arrival(name, ev),
             }
         }
     }
@@ -536,8 +583,8 @@ impl Logic {
                 close,
                 timeout,
             } => {
-                self.expect_close(client, close, self.timeout(*timeout))
-                    .await
+                let t = self.timeout(*timeout) + self.keep_alive_lag(client);
+                self.expect_close(client, close, t).await
             }
             Action::ExpectSilence { client, duration } => {
                 let d = self
@@ -585,6 +632,22 @@ impl Logic {
         }
     }
 
+    /// How much later than the spec's 1.5 × keep alive the target may close
+    /// `client`'s connection, by its profile (`keep_alive.granularity`):
+    /// only for a client that asked for a keep alive.
+    fn keep_alive_lag(&self, client: &str) -> Duration {
+        let asks = self
+            .scenario
+            .client(client)
+            .and_then(|c| c.fields.get("keep_alive"))
+            .and_then(Value::as_u64)
+            .is_some_and(|k| k > 0);
+        match self.opts.profile.as_deref() {
+            Some(p) if asks => Duration::from_secs(p.keep_alive.granularity.into()),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// An expected packet as a failure shows it: placeholders filled in,
     /// captures made so far by their value, captures still to make as `$x`.
     fn describe(&self, m: &Matcher, client: &str) -> String {
@@ -627,6 +690,17 @@ impl Logic {
             Err(why) => {
                 if let Some(skip) = self.granted_below_required(p) {
                     return Err(Stop::Skip(skip));
+                }
+                // A 3.x broker without QoS 2 answers a QoS 2 PUBLISH as QoS
+                // 1: what needs QoS 2 does not apply to it.
+                if m.ty == PacketType::PubRec
+                    && matches!(p, Packet::PubAck(_))
+                    && !self.protocol.is_v5()
+                {
+                    return Err(Stop::Skip(
+                        "requires qos2: the broker answered a QoS 2 PUBLISH with PUBACK, as for QoS 1"
+                            .into(),
+                    ));
                 }
                 let mut f = fail(expected, ev, self.protocol, timeout);
                 if let Stop::Fail(x) = &mut f {
@@ -829,6 +903,7 @@ impl Logic {
 }
 
 mod connect;
+mod evidence;
 
 /// A reply that does not answer the request: a driver bug.
 fn unexpected(reply: &Reply) -> Stop {

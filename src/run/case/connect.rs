@@ -129,6 +129,11 @@ impl Logic {
                         ),
                     }));
                 }
+                // It accepts a minimal CONNECT of this version: it speaks it,
+                // and closed on something else in this one.
+                if self.probe_connect(self.protocol).await == Some(0) {
+                    return None;
+                }
                 let other = self.speaks_another_version().await?;
                 Some(Stop::Skip(format!(
                     "the target does not speak MQTT {}: it closed the connection on the CONNECT without a CONNACK, and answers an MQTT {other} CONNECT",
@@ -153,7 +158,7 @@ impl Logic {
     /// without a CONNACK: does it answer a CONNECT of another version? Then
     /// it does not speak this one (a 3.1.1-only broker closes on a 5.0 or a
     /// 3.1 CONNECT, as MQTT-3.1.2-2 lets it).
-    async fn speaks_another_version(&mut self) -> Option<Protocol> {
+    pub(super) async fn speaks_another_version(&mut self) -> Option<Protocol> {
         let other = match self.protocol {
             Protocol::V3_1 => Protocol::V3_1_1,
             Protocol::V3_1_1 => Protocol::V5,
@@ -193,7 +198,8 @@ impl Logic {
     /// `None` when nothing answers.
     pub(super) async fn probe_connect(&mut self, version: Protocol) -> Option<u8> {
         self.probes += 1;
-        let name = format!("probe{}", self.probes);
+        // Not a usable client name: never one of the scenario's.
+        let name = format!("#probe{}", self.probes);
         self.open_as(&name, None, version).await.ok()?;
         let answered = self.probe_on(&name, version).await;
         if answered.is_some() && self.conns.get(&name).is_some_and(|c| c.open && c.connected) {
@@ -271,7 +277,12 @@ impl Logic {
             }
             Event::Timeout => self.not_spoken_after_silence().await,
             Event::Closed(_) if plain => {
-                if self.profile_listing_version().is_some() {
+                // A target that accepts a minimal CONNECT of the version
+                // speaks it: it closed on what this CONNECT asked for (an
+                // authentication method it does not offer…).
+                if self.profile_listing_version().is_some()
+                    || self.probe_connect(self.protocol).await == Some(0)
+                {
                     return None;
                 }
                 let other = self.speaks_another_version().await?;
