@@ -175,7 +175,7 @@ run_suite() {
   bin=$(harness_bin)
   mkdir -p "$out"
   local baseline=()
-  [ -f "$dir/baseline.yaml" ] && baseline=(--baseline "$dir/baseline.yaml")
-  (cd "$REPO_DIR" && "$bin" run scenarios/ --target "$url" --profile "$dir/profile.yaml" \
+  [ -f "$dir/baseline.yaml" ] && baseline=(--baseline "targets/$TARGET_NAME/baseline.yaml")
+  (cd "$REPO_DIR" && "$bin" run scenarios/ --target "$url" --profile "targets/$TARGET_NAME/profile.yaml" \
     "${baseline[@]}" --json "$out/report.json" --html "$out/report.html" "$@")
 }
