@@ -19,6 +19,7 @@ out=$dir
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then out=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 
 t0=$SECONDS
 "$dir/install.sh"
