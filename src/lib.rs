@@ -15,6 +15,7 @@
 //!   cannot announce it.
 //! - [`client`]: one test connection over a [`client::Transport`], reads under
 //!   deadlines, a log of every packet exchanged.
+//! - [`library`]: the scenario library built into the binary.
 //! - [`runner`]: scenarios × protocols as cases, in parallel, against a target
 //!   or the embedded reference broker → [`results`], the one result model that
 //!   the [`report`] modules (console, JSON, JUnit, HTML) and [`baseline`] render.
@@ -29,6 +30,7 @@ pub mod client;
 pub mod cmd;
 pub mod field_rules;
 pub mod hex;
+pub mod library;
 pub mod packet_json;
 pub mod profile;
 pub mod report;

@@ -562,6 +562,7 @@ MQTT-3.3.1-4 (MQTT 5.0, section 3.3.1.2)
   binds:   both
   wire:    yes (observable on the wire)
   summary: A PUBLISH never has both QoS bits set (QoS 3).
+  checked by: shared/3.3-publish/qos3 [5.0]
 "
     );
 
@@ -572,7 +573,7 @@ MQTT-3.3.1-4 (MQTT 5.0, section 3.3.1.2)
     assert_eq!(json.code, 0, "{}", json.stderr);
     assert_eq!(
         json.stdout,
-        "{\"statements\":[{\"id\":\"MQTT-3.1.2-3\",\"protocol\":\"3.1.1\",\"section\":\"3.1.2.3\",\"level\":\"MUST\",\"binds\":\"server\",\"wire\":\"yes\",\"summary\":\"Server disconnects the client when the CONNECT reserved flag bit is not zero.\"}]}\n"
+        "{\"statements\":[{\"id\":\"MQTT-3.1.2-3\",\"protocol\":\"3.1.1\",\"section\":\"3.1.2.3\",\"level\":\"MUST\",\"binds\":\"server\",\"wire\":\"yes\",\"summary\":\"Server disconnects the client when the CONNECT reserved flag bit is not zero.\",\"scenarios\":[\"shared/3.1-connect/reserved-flag [3.1.1]\"]}]}\n"
     );
 
     // Without --protocol, every version that has the id.

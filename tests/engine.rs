@@ -159,7 +159,7 @@ impl Sim {
                 Output::Stalled => panic!("the case logic stalled"),
             }
         };
-        run::case_result(&case, ending, self.now - start, Vec::new())
+        run::case_result(&case, ending, self.now - start, Vec::new(), false)
     }
 }
 

@@ -285,7 +285,11 @@ async fn a_target_that_never_answers_is_an_error() {
     let report = run_against(&f, library(&[PING, QOS1])).await;
     all(&report, Status::Error, "could not connect");
     all(&report, Status::Error, "nothing within 300 ms");
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "cases that could not run: exit status 3"
+    );
 
     // A scenario that sends its own CONNECT and expects an answer: silence
     // from a target that has said nothing at all is no verdict either.
@@ -295,7 +299,7 @@ async fn a_target_that_never_answers_is_an_error() {
         Status::Error,
         "does not answer a valid CONNECT either",
     );
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.exit_code(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -332,7 +336,11 @@ async fn a_target_that_closes_at_once_is_an_error() {
     let f = fake(closing).await;
     let report = run_against(&f, library(&[PING, QOS1])).await;
     all(&report, Status::Error, "could not connect");
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "cases that could not run: exit status 3"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,7 +359,11 @@ async fn a_target_that_resets_is_an_error() {
             describe(&report)
         );
     }
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "cases that could not run: exit status 3"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,15 +431,15 @@ async fn a_target_that_closes_on_a_3_1_connect_does_not_speak_3_1() {
     all(&report, Status::Error, "could not connect");
 }
 
-/// The binary against a garbage target and a silent one: exit status 1, and
-/// the console says FAIL and ERROR.
+/// The binary against a garbage target and a silent one: exit status 1 (a
+/// failure) and 3 (cases that could not run), and the console says FAIL and ERROR.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_cli_exits_1_against_misbehaving_targets() {
+async fn the_cli_exits_1_or_3_against_misbehaving_targets() {
     let garbage = fake(garbage).await;
     let silent = fake(silent).await;
-    for (f, label) in [
-        (&garbage, "FAIL  shared/3.12-pingreq/pingresp"),
-        (&silent, "ERROR shared/3.12-pingreq/pingresp"),
+    for (f, label, code) in [
+        (&garbage, "FAIL  shared/3.12-pingreq/pingresp", 1),
+        (&silent, "ERROR shared/3.12-pingreq/pingresp", 3),
     ] {
         let target = format!("mqtt://{}", f.addr);
         let out = tokio::task::spawn_blocking(move || {
@@ -447,7 +459,7 @@ async fn the_cli_exits_1_against_misbehaving_targets() {
         .await
         .expect("the blocking task ends");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert_eq!(out.status.code(), Some(code), "{stdout}");
         assert!(stdout.contains(label), "{stdout}");
     }
 }

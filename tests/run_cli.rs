@@ -80,10 +80,48 @@ fn a_passing_run_exits_0_and_writes_the_json_contract() {
     );
 
     let report = read_json(&json);
-    assert_eq!(keys(&report), ["scenarios", "statements", "summary"]);
+    // The contract's fields, and those added to it.
+    assert_eq!(
+        keys(&report),
+        [
+            "baseline",
+            "exit_status",
+            "interrupted",
+            "scenarios",
+            "statements",
+            "suite",
+            "summary",
+            "target",
+            "tool_version",
+            "verdict"
+        ]
+    );
+    assert_eq!(report["exit_status"], 0);
+    assert_eq!(report["verdict"], "conforming");
+    assert_eq!(report["interrupted"], false);
+    assert_eq!(report["tool_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        report["suite"],
+        "scenarios/shared/3.12-pingreq/pingresp.yaml"
+    );
+    assert!(
+        report["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("mqtt://127.0.0.1:")),
+        "{}",
+        report["target"]
+    );
     assert_eq!(
         keys(&report["summary"]),
-        ["duration_ms", "errors", "failed", "passed", "skipped"]
+        [
+            "duration_ms",
+            "errors",
+            "failed",
+            "flaky",
+            "known",
+            "passed",
+            "skipped"
+        ]
     );
     assert_eq!(report["summary"]["passed"], 3);
     let scenarios = report["scenarios"].as_array().expect("a list");
@@ -92,16 +130,25 @@ fn a_passing_run_exits_0_and_writes_the_json_contract() {
         assert_eq!(
             keys(s),
             [
+                "attempts",
                 "duration_ms",
+                "earlier_attempts",
                 "failed_statements",
                 "file",
+                "flaky",
                 "id",
+                "known",
+                "known_reason",
                 "message",
+                "passed_statements",
                 "protocol",
                 "statements",
                 "status"
             ]
         );
+        assert_eq!(s["known"], false);
+        assert_eq!(s["flaky"], false);
+        assert_eq!(s["attempts"], 1);
         assert_eq!(s["id"], "shared/3.12-pingreq/pingresp");
         assert_eq!(s["status"], "pass");
         assert_eq!(s["message"], Value::Null);
@@ -121,8 +168,11 @@ fn a_passing_run_exits_0_and_writes_the_json_contract() {
 #[test]
 fn a_failing_run_exits_1_and_a_baseline_of_it_exits_0() {
     let json = scratch("fail.json");
-    let baseline = scratch("baseline.json");
+    let baseline = scratch("baseline.yaml");
     let (json_arg, baseline_arg) = (json.display().to_string(), baseline.display().to_string());
+    // --write-baseline keeps what an existing file says (the end of this test
+    // marks its entries intermittent): start from none.
+    let _ = std::fs::remove_file(&baseline);
     let out = run(&[
         "run",
         "scenarios/shared/3.12-pingreq/pingresp.yaml",
@@ -182,19 +232,18 @@ fn a_failing_run_exits_1_and_a_baseline_of_it_exits_0() {
     ]);
     assert_eq!(fixed.code, 1, "{}{}", fixed.stdout, fixed.stderr);
     assert!(
-        fixed
-            .stdout
-            .contains("fixed: shared/3.12-pingreq/pingresp [5.0] passes now"),
+        fixed.stdout.contains(
+            "FIXED shared/3.12-pingreq/pingresp [5.0]  passes now: remove it from the baseline"
+        ),
         "{}",
         fixed.stdout
     );
-    // …unless they are marked intermittent.
+    // …unless they are marked intermittent (the file is YAML, edited by hand).
     let text = std::fs::read_to_string(&baseline).expect("baseline written");
-    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("baseline is JSON");
-    for e in doc["divergences"].as_array_mut().expect("divergences") {
-        e["intermittent"] = serde_json::Value::Bool(true);
-    }
-    std::fs::write(&baseline, doc.to_string()).expect("rewrite baseline");
+    assert!(text.starts_with("# mqtt-harness baseline"), "{text}");
+    let edited = text.replace("\n    message:", "\n    intermittent: true\n    message:");
+    assert_eq!(edited.matches("intermittent: true").count(), 3, "{edited}");
+    std::fs::write(&baseline, edited).expect("rewrite baseline");
     let flaky = run(&[
         "run",
         "scenarios/shared/3.12-pingreq/pingresp.yaml",

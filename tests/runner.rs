@@ -363,7 +363,11 @@ async fn an_unreachable_target_is_an_error_not_a_failure() {
             describe(&report)
         );
     }
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(
+        report.exit_code(),
+        3,
+        "cases that could not run: exit status 3"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,8 +50,10 @@ use crate::{field_rules, hex};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The stream's version until a CONNECT names its own: 3.1, 3.1.1 or 5.0.
+    /// Default: the version of the CONNECT the input starts with (a stream
+    /// that does not start with one needs --protocol).
     #[arg(long, value_parser = super::parse_protocol, value_name = "VERSION")]
-    pub protocol: Protocol,
+    pub protocol: Option<Protocol>,
     /// Who sent the bytes: a packet the sender may not send (a CONNACK from a
     /// client) is a protocol error.
     #[arg(long, value_enum, default_value = "client")]
@@ -177,6 +179,31 @@ pub fn decode_stream(
     }
 }
 
+/// The version the CONNECT at the start of `input` names (by its protocol
+/// level; the decoder then checks it as it checks any CONNECT), if it starts
+/// with one.
+pub fn starting_version(input: &[u8]) -> Option<Protocol> {
+    if input.first().map(|b| b >> 4) != Some(1) {
+        return None;
+    }
+    // Fixed header, remaining length (1 to 4 bytes), then the protocol name
+    // (a two-byte length and the name) and the level.
+    let mut at = 1;
+    loop {
+        let b = *input.get(at)?;
+        at += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if at > 4 {
+            return None;
+        }
+    }
+    let len = usize::from(u16::from_be_bytes([*input.get(at)?, *input.get(at + 1)?]));
+    let level = *input.get(at + 2 + len)?;
+    Protocol::from_level(level)
+}
+
 pub fn run(args: &Args, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Status, CmdError> {
     let text = if args.hex.len() == 1 && args.hex.first().is_some_and(|h| h == "-") {
         let mut s = String::new();
@@ -196,7 +223,17 @@ pub fn run(args: &Args, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Sta
     }
     let input = Bytes::from(bytes);
     let from = Sender::from(args.from);
-    let stream = decode_stream(&input, args.protocol, from, args.max_packet_size);
+    let protocol = match args.protocol {
+        Some(p) => p,
+        None => starting_version(&input).ok_or_else(|| {
+            CmdError::Usage(
+                "the input does not start with a CONNECT, which would name its version: \
+                 give --protocol 3.1, 3.1.1 or 5.0"
+                    .into(),
+            )
+        })?,
+    };
+    let stream = decode_stream(&input, protocol, from, args.max_packet_size);
     if args.json {
         write_json(out, &stream)?;
     } else {

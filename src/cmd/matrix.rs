@@ -325,7 +325,9 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
                 if let Some(base) = base {
                     report.baseline = base.known.clone();
                     report.intermittent = base.intermittent.clone();
+                    report.known_reasons = base.reasons.clone();
                 }
+                report.suite = super::scenario_source(&args.scenarios);
                 if let Some(dir) = &args.write_reports {
                     let stem = dir.join(slug(&b.name));
                     write_file(

@@ -9,11 +9,22 @@
 //! ```
 //!
 //! One scenario entry per scenario × protocol; `status` is `pass`, `fail`,
-//! `skip` or `error`; `message` says why for anything but a pass.
+//! `skip` or `error` (the case's own last result: a known divergence is
+//! `fail`, a flaky case `pass`); `message` says why for anything but a pass.
+//!
+//! Added to the contract, so that a consumer can recompute the verdict: at the
+//! top `target`, `suite`, `tool_version`, `exit_status` (the run's exit
+//! code), `verdict` (`conforming`, `divergences`, `could_not_run`,
+//! `nothing_selected`, `interrupted`), `interrupted` (`true` when a signal
+//! stopped the run: the report holds the cases that finished) and
+//! `baseline` (`stale`: entries matching no case, `stale_fails`); in
+//! `summary`, `flaky` and `known`; per case `known` (a failure the baseline
+//! lists), `known_reason`, `flaky` (failed, then passed on a retry),
+//! `attempts`, `earlier_attempts` and `passed_statements`.
 
 use serde_json::{json, Value};
 
-use crate::results::RunReport;
+use crate::results::{Mark, RunReport};
 
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -33,8 +44,14 @@ pub fn to_json(report: &RunReport) -> Value {
                 "status": c.status.as_str(),
                 "statements": c.statements,
                 "failed_statements": c.failed_statements,
+                "passed_statements": c.passed_statements,
                 "duration_ms": ms(c.duration),
                 "message": c.message,
+                "known": report.mark(c) == Mark::Known,
+                "known_reason": report.known_reason(c).filter(|_| report.is_known(c)),
+                "flaky": c.is_flaky(),
+                "attempts": c.attempts,
+                "earlier_attempts": c.earlier,
             })
         })
         .collect();
@@ -49,14 +66,29 @@ pub fn to_json(report: &RunReport) -> Value {
             })
         })
         .collect();
+    let status = report.exit_status();
+    let stale: Vec<Value> = report
+        .stale()
+        .iter()
+        .map(|(id, p)| json!({"id": id, "protocol": p.as_str()}))
+        .collect();
     json!({
+        "target": report.target,
+        "suite": report.suite,
+        "tool_version": report.tool_version,
+        "exit_status": status.code(),
+        "verdict": status.as_str(),
+        "interrupted": report.interrupted.is_some(),
         "summary": {
             "passed": s.passed,
             "failed": s.failed,
             "skipped": s.skipped,
             "errors": s.errors,
+            "flaky": s.flaky,
+            "known": s.known,
             "duration_ms": ms(report.duration),
         },
+        "baseline": {"stale": stale, "stale_fails": report.stale_fails()},
         "scenarios": scenarios,
         "statements": statements,
     })
@@ -91,6 +123,8 @@ mod tests {
             message: Some("step 2: expected PINGRESP; got nothing within 5 s".into()),
             failure: None,
             exchange: Vec::new(),
+            attempts: 1,
+            earlier: Vec::new(),
         };
         let r = RunReport::new(
             "mqtt://127.0.0.1:1883".into(),
@@ -100,11 +134,22 @@ mod tests {
         assert_eq!(
             to_json(&r),
             json!({
-                "summary": {"passed": 0, "failed": 1, "skipped": 0, "errors": 0, "duration_ms": 20},
+                "target": "mqtt://127.0.0.1:1883",
+                "suite": "scenarios",
+                "tool_version": env!("CARGO_PKG_VERSION"),
+                "exit_status": 1,
+                "verdict": "divergences",
+                "interrupted": false,
+                "summary": {"passed": 0, "failed": 1, "skipped": 0, "errors": 0, "flaky": 0,
+                    "known": 0, "duration_ms": 20},
+                "baseline": {"stale": [], "stale_fails": false},
                 "scenarios": [{"id": "v5/ping", "file": "scenarios/v5/ping.yaml", "protocol": "5.0",
                     "status": "fail", "statements": ["MQTT-3.12.4-1"],
-                    "failed_statements": ["MQTT-3.12.4-1"], "duration_ms": 12,
-                    "message": "step 2: expected PINGRESP; got nothing within 5 s"}],
+                    "failed_statements": ["MQTT-3.12.4-1"], "passed_statements": [],
+                    "duration_ms": 12,
+                    "message": "step 2: expected PINGRESP; got nothing within 5 s",
+                    "known": false, "known_reason": null, "flaky": false, "attempts": 1,
+                    "earlier_attempts": []}],
                 "statements": [{"id": "MQTT-3.12.4-1", "protocol": "5.0", "status": "fail"}]
             })
         );

@@ -1,147 +1,291 @@
-//! The JUnit XML report (`run --junit FILE`), written with the `junit-report`
-//! crate, as CI systems read it: one `<testsuite>` named by the target, one
-//! `<testcase>` per scenario × protocol. A failed check (the broker broke a
-//! statement) is `<failure>`, a case that could not run is `<error>`, a
-//! skipped one `<skipped>`. A failure's body says where, what was expected,
-//! what came and the statements; the packets exchanged go to `<system-out>`.
+//! The JUnit XML report (`run --junit FILE`), as CI test views (Jenkins,
+//! GitLab, GitHub checks) read it: one `<testsuite>` named `mqtt-harness` and
+//! the scenario root (stable from run to run; the target, which for the
+//! embedded broker has a random port, is a property), one `<testcase>` per
+//! scenario × protocol.
 //!
-//! With `--baseline`, the report agrees with the exit status: a known
-//! divergence that fails again is `<skipped type="known-divergence">` (its
-//! failure in the body), so that a CI test view stays green on accepted
-//! deviations; a listed case that now passes is a `<failure
-//! type="fixed-divergence">`, since the run fails until the baseline drops it
-//! (entries marked intermittent excepted).
-//!
-//! The suite's `time` is the sum of its cases' times (the crate computes
-//! it): cases run in parallel, so it is more than the run's wall time, which
-//! the console and JSON reports give. A run with one passing case and one
-//! failing case (the crate writes no line breaks; they are added here to
-//! read it):
+//! - A failed check (the broker broke a statement) is `<failure>`, a case that
+//!   could not run `<error>`, a skipped one `<skipped>`; `<testsuite>` counts
+//!   each (`tests`, `failures`, `errors`, `skipped`).
+//! - It agrees with the exit status: a known divergence (in the baseline) is
+//!   `<skipped type="known-divergence" message="known divergence: REASON">`
+//!   with the baseline's reason and the failure in its body; a listed case
+//!   that passes is `<failure type="fixed-divergence">`, and a baseline entry
+//!   that matches no case of a whole run is a `<failure
+//!   type="stale-baseline-entry">` test case of its own. A flaky case (failed,
+//!   then passed on a retry) passes, with the properties `flaky` and
+//!   `attempts` and a note in `<system-out>`; with `--fail-on-flaky` it is
+//!   `<failure type="flaky">`.
+//! - Classnames: Jenkins takes what precedes a classname's last dot as its
+//!   package, so the dots of a section number become `_`: the cases of
+//!   `shared/3.12-pingreq/…` are in class `3_12-pingreq` of package `shared`
+//!   (`classname="shared.3_12-pingreq"`).
+//! - Times: a test case's `time` is its own; cases run in parallel, so they
+//!   add up to more than the run: the suite's `time` is the run's wall time,
+//!   and its property `time` says so, with the sum.
 //!
 //! ```xml
-//! <?xml version="1.0" encoding="utf-8"?>
-//! <testsuites>
-//!   <testsuite id="0" name="mqtt://127.0.0.1:40123" package="testsuite/mqtt://127.0.0.1:40123"
-//!              tests="2" errors="0" failures="1" hostname="localhost"
-//!              timestamp="2026-11-25T21:00:00Z" time="1.004">
-//!     <testcase name="pingresp [5.0]" time="0.003" classname="shared.3.12-pingreq"
+//! <?xml version="1.0" encoding="UTF-8"?>
+//! <testsuites name="mqtt-harness" tests="2" failures="1" errors="0" skipped="0" time="1.004">
+//!   <testsuite name="mqtt-harness scenarios" tests="2" failures="1" errors="0" skipped="0"
+//!              time="1.004" timestamp="2026-11-25T21:00:00Z" hostname="localhost">
+//!     <properties>
+//!       <property name="target" value="mqtt://127.0.0.1:40123"/>
+//!       <property name="exit_status" value="1"/> …
+//!     </properties>
+//!     <testcase name="pingresp [5.0]" classname="shared.3_12-pingreq" time="0.003"
 //!               file="scenarios/shared/3.12-pingreq/pingresp.yaml"/>
-//!     <testcase name="qos1 [5.0]" time="1.001" classname="shared.3.3-publish"
-//!               file="scenarios/shared/3.3-publish/qos1.yaml">
-//!       <failure type="MQTT-3.3.4-1" message="step 4 (line 14): expected PUBACK {&quot;id&quot;:7}; got nothing within 1 s">
-//!         <![CDATA[step 4 (scenarios/shared/3.3-publish/qos1.yaml:14): expected PUBACK {"id":7}
-//! got:   nothing within 1 s
-//! MQTT-3.3.4-1  …]]></failure>
+//!     <testcase name="qos1 [5.0]" classname="shared.3_3-publish" time="1.001" file="…">
+//!       <failure type="MQTT-3.3.4-1" message="step 4 (line 14): expected PUBACK …"><![CDATA[…]]></failure>
 //!       <system-out><![CDATA[publisher -> {"type":"PUBLISH",…} [32 0b …]]]></system-out>
 //!     </testcase>
 //!   </testsuite>
 //! </testsuites>
 //! ```
 //!
-//! The `sample` test below asserts the exact output of such a report (a
-//! pass, a skip, an error and a failure with its exchange).
+//! The `sample` test below asserts the exact output of such a report.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use junit_report::{OffsetDateTime, ReportBuilder, TestCase, TestResult, TestSuite};
-
 use crate::report::console;
-use crate::results::{CaseResult, RunReport, Status};
+use crate::results::{CaseResult, Mark, RunReport};
 
 /// The report of a run that ended now.
 pub fn render(report: &RunReport) -> String {
     let started = SystemTime::now()
         .checked_sub(report.duration)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    render_at(report, OffsetDateTime::from(started))
+    render_at(report, started)
+}
+
+/// What a test case ends as.
+enum Outcome {
+    Pass,
+    /// `<failure>`, `<error>` or `<skipped>`: element, type, message, body.
+    Not(&'static str, String, String, Option<String>),
 }
 
 /// The report, with `started` as the suite's timestamp (fixed in tests).
-pub fn render_at(report: &RunReport, started: OffsetDateTime) -> String {
-    let mut suite = TestSuite::new(&text(&report.target));
-    suite.set_timestamp(started);
-    suite.add_testcases(report.cases.iter().map(|c| test_case(report, c)));
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail on I/O; the crate's XML writer reports
-    // nothing else for well-formed input, which `text` guarantees.
-    if let Err(e) = ReportBuilder::new()
-        .add_testsuite(suite)
-        .build()
-        .write_xml(&mut out)
-    {
-        return format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- the JUnit report could not be written: {} -->\n",
-            text(&e.to_string()).replace("--", "- -")
+pub fn render_at(report: &RunReport, started: SystemTime) -> String {
+    let mut cases = String::new();
+    let (mut failures, mut errors, mut skipped) = (0usize, 0usize, 0usize);
+    for c in &report.cases {
+        let outcome = outcome(report, c);
+        if let Outcome::Not(element, ..) = &outcome {
+            match *element {
+                "failure" => failures += 1,
+                "error" => errors += 1,
+                _ => skipped += 1,
+            }
+        }
+        test_case(&mut cases, c, outcome);
+    }
+    let mut tests = report.cases.len();
+    if report.stale_fails() {
+        for (id, p) in report.stale() {
+            tests += 1;
+            failures += 1;
+            let _ = writeln!(
+                cases,
+                "    <testcase name=\"{}\" classname=\"baseline\" time=\"0.000\">\n      \
+                 <failure type=\"stale-baseline-entry\" message=\"{}\"/>\n    </testcase>",
+                attr(&format!("{id} [{p}]")),
+                attr("the baseline lists this case, but it matches no case of this run: remove it from the baseline")
+            );
+        }
+    }
+    let counts = format!(
+        "tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{}\"",
+        seconds(report.duration)
+    );
+    let sum: Duration = report.cases.iter().map(|c| c.duration).sum();
+    let status = report.exit_status();
+    let mut properties = vec![
+        ("target", report.target.clone()),
+        ("tool_version", report.tool_version.clone()),
+        ("exit_status", status.code().to_string()),
+        ("verdict", status.as_str().to_string()),
+        ("interrupted", report.interrupted.is_some().to_string()),
+        (
+            "time",
+            format!(
+                "the testsuite's time is the run's wall time; its cases ran in parallel and their times add up to {} s",
+                seconds(sum)
+            ),
+        ),
+    ];
+    if let Some(signal) = report.interrupted {
+        properties.push((
+            "note",
+            format!(
+                "interrupted by {}: only the {} case(s) that finished are reported",
+                signal.name(),
+                report.cases.len()
+            ),
+        ));
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(out, "<testsuites name=\"mqtt-harness\" {counts}>");
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" {counts} timestamp=\"{}\" hostname=\"localhost\">",
+        attr(&format!("mqtt-harness {}", report.suite)),
+        timestamp(started)
+    );
+    out.push_str("    <properties>\n");
+    for (name, value) in properties {
+        let _ = writeln!(
+            out,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            attr(&value)
         );
     }
-    let mut xml = String::from_utf8_lossy(&out).into_owned();
-    xml.push('\n');
-    xml
+    out.push_str("    </properties>\n");
+    out.push_str(&cases);
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
 }
 
-fn test_case(report: &RunReport, c: &CaseResult) -> TestCase {
-    let (class, base) = match c.id.rsplit_once('/') {
-        Some((dir, base)) => (dir.replace('/', "."), base.to_string()),
-        None => (String::from("scenarios"), c.id.clone()),
-    };
-    let name = text(&format!("{base} [{}]", c.protocol));
-    let message = text(c.message.as_deref().unwrap_or(""));
-    let details = Some(text(&console::details(c, false))).filter(|d| !d.is_empty());
-    let known = report.is_known(c);
-    let intermittent = report.intermittent.contains(&(c.id.clone(), c.protocol));
-    let result = match c.status {
-        Status::Pass if known && !intermittent => TestResult::Failure {
-            type_: "fixed-divergence".into(),
-            message: "passes, but the baseline lists it as a known divergence: \
-                      remove it from the baseline"
+fn outcome(report: &RunReport, c: &CaseResult) -> Outcome {
+    let message = c.message.clone().unwrap_or_default();
+    let details = Some(console::details(c, false)).filter(|d| !d.is_empty());
+    match report.mark(c) {
+        Mark::Pass => Outcome::Pass,
+        Mark::Flaky if !report.policy.fail_on_flaky => Outcome::Pass,
+        Mark::Flaky => Outcome::Not(
+            "failure",
+            "flaky".into(),
+            format!(
+                "failed, then passed on attempt {} (--fail-on-flaky)",
+                c.attempts
+            ),
+            Some(c.earlier.join("\n")),
+        ),
+        Mark::Fixed => Outcome::Not(
+            "failure",
+            "fixed-divergence".into(),
+            "passes, but the baseline lists it as a known divergence: remove it from the baseline"
                 .into(),
-            cause: None,
-        },
-        Status::Pass => TestResult::Success,
-        Status::Fail if known => TestResult::SkippedWithCause {
-            type_: "known-divergence".into(),
-            message: text(&format!("known divergence (baseline): {message}")),
-            cause: details,
-        },
-        Status::Skip => TestResult::SkippedWithCause {
-            type_: "skip".into(),
-            message,
-            cause: None,
-        },
-        Status::Fail => TestResult::Failure {
-            type_: text(&c.statements.join(" ")),
-            message,
-            cause: details,
-        },
-        Status::Error => TestResult::Error {
-            type_: "error".into(),
-            message,
-            cause: None,
-        },
-    };
-    let exchange = console::exchange_text(c);
-    TestCase {
-        name,
-        time: duration(c.duration),
-        result,
-        classname: Some(text(&class)),
-        filepath: Some(text(&c.file)),
-        system_out: Some(text(&exchange)).filter(|x| !x.is_empty()),
-        system_err: None,
+            None,
+        ),
+        Mark::Known => Outcome::Not(
+            "skipped",
+            "known-divergence".into(),
+            format!(
+                "known divergence: {}",
+                report.known_reason(c).unwrap_or(&message)
+            ),
+            details,
+        ),
+        Mark::Skip => Outcome::Not("skipped", "skip".into(), message, None),
+        Mark::Fail => Outcome::Not("failure", c.statements.join(" "), message, details),
+        Mark::Error => Outcome::Not("error", "error".into(), message, None),
     }
 }
 
-/// Whole milliseconds, as the console shows them (`time="0.003"`).
-fn duration(d: Duration) -> junit_report::Duration {
-    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    junit_report::Duration::milliseconds(ms)
+fn test_case(out: &mut String, c: &CaseResult, outcome: Outcome) {
+    let (class, base) = match c.id.rsplit_once('/') {
+        Some((dir, base)) => (class_name(dir), base.to_string()),
+        None => (String::from("scenarios"), c.id.clone()),
+    };
+    let _ = write!(
+        out,
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\" file=\"{}\"",
+        attr(&format!("{base} [{}]", c.protocol)),
+        attr(&class),
+        seconds(c.duration),
+        attr(&c.file)
+    );
+    let mut inner = String::new();
+    if c.attempts > 1 {
+        let _ = write!(
+            inner,
+            "      <properties>\n        <property name=\"flaky\" value=\"{}\"/>\n        \
+             <property name=\"attempts\" value=\"{}\"/>\n      </properties>\n",
+            c.is_flaky(),
+            c.attempts
+        );
+    }
+    if let Outcome::Not(element, type_, message, body) = outcome {
+        let _ = write!(
+            inner,
+            "      <{element} type=\"{}\" message=\"{}\"",
+            attr(&type_),
+            attr(&message)
+        );
+        match body.filter(|b| !b.is_empty()) {
+            Some(b) => {
+                let _ = writeln!(inner, ">{}</{element}>", cdata(&b));
+            }
+            None => inner.push_str("/>\n"),
+        }
+    }
+    let mut system_out = String::new();
+    if c.is_flaky() {
+        let _ = writeln!(
+            system_out,
+            "flaky: passed on attempt {} of {}",
+            c.attempts, c.attempts
+        );
+        for (i, e) in c.earlier.iter().enumerate() {
+            let _ = writeln!(system_out, "attempt {}: {e}", i + 1);
+        }
+    }
+    system_out.push_str(&console::exchange_text(c));
+    let system_out = system_out.trim_end();
+    if !system_out.is_empty() {
+        let _ = writeln!(
+            inner,
+            "      <system-out>{}</system-out>",
+            cdata(system_out)
+        );
+    }
+    if inner.is_empty() {
+        out.push_str("/>\n");
+    } else {
+        let _ = write!(out, ">\n{inner}    </testcase>\n");
+    }
 }
 
-/// Text that XML 1.0 can carry: characters it forbids are written as
-/// `\u{…}`, and `]]>` is broken so that a CDATA section cannot end early
-/// (the crate escapes attributes, but writes CDATA as it is given).
-fn text(s: &str) -> String {
-    use std::fmt::Write as _;
+/// `shared/3.12-pingreq` → `shared.3_12-pingreq`: path components joined by
+/// dots, the dots within them (section numbers) made `_`.
+fn class_name(dir: &str) -> String {
+    let parts: Vec<String> = dir.split('/').map(|p| p.replace('.', "_")).collect();
+    parts.join(".")
+}
+
+/// Seconds with milliseconds: `0.003`.
+fn seconds(d: Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+/// `2026-11-25T21:00:00Z`.
+fn timestamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Text that XML 1.0 can carry: characters it forbids are written `\u{…}`.
+fn xml_chars(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let allowed = matches!(c, '\t' | '\n' | '\r')
@@ -152,14 +296,40 @@ fn text(s: &str) -> String {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
     }
-    out.replace("]]>", "]] >")
+    out
+}
+
+/// An attribute value, escaped (line breaks kept as character references).
+fn attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in xml_chars(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Element text as CDATA; a `]]>` inside is split over two sections.
+fn cdata(s: &str) -> String {
+    format!(
+        "<![CDATA[{}]]>",
+        xml_chars(s).replace("]]>", "]]]]><![CDATA[>")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::{Direction, Exchange};
-    use crate::results::Failure;
+    use crate::results::{Failure, Status};
     use crate::scenario::Pos;
     use mqtt_codec::Protocol;
 
@@ -177,12 +347,21 @@ mod tests {
             message: message.map(Into::into),
             failure: None,
             exchange: vec![],
+            attempts: 1,
+            earlier: vec![],
         }
     }
 
-    fn at() -> OffsetDateTime {
-        // 2026-11-25T21:00:00Z
-        OffsetDateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1795640400))
+    fn at() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_640_400)
+    }
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        assert_eq!(timestamp(at()), "2026-11-25T21:00:00Z");
+        assert_eq!(timestamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(timestamp(leap), "2000-02-29T00:00:00Z");
     }
 
     #[test]
@@ -218,46 +397,74 @@ mod tests {
             ],
             Duration::from_millis(5),
         );
-        let expected = concat!(
-            r#"<?xml version="1.0" encoding="utf-8"?>"#,
-            r#"<testsuites><testsuite id="0" name="mqtt://h:1" package="testsuite/mqtt://h:1" tests="4" errors="1" failures="1" hostname="localhost" timestamp="2026-11-25T21:00:00Z" time="0.012">"#,
-            r#"<testcase name="ping [5.0]" time="0.003" classname="a" file="scenarios/a/ping.yaml"/>"#,
-            r#"<testcase name="skip [5.0]" time="0.003" classname="a" file="scenarios/a/skip.yaml"><skipped type="skip" message="requires qos2: &lt;none&gt;"/></testcase>"#,
-            r#"<testcase name="b [5.0]" time="0.003" classname="scenarios" file="scenarios/b.yaml"><error type="error" message="cannot connect"/></testcase>"#,
-            r#"<testcase name="pingresp [5.0]" time="0.003" classname="shared.3.12-pingreq" file="scenarios/shared/3.12-pingreq/pingresp.yaml">"#,
-            r#"<failure type="MQTT-3.12.4-1" message="step 2 (line 9): expected PINGRESP; got nothing within 300 ms"><![CDATA[step 2 (scenarios/shared/3.12-pingreq/pingresp.yaml:9): expected PINGRESP"#,
-            "\ngot:   nothing within 300 ms\nMQTT-3.12.4-1  Server answers each PINGREQ with a PINGRESP.]]></failure>",
-            r#"<system-out><![CDATA[c -> {"type":"PINGREQ"} [c0 00]]]></system-out>"#,
-            "</testcase></testsuite></testsuites>\n",
+        let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="mqtt-harness" tests="4" failures="1" errors="1" skipped="1" time="0.005">
+  <testsuite name="mqtt-harness scenarios" tests="4" failures="1" errors="1" skipped="1" time="0.005" timestamp="2026-11-25T21:00:00Z" hostname="localhost">
+    <properties>
+      <property name="target" value="mqtt://h:1"/>
+      <property name="tool_version" value="0.1.0"/>
+      <property name="exit_status" value="3"/>
+      <property name="verdict" value="could_not_run"/>
+      <property name="interrupted" value="false"/>
+      <property name="time" value="the testsuite's time is the run's wall time; its cases ran in parallel and their times add up to 0.012 s"/>
+    </properties>
+    <testcase name="ping [5.0]" classname="a" time="0.003" file="scenarios/a/ping.yaml"/>
+    <testcase name="skip [5.0]" classname="a" time="0.003" file="scenarios/a/skip.yaml">
+      <skipped type="skip" message="requires qos2: &lt;none&gt;"/>
+    </testcase>
+    <testcase name="b [5.0]" classname="scenarios" time="0.003" file="scenarios/b.yaml">
+      <error type="error" message="cannot connect"/>
+    </testcase>
+    <testcase name="pingresp [5.0]" classname="shared.3_12-pingreq" time="0.003" file="scenarios/shared/3.12-pingreq/pingresp.yaml">
+      <failure type="MQTT-3.12.4-1" message="step 2 (line 9): expected PINGRESP; got nothing within 300 ms"><![CDATA[step 2 (scenarios/shared/3.12-pingreq/pingresp.yaml:9): expected PINGRESP
+got:   nothing within 300 ms
+MQTT-3.12.4-1  Server answers each PINGREQ with a PINGRESP.]]></failure>
+      <system-out><![CDATA[c -> {"type":"PINGREQ"} [c0 00]]]></system-out>
+    </testcase>
+  </testsuite>
+</testsuites>
+"#;
+        assert_eq!(
+            render_at(&r, at()),
+            expected.replace("0.1.0", env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(render_at(&r, at()), expected);
     }
 
     #[test]
-    fn baseline_divergences_agree_with_the_exit_status() {
+    fn baseline_divergences_flaky_cases_and_stale_entries_agree_with_the_exit_status() {
         let mut again = case("k/again", Status::Fail, Some("expected X; got Y"));
         again.statements = vec!["MQTT-3.12.4-1".into()];
+        let flaky = case("k/retried", Status::Fail, Some("expected X; got Y")).retried(case(
+            "k/retried",
+            Status::Pass,
+            None,
+        ));
         let mut r = RunReport::new(
             "mqtt://h:1".into(),
             vec![
                 again,
                 case("k/fixed", Status::Pass, None),
                 case("k/flaky", Status::Pass, None),
+                flaky,
             ],
             Duration::ZERO,
         );
-        for id in ["k/again", "k/fixed", "k/flaky"] {
+        for id in ["k/again", "k/fixed", "k/flaky", "k/gone"] {
             r.baseline.insert((id.into(), Protocol::V5));
         }
+        r.known_reasons.insert(
+            ("k/again".into(), Protocol::V5),
+            "mosquitto answers \"Y\"".into(),
+        );
         r.intermittent.insert(("k/flaky".into(), Protocol::V5));
         assert_eq!(r.exit_code(), 1, "a fixed entry fails the run");
         let xml = render_at(&r, at());
         assert!(
-            xml.contains(r#"tests="3" errors="0" failures="1""#),
+            xml.contains(r#"<testsuite name="mqtt-harness scenarios" tests="5" failures="2" errors="0" skipped="1""#),
             "{xml}"
         );
         assert!(
-            xml.contains(r#"<testcase name="again [5.0]" time="0.003" classname="k" file="scenarios/k/again.yaml"><skipped type="known-divergence" message="known divergence (baseline): expected X; got Y">"#),
+            xml.contains(r#"<skipped type="known-divergence" message="known divergence: mosquitto answers &quot;Y&quot;">"#),
             "{xml}"
         );
         assert!(
@@ -265,14 +472,38 @@ mod tests {
             "{xml}"
         );
         assert!(
-            xml.contains(r#"<testcase name="flaky [5.0]" time="0.003" classname="k" file="scenarios/k/flaky.yaml"/>"#),
+            xml.contains(r#"<testcase name="flaky [5.0]" classname="k" time="0.003" file="scenarios/k/flaky.yaml"/>"#),
             "{xml}"
         );
+        assert!(
+            xml.contains("<testcase name=\"k/gone [5.0]\" classname=\"baseline\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<failure type=\"stale-baseline-entry\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"flaky\" value=\"true\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<system-out><![CDATA[flaky: passed on attempt 2 of 2\nattempt 1: fail: expected X; got Y]]></system-out>"),
+            "{xml}"
+        );
+        r.policy.restricted = true;
+        r.policy.fail_on_flaky = true;
+        let xml = render_at(&r, at());
+        assert!(
+            !xml.contains("stale-baseline-entry"),
+            "a restricted run only warns: {xml}"
+        );
+        assert!(xml.contains("<failure type=\"flaky\""), "{xml}");
     }
 
     #[test]
     fn text_the_xml_cannot_carry_is_made_safe() {
-        let mut c = case("a/x", Status::Error, Some("bad \u{1} byte"));
+        let mut c = case("a/x", Status::Error, Some("bad \u{1} byte\nnext"));
         c.exchange = vec![Exchange {
             at: tokio::time::Instant::now(),
             client: "c".into(),
@@ -283,9 +514,12 @@ mod tests {
         }];
         let r = RunReport::new("mqtt://h:1".into(), vec![c], Duration::ZERO);
         let xml = render_at(&r, at());
-        assert!(xml.contains(r#"message="bad \u{1} byte""#), "{xml}");
         assert!(
-            xml.contains("<![CDATA[c <- (payload ]] > inside)]]>"),
+            xml.contains(r#"message="bad \u{1} byte&#10;next""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<![CDATA[c <- (payload ]]]]><![CDATA[> inside)]]>"),
             "{xml}"
         );
     }

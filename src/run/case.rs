@@ -76,6 +76,8 @@ pub(super) struct Logic {
     /// The filters each client subscribed to, as far as the case knows
     /// (`None`: it cannot know, e.g. after raw bytes it could not read).
     subscriptions: HashMap<String, Option<Vec<String>>>,
+    /// Every filter each client subscribed to in this case, held or not.
+    ever_subscribed: HashMap<String, Vec<String>>,
     /// Topics this case left a retained message on, and the version it was
     /// published in: cleared after a case that did not reach its end.
     retained: Vec<(String, Protocol)>,
@@ -111,6 +113,7 @@ pub(super) async fn run(
         probes: 0,
         accepted: false,
         subscriptions: HashMap::new(),
+        ever_subscribed: HashMap::new(),
         retained: Vec::new(),
         malformed: None,
     };

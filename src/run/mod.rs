@@ -106,6 +106,9 @@ pub struct RunOptions {
     /// (`--username`, `--password`): a broker that requires a login.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Keep the exchange of every case, passing ones too (`-v`, `--html`);
+    /// otherwise only of those that did not pass.
+    pub keep_exchanges: bool,
 }
 
 impl RunOptions {
@@ -122,6 +125,7 @@ impl RunOptions {
             named_targets: BTreeMap::new(),
             username: None,
             password: None,
+            keep_exchanges: false,
         }
     }
 }
@@ -210,7 +214,7 @@ pub async fn run(
                         failed_at: None,
                         broken: None,
                     };
-                    case_result(case, ending, Duration::ZERO, Vec::new())
+                    case_result(case, ending, Duration::ZERO, Vec::new(), false)
                 }
                 None => continue,
             },
@@ -280,7 +284,7 @@ pub async fn run_case(case: Case, opts: &RunOptions, run_token: &str, index: usi
         failed_at: None,
         broken: None,
     });
-    case_result(&case, ending, started.elapsed(), log)
+    case_result(&case, ending, started.elapsed(), log, opts.keep_exchanges)
 }
 
 /// The result of `case` from how it ended.
@@ -289,6 +293,7 @@ pub fn case_result(
     ending: Ending,
     duration: Duration,
     log: Vec<Exchange>,
+    keep: bool,
 ) -> CaseResult {
     let s = &case.scenario;
     let (failed, passed) = match &ending.outcome {
@@ -326,7 +331,7 @@ pub fn case_result(
             (Status::Fail, Some(m), Some(f))
         }
     };
-    let exchange = if status == Status::Pass {
+    let exchange = if status == Status::Pass && !keep {
         Vec::new()
     } else {
         log
@@ -344,6 +349,8 @@ pub fn case_result(
         message,
         failure,
         exchange,
+        attempts: 1,
+        earlier: Vec::new(),
     }
 }
 

@@ -36,12 +36,14 @@ impl Logic {
                 }
             }
             Packet::Subscribe(s) => {
-                if let Some(Some(filters)) = self.subscriptions.get_mut(client) {
-                    for f in &s.filters {
-                        let filter = match mqtt_codec::topic::split_shared(&f.filter) {
-                            Some(Ok((_, inner))) => inner.to_string(),
-                            _ => f.filter.to_string(),
-                        };
+                let held = self.ever_subscribed.entry(client.to_string()).or_default();
+                for f in &s.filters {
+                    let filter = match mqtt_codec::topic::split_shared(&f.filter) {
+                        Some(Ok((_, inner))) => inner.to_string(),
+                        _ => f.filter.to_string(),
+                    };
+                    held.push(filter.clone());
+                    if let Some(Some(filters)) = self.subscriptions.get_mut(client) {
                         filters.push(filter);
                     }
                 }
@@ -87,6 +89,16 @@ impl Logic {
                 .iter()
                 .any(|f| mqtt_codec::topic::matches(f, &p.topic))
         {
+            return Ok(ev);
+        }
+        // A subscription the client held earlier in the case (before an
+        // UNSUBSCRIBE, a clean start): whether it should still deliver is
+        // what the step checks, under its own statements.
+        let held_once = self
+            .ever_subscribed
+            .get(client)
+            .is_some_and(|fs| fs.iter().any(|f| mqtt_codec::topic::matches(f, &p.topic)));
+        if held_once {
             return Ok(ev);
         }
         let statement = if wildcard_on_dollar(filters, p) {
