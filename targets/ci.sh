@@ -58,6 +58,10 @@ for n in "${names[@]}"; do
   {
     printf '  - name: %s\n    url: %s\n    profile: %s/profile.yaml\n' "$n" "$url" "$TARGETS_DIR/$n"
     [ -f "$TARGETS_DIR/$n/baseline.yaml" ] && printf '    baseline: %s/baseline.yaml\n' "$TARGETS_DIR/$n"
+    JOBS=
+    # shellcheck disable=SC1091
+    [ -f "$TARGETS_DIR/$n/run.conf" ] && . "$TARGETS_DIR/$n/run.conf"
+    [ -n "$JOBS" ] && printf '    jobs: %s\n' "$JOBS"
   } >> "$matrix"
 done
 

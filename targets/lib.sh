@@ -165,7 +165,8 @@ harness_bin() {
 
 # run_suite OUT_DIR [extra run flags…]: runs the scenario suite against the
 # started broker with the target's profile and baseline, writing
-# OUT_DIR/report.json and OUT_DIR/report.html. Returns run's exit status.
+# OUT_DIR/report.json and OUT_DIR/report.html; targets/NAME/run.conf may set
+# JOBS (cases at once). Returns run's exit status.
 run_suite() {
   local out=$1
   shift
@@ -174,8 +175,11 @@ run_suite() {
   [ -n "$url" ] || die "not started: run $dir/start.sh first"
   bin=$(harness_bin)
   mkdir -p "$out"
-  local baseline=()
+  local baseline=() JOBS=
   [ -f "$dir/baseline.yaml" ] && baseline=(--baseline "targets/$TARGET_NAME/baseline.yaml")
+  # shellcheck disable=SC1091
+  [ -f "$dir/run.conf" ] && . "$dir/run.conf"
+  [ -n "$JOBS" ] && baseline+=(--jobs "$JOBS")
   (cd "$REPO_DIR" && "$bin" run scenarios/ --target "$url" --profile "targets/$TARGET_NAME/profile.yaml" \
     "${baseline[@]}" --json "$out/report.json" --html "$out/report.html" "$@")
 }

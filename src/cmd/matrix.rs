@@ -9,6 +9,7 @@
 //!     url: mqtt://127.0.0.1:1883          # run the suite against it…
 //!     profile: mosquitto/profile.yaml
 //!     baseline: mosquitto/baseline.yaml
+//!     jobs: 1                             # optional: cases at once (default --jobs)
 //!   - name: aedes 1.2.0
 //!     report: aedes/report.json           # …or read a committed `run --json` report
 //!     baseline: aedes/baseline.yaml
@@ -101,6 +102,10 @@ struct Entry {
     baseline: Option<PathBuf>,
     #[serde(default)]
     report: Option<PathBuf>,
+    /// Cases at once against this broker (one that leaks state between
+    /// concurrent cases runs them one at a time); default --jobs.
+    #[serde(default)]
+    jobs: Option<usize>,
 }
 
 /// Where one broker's results come from.
@@ -109,6 +114,7 @@ enum Source {
     Run {
         target: Target,
         profile: Option<PathBuf>,
+        jobs: Option<usize>,
     },
     Report(PathBuf),
 }
@@ -144,6 +150,7 @@ fn parse_targets(file: &str, dir: &Path, text: &str) -> Result<Vec<Broker>, Stri
                 target: Target::parse(&url)
                     .map_err(|m| format!("{file}: target `{}`: {m}", e.name))?,
                 profile: e.profile.map(at),
+                jobs: e.jobs,
             },
             (None, Some(report)) => Source::Report(at(report)),
             (Some(_), Some(_)) => {
@@ -311,11 +318,11 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
                 })?;
                 (v, path.display().to_string())
             }
-            (Source::Run { target, .. }, Some(rt)) => {
+            (Source::Run { target, jobs, .. }, Some(rt)) => {
                 write!(out, "[{}/{total}] {} at {target}: ", i + 1, b.name)?;
                 out.flush()?;
                 let opts = RunOptions {
-                    jobs: args.jobs.unwrap_or_else(runner::default_jobs),
+                    jobs: jobs.or(args.jobs).unwrap_or_else(runner::default_jobs),
                     step_timeout: args.timeout,
                     max_silence: args.max_silence,
                     profile: prof,
@@ -434,7 +441,7 @@ mod tests {
         .unwrap();
         assert_eq!(b.len(), 2);
         match &b[0].source {
-            Source::Run { target, profile } => {
+            Source::Run { target, profile, .. } => {
                 assert_eq!(target.port, 1883);
                 assert_eq!(profile.as_deref(), Some(Path::new("/m/a/profile.yaml")));
             }
