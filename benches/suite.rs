@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mqtt_harness::client::Target;
-use mqtt_harness::cmd::run::EmbeddedBroker;
+use mqtt_harness::cmd::run::{start_setups, EmbeddedBroker};
 use mqtt_harness::results::RunReport;
 use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
@@ -54,14 +54,25 @@ fn main() {
     );
 
     let mut slow = false;
-    slow |= bench(&runtime, "embedded reference broker", &scenarios, None);
+    slow |= bench(
+        &runtime,
+        "embedded reference broker",
+        &scenarios,
+        None,
+        None,
+    );
 
     let mosquitto = std::env::var_os("MOSQUITTO")
         .map_or_else(|| PathBuf::from("/usr/sbin/mosquitto"), PathBuf::from);
     match Mosquitto::start(&mosquitto) {
         Ok(m) => {
             let target = Target::parse(&format!("mqtt://127.0.0.1:{}", m.port)).ok();
-            slow |= bench(&runtime, "mosquitto", &scenarios, target);
+            // As CI runs it: with its profile (its keep-alive sweep).
+            let profile =
+                mqtt_harness::profile::load_profile(&root.join("profiles/mosquitto.yaml"))
+                    .ok()
+                    .map(std::sync::Arc::new);
+            slow |= bench(&runtime, "mosquitto", &scenarios, target, profile);
             drop(m);
         }
         Err(e) => println!("\nmosquitto: not run: {e}"),
@@ -78,6 +89,7 @@ fn bench(
     name: &str,
     scenarios: &[Scenario],
     target: Option<Target>,
+    profile: Option<std::sync::Arc<mqtt_harness::profile::Profile>>,
 ) -> bool {
     println!("\n{name}:");
     let mut times = Vec::new();
@@ -86,18 +98,25 @@ fn bench(
         let started = Instant::now();
         // The embedded broker is started for each run, as `run` does.
         let report = runtime.block_on(async {
-            let (target, embedded) = match &target {
-                Some(t) => (t.clone(), None),
-                None => match EmbeddedBroker::start(Default::default()).await {
-                    Ok(b) => (b.target(), Some(b)),
-                    Err(e) => return Err(e),
-                },
+            let mut brokers = Vec::new();
+            let mut opts = match &target {
+                Some(t) => RunOptions::new(t.clone()),
+                None => {
+                    let b = EmbeddedBroker::start(Default::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut opts = RunOptions::new(b.target());
+                    brokers = start_setups(scenarios, &Default::default(), &mut opts).await?;
+                    brokers.push(b);
+                    opts
+                }
             };
-            let report = runner::run(scenarios.to_vec(), &RunOptions::new(target), |_| {}).await;
-            if let Some(b) = embedded {
+            opts.profile = profile.clone();
+            let report = runner::run(scenarios.to_vec(), &opts, |_| {}).await;
+            for b in brokers {
                 b.stop().await;
             }
-            Ok(report)
+            Ok::<_, String>(report)
         });
         let report = match report {
             Ok(r) => r,

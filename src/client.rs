@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{hex, packet_json};
+use crate::{hex, packet};
 
 /// Where the broker under test listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,7 +527,7 @@ impl Connection {
             let opts = DecodeOptions::new(self.protocol, Sender::Client);
             match mqtt_codec::decode_bytes(&b, &opts) {
                 Ok(mqtt_codec::Decoded::Packet { packet, .. }) => {
-                    Some(packet_json::packet_to_json(&packet, self.protocol))
+                    Some(packet::packet_to_json(&packet, self.protocol))
                 }
                 _ => None,
             }
@@ -577,7 +577,7 @@ impl Connection {
                             at: Instant::now(),
                             client: self.name.clone(),
                             direction: Direction::Received,
-                            packet: Some(packet_json::packet_to_json(&p, self.protocol)),
+                            packet: Some(packet::packet_to_json(&p, self.protocol)),
                             hex: hex::spaced(&raw),
                             note: None,
                         });
@@ -593,7 +593,7 @@ impl Connection {
                                 at: Instant::now(),
                                 client: self.name.clone(),
                                 direction: Direction::Received,
-                                packet: Some(packet_json::packet_to_json(&p, self.protocol)),
+                                packet: Some(packet::packet_to_json(&p, self.protocol)),
                                 hex: hex::spaced(&raw),
                                 note: Some(format!(
                                     "decoded as an MQTT {} CONNACK",

@@ -46,6 +46,7 @@ pub fn load() -> Result<Vec<Scenario>, Vec<ParseError>> {
                 file: file.clone(),
                 pos: None,
                 message: "is not UTF-8".into(),
+                hint: None,
             }),
         };
         match parsed {

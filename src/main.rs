@@ -30,6 +30,9 @@ enum Command {
     /// Show a statement of the catalogue (version, section, level, who it binds,
     /// summary, the scenarios that check it), a section's statements, or the catalogue.
     Explain(cmd::explain::Args),
+    /// The packet fields that encode files and scenario steps may name, per
+    /// type and version, with the statements that govern each.
+    Fields(cmd::fields::Args),
     /// Which statements of the catalogue the scenarios check, and why the
     /// others are not checked.
     Coverage(cmd::coverage::Args),
@@ -104,6 +107,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Decode(args) => cmd::decode::run(args, &mut stdin, out),
         Command::Encode(args) => cmd::encode::run(args, &mut stdin, out),
         Command::Explain(args) => cmd::explain::run(args, &mut stdin, out),
+        Command::Fields(args) => cmd::fields::run(args, &mut stdin, out),
         Command::Coverage(args) => cmd::coverage::run(args, &mut stdin, out),
         Command::Mutate(args) => cmd::mutate::run(args, &mut stdin, out),
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),

@@ -15,6 +15,7 @@
 //! subscription_identifiers: true
 //! topic_alias: true
 //! keep_alive: { minimum: 0, maximum: 65535 }   # the keep alive values it honours as asked
+//! setups: [login]               # the set-ups it is (see run::setup): the scenarios needing them run
 //! # keep_alive: { granularity: 5 }   # its keep-alive check runs every 5 s: a
 //! #                                  # close may come that much later than 1.5 × keep alive
 //! ```
@@ -35,7 +36,6 @@ use std::path::Path;
 use mqtt_codec::Protocol;
 use serde::Deserialize;
 
-use crate::packet_json;
 use crate::scenario::{Capability, ParseError, Pos, ProtocolName};
 
 /// What a target broker offers.
@@ -54,6 +54,9 @@ pub struct Profile {
     pub subscription_identifiers: bool,
     pub topic_alias: bool,
     pub keep_alive: KeepAlive,
+    /// The set-ups the target is (`setups: [login]`): scenarios that need
+    /// one of them run against it; others needing a set-up are skipped.
+    pub setups: Vec<crate::run::setup::Setup>,
 }
 
 /// The keep alive values (seconds) a broker honours as the client asks. A
@@ -163,22 +166,15 @@ struct RawProfile {
     topic_alias: Option<bool>,
     #[serde(default)]
     keep_alive: Option<KeepAlive>,
+    #[serde(default)]
+    setups: Vec<crate::run::setup::Setup>,
 }
 
 /// Parses a profile from its text; `file` names it in errors and skip reasons.
 pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
-    let at = |pos: Option<Pos>, message: String| ParseError {
-        file: file.to_string(),
-        pos,
-        message,
-    };
-    let raw: RawProfile = serde_norway::from_str(text).map_err(|e| {
-        let pe = packet_json::Error::from_yaml(&e);
-        at(
-            pe.location.map(|(line, column)| Pos { line, column }),
-            pe.message,
-        )
-    })?;
+    let at = |pos: Option<Pos>, message: String| ParseError::new(file, pos, message);
+    let raw: RawProfile =
+        serde_norway::from_str(text).map_err(|e| ParseError::from_yaml(file, &e))?;
     let key_pos = |key: &str| {
         text.lines().enumerate().find_map(|(i, l)| {
             l.starts_with(&format!("{key}:")).then_some(Pos {
@@ -227,16 +223,15 @@ pub fn parse_profile(file: &str, text: &str) -> Result<Profile, ParseError> {
         subscription_identifiers: raw.subscription_identifiers.unwrap_or(true),
         topic_alias: raw.topic_alias.unwrap_or(true),
         keep_alive,
+        setups: raw.setups,
     })
 }
 
 /// Reads a profile file.
 pub fn load_profile(path: &Path) -> Result<Profile, ParseError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ParseError {
-        file: file.clone(),
-        pos: None,
-        message: format!("cannot read the target profile: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ParseError::new(&file, None, format!("cannot read the target profile: {e}"))
     })?;
     parse_profile(&file, &text)
 }

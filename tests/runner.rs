@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mqtt_codec::Protocol;
 use mqtt_harness::client::Target;
-use mqtt_harness::cmd::run::EmbeddedBroker;
+use mqtt_harness::cmd::run::{start_setups, EmbeddedBroker};
 use mqtt_harness::results::{RunReport, Status};
 use mqtt_harness::run::{self as runner, RunOptions};
 use mqtt_harness::scenario::{self, Scenario};
@@ -43,18 +43,20 @@ async fn run_on(
     scenarios: Vec<Scenario>,
     opts: RunOptions,
 ) -> RunReport {
-    let broker = EmbeddedBroker::start(config)
+    let broker = EmbeddedBroker::start(config.clone())
         .await
         .expect("the embedded broker starts");
-    let report = run(
-        scenarios,
-        RunOptions {
-            target: broker.target(),
-            ..opts
-        },
-    )
-    .await;
-    broker.stop().await;
+    let mut opts = RunOptions {
+        target: broker.target(),
+        ..opts
+    };
+    let set_up = start_setups(&scenarios, &config, &mut opts)
+        .await
+        .expect("the set-up brokers start");
+    let report = run(scenarios, opts).await;
+    for b in set_up.into_iter().chain([broker]) {
+        b.stop().await;
+    }
     report
 }
 
@@ -181,6 +183,11 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-4.4.0-2", "v5/4.4-message-delivery/refused-not-resent"),
     ("MQTT-3.2.2-8", "v5/4.12-auth/unsupported-method"),
     ("MQTT-3.1.3-10", "v5/3.1-connect/will-user-properties"),
+    ("MQTT-3.2.2-9", "v5/3.2-connack/maximum-qos-announced"),
+    ("MQTT-3.2.2-10", "v5/3.2-connack/maximum-qos-announced"),
+    ("MQTT-3.8.4-7", "v5/3.2-connack/maximum-qos-announced"),
+    ("MQTT-3.2.2-12", "v5/3.2-connack/will-qos-above-maximum"),
+    ("MQTT-3.2.2-13", "v5/3.2-connack/will-retain-unavailable"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -505,4 +512,37 @@ async fn run_credentials_reach_every_connect() {
         "{}",
         describe(&report)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scenario_needing_a_setup_runs_where_one_is_and_is_skipped_elsewhere() {
+    let scenarios: Vec<Scenario> = library()
+        .into_iter()
+        .filter(|s| s.id == "v5/3.2-connack/maximum-qos-announced")
+        .collect();
+    assert_eq!(scenarios.len(), 1);
+    // The embedded run starts a broker set up with Maximum QoS 1: it passes.
+    let report = run_on(Default::default(), scenarios.clone(), options()).await;
+    assert!(
+        report.cases.iter().all(|c| c.status == Status::Pass),
+        "{}",
+        describe(&report)
+    );
+    // Against a plain target that no profile says is set up so: a skip.
+    let broker = EmbeddedBroker::start(Default::default())
+        .await
+        .expect("the embedded broker starts");
+    let plain = run(scenarios, RunOptions::new(broker.target())).await;
+    broker.stop().await;
+    for c in &plain.cases {
+        assert_eq!(c.status, Status::Skip, "{}", describe(&plain));
+        assert!(
+            c.message
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("requires a target set up as `maximum_qos_1`"),
+            "{}",
+            describe(&plain)
+        );
+    }
 }

@@ -44,7 +44,7 @@ use mqtt_codec::{catalogue, DecodeError, DecodeOptions, Packet, PacketType, Prot
 use serde_json::json;
 
 use super::{CmdError, SenderArg, Status};
-use crate::packet_json::{packet_to_json, reason_name};
+use crate::packet::{packet_to_json, reason_name};
 use crate::{field_rules, hex};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -612,7 +612,7 @@ fn quoted(b: &[u8]) -> String {
 
 /// Printable text in quotes, or its size.
 fn text_or_size(b: &[u8]) -> String {
-    match crate::packet_json::binary_json(b) {
+    match crate::packet::binary_json(b) {
         serde_json::Value::String(_) => quoted(b),
         _ => format!("{} bytes of binary data", b.len()),
     }

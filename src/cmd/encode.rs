@@ -1,5 +1,5 @@
 //! `mqtt-harness encode`: packets described in YAML or JSON (see
-//! [`crate::packet_json`]) → one line of hex per packet, valid or, with
+//! [`crate::packet`]) → one line of hex per packet, valid or, with
 //! overrides, deliberately not. `--check` decodes each packet again and prints
 //! the verdict under its hex:
 //!
@@ -15,7 +15,7 @@ use mqtt_codec::{Protocol, Sender};
 use super::decode::{decode_stream, End, Stream};
 use super::{read_input, reason_label, CmdError, SenderArg, Status};
 use crate::hex;
-use crate::packet_json::{self, Described};
+use crate::packet::{self, Described};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -44,9 +44,9 @@ pub fn run(args: &Args, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<Sta
         args.file.as_str()
     };
     let parsed = if args.file.ends_with(".json") {
-        packet_json::from_json(&text, args.protocol)
+        packet::from_json(&text, args.protocol)
     } else {
-        packet_json::from_yaml(&text, args.protocol)
+        packet::from_yaml(&text, args.protocol)
     };
     let packets = parsed.map_err(|e| CmdError::Usage(located(name, &text, &e)))?;
     let from = Sender::from(args.from);
@@ -118,24 +118,7 @@ pub fn verdict(stream: &Stream) -> String {
     }
 }
 
-/// An error in a file, hurl-style: the message, `--> file:line:column`, and
-/// the line with a caret under the column.
-pub fn located(name: &str, text: &str, e: &packet_json::Error) -> String {
-    let Some((line, column)) = e.location else {
-        return format!("{name}: {}", e.message);
-    };
-    let mut s = format!("{}\n  --> {name}:{line}:{column}", e.message);
-    if let Some(src) = text.lines().nth(line.saturating_sub(1)) {
-        let gutter = line.to_string();
-        let pad = " ".repeat(gutter.len());
-        let caret_at: String = src
-            .chars()
-            .take(column.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        s.push_str(&format!(
-            "\n {pad} |\n {gutter} | {src}\n {pad} | {caret_at}^"
-        ));
-    }
-    s
+/// An error in a file, shown as every input error is (see [`crate::diag`]).
+pub fn located(name: &str, text: &str, e: &packet::Error) -> String {
+    crate::diag::render(&e.message, name, e.location, Some(text), e.hint.as_deref())
 }

@@ -17,6 +17,7 @@ pub mod coverage;
 pub mod decode;
 pub mod encode;
 pub mod explain;
+pub mod fields;
 pub mod matrix;
 pub mod mutate;
 pub mod run;
@@ -192,11 +193,19 @@ pub(crate) fn load_scenarios_quietly(
         crate::scenario::load_paths(paths)
     };
     loaded.map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        // Each error with the line it points at, read again for the purpose:
+        // a file that cannot be read now is shown without it.
+        let shown: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let text = e.pos.and_then(|_| std::fs::read_to_string(&e.file).ok());
+                e.render(text.as_deref())
+            })
+            .collect();
         CmdError::Usage(format!(
             "{} scenario file(s) cannot be used:\n{}",
             errors.len(),
-            lines.join("\n")
+            shown.join("\n\n")
         ))
     })
 }

@@ -132,15 +132,18 @@ async fn run_with(
     if let Some(id) = violation {
         config.violations.add(id)?;
     }
-    let broker = EmbeddedBroker::start(config)
+    let broker = EmbeddedBroker::start(config.clone())
         .await
         .map_err(|e| format!("cannot start the embedded reference broker: {e}"))?;
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         step_timeout: timeout,
         ..RunOptions::new(broker.target())
     };
+    let set_up = super::run::start_setups(&scenarios, &config, &mut opts).await?;
     let report = run::run(scenarios, &opts, |_| {}).await;
-    broker.stop().await;
+    for b in set_up.into_iter().chain([broker]) {
+        b.stop().await;
+    }
     Ok(report)
 }
 

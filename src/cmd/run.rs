@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use mqtt_codec::Protocol;
 
-pub use super::run_session::EmbeddedBroker;
 use super::run_session::Session;
+pub use super::run_session::{start_setups, EmbeddedBroker};
 use super::{parse_protocol, CmdError, Status};
 use crate::client::{Target, TlsOptions};
 use crate::report::console::{self, ColorChoice, Live, Verbosity};

@@ -13,7 +13,8 @@ use super::CmdError;
 use crate::client::{Target, Transport};
 use crate::report::console::Live;
 use crate::results::{CaseResult, RunReport, Signal};
-use crate::run::{self as runner, RunOptions};
+use crate::run::setup::Setup;
+use crate::run::{self as runner, RunOptions, SetupTarget};
 use crate::scenario::Scenario;
 
 /// One run: the target checked, the embedded broker started when there is
@@ -48,9 +49,16 @@ impl Session {
             check_target(t, self.opts.step_timeout, self.wait_for_target).await?;
         }
         let mut signals = Signals::new();
+        let mut set_up = Vec::new();
         let embedded = match self.embedded.take() {
-            None => None,
+            None => {
+                self.setups_of_profile(&scenarios);
+                None
+            }
             Some(config) => {
+                set_up = start_setups(&scenarios, &config, &mut self.opts)
+                    .await
+                    .map_err(CmdError::Runtime)?;
                 let b = EmbeddedBroker::start(config).await.map_err(|e| {
                     CmdError::Runtime(format!("cannot start the embedded reference broker: {e}"))
                 })?;
@@ -103,7 +111,7 @@ impl Session {
             }
         };
         live.finish(console);
-        if let Some(b) = embedded {
+        for b in embedded.into_iter().chain(set_up) {
             b.stop().await;
         }
         outcome?;
@@ -111,6 +119,58 @@ impl Session {
         report.interrupted = interrupted;
         Ok(report)
     }
+}
+
+impl Session {
+    /// Against `--target`: the set-ups its profile says it is are the
+    /// target itself, with the run's credentials.
+    fn setups_of_profile(&mut self, scenarios: &[Scenario]) {
+        let listed = self
+            .opts
+            .profile
+            .as_ref()
+            .map(|p| p.setups.clone())
+            .unwrap_or_default();
+        for setup in runner::setups_needed(scenarios) {
+            if listed.contains(&setup) {
+                let target = SetupTarget {
+                    target: self.opts.target.clone(),
+                    username: None,
+                    password: None,
+                };
+                self.opts.setups.insert(setup, target);
+            }
+        }
+    }
+}
+
+/// One embedded broker per set-up `scenarios` need (`setup:`), each
+/// committing the same deliberate violations as `main`, entered in
+/// `opts.setups`; stop each when the run ends.
+pub async fn start_setups(
+    scenarios: &[Scenario],
+    main: &reference_broker::Config,
+    opts: &mut RunOptions,
+) -> Result<Vec<EmbeddedBroker>, String> {
+    let mut started = Vec::new();
+    for setup in runner::setups_needed(scenarios) {
+        let mut config = setup.broker_config()?;
+        config.violations = main.violations.clone();
+        let b = EmbeddedBroker::start(config).await.map_err(|e| {
+            format!("cannot start the embedded reference broker set up as `{setup}`: {e}")
+        })?;
+        let login = setup == Setup::Login;
+        opts.setups.insert(
+            setup,
+            SetupTarget {
+                target: b.target(),
+                username: login.then(|| runner::setup::USER.to_string()),
+                password: login.then(|| runner::setup::PASSWORD.to_string()),
+            },
+        );
+        started.push(b);
+    }
+    Ok(started)
 }
 
 /// Shows a case that ended and keeps it; a retry replaces the earlier

@@ -20,7 +20,7 @@ use super::vars::Vars;
 use super::verdict::{fail, show_duration, v5_only, Capabilities, CaseError, Stop};
 use super::{Case, RunOptions};
 use crate::client::Event;
-use crate::packet_json;
+use crate::packet;
 use crate::profile::Profile;
 use crate::results::Failure;
 use crate::scenario::{Action, Choice, CloseSpec, Matcher, Scenario};
@@ -95,7 +95,13 @@ pub(super) async fn run(
     run_token: String,
     index: usize,
 ) -> Ending {
-    let vars = Vars::new(&case.scenario, &run_token, index);
+    let mut vars = Vars::new(&case.scenario, &run_token, index);
+    if let Some(u) = &opts.username {
+        vars.username.clone_from(u);
+    }
+    if let Some(p) = &opts.password {
+        vars.password.clone_from(p);
+    }
     let mut l = Logic {
         io,
         scenario: case.scenario,
@@ -417,12 +423,11 @@ impl Logic {
             .to_send(&Value::Object(fields), client, &self.captures)
             .map_err(|e| Stop::Error(CaseError::BadPacket(e)))?;
         let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
-        let (packet, overrides) =
-            packet_json::packet_from_value(&value, protocol).map_err(|e| {
-                Stop::Error(CaseError::BadPacket(format!(
-                    "the packet to send is not valid: {e}"
-                )))
-            })?;
+        let (packet, overrides) = packet::packet_from_value(&value, protocol).map_err(|e| {
+            Stop::Error(CaseError::BadPacket(format!(
+                "the packet to send is not valid: {e}"
+            )))
+        })?;
         let written_in = match &packet {
             Packet::Connect(c) => c.protocol,
             _ => protocol,

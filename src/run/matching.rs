@@ -4,7 +4,7 @@
 //! as bytes, properties as a set, and `no_properties`.
 //!
 //! Pure functions over the packet's field description (the one vocabulary
-//! of [`crate::packet_json`]); a mismatch says which field differed and how.
+//! of [`crate::packet`]); a mismatch says which field differed and how.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,7 +14,7 @@ use mqtt_codec::{Packet, PacketType, Protocol};
 use serde_json::{Map, Value};
 
 use crate::scenario::{is_capture, Matcher, NO_PROPERTIES};
-use crate::{hex, packet_json};
+use crate::{hex, packet};
 
 /// Captured values, by name (without the `$`).
 pub type Captures = HashMap<String, Value>;
@@ -65,7 +65,7 @@ pub fn match_packet(
             want: m.ty,
         });
     }
-    let Value::Object(actual) = packet_json::packet_to_json(p, protocol) else {
+    let Value::Object(actual) = packet::packet_to_json(p, protocol) else {
         return Err(Mismatch::Missing {
             field: "fields".into(),
         });
@@ -76,7 +76,7 @@ pub fn match_packet(
             absent_properties(&actual, want)?;
             continue;
         }
-        field_matches(&actual, key, want, &mut trial)?;
+        field_matches(&actual, m.ty, key, want, &mut trial)?;
     }
     *caps = trial;
     Ok(())
@@ -106,11 +106,13 @@ fn absent_properties(actual: &Map<String, Value>, names: &Value) -> Result<(), M
 
 fn field_matches(
     actual: &Map<String, Value>,
+    ty: PacketType,
     key: &str,
     want: &Value,
     caps: &mut Captures,
 ) -> Result<(), Mismatch> {
-    let canonical = if key == "code" { "reason_code" } else { key };
+    // `code` is `reason_code`, as the one field table spells it.
+    let canonical = crate::packet::vocab::canonical(ty, key).unwrap_or(key);
     let Some(got) = actual.get(canonical) else {
         // 3.x acks carry no reason code: 0 is what they mean.
         if canonical == "reason_code" && want.as_u64() == Some(0) {

@@ -69,11 +69,13 @@ use crate::client::{Exchange, Target};
 use crate::profile::Profile;
 use crate::results::{CaseResult, RunReport, Status};
 use crate::scenario::{Action, Capability, Scenario};
+use setup::Setup;
 
 pub mod case;
 pub mod driver;
 pub mod machine;
 pub mod matching;
+pub mod setup;
 pub mod vars;
 pub mod verdict;
 
@@ -109,6 +111,17 @@ pub struct RunOptions {
     /// Keep the exchange of every case, passing ones too (`-v`, `--html`);
     /// otherwise only of those that did not pass.
     pub keep_exchanges: bool,
+    /// The targets set up as a scenario's `setup:` needs; a case whose
+    /// set-up is not here is skipped.
+    pub setups: BTreeMap<Setup, SetupTarget>,
+}
+
+/// A target set up as a [`Setup`] says, and the credentials it takes.
+#[derive(Debug, Clone)]
+pub struct SetupTarget {
+    pub target: Target,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 impl RunOptions {
@@ -126,6 +139,7 @@ impl RunOptions {
             username: None,
             password: None,
             keep_exchanges: false,
+            setups: BTreeMap::new(),
         }
     }
 }
@@ -272,9 +286,49 @@ pub fn case_machine(
     Machine::new(move |port| case::run(port, case, opts, token, index))
 }
 
+/// The options of `case`: against the target set up as its scenario's
+/// `setup:` needs, or why no such target is there.
+pub fn case_options(case: &Case, opts: &RunOptions) -> Result<RunOptions, String> {
+    let Some(setup) = case.scenario.setup else {
+        return Ok(opts.clone());
+    };
+    let Some(t) = opts.setups.get(&setup) else {
+        return Err(format!(
+            "requires a target set up as `{setup}` ({}); the embedded broker starts one, and a target profile lists the set-ups its target is (`setups: [{setup}]`)",
+            setup.describe()
+        ));
+    };
+    Ok(RunOptions {
+        target: t.target.clone(),
+        username: t.username.clone().or_else(|| opts.username.clone()),
+        password: t.password.clone().or_else(|| opts.password.clone()),
+        ..opts.clone()
+    })
+}
+
+/// The set-ups `scenarios` need.
+pub fn setups_needed(scenarios: &[Scenario]) -> Vec<Setup> {
+    let mut out: Vec<Setup> = scenarios.iter().filter_map(|s| s.setup).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Runs one case to its result.
 pub async fn run_case(case: Case, opts: &RunOptions, run_token: &str, index: usize) -> CaseResult {
     let started = Instant::now();
+    let opts = match case_options(&case, opts) {
+        Ok(o) => o,
+        Err(why) => {
+            let ending = Ending {
+                outcome: Err(Stop::Skip(why)),
+                failed_at: None,
+                broken: None,
+            };
+            return case_result(&case, ending, Duration::ZERO, Vec::new(), false);
+        }
+    };
+    let opts = &opts;
     let machine = case_machine(&case, opts, run_token, index);
     let (ending, log) = driver::drive(machine, &opts.target, opts).await;
     let ending = ending.unwrap_or_else(|| Ending {

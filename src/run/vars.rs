@@ -1,6 +1,8 @@
 //! A case's variables: the placeholders a scenario writes in its strings
 //! (`{topic}`, `{case}`, `{run}`, `{client_id}`, `{client:NAME}`) and the
-//! `$name` captures that expect steps make and send steps use.
+//! `$name` captures that expect steps make and send steps use. `{username}`
+//! and `{password}` are the run's credentials (`--username`, `--password`),
+//! or those a set-up fixes ([`super::setup`]).
 
 use std::collections::HashMap;
 
@@ -17,6 +19,8 @@ pub struct Vars {
     pub topic: String,
     /// Each client's id, by client name.
     pub client_ids: HashMap<String, String>,
+    pub username: String,
+    pub password: String,
 }
 
 impl Vars {
@@ -39,6 +43,8 @@ impl Vars {
             topic: format!("mqtt-harness/{case}"),
             case,
             client_ids,
+            username: super::setup::USER.to_string(),
+            password: super::setup::PASSWORD.to_string(),
         }
     }
 
@@ -52,7 +58,9 @@ impl Vars {
             .replace("{topic}", &self.topic)
             .replace("{case}", &self.case)
             .replace("{run}", &self.run)
-            .replace("{client_id}", &own);
+            .replace("{client_id}", &own)
+            .replace("{username}", &self.username)
+            .replace("{password}", &self.password);
         for (name, id) in &self.client_ids {
             out = out.replace(&format!("{{client:{name}}}"), id);
         }

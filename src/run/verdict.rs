@@ -10,7 +10,7 @@ use mqtt_codec::{Properties, Protocol};
 use crate::client::Event;
 use crate::results::Failure;
 use crate::scenario::{Action, Capability, Scenario};
-use crate::{hex, packet_json};
+use crate::{hex, packet};
 
 /// Why a case stopped before its end.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +156,7 @@ pub fn show_duration(d: Duration) -> String {
 pub fn fail(expected: String, ev: &Event, protocol: Protocol, timeout: Duration) -> Stop {
     let (got, got_hex) = match ev {
         Event::Packet(p, raw) => (
-            packet_json::packet_to_json(p, protocol).to_string(),
+            packet::packet_to_json(p, protocol).to_string(),
             Some(hex::spaced(raw)),
         ),
         Event::Closed(None) => ("the connection closed".to_string(), None),

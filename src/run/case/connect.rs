@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::super::verdict::{refuses_version, Capabilities, CaseError, Stop};
 use super::Logic;
 use crate::client::Event;
-use crate::packet_json;
+use crate::packet;
 use crate::profile::Profile;
 use crate::scenario::Matcher;
 
@@ -228,7 +228,7 @@ impl Logic {
             "protocol": version.as_str(),
             "client_id": format!("{}-probe", self.vars.case),
         });
-        let (packet, _) = packet_json::packet_from_value(&connect, version).ok()?;
+        let (packet, _) = packet::packet_from_value(&connect, version).ok()?;
         let bytes = mqtt_codec::encode_bytes(&packet, version).ok()?;
         let deadline = self.now() + self.opts.step_timeout;
         let sent = self

@@ -14,7 +14,7 @@ use super::super::machine::{Reply, Request};
 use super::super::verdict::{fail, refuses_version, CaseError, Stop};
 use super::Logic;
 use crate::client::Event;
-use crate::packet_json;
+use crate::packet;
 
 impl Logic {
     /// Notes what a packet this case sends changes: the client's
@@ -181,7 +181,7 @@ impl Logic {
             "client_id": format!("{}-clean", self.vars.case),
         });
         let mut packets: Vec<Packet> = Vec::new();
-        if let Ok((p, _)) = packet_json::packet_from_value(&connect, protocol) {
+        if let Ok((p, _)) = packet::packet_from_value(&connect, protocol) {
             packets.push(p);
         }
         for (topic, _) in &retained {
