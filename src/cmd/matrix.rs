@@ -436,13 +436,17 @@ mod tests {
         let b = parse_targets(
             "m.yaml",
             dir,
-            "targets:\n  - name: a\n    url: mqtt://127.0.0.1:1883\n    profile: a/profile.yaml\n  - name: b\n    report: b/report.json\n    baseline: /abs/b.yaml\n",
+            "targets:\n  - name: a\n    url: mqtt://127.0.0.1:1883\n    profile: a/profile.yaml\n    jobs: 1\n  - name: b\n    report: b/report.json\n    baseline: /abs/b.yaml\n",
         )
         .unwrap();
         assert_eq!(b.len(), 2);
         match &b[0].source {
-            Source::Run { target, profile, .. } => {
-                assert_eq!(target.port, 1883);
+            Source::Run {
+                target,
+                profile,
+                jobs,
+            } => {
+                assert_eq!((target.port, *jobs), (1883, Some(1)));
                 assert_eq!(profile.as_deref(), Some(Path::new("/m/a/profile.yaml")));
             }
             other => panic!("{other:?}"),
