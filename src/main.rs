@@ -42,6 +42,9 @@ enum Command {
     /// Run scenarios against a broker (the embedded reference broker by default)
     /// and report per scenario and per statement.
     Run(Box<cmd::run::Args>),
+    /// Run the suite against several brokers (or read their reports) and
+    /// compare them statement by statement: one HTML page, one JSON file.
+    Matrix(Box<cmd::matrix::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Serve the reference broker (the same flags as `reference-broker`).
@@ -108,6 +111,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Coverage(args) => cmd::coverage::run(args, &mut stdin, out),
         Command::Mutate(args) => cmd::mutate::run(args, &mut stdin, out),
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
+        Command::Matrix(args) => cmd::matrix::run(args, &mut stdin, out),
         Command::Scenarios(args) => cmd::scenarios::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

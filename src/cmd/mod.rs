@@ -18,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod explain;
 pub mod fields;
+pub mod matrix;
 pub mod mutate;
 pub mod run;
 mod run_session;
