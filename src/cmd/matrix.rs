@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{CmdError, Status};
-use crate::client::Target;
+use crate::net::Target;
 use crate::report::{html, json};
 use crate::run::{self as runner, RunOptions};
 use crate::{baseline, profile, scenario};

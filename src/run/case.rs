@@ -492,10 +492,12 @@ impl Logic {
         };
         match &packet {
             Some(p) => self.track_sent(client, p, protocol),
-            // Bytes it cannot read may change the client's subscriptions.
-            None => {
+            // Bytes it cannot read may change the client's subscriptions
+            // when they are a CONNECT, SUBSCRIBE or UNSUBSCRIBE.
+            None if matches!(bytes.first().map(|b| b >> 4), Some(1 | 8 | 10)) => {
                 self.subscriptions.insert(client.to_string(), None);
             }
+            None => {}
         }
         self.write(client, bytes, packet).await
     }

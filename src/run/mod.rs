@@ -292,6 +292,14 @@ pub fn case_options(case: &Case, opts: &RunOptions) -> Result<RunOptions, String
     let Some(setup) = case.scenario.setup else {
         return Ok(opts.clone());
     };
+    // A version the target does not speak is the first reason to skip.
+    if let Some(why) = opts
+        .profile
+        .as_deref()
+        .and_then(|p| p.refuses(case.protocol))
+    {
+        return Err(why);
+    }
     let Some(t) = opts.setups.get(&setup) else {
         return Err(format!(
             "requires a target set up as `{setup}` ({}); the embedded broker starts one, and a target profile lists the set-ups its target is (`setups: [{setup}]`)",
