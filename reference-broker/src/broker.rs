@@ -264,23 +264,60 @@ impl Broker {
             }
         }
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
-        // that is too large is dropped as if delivered. Reason strings and user
-        // properties would be dropped first, but we send none that large.
-        if let Some(max) = c
-            .max_packet_size
-            .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
-        {
-            let too_large =
-                mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
-            if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
-                return;
-            }
+        // that is too large is dropped as if delivered, a CONNACK or
+        // DISCONNECT first loses what it may go without (`fit_client`).
+        if !self.fit_client(conn, &mut packet) {
+            return;
         }
         self.actions.push_back(Action::Send {
             conn,
             protocol,
             packet,
         });
+    }
+
+    /// Whether `packet` fits the client's Maximum Packet Size (MQTT-3.1.2-24),
+    /// after a CONNACK or DISCONNECT that does not fit has lost what it may
+    /// go without: Reason String and User Properties (MQTT-3.2.2-19/20,
+    /// MQTT-3.14.2-3/4), then a CONNACK's Topic Alias Maximum, whose absence
+    /// means 0 (the client sends no aliases, which the broker accepts just
+    /// the same). Everything else a CONNACK carries changes what the client
+    /// may do when absent (Receive Maximum, Maximum QoS, …) or is required
+    /// (Assigned Client Identifier, authentication), so it stays; a packet
+    /// that still does not fit is not sent.
+    fn fit_client(&self, conn: ConnId, packet: &mut Packet) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let Some(max) = c
+            .max_packet_size
+            .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
+        else {
+            return true;
+        };
+        let protocol = c.protocol;
+        let fits =
+            |p: &Packet| mqtt_codec::encoded_len(p, protocol).is_ok_and(|len| len <= max as usize);
+        if fits(packet) {
+            return true;
+        }
+        let properties = match packet {
+            Packet::ConnAck(a) => &mut a.properties,
+            Packet::Disconnect(d) => &mut d.properties,
+            _ => return false,
+        };
+        const REASON_STRING: u8 = 0x1F;
+        const USER_PROPERTY: u8 = 0x26;
+        const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+        properties.remove(REASON_STRING);
+        properties.remove(USER_PROPERTY);
+        if fits(packet) {
+            return true;
+        }
+        if let Packet::ConnAck(a) = packet {
+            a.properties.remove(TOPIC_ALIAS_MAXIMUM);
+        }
+        fits(packet)
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -854,14 +891,24 @@ impl Broker {
                 props.push(p);
             }
         }
-        self.send(
-            conn,
-            Packet::ConnAck(ConnAck {
-                session_present,
-                code: 0,
-                properties: props,
-            }),
-        );
+        let mut connack = Packet::ConnAck(ConnAck {
+            session_present,
+            code: 0,
+            properties: props,
+        });
+        // MQTT-3.1.2-24: a CONNACK that cannot be made small enough is not
+        // sent, and a connection that cannot be acknowledged is closed.
+        if !self.fit_client(conn, &mut connack) {
+            tracing::info!(
+                conn,
+                max = ?self.conns.get(&conn).and_then(|c| c.max_packet_size),
+                "CONNACK exceeds the client's Maximum Packet Size, closing"
+            );
+            self.end_connection(conn, false, now);
+            self.close(conn);
+            return;
+        }
+        self.send(conn, connack);
         // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
         if !self.breaks("MQTT-4.4.0-1") {
             self.resend_inflight(&client_id, conn, now);

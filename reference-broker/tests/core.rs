@@ -1159,6 +1159,68 @@ fn client_maximum_packet_size_respected() {
     assert_eq!(payloads(&got), ["fits"]);
 }
 
+/// The encoded size of `packet` in 5.0.
+fn v5_len(packet: &Packet) -> usize {
+    mqtt_codec::encoded_len(packet, V5).expect("encodable")
+}
+
+#[test]
+fn connack_fits_client_maximum_packet_size() {
+    // The full CONNACK is 16 bytes (Receive Maximum, Maximum Packet Size,
+    // Topic Alias Maximum): at 15 it goes without Topic Alias Maximum.
+    let mut net = Net::new();
+    let mut connect = Connect::new(V5, "small");
+    connect.properties.push(Property::MaximumPacketSize(15));
+    let (c, packet) = net.connect(connect);
+    assert!(
+        v5_len(&packet) <= 15,
+        "{} bytes: {packet:?}",
+        v5_len(&packet)
+    );
+    let Packet::ConnAck(ack) = packet else {
+        panic!("expected CONNACK, got {packet:?}");
+    };
+    assert_eq!(ack.code, 0);
+    assert_eq!(ack.properties.receive_maximum(), Some(100));
+    assert_eq!(ack.properties.maximum_packet_size(), Some(1024 * 1024));
+    assert!(!net.is_closed(c));
+    // Without the limit it is the full CONNACK.
+    let (_, full) = net.connect(Connect::new(V5, "big"));
+    assert_eq!(v5_len(&full), 16, "{full:?}");
+}
+
+#[test]
+fn connack_that_cannot_fit_is_not_sent() {
+    // What remains after leaving out what may be left out is 13 bytes: no
+    // CONNACK for a client that takes 12, and the connection is closed.
+    let mut net = Net::new();
+    let conn = net.open();
+    let mut connect = Connect::new(V5, "tiny");
+    connect.properties.push(Property::MaximumPacketSize(12));
+    net.send(conn, Packet::Connect(Box::new(connect)));
+    assert_eq!(net.recv(conn), []);
+    assert!(net.is_closed(conn));
+    assert_eq!(net.broker.session_count(), 0);
+}
+
+#[test]
+fn disconnect_fits_client_maximum_packet_size() {
+    for max in [2, 3, 4, 64] {
+        let mut net = Net::new();
+        let mut connect = Connect::new(V5, "small");
+        connect.properties.push(Property::MaximumPacketSize(max));
+        let conn = net.open();
+        net.send(conn, Packet::Connect(Box::new(connect.clone())));
+        net.recv(conn);
+        // A second CONNECT is a protocol error: DISCONNECT 0x82, if it fits.
+        net.send(conn, Packet::Connect(Box::new(connect)));
+        for p in net.recv(conn) {
+            assert!(v5_len(&p) <= max as usize, "{max}: {p:?}");
+        }
+        assert!(net.is_closed(conn));
+    }
+}
+
 #[test]
 fn topic_alias_inbound() {
     let mut net = Net::new();
