@@ -5,8 +5,14 @@
 //! core's timers. The core sits behind a single `std::sync::Mutex`: every
 //! critical section is a synchronous call into it plus the dispatch of its
 //! actions, never an await.
+//!
+//! Backpressure: while the core says a connection is [`Broker::paused`] (a
+//! session its messages go to is full), its reader holds back every packet
+//! but acknowledgements and pings, up to [`HELD_PACKETS`], and then stops
+//! reading the socket, so that TCP slows the publisher; the core's
+//! [`Broker::poll_resumed`] wakes it to hand over what it held.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +34,8 @@ mod prehash;
 
 /// Packets queued towards one connection before it counts as too slow and is closed.
 const OUTBOUND_QUEUE: usize = 4096;
+/// Packets a paused connection's reader holds before it stops reading.
+const HELD_PACKETS: usize = 64;
 /// Read buffer of a connection that has not needed more.
 const IDLE_READ_BUFFER: usize = 512;
 /// Deadline for flushing what is queued when a connection is closed.
@@ -39,6 +47,8 @@ struct Outbound {
     /// Wakes the connection's reader when the connection is to end: closed by
     /// the core, dropped for reading too slowly, or its writer gone.
     gone: Arc<Notify>,
+    /// Wakes the connection's reader when the core no longer pauses it.
+    resume: Arc<Notify>,
 }
 
 struct State {
@@ -84,6 +94,11 @@ impl Shared {
     /// Number of open connections (for tests and metrics).
     pub fn connections(&self) -> usize {
         self.lock().broker.connection_count()
+    }
+
+    /// The core's flow-control counters (for tests and metrics).
+    pub fn counters(&self) -> crate::broker::Counters {
+        self.lock().broker.counters()
     }
 
     /// Stops the broker's side of every connection (see [`Broker::shutdown`])
@@ -144,6 +159,11 @@ impl State {
                         out.gone.notify_one();
                     }
                 }
+            }
+        }
+        while let Some(conn) = self.broker.poll_resumed() {
+            if let Some(out) = self.outbound.get(&conn) {
+                out.resume.notify_one();
             }
         }
     }
@@ -233,6 +253,7 @@ where
 {
     let outbox = Arc::new(Outbox::default());
     let gone = Arc::new(Notify::new());
+    let resume = Arc::new(Notify::new());
     let (conn, max_packet_size) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
@@ -244,6 +265,7 @@ where
                     Outbound {
                         outbox: outbox.clone(),
                         gone: gone.clone(),
+                        resume: resume.clone(),
                     },
                 );
                 (id, max)
@@ -286,17 +308,33 @@ where
     let mut skip_frame = false;
     let mut closing = false;
     let mut packets = Vec::new();
+    // What a paused connection sent and the core has not had yet, in order.
+    let mut held: VecDeque<Packet> = VecDeque::new();
     while !closing {
         // `read_buf` makes 64 bytes of room in a full buffer.
         let room = (buf.capacity() - buf.len()).max(64);
         let filled;
         tokio::select! {
-            read = reader.read_buf(&mut buf) => {
+            read = reader.read_buf(&mut buf), if held.len() < HELD_PACKETS => {
                 match read {
                     Ok(0) | Err(_) => break,
                     // All the room was used: more is probably waiting.
                     Ok(n) => filled = n >= room,
                 }
+            }
+            // The sessions it waited for have room: hand over what was held.
+            _ = resume.notified(), if !held.is_empty() => {
+                let now = Instant::now().into_std();
+                let mut st = shared.lock();
+                while !st.broker.paused(conn) {
+                    let Some(packet) = held.pop_front() else { break };
+                    st.broker.packet(conn, packet, now);
+                }
+                st.dispatch();
+                closing = !st.outbound.contains_key(&conn);
+                drop(st);
+                shared.timers.notify_one();
+                continue;
             }
             // The writer ended: the core closed the connection or the peer stopped reading.
             _ = wait_closed(&shared, conn) => break,
@@ -360,7 +398,18 @@ where
             // one write per packet. Packets after one that closes the
             // connection reach a core that ignores them.
             for packet in packets.drain(..) {
-                st.broker.packet(conn, packet, now);
+                // Held behind what already waits, or while the core pauses
+                // the connection; acknowledgements and pings pass, so that
+                // the queues this connection's messages wait for can drain.
+                let passes = matches!(
+                    packet,
+                    Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
+                );
+                if !passes && (!held.is_empty() || st.broker.paused(conn)) {
+                    held.push_back(packet);
+                } else {
+                    st.broker.packet(conn, packet, now);
+                }
             }
             st.dispatch();
             if !st.outbound.contains_key(&conn) {
@@ -392,7 +441,14 @@ where
     }
     {
         let mut st = shared.lock();
-        st.broker.closed(conn, Instant::now().into_std());
+        // The client sent these before it went (a DISCONNECT among them
+        // decides its will): the core has them, paused or not, beyond the
+        // queue limit by at most what one connection holds.
+        let now = Instant::now().into_std();
+        for packet in held {
+            st.broker.packet(conn, packet, now);
+        }
+        st.broker.closed(conn, now);
         shared.count.send_replace(st.broker.connection_count());
         st.dispatch();
         if let Some(out) = st.outbound.remove(&conn) {
