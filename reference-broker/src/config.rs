@@ -32,6 +32,10 @@ pub struct Config {
     pub max_queued_messages: usize,
     /// QoS 1/2 messages in flight towards a 3.x client (5.0 clients announce their own).
     pub max_inflight: u16,
+    /// Bytes waiting to be written to one connection beyond which QoS 0
+    /// messages to it are dropped (QoS 1/2 wait in the session's queue, and
+    /// the connection's own packets are not read until it has room).
+    pub max_outbound_bytes: usize,
     /// Simultaneous network connections.
     pub max_connections: usize,
     pub max_subscriptions_per_client: usize,
@@ -63,6 +67,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             max_queued_messages: 1000,
             max_inflight: 20,
+            max_outbound_bytes: 1024 * 1024,
             max_connections: 10_000,
             max_subscriptions_per_client: 1000,
             max_topic_length: 1024,
@@ -115,6 +120,8 @@ pub struct FileConfig {
     pub connect_timeout: Option<f64>,
     pub max_queued_messages: Option<usize>,
     pub max_inflight: Option<u16>,
+    /// Bytes pending towards one connection before QoS 0 messages to it are dropped.
+    pub max_outbound_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_subscriptions_per_client: Option<usize>,
     pub max_topic_length: Option<usize>,
@@ -158,6 +165,7 @@ impl FileConfig {
             max_session_expiry,
             max_queued_messages,
             max_inflight,
+            max_outbound_bytes,
             max_connections,
             max_subscriptions_per_client,
             max_topic_length,

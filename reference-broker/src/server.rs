@@ -32,8 +32,6 @@ use crate::outbox::{Outbox, PushError};
 pub mod persist;
 mod prehash;
 
-/// Packets queued towards one connection before it counts as too slow and is closed.
-const OUTBOUND_QUEUE: usize = 4096;
 /// Packets a paused connection's reader holds before it stops reading.
 const HELD_PACKETS: usize = 64;
 /// Read buffer of a connection that has not needed more.
@@ -49,6 +47,8 @@ struct Outbound {
     gone: Arc<Notify>,
     /// Wakes the connection's reader when the core no longer pauses it.
     resume: Arc<Notify>,
+    /// QoS 0 messages are being dropped for it (one log line per burst).
+    dropping: bool,
 }
 
 struct State {
@@ -56,6 +56,10 @@ struct State {
     outbound: HashMap<ConnId, Outbound>,
     /// `--persist`: where and when the core's state is written.
     persist: Option<persist::Persister>,
+    /// Bytes pending towards one connection beyond which QoS 0 messages are dropped.
+    outbound_limit: usize,
+    /// QoS 0 messages dropped for connections over that limit.
+    dropped_outbound: u64,
 }
 
 /// The broker shared by all connection tasks.
@@ -71,9 +75,11 @@ impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
+                outbound_limit: config.max_outbound_bytes,
                 broker: Broker::new(config),
                 outbound: HashMap::new(),
                 persist: None,
+                dropped_outbound: 0,
             }),
             timers: Notify::new(),
             count: tokio::sync::watch::Sender::new(0),
@@ -99,6 +105,12 @@ impl Shared {
     /// The core's flow-control counters (for tests and metrics).
     pub fn counters(&self) -> crate::broker::Counters {
         self.lock().broker.counters()
+    }
+
+    /// QoS 0 messages dropped because a connection had more than
+    /// `max_outbound_bytes` waiting to be written (for tests and metrics).
+    pub fn dropped_outbound(&self) -> u64 {
+        self.lock().dropped_outbound
     }
 
     /// Stops the broker's side of every connection (see [`Broker::shutdown`])
@@ -136,19 +148,30 @@ impl State {
                     protocol,
                     packet,
                 } => {
-                    let Some(out) = self.outbound.get(&conn) else {
+                    let Some(out) = self.outbound.get_mut(&conn) else {
                         continue;
                     };
-                    match out.outbox.push(&packet, protocol, OUTBOUND_QUEUE) {
-                        Ok(()) => {}
+                    match out.outbox.push(&packet, protocol, self.outbound_limit) {
+                        Ok(()) => {
+                            if out.dropping && matches!(packet, Packet::Publish(_)) {
+                                out.dropping = false;
+                            }
+                        }
                         Err(PushError::Encode(e)) => {
                             tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
                         }
-                        Err(PushError::Full) => {
-                            // The client reads too slowly: drop it rather than buffer without bound.
-                            tracing::info!(conn, "outbound queue full, closing");
-                            if let Some(out) = self.outbound.remove(&conn) {
-                                out.gone.notify_one();
+                        Err(PushError::Dropped) => {
+                            // The client reads too slowly: it loses QoS 0
+                            // messages, not its connection.
+                            self.dropped_outbound += 1;
+                            if !out.dropping {
+                                out.dropping = true;
+                                tracing::info!(
+                                    conn,
+                                    limit = self.outbound_limit,
+                                    total = self.dropped_outbound,
+                                    "outbound bytes over the limit, dropping QoS 0 messages"
+                                );
                             }
                         }
                     }
@@ -254,9 +277,10 @@ where
     let outbox = Arc::new(Outbox::default());
     let gone = Arc::new(Notify::new());
     let resume = Arc::new(Notify::new());
-    let (conn, max_packet_size) = {
+    let (conn, max_packet_size, outbound_limit) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
+        let limit = st.outbound_limit;
         match st.broker.open(accepted.into_std()) {
             Some(id) => {
                 shared.count.send_replace(st.broker.connection_count());
@@ -266,9 +290,10 @@ where
                         outbox: outbox.clone(),
                         gone: gone.clone(),
                         resume: resume.clone(),
+                        dropping: false,
                     },
                 );
-                (id, max)
+                (id, max, limit)
             }
             None => return,
         }
@@ -276,7 +301,9 @@ where
     shared.timers.notify_one();
     let (mut reader, mut writer) = tokio::io::split(stream);
 
+    let writes = outbox.clone();
     let mut writer_task = tokio::spawn(async move {
+        let outbox = writes;
         // What is queued when the writer wakes goes out in one write: one
         // syscall (and one TCP segment, Nagle being off) per burst rather
         // than per packet. The flush sends what a transport buffers (the
@@ -315,13 +342,18 @@ where
         let room = (buf.capacity() - buf.len()).max(64);
         let filled;
         tokio::select! {
-            read = reader.read_buf(&mut buf), if held.len() < HELD_PACKETS => {
+            // A client that does not read what it is sent is not read either
+            // (the answers to its packets would pile up).
+            read = reader.read_buf(&mut buf),
+                if held.len() < HELD_PACKETS && !outbox.over(outbound_limit) =>
+            {
                 match read {
                     Ok(0) | Err(_) => break,
                     // All the room was used: more is probably waiting.
                     Ok(n) => filled = n >= room,
                 }
             }
+            _ = outbox.room(), if outbox.over(outbound_limit) => continue,
             // The sessions it waited for have room: hand over what was held.
             _ = resume.notified(), if !held.is_empty() => {
                 let now = Instant::now().into_std();

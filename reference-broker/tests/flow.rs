@@ -160,3 +160,86 @@ async fn slow_qos1_subscriber_receives_every_acknowledged_message() {
     assert!(c.publisher_pauses >= 1, "{c:?}");
     broker.stop().await;
 }
+
+/// A client on a socket with a small receive buffer, so that what the
+/// broker sends piles up on the broker's side instead of in the kernel.
+async fn small_window_client(addr: std::net::SocketAddr, id: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = timeout(PROMPT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut c = Client::from_stream(stream, V311, PROMPT);
+    c.send(&Packet::Connect(Box::new(mqtt_codec::Connect::new(
+        V311, id,
+    ))))
+    .await;
+    assert!(matches!(c.recv().await, Packet::ConnAck(a) if a.code == 0));
+    c
+}
+
+#[tokio::test]
+async fn slow_qos0_reader_loses_qos0_messages_not_its_connection() {
+    const BATCH: u32 = 500;
+    let broker = Running::start(Config {
+        max_outbound_bytes: 16 * 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut sub = small_window_client(broker.addr, "sub").await;
+    sub.subscribe("flow/#", QoS::AtLeastOnce).await;
+    let mut publ = Client::connect(broker.addr, V311, "pub").await;
+    // QoS 0 messages while the subscriber reads nothing, until the broker
+    // says it dropped some (far beyond the 4096 packets that used to close it).
+    let mut sent = 0;
+    let until = Instant::now() + STREAM;
+    while broker.shared.dropped_outbound() == 0 {
+        assert!(
+            Instant::now() < until,
+            "nothing dropped after {sent} messages"
+        );
+        let mut out = BytesMut::new();
+        for i in sent..sent + BATCH {
+            mqtt_codec::encode(&numbered(QoS::AtMostOnce, i), V311, &mut out).expect("encode");
+        }
+        publ.send_raw(&out).await;
+        sent += BATCH;
+        // The broker has read the batch once it answers a ping sent after it.
+        publ.ping().await;
+    }
+    // A QoS 1 message after them is not dropped: it arrives after every
+    // QoS 0 message that was kept, so the reader knows when it has all.
+    publ.send(&numbered(QoS::AtLeastOnce, sent)).await;
+    assert!(matches!(publ.recv().await, Packet::PubAck(_)));
+    let mut received = 0u64;
+    let mut last = None;
+    loop {
+        match sub.recv_within(until - Instant::now()).await {
+            Packet::Publish(p) if p.qos == QoS::AtMostOnce => {
+                let n = number(&p);
+                assert!(last.is_none_or(|l| n > l), "in order: {n} after {last:?}");
+                last = Some(n);
+                received += 1;
+            }
+            Packet::Publish(p) => {
+                assert_eq!(number(&p), sent);
+                sub.send(&Packet::PubAck(PubResponse::new(p.packet_id)))
+                    .await;
+                break;
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    let dropped = broker.shared.dropped_outbound();
+    assert!(dropped > 0);
+    assert_eq!(
+        received + dropped,
+        u64::from(sent),
+        "each one delivered or counted"
+    );
+    // Still connected, and served.
+    sub.ping().await;
+    assert_eq!(broker.shared.connections(), 2);
+    broker.stop().await;
+}
