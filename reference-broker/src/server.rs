@@ -295,7 +295,18 @@ where
                 );
                 (id, max, limit)
             }
-            None => return,
+            None => {
+                let max = st.broker.config().max_connections;
+                if st.broker.connection_count() >= max {
+                    tracing::warn!(
+                        max_connections = max,
+                        "connection refused: max_connections reached (by default the \
+                         open-files limit less {})",
+                        crate::config::FD_MARGIN
+                    );
+                }
+                return;
+            }
         }
     };
     shared.timers.notify_one();
