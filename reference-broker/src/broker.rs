@@ -282,7 +282,7 @@ impl Broker {
     /// its messages went to is full (see the module docs). The core still
     /// handles what it is given; holding back is the I/O layer's part.
     pub fn paused(&self, conn: ConnId) -> bool {
-        self.waiting.contains_key(&conn)
+        !self.waiting.is_empty() && self.waiting.contains_key(&conn)
     }
 
     /// The next connection that was paused and no longer is.
@@ -1604,7 +1604,9 @@ impl Broker {
         }
         let online = s.conn.is_some();
         let limit = self.config.max_queued_messages;
-        if s.queue.len() >= limit {
+        let s = if s.queue.len() < limit {
+            s
+        } else {
             // Room is made by the oldest QoS 0 message, or for an offline
             // session the oldest message; a connected session keeps every
             // QoS 1/2 message (the publisher waits, below), so a QoS 0 one
@@ -1622,22 +1624,26 @@ impl Broker {
             if let Some(qos) = dropped {
                 self.count_drop(cid, qos, online);
             }
-        }
-        let Some(s) = self.sessions.get_mut(cid) else {
-            return;
+            match self.sessions.get_mut(cid) {
+                Some(s) => s,
+                None => return,
+            }
         };
-        let origin = m.origin.clone();
         s.queue.push_back((m, opts, ids));
-        self.drain_queue(cid, now);
-        let Some(s) = self.sessions.get(cid) else {
-            return;
-        };
-        let len = s.queue.len();
-        self.counters.queue_high_water = self.counters.queue_high_water.max(len);
+        let len = self.drain_queue(cid, now);
+        if len > self.counters.queue_high_water {
+            self.counters.queue_high_water = len;
+        }
         if online && len >= limit {
-            // The publisher's connection (a will's is usually gone) waits for room.
-            let publisher = origin
-                .as_ref()
+            // The publisher's connection (a will's is usually gone) waits
+            // for room. The newest queued message is this one (drain takes
+            // from the front; under the MQTT-4.6.0-6 violation it may be an
+            // earlier one, whose publisher then waits instead).
+            let publisher = self
+                .sessions
+                .get(cid)
+                .and_then(|s| s.queue.back())
+                .and_then(|(m, ..)| m.origin.as_ref())
                 .and_then(|o| self.sessions.get(o))
                 .and_then(|o| o.conn);
             if let Some(conn) = publisher {
@@ -1646,8 +1652,9 @@ impl Broker {
         }
     }
 
-    /// Sends queued messages while the client's receive window allows.
-    fn drain_queue(&mut self, cid: &ByteString, now: Instant) {
+    /// Sends queued messages while the client's receive window allows;
+    /// returns how many stay queued (0 for a session that is offline).
+    fn drain_queue(&mut self, cid: &ByteString, now: Instant) -> usize {
         let dup_qos0 = self.config.violations.breaks("MQTT-3.3.1-2");
         let drop_user = self.config.violations.breaks("MQTT-3.3.2-17");
         let v = &self.config.violations;
@@ -1667,11 +1674,11 @@ impl Broker {
         let track_expiry = v.breaks("MQTT-4.3.3-7");
         let mut expiring = Vec::new();
         let Some(s) = self.sessions.get_mut(cid) else {
-            return;
+            return 0;
         };
-        let Some(conn) = s.conn else { return };
+        let Some(conn) = s.conn else { return 0 };
         let Some(c) = self.conns.get(&conn) else {
-            return;
+            return 0;
         };
         let quota = if ignore_receive_max {
             usize::MAX
@@ -1789,17 +1796,22 @@ impl Broker {
             }
             out.push(Packet::Publish(p));
         }
-        let room = s.queue.len() < self.config.max_queued_messages;
+        let queued = s.queue.len();
         for (id, at) in expiring {
             self.expiring_out.insert((cid.clone(), id), at);
         }
         for p in out {
             self.send(conn, p);
         }
-        if room {
-            self.dropping.remove(cid);
-            self.release(cid, now);
+        if queued < self.config.max_queued_messages {
+            if !self.dropping.is_empty() {
+                self.dropping.remove(cid);
+            }
+            if !self.stalled.is_empty() {
+                self.release(cid, now);
+            }
         }
+        queued
     }
 
     fn subscribe(&mut self, conn: ConnId, client_id: &ByteString, sub: Subscribe, now: Instant) {

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::broker::{Action, Broker, ConnId, OnError};
+use crate::broker::{Action, Broker, ConnId, Counters, OnError};
 use crate::config::Config;
 use crate::outbox::{Outbox, PushError};
 
@@ -60,6 +60,9 @@ struct State {
     outbound_limit: usize,
     /// QoS 0 messages dropped for connections over that limit.
     dropped_outbound: u64,
+    /// The core's counters, published when they change so that a test or
+    /// a metrics reader can wait for a count.
+    counters: tokio::sync::watch::Sender<Counters>,
 }
 
 /// The broker shared by all connection tasks.
@@ -80,6 +83,7 @@ impl Shared {
                 outbound: HashMap::new(),
                 persist: None,
                 dropped_outbound: 0,
+                counters: tokio::sync::watch::Sender::new(Counters::default()),
             }),
             timers: Notify::new(),
             count: tokio::sync::watch::Sender::new(0),
@@ -103,8 +107,17 @@ impl Shared {
     }
 
     /// The core's flow-control counters (for tests and metrics).
-    pub fn counters(&self) -> crate::broker::Counters {
+    pub fn counters(&self) -> Counters {
         self.lock().broker.counters()
+    }
+
+    /// Waits until the core's counters satisfy `what`, or `within` passes;
+    /// returns whether they did.
+    pub async fn counters_reach(&self, within: Duration, what: impl Fn(&Counters) -> bool) -> bool {
+        let mut rx = self.lock().counters.subscribe();
+        tokio::time::timeout(within, rx.wait_for(what))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// QoS 0 messages dropped because a connection had more than
@@ -188,6 +201,10 @@ impl State {
             if let Some(out) = self.outbound.get(&conn) {
                 out.resume.notify_one();
             }
+        }
+        let counters = self.broker.counters();
+        if counters != *self.counters.borrow() {
+            self.counters.send_replace(counters);
         }
     }
 }

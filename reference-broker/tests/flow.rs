@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::{Client, Running, PROMPT, V311};
 use mqtt_codec::{DecodeOptions, Decoder, Packet, Properties, PubResponse, Publish, QoS, Sender};
-use reference_broker::server::Shared;
 use reference_broker::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -100,24 +99,6 @@ async fn publisher(addr: std::net::SocketAddr, qos: QoS, n: u32) -> tokio::task:
     })
 }
 
-/// Waits until `what` holds of the broker's counters, within `within`.
-async fn counters_reach(
-    shared: &Shared,
-    within: Duration,
-    what: impl Fn(&reference_broker::broker::Counters) -> bool,
-) {
-    let until = Instant::now() + within;
-    while !what(&shared.counters()) {
-        assert!(
-            Instant::now() < until,
-            "counters after {within:?}: {:?}",
-            shared.counters()
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 #[tokio::test]
 async fn slow_qos1_subscriber_receives_every_acknowledged_message() {
     const N: u32 = 3000;
@@ -132,7 +113,14 @@ async fn slow_qos1_subscriber_receives_every_acknowledged_message() {
     sub.subscribe("flow/#", QoS::AtLeastOnce).await;
     let acks = publisher(broker.addr, QoS::AtLeastOnce, N).await;
     // Not reading at all: the queue fills and the publisher is paused.
-    counters_reach(&broker.shared, PROMPT, |c| c.publisher_pauses >= 1).await;
+    assert!(
+        broker
+            .shared
+            .counters_reach(PROMPT, |c| c.publisher_pauses >= 1)
+            .await,
+        "never paused: {:?}",
+        broker.shared.counters()
+    );
     // Then reading in steps of 25, acknowledging each step, until all came.
     let mut next = 0;
     let until = Instant::now() + STREAM;
