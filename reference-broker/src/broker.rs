@@ -2,6 +2,25 @@
 //! delivery and timers. It owns no socket and reads no clock: each call takes
 //! `now`, and [`Broker::poll_timeout`] says when to call [`Broker::tick`]
 //! next. The tokio layer (`server`) and the tests drive the same core.
+//!
+//! # Flow control: what waits, what may be dropped
+//!
+//! A session queues what its receive window (Receive Maximum, or
+//! `max_inflight` for 3.x) cannot take yet, up to `max_queued_messages`.
+//! When the queue of a *connected* session reaches that limit, the core
+//! keeps every QoS 1/2 message and pauses the connection whose message
+//! filled it: [`Broker::paused`] tells the I/O layer to stop feeding that
+//! connection's PUBLISH packets (acknowledgements and pings still pass, so
+//! two clients publishing to each other cannot lock each other out), and
+//! [`Broker::poll_resumed`] names it again once every session it waits for
+//! is below its limit or offline. Stopping the reading, rather than
+//! withholding PUBACK, works the same for 3.x clients (which have no
+//! Receive Maximum) and for QoS 0 publishers, keeps the core free of I/O
+//! (it only says who waits), and bounds a queue by its limit plus one
+//! message per publishing connection, whatever their rate; the TCP window
+//! then slows the publisher. QoS 0 messages may be dropped at the limit
+//! (oldest first), and so may any message for an *offline* session, as
+//! the spec allows; every drop is counted in [`Counters`] and logged.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -48,6 +67,19 @@ pub enum OnError {
     Close,
     /// Skip the refused packet and carry on (only under a deliberate violation).
     Skip,
+}
+
+/// What the core counts about flow control, for tests and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// QoS 0 messages dropped from, or not admitted to, a full session queue.
+    pub dropped_qos0: u64,
+    /// QoS 1/2 messages dropped from the full queue of an offline session.
+    pub dropped_offline: u64,
+    /// Times a connection was paused because a session its message went to was full.
+    pub publisher_pauses: u64,
+    /// The longest any session's queue has been.
+    pub queue_high_water: usize,
 }
 
 /// An application message as the broker holds it.
@@ -167,6 +199,15 @@ pub struct Broker {
     actions: VecDeque<Action>,
     /// Set by [`Broker::shutdown`]: no connection is accepted after it.
     shutting_down: bool,
+    /// Full queues of connected sessions → the connections paused for them.
+    stalled: HashMap<ByteString, HashSet<ConnId>>,
+    /// Paused connections → how many full sessions each waits for.
+    waiting: HashMap<ConnId, usize>,
+    /// Connections no longer paused, for [`Broker::poll_resumed`].
+    resumed: VecDeque<ConnId>,
+    /// Sessions dropping messages since their queue last had room (one log line per burst).
+    dropping: HashSet<ByteString>,
+    counters: Counters,
 }
 
 fn expiry_instant(now: Instant, secs: u32) -> Option<Instant> {
@@ -194,6 +235,11 @@ impl Broker {
             actions: VecDeque::new(),
             routes: routes::Routes::default(),
             shutting_down: false,
+            stalled: HashMap::new(),
+            waiting: HashMap::new(),
+            resumed: VecDeque::new(),
+            dropping: HashSet::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -220,6 +266,80 @@ impl Broker {
 
     pub fn retained_count(&self) -> usize {
         self.retained.len()
+    }
+
+    /// What the core has counted about flow control (see the module docs).
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Messages queued for `client_id`'s session, beyond its receive window.
+    pub fn queued(&self, client_id: &str) -> usize {
+        self.sessions.get(client_id).map_or(0, |s| s.queue.len())
+    }
+
+    /// Whether the PUBLISH packets of `conn` are to wait: a session one of
+    /// its messages went to is full (see the module docs). The core still
+    /// handles what it is given; holding back is the I/O layer's part.
+    pub fn paused(&self, conn: ConnId) -> bool {
+        !self.waiting.is_empty() && self.waiting.contains_key(&conn)
+    }
+
+    /// The next connection that was paused and no longer is.
+    pub fn poll_resumed(&mut self) -> Option<ConnId> {
+        self.resumed.pop_front()
+    }
+
+    /// Pauses `conn` until `cid`'s queue has room.
+    fn pause(&mut self, conn: ConnId, cid: &ByteString) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        if self.stalled.entry(cid.clone()).or_default().insert(conn) {
+            let n = self.waiting.entry(conn).or_insert(0);
+            if *n == 0 {
+                self.counters.publisher_pauses += 1;
+                tracing::debug!(conn, session = %cid, "session queue full, pausing publisher");
+            }
+            *n += 1;
+        }
+    }
+
+    /// `cid`'s queue has room, or the session went offline: the connections
+    /// paused for it and for nothing else resume.
+    fn release(&mut self, cid: &ByteString, now: Instant) {
+        let Some(conns) = self.stalled.remove(cid) else {
+            return;
+        };
+        for conn in conns {
+            let Some(n) = self.waiting.get_mut(&conn) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                self.waiting.remove(&conn);
+                self.resumed.push_back(conn);
+                // Its keep alive did not run while it was paused.
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.last_packet = now;
+                }
+            }
+        }
+    }
+
+    /// Counts and logs a message dropped for `cid`'s full queue.
+    fn count_drop(&mut self, cid: &ByteString, qos: QoS, online: bool) {
+        if qos == QoS::AtMostOnce {
+            self.counters.dropped_qos0 += 1;
+        } else {
+            self.counters.dropped_offline += 1;
+        }
+        let total = self.counters.dropped_qos0 + self.counters.dropped_offline;
+        if self.dropping.insert(cid.clone()) {
+            tracing::info!(session = %cid, online, total, "session queue full, dropping messages");
+        } else {
+            tracing::debug!(session = %cid, ?qos, online, total, "dropped a queued message");
+        }
     }
 
     /// A new network connection. `None` when the connection limit is reached
@@ -264,23 +384,60 @@ impl Broker {
             }
         }
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
-        // that is too large is dropped as if delivered. Reason strings and user
-        // properties would be dropped first, but we send none that large.
-        if let Some(max) = c
-            .max_packet_size
-            .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
-        {
-            let too_large =
-                mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
-            if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
-                return;
-            }
+        // that is too large is dropped as if delivered, a CONNACK or
+        // DISCONNECT first loses what it may go without (`fit_client`).
+        if !self.fit_client(conn, &mut packet) {
+            return;
         }
         self.actions.push_back(Action::Send {
             conn,
             protocol,
             packet,
         });
+    }
+
+    /// Whether `packet` fits the client's Maximum Packet Size (MQTT-3.1.2-24),
+    /// after a CONNACK or DISCONNECT that does not fit has lost what it may
+    /// go without: Reason String and User Properties (MQTT-3.2.2-19/20,
+    /// MQTT-3.14.2-3/4), then a CONNACK's Topic Alias Maximum, whose absence
+    /// means 0 (the client sends no aliases, which the broker accepts just
+    /// the same). Everything else a CONNACK carries changes what the client
+    /// may do when absent (Receive Maximum, Maximum QoS, …) or is required
+    /// (Assigned Client Identifier, authentication), so it stays; a packet
+    /// that still does not fit is not sent.
+    fn fit_client(&self, conn: ConnId, packet: &mut Packet) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let Some(max) = c
+            .max_packet_size
+            .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
+        else {
+            return true;
+        };
+        let protocol = c.protocol;
+        let fits =
+            |p: &Packet| mqtt_codec::encoded_len(p, protocol).is_ok_and(|len| len <= max as usize);
+        if fits(packet) {
+            return true;
+        }
+        let properties = match packet {
+            Packet::ConnAck(a) => &mut a.properties,
+            Packet::Disconnect(d) => &mut d.properties,
+            _ => return false,
+        };
+        const REASON_STRING: u8 = 0x1F;
+        const USER_PROPERTY: u8 = 0x26;
+        const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+        properties.remove(REASON_STRING);
+        properties.remove(USER_PROPERTY);
+        if fits(packet) {
+            return true;
+        }
+        if let Packet::ConnAck(a) = packet {
+            a.properties.remove(TOPIC_ALIAS_MAXIMUM);
+        }
+        fits(packet)
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -427,6 +584,8 @@ impl Broker {
     pub fn closed(&mut self, conn: ConnId, now: Instant) {
         self.end_connection(conn, true, now);
         self.conns.remove(&conn);
+        // Left in `stalled`, it is skipped when released (ids are never reused).
+        self.waiting.remove(&conn);
     }
 
     /// Detaches the connection from its session; publishes or schedules the
@@ -451,6 +610,11 @@ impl Broker {
             return;
         }
         session.conn = None;
+        // Offline, the queue limit drops instead of pausing publishers.
+        self.release(&client_id, now);
+        let Some(session) = self.sessions.get_mut(&client_id) else {
+            return;
+        };
         let expiry = session.expiry;
         session.expires_at = expiry_instant(now, expiry);
         let mut publish_now = None;
@@ -854,14 +1018,24 @@ impl Broker {
                 props.push(p);
             }
         }
-        self.send(
-            conn,
-            Packet::ConnAck(ConnAck {
-                session_present,
-                code: 0,
-                properties: props,
-            }),
-        );
+        let mut connack = Packet::ConnAck(ConnAck {
+            session_present,
+            code: 0,
+            properties: props,
+        });
+        // MQTT-3.1.2-24: a CONNACK that cannot be made small enough is not
+        // sent, and a connection that cannot be acknowledged is closed.
+        if !self.fit_client(conn, &mut connack) {
+            tracing::info!(
+                conn,
+                max = ?self.conns.get(&conn).and_then(|c| c.max_packet_size),
+                "CONNACK exceeds the client's Maximum Packet Size, closing"
+            );
+            self.end_connection(conn, false, now);
+            self.close(conn);
+            return;
+        }
+        self.send(conn, connack);
         // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
         if !self.breaks("MQTT-4.4.0-1") {
             self.resend_inflight(&client_id, conn, now);
@@ -1428,20 +1602,59 @@ impl Broker {
         if s.conn.is_none() && granted == QoS::AtMostOnce {
             return;
         }
-        if s.queue.len() >= self.config.max_queued_messages {
-            // Oldest QoS 0 first, then the oldest message, makes room.
-            if let Some(i) = s.queue.iter().position(|(q, ..)| q.qos == QoS::AtMostOnce) {
-                s.queue.remove(i);
-            } else {
-                s.queue.pop_front();
+        let online = s.conn.is_some();
+        let limit = self.config.max_queued_messages;
+        let s = if s.queue.len() < limit {
+            s
+        } else {
+            // Room is made by the oldest QoS 0 message, or for an offline
+            // session the oldest message; a connected session keeps every
+            // QoS 1/2 message (the publisher waits, below), so a QoS 0 one
+            // with no QoS 0 before it is itself dropped.
+            let qos0 = s.queue.iter().position(|(q, ..)| q.qos == QoS::AtMostOnce);
+            let dropped = match qos0 {
+                Some(i) => s.queue.remove(i).map(|(q, ..)| q.qos),
+                None if !online => s.queue.pop_front().map(|(q, ..)| q.qos),
+                None if granted == QoS::AtMostOnce => {
+                    self.count_drop(cid, granted, online);
+                    return;
+                }
+                None => None,
+            };
+            if let Some(qos) = dropped {
+                self.count_drop(cid, qos, online);
+            }
+            match self.sessions.get_mut(cid) {
+                Some(s) => s,
+                None => return,
+            }
+        };
+        s.queue.push_back((m, opts, ids));
+        let len = self.drain_queue(cid, now);
+        if len > self.counters.queue_high_water {
+            self.counters.queue_high_water = len;
+        }
+        if online && len >= limit {
+            // The publisher's connection (a will's is usually gone) waits
+            // for room. The newest queued message is this one (drain takes
+            // from the front; under the MQTT-4.6.0-6 violation it may be an
+            // earlier one, whose publisher then waits instead).
+            let publisher = self
+                .sessions
+                .get(cid)
+                .and_then(|s| s.queue.back())
+                .and_then(|(m, ..)| m.origin.as_ref())
+                .and_then(|o| self.sessions.get(o))
+                .and_then(|o| o.conn);
+            if let Some(conn) = publisher {
+                self.pause(conn, cid);
             }
         }
-        s.queue.push_back((m, opts, ids));
-        self.drain_queue(cid, now);
     }
 
-    /// Sends queued messages while the client's receive window allows.
-    fn drain_queue(&mut self, cid: &ByteString, now: Instant) {
+    /// Sends queued messages while the client's receive window allows;
+    /// returns how many stay queued (0 for a session that is offline).
+    fn drain_queue(&mut self, cid: &ByteString, now: Instant) -> usize {
         let dup_qos0 = self.config.violations.breaks("MQTT-3.3.1-2");
         let drop_user = self.config.violations.breaks("MQTT-3.3.2-17");
         let v = &self.config.violations;
@@ -1461,11 +1674,11 @@ impl Broker {
         let track_expiry = v.breaks("MQTT-4.3.3-7");
         let mut expiring = Vec::new();
         let Some(s) = self.sessions.get_mut(cid) else {
-            return;
+            return 0;
         };
-        let Some(conn) = s.conn else { return };
+        let Some(conn) = s.conn else { return 0 };
         let Some(c) = self.conns.get(&conn) else {
-            return;
+            return 0;
         };
         let quota = if ignore_receive_max {
             usize::MAX
@@ -1583,12 +1796,22 @@ impl Broker {
             }
             out.push(Packet::Publish(p));
         }
+        let queued = s.queue.len();
         for (id, at) in expiring {
             self.expiring_out.insert((cid.clone(), id), at);
         }
         for p in out {
             self.send(conn, p);
         }
+        if queued < self.config.max_queued_messages {
+            if !self.dropping.is_empty() {
+                self.dropping.remove(cid);
+            }
+            if !self.stalled.is_empty() {
+                self.release(cid, now);
+            }
+        }
+        queued
     }
 
     fn subscribe(&mut self, conn: ConnId, client_id: &ByteString, sub: Subscribe, now: Instant) {
@@ -1794,7 +2017,9 @@ impl Broker {
                 ConnState::Connected { .. } => {
                     if let Some(ka) = c.keep_alive {
                         // MQTT-3.1.2-24 (3.1.1) / 3.1.2-22 (5.0): one and a half times the keep alive.
+                        // A connection the broker stopped reading is not idle.
                         if c.last_packet + ka + ka / 2 <= now
+                            && !self.waiting.contains_key(&id)
                             && !self.config.violations.breaks("MQTT-3.1.2-24")
                         {
                             keep_alive.push(id);

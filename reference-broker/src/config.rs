@@ -32,7 +32,12 @@ pub struct Config {
     pub max_queued_messages: usize,
     /// QoS 1/2 messages in flight towards a 3.x client (5.0 clients announce their own).
     pub max_inflight: u16,
-    /// Simultaneous network connections.
+    /// Bytes waiting to be written to one connection beyond which QoS 0
+    /// messages to it are dropped (QoS 1/2 wait in the session's queue, and
+    /// the connection's own packets are not read until it has room).
+    pub max_outbound_bytes: usize,
+    /// Simultaneous network connections. Default: the process's soft
+    /// open-files limit less [`FD_MARGIN`] (see [`default_max_connections`]).
     pub max_connections: usize,
     pub max_subscriptions_per_client: usize,
     pub max_topic_length: usize,
@@ -63,7 +68,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             max_queued_messages: 1000,
             max_inflight: 20,
-            max_connections: 10_000,
+            max_outbound_bytes: 1024 * 1024,
+            max_connections: default_max_connections(),
             max_subscriptions_per_client: 1000,
             max_topic_length: 1024,
             max_topic_levels: 32,
@@ -73,6 +79,36 @@ impl Default for Config {
             persist_dir: None,
         }
     }
+}
+
+/// File descriptors `max_connections` leaves for what is not a client:
+/// listeners, the persistence directory's lock, state and temporary files,
+/// the certificate and password files read at start, stdio, and the
+/// runtime's own (epoll, its wake-up pipe).
+pub const FD_MARGIN: u64 = 64;
+
+/// `max_connections` when the open-files limit is unknown or unlimited.
+pub const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
+
+/// The default of [`Config::max_connections`]: a connection takes one file
+/// descriptor, so the soft `RLIMIT_NOFILE` less [`FD_MARGIN`] (at least 1),
+/// or [`FALLBACK_MAX_CONNECTIONS`] when there is no such limit to read.
+pub fn default_max_connections() -> usize {
+    match open_files_limit() {
+        Some(n) => usize::try_from(n.saturating_sub(FD_MARGIN).max(1)).unwrap_or(usize::MAX),
+        None => FALLBACK_MAX_CONNECTIONS,
+    }
+}
+
+/// The soft open-files limit; `None` if unlimited or not a Unix.
+#[cfg(unix)]
+fn open_files_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn open_files_limit() -> Option<u64> {
+    None
 }
 
 /// One listener: an address and how it speaks.
@@ -115,6 +151,8 @@ pub struct FileConfig {
     pub connect_timeout: Option<f64>,
     pub max_queued_messages: Option<usize>,
     pub max_inflight: Option<u16>,
+    /// Bytes pending towards one connection before QoS 0 messages to it are dropped.
+    pub max_outbound_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_subscriptions_per_client: Option<usize>,
     pub max_topic_length: Option<usize>,
@@ -158,6 +196,7 @@ impl FileConfig {
             max_session_expiry,
             max_queued_messages,
             max_inflight,
+            max_outbound_bytes,
             max_connections,
             max_subscriptions_per_client,
             max_topic_length,

@@ -6,11 +6,17 @@
 //! Compared with a channel of encoded packets this allocates nothing per
 //! packet, wakes the writer once per burst instead of once per packet, and
 //! holds exactly the bytes queued.
+//!
+//! The limit is in bytes: a QoS 0 PUBLISH that would take the pending bytes
+//! beyond it is dropped (the caller counts it), every other packet is kept.
+//! What else can pile up is bounded elsewhere: QoS 1/2 messages by the
+//! receive window, the answers to the client's own packets by the reader,
+//! which stops reading while the outbox is over its limit ([`Outbox::room`]).
 
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::BytesMut;
-use mqtt_codec::{EncodeError, Packet, Protocol};
+use mqtt_codec::{EncodeError, Packet, Protocol, QoS};
 use tokio::sync::Notify;
 
 /// A writer's buffer that grew beyond this is given back after a burst.
@@ -18,16 +24,14 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub enum PushError {
-    /// `limit` packets are already waiting: the peer reads too slowly.
-    Full,
+    /// A QoS 0 PUBLISH that would take the pending bytes over the limit: not queued.
+    Dropped,
     Encode(EncodeError),
 }
 
 #[derive(Default)]
 struct Pending {
     buf: BytesMut,
-    /// Packets in `buf`.
-    packets: usize,
     /// No more packets: the writer sends what is left and ends.
     closed: bool,
 }
@@ -37,6 +41,8 @@ pub struct Outbox {
     // Held only to append or swap, never across an await.
     pending: Mutex<Pending>,
     ready: Notify,
+    /// Notified when the writer takes what is pending.
+    taken: Notify,
 }
 
 impl Outbox {
@@ -44,29 +50,41 @@ impl Outbox {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Encodes `packet` for `protocol` after what is pending, unless `limit`
-    /// packets are pending already. After [`Outbox::close`] packets are dropped.
+    /// Encodes `packet` for `protocol` after what is pending; a QoS 0
+    /// PUBLISH only if the pending bytes stay within `limit`. After
+    /// [`Outbox::close`] packets are dropped.
     pub fn push(&self, packet: &Packet, protocol: Protocol, limit: usize) -> Result<(), PushError> {
         let mut p = self.lock();
         if p.closed {
             return Ok(());
-        }
-        if p.packets >= limit {
-            return Err(PushError::Full);
         }
         let len = p.buf.len();
         if let Err(e) = mqtt_codec::encode(packet, protocol, &mut p.buf) {
             p.buf.truncate(len);
             return Err(PushError::Encode(e));
         }
-        p.packets += 1;
-        let wake = p.packets == 1;
+        if p.buf.len() > limit && matches!(packet, Packet::Publish(m) if m.qos == QoS::AtMostOnce) {
+            p.buf.truncate(len);
+            return Err(PushError::Dropped);
+        }
+        let wake = len == 0;
         drop(p);
         if wake {
             // A stored permit if the writer is busy: it looks again after its write.
             self.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Whether more than `limit` bytes are pending.
+    pub fn over(&self, limit: usize) -> bool {
+        self.lock().buf.len() > limit
+    }
+
+    /// Resolves after the writer next takes what is pending (or at once if
+    /// it did since the last call).
+    pub async fn room(&self) {
+        self.taken.notified().await
     }
 
     /// No more packets; the writer ends once what is pending is sent.
@@ -88,7 +106,8 @@ impl Outbox {
                 if !p.buf.is_empty() {
                     // The two buffers alternate, so each keeps its capacity.
                     std::mem::swap(&mut p.buf, into);
-                    p.packets = 0;
+                    drop(p);
+                    self.taken.notify_one();
                     return true;
                 }
                 if p.closed {
@@ -116,8 +135,43 @@ mod tests {
         }
     }
 
+    fn qos(qos: QoS) -> Packet {
+        Packet::Publish(mqtt_codec::Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: "t".into(),
+            packet_id: u16::from(qos != QoS::AtMostOnce),
+            properties: Default::default(),
+            payload: bytes::Bytes::from_static(b"x"),
+        })
+    }
+
     #[test]
-    fn packets_batch_limit_and_close() {
+    fn bytes_limit_drops_only_qos0() {
+        let o = Outbox::default();
+        let v = Protocol::V3_1_1;
+        // A QoS 0 PUBLISH on "t" is 6 bytes, a QoS 1 one 8.
+        o.push(&qos(QoS::AtMostOnce), v, 12).expect("room");
+        o.push(&qos(QoS::AtMostOnce), v, 12).expect("room");
+        assert!(!o.over(12));
+        assert!(matches!(
+            o.push(&qos(QoS::AtMostOnce), v, 12),
+            Err(PushError::Dropped)
+        ));
+        o.push(&qos(QoS::AtLeastOnce), v, 12)
+            .expect("kept beyond the limit");
+        o.push(&Packet::PingResp, v, 12)
+            .expect("kept beyond the limit");
+        assert!(o.over(12));
+        let mut into = BytesMut::new();
+        assert_eq!(take_now(&o, &mut into), Some(true));
+        assert_eq!(into.len(), 6 + 6 + 8 + 2);
+        assert!(!o.over(12));
+    }
+
+    #[test]
+    fn packets_batch_and_close() {
         let o = Outbox::default();
         let mut into = BytesMut::new();
         assert_eq!(take_now(&o, &mut into), None, "nothing pending yet");
@@ -125,10 +179,6 @@ mod tests {
             .expect("room");
         o.push(&Packet::PingResp, Protocol::V3_1_1, 2)
             .expect("room");
-        assert!(matches!(
-            o.push(&Packet::PingResp, Protocol::V3_1_1, 2),
-            Err(PushError::Full)
-        ));
         assert_eq!(take_now(&o, &mut into), Some(true));
         assert_eq!(
             &into[..],

@@ -5,8 +5,14 @@
 //! core's timers. The core sits behind a single `std::sync::Mutex`: every
 //! critical section is a synchronous call into it plus the dispatch of its
 //! actions, never an await.
+//!
+//! Backpressure: while the core says a connection is [`Broker::paused`] (a
+//! session its messages go to is full), its reader holds back every packet
+//! but acknowledgements and pings, up to [`HELD_PACKETS`], and then stops
+//! reading the socket, so that TCP slows the publisher; the core's
+//! [`Broker::poll_resumed`] wakes it to hand over what it held.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,15 +25,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::broker::{Action, Broker, ConnId, OnError};
+use crate::broker::{Action, Broker, ConnId, Counters, OnError};
 use crate::config::Config;
 use crate::outbox::{Outbox, PushError};
 
 pub mod persist;
 mod prehash;
 
-/// Packets queued towards one connection before it counts as too slow and is closed.
-const OUTBOUND_QUEUE: usize = 4096;
+/// Packets a paused connection's reader holds before it stops reading.
+const HELD_PACKETS: usize = 64;
 /// Read buffer of a connection that has not needed more.
 const IDLE_READ_BUFFER: usize = 512;
 /// Deadline for flushing what is queued when a connection is closed.
@@ -39,6 +45,10 @@ struct Outbound {
     /// Wakes the connection's reader when the connection is to end: closed by
     /// the core, dropped for reading too slowly, or its writer gone.
     gone: Arc<Notify>,
+    /// Wakes the connection's reader when the core no longer pauses it.
+    resume: Arc<Notify>,
+    /// QoS 0 messages are being dropped for it (one log line per burst).
+    dropping: bool,
 }
 
 struct State {
@@ -46,6 +56,13 @@ struct State {
     outbound: HashMap<ConnId, Outbound>,
     /// `--persist`: where and when the core's state is written.
     persist: Option<persist::Persister>,
+    /// Bytes pending towards one connection beyond which QoS 0 messages are dropped.
+    outbound_limit: usize,
+    /// QoS 0 messages dropped for connections over that limit.
+    dropped_outbound: u64,
+    /// The core's counters, published when they change so that a test or
+    /// a metrics reader can wait for a count.
+    counters: tokio::sync::watch::Sender<Counters>,
 }
 
 /// The broker shared by all connection tasks.
@@ -61,9 +78,12 @@ impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
+                outbound_limit: config.max_outbound_bytes,
                 broker: Broker::new(config),
                 outbound: HashMap::new(),
                 persist: None,
+                dropped_outbound: 0,
+                counters: tokio::sync::watch::Sender::new(Counters::default()),
             }),
             timers: Notify::new(),
             count: tokio::sync::watch::Sender::new(0),
@@ -84,6 +104,26 @@ impl Shared {
     /// Number of open connections (for tests and metrics).
     pub fn connections(&self) -> usize {
         self.lock().broker.connection_count()
+    }
+
+    /// The core's flow-control counters (for tests and metrics).
+    pub fn counters(&self) -> Counters {
+        self.lock().broker.counters()
+    }
+
+    /// Waits until the core's counters satisfy `what`, or `within` passes;
+    /// returns whether they did.
+    pub async fn counters_reach(&self, within: Duration, what: impl Fn(&Counters) -> bool) -> bool {
+        let mut rx = self.lock().counters.subscribe();
+        tokio::time::timeout(within, rx.wait_for(what))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// QoS 0 messages dropped because a connection had more than
+    /// `max_outbound_bytes` waiting to be written (for tests and metrics).
+    pub fn dropped_outbound(&self) -> u64 {
+        self.lock().dropped_outbound
     }
 
     /// Stops the broker's side of every connection (see [`Broker::shutdown`])
@@ -121,19 +161,30 @@ impl State {
                     protocol,
                     packet,
                 } => {
-                    let Some(out) = self.outbound.get(&conn) else {
+                    let Some(out) = self.outbound.get_mut(&conn) else {
                         continue;
                     };
-                    match out.outbox.push(&packet, protocol, OUTBOUND_QUEUE) {
-                        Ok(()) => {}
+                    match out.outbox.push(&packet, protocol, self.outbound_limit) {
+                        Ok(()) => {
+                            if out.dropping && matches!(packet, Packet::Publish(_)) {
+                                out.dropping = false;
+                            }
+                        }
                         Err(PushError::Encode(e)) => {
                             tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
                         }
-                        Err(PushError::Full) => {
-                            // The client reads too slowly: drop it rather than buffer without bound.
-                            tracing::info!(conn, "outbound queue full, closing");
-                            if let Some(out) = self.outbound.remove(&conn) {
-                                out.gone.notify_one();
+                        Err(PushError::Dropped) => {
+                            // The client reads too slowly: it loses QoS 0
+                            // messages, not its connection.
+                            self.dropped_outbound += 1;
+                            if !out.dropping {
+                                out.dropping = true;
+                                tracing::info!(
+                                    conn,
+                                    limit = self.outbound_limit,
+                                    total = self.dropped_outbound,
+                                    "outbound bytes over the limit, dropping QoS 0 messages"
+                                );
                             }
                         }
                     }
@@ -145,6 +196,15 @@ impl State {
                     }
                 }
             }
+        }
+        while let Some(conn) = self.broker.poll_resumed() {
+            if let Some(out) = self.outbound.get(&conn) {
+                out.resume.notify_one();
+            }
+        }
+        let counters = self.broker.counters();
+        if counters != *self.counters.borrow() {
+            self.counters.send_replace(counters);
         }
     }
 }
@@ -233,9 +293,11 @@ where
 {
     let outbox = Arc::new(Outbox::default());
     let gone = Arc::new(Notify::new());
-    let (conn, max_packet_size) = {
+    let resume = Arc::new(Notify::new());
+    let (conn, max_packet_size, outbound_limit) = {
         let mut st = shared.lock();
         let max = st.broker.config().max_packet_size;
+        let limit = st.outbound_limit;
         match st.broker.open(accepted.into_std()) {
             Some(id) => {
                 shared.count.send_replace(st.broker.connection_count());
@@ -244,17 +306,32 @@ where
                     Outbound {
                         outbox: outbox.clone(),
                         gone: gone.clone(),
+                        resume: resume.clone(),
+                        dropping: false,
                     },
                 );
-                (id, max)
+                (id, max, limit)
             }
-            None => return,
+            None => {
+                let max = st.broker.config().max_connections;
+                if st.broker.connection_count() >= max {
+                    tracing::warn!(
+                        max_connections = max,
+                        "connection refused: max_connections reached (by default the \
+                         open-files limit less {})",
+                        crate::config::FD_MARGIN
+                    );
+                }
+                return;
+            }
         }
     };
     shared.timers.notify_one();
     let (mut reader, mut writer) = tokio::io::split(stream);
 
+    let writes = outbox.clone();
     let mut writer_task = tokio::spawn(async move {
+        let outbox = writes;
         // What is queued when the writer wakes goes out in one write: one
         // syscall (and one TCP segment, Nagle being off) per burst rather
         // than per packet. The flush sends what a transport buffers (the
@@ -286,17 +363,38 @@ where
     let mut skip_frame = false;
     let mut closing = false;
     let mut packets = Vec::new();
+    // What a paused connection sent and the core has not had yet, in order.
+    let mut held: VecDeque<Packet> = VecDeque::new();
     while !closing {
         // `read_buf` makes 64 bytes of room in a full buffer.
         let room = (buf.capacity() - buf.len()).max(64);
         let filled;
         tokio::select! {
-            read = reader.read_buf(&mut buf) => {
+            // A client that does not read what it is sent is not read either
+            // (the answers to its packets would pile up).
+            read = reader.read_buf(&mut buf),
+                if held.len() < HELD_PACKETS && !outbox.over(outbound_limit) =>
+            {
                 match read {
                     Ok(0) | Err(_) => break,
                     // All the room was used: more is probably waiting.
                     Ok(n) => filled = n >= room,
                 }
+            }
+            _ = outbox.room(), if outbox.over(outbound_limit) => continue,
+            // The sessions it waited for have room: hand over what was held.
+            _ = resume.notified(), if !held.is_empty() => {
+                let now = Instant::now().into_std();
+                let mut st = shared.lock();
+                while !st.broker.paused(conn) {
+                    let Some(packet) = held.pop_front() else { break };
+                    st.broker.packet(conn, packet, now);
+                }
+                st.dispatch();
+                closing = !st.outbound.contains_key(&conn);
+                drop(st);
+                shared.timers.notify_one();
+                continue;
             }
             // The writer ended: the core closed the connection or the peer stopped reading.
             _ = wait_closed(&shared, conn) => break,
@@ -360,7 +458,18 @@ where
             // one write per packet. Packets after one that closes the
             // connection reach a core that ignores them.
             for packet in packets.drain(..) {
-                st.broker.packet(conn, packet, now);
+                // Held behind what already waits, or while the core pauses
+                // the connection; acknowledgements and pings pass, so that
+                // the queues this connection's messages wait for can drain.
+                let passes = matches!(
+                    packet,
+                    Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
+                );
+                if !passes && (!held.is_empty() || st.broker.paused(conn)) {
+                    held.push_back(packet);
+                } else {
+                    st.broker.packet(conn, packet, now);
+                }
             }
             st.dispatch();
             if !st.outbound.contains_key(&conn) {
@@ -392,7 +501,14 @@ where
     }
     {
         let mut st = shared.lock();
-        st.broker.closed(conn, Instant::now().into_std());
+        // The client sent these before it went (a DISCONNECT among them
+        // decides its will): the core has them, paused or not, beyond the
+        // queue limit by at most what one connection holds.
+        let now = Instant::now().into_std();
+        for packet in held {
+            st.broker.packet(conn, packet, now);
+        }
+        st.broker.closed(conn, now);
         shared.count.send_replace(st.broker.connection_count());
         st.dispatch();
         if let Some(out) = st.outbound.remove(&conn) {

@@ -1141,6 +1141,120 @@ fn receive_maximum_respected() {
     assert_eq!(payloads(&net.recv_publishes(c)), ["b"]);
 }
 
+/// A broker whose sessions queue 5 messages beyond a window of 2.
+fn small_queues() -> Net {
+    Net::with(Config {
+        max_queued_messages: 5,
+        max_inflight: 2,
+        ..Config::default()
+    })
+}
+
+fn acks(net: &mut Net, conn: ConnId, ps: &[Publish]) {
+    for p in ps {
+        net.send(conn, Packet::PubAck(PubResponse::new(p.packet_id)));
+    }
+}
+
+#[test]
+fn full_queue_of_a_connected_session_pauses_its_publisher() {
+    let mut net = small_queues();
+    let sub = net.client(V311, "sub");
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net.client(V311, "pub");
+    let bystander = net.client(V311, "other");
+    // 2 in flight, then 5 queued: the 7th fills the queue and pauses `pub`.
+    for i in 1..=7u16 {
+        assert!(!net.broker.paused(publ), "paused before message {i}");
+        net.publish(publ, publish("t", &i.to_string(), QoS::AtLeastOnce, i));
+    }
+    assert!(net.broker.paused(publ));
+    assert!(!net.broker.paused(bystander));
+    assert_eq!(net.broker.queued("sub"), 5);
+    // Whatever the I/O layer still feeds is kept, not dropped.
+    net.publish(publ, publish("t", "8", QoS::AtLeastOnce, 8));
+    assert_eq!(net.broker.queued("sub"), 6);
+    // Every message was acknowledged to the publisher.
+    let acked: Vec<_> = net.recv(publ).iter().map(ack_id).collect();
+    assert_eq!(acked.len(), 8, "{acked:?}");
+    assert_eq!(net.broker.poll_resumed(), None);
+    // The subscriber reads and acknowledges: once its queue has room the
+    // publisher resumes, and everything arrives, in order.
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let ps = net.recv_publishes(sub);
+        assert!(!ps.is_empty(), "stalled after {got:?}");
+        acks(&mut net, sub, &ps);
+        got.extend(payloads(&ps));
+    }
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    assert!(!net.broker.paused(publ));
+    assert_eq!(net.broker.poll_resumed(), Some(publ));
+    assert_eq!(net.broker.poll_resumed(), None);
+    let counters = net.broker.counters();
+    assert_eq!(counters.dropped_qos0 + counters.dropped_offline, 0);
+    assert_eq!(counters.publisher_pauses, 1);
+    assert_eq!(counters.queue_high_water, 6);
+}
+
+#[test]
+fn paused_publisher_resumes_when_the_subscriber_goes_offline() {
+    let mut net = small_queues();
+    let (sub, _) = net.persistent_v311("sub");
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net.client(V311, "pub");
+    for i in 1..=7u16 {
+        net.publish(publ, publish("t", "m", QoS::AtLeastOnce, i));
+    }
+    assert!(net.broker.paused(publ));
+    net.drop_conn(sub);
+    assert!(!net.broker.paused(publ));
+    assert_eq!(net.broker.poll_resumed(), Some(publ));
+    // Offline, the limit holds: the oldest messages make room, counted.
+    for i in 8..=10u16 {
+        net.publish(publ, publish("t", "m", QoS::AtLeastOnce, i));
+    }
+    assert!(!net.broker.paused(publ));
+    assert_eq!(net.broker.queued("sub"), 5);
+    assert_eq!(net.broker.counters().dropped_offline, 3);
+}
+
+#[test]
+fn paused_publisher_keeps_its_connection_alive() {
+    let mut net = small_queues();
+    let sub = net.client(V311, "sub");
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net
+        .connect_with(Connect {
+            keep_alive: 10,
+            ..Connect::new(V311, "pub")
+        })
+        .0;
+    for i in 1..=7u16 {
+        net.publish(publ, publish("t", "m", QoS::AtLeastOnce, i));
+    }
+    assert!(net.broker.paused(publ));
+    // The broker does not read it: silence is not the client's.
+    net.at(60);
+    net.tick();
+    assert!(!net.is_closed(publ));
+}
+
+#[test]
+fn qos0_to_a_full_queue_is_dropped_and_counted() {
+    let mut net = small_queues();
+    let sub = net.client(V311, "sub");
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net.client(V311, "pub");
+    for i in 1..=7u16 {
+        net.publish(publ, publish("t", "m", QoS::AtLeastOnce, i));
+    }
+    net.publish(publ, publish("t", "zero", QoS::AtMostOnce, 0));
+    assert_eq!(net.broker.queued("sub"), 5);
+    let counters = net.broker.counters();
+    assert_eq!((counters.dropped_qos0, counters.dropped_offline), (1, 0));
+}
+
 #[test]
 fn client_maximum_packet_size_respected() {
     let mut net = Net::new();
@@ -1157,6 +1271,68 @@ fn client_maximum_packet_size_respected() {
     net.publish(publ, publish("t", "fits", QoS::AtLeastOnce, 2));
     let got = net.recv_publishes(c);
     assert_eq!(payloads(&got), ["fits"]);
+}
+
+/// The encoded size of `packet` in 5.0.
+fn v5_len(packet: &Packet) -> usize {
+    mqtt_codec::encoded_len(packet, V5).expect("encodable")
+}
+
+#[test]
+fn connack_fits_client_maximum_packet_size() {
+    // The full CONNACK is 16 bytes (Receive Maximum, Maximum Packet Size,
+    // Topic Alias Maximum): at 15 it goes without Topic Alias Maximum.
+    let mut net = Net::new();
+    let mut connect = Connect::new(V5, "small");
+    connect.properties.push(Property::MaximumPacketSize(15));
+    let (c, packet) = net.connect(connect);
+    assert!(
+        v5_len(&packet) <= 15,
+        "{} bytes: {packet:?}",
+        v5_len(&packet)
+    );
+    let Packet::ConnAck(ack) = packet else {
+        panic!("expected CONNACK, got {packet:?}");
+    };
+    assert_eq!(ack.code, 0);
+    assert_eq!(ack.properties.receive_maximum(), Some(100));
+    assert_eq!(ack.properties.maximum_packet_size(), Some(1024 * 1024));
+    assert!(!net.is_closed(c));
+    // Without the limit it is the full CONNACK.
+    let (_, full) = net.connect(Connect::new(V5, "big"));
+    assert_eq!(v5_len(&full), 16, "{full:?}");
+}
+
+#[test]
+fn connack_that_cannot_fit_is_not_sent() {
+    // What remains after leaving out what may be left out is 13 bytes: no
+    // CONNACK for a client that takes 12, and the connection is closed.
+    let mut net = Net::new();
+    let conn = net.open();
+    let mut connect = Connect::new(V5, "tiny");
+    connect.properties.push(Property::MaximumPacketSize(12));
+    net.send(conn, Packet::Connect(Box::new(connect)));
+    assert_eq!(net.recv(conn), []);
+    assert!(net.is_closed(conn));
+    assert_eq!(net.broker.session_count(), 0);
+}
+
+#[test]
+fn disconnect_fits_client_maximum_packet_size() {
+    for max in [2, 3, 4, 64] {
+        let mut net = Net::new();
+        let mut connect = Connect::new(V5, "small");
+        connect.properties.push(Property::MaximumPacketSize(max));
+        let conn = net.open();
+        net.send(conn, Packet::Connect(Box::new(connect.clone())));
+        net.recv(conn);
+        // A second CONNECT is a protocol error: DISCONNECT 0x82, if it fits.
+        net.send(conn, Packet::Connect(Box::new(connect)));
+        for p in net.recv(conn) {
+            assert!(v5_len(&p) <= max as usize, "{max}: {p:?}");
+        }
+        assert!(net.is_closed(conn));
+    }
 }
 
 #[test]
