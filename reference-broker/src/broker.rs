@@ -1877,7 +1877,9 @@ impl Broker {
             if let Some(w) = &s.pending_will {
                 consider(w.at);
             }
-            if s.conn.is_none() {
+            // The MQTT-4.1.0-1 violation runs the expiry of connected
+            // sessions too: it must wake the timer, not wait for another one.
+            if s.conn.is_none() || self.breaks("MQTT-4.1.0-1") {
                 if let Some(at) = s.expires_at {
                     consider(at);
                 }

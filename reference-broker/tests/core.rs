@@ -3310,6 +3310,18 @@ fn violation_session_discarded_while_connected() {
     });
 }
 
+/// The violation expires a connected session on its own timer, not only
+/// when another timer happens to run `tick`.
+#[test]
+fn violation_session_discarded_while_connected_wakes_the_timer() {
+    let mut net = Net::new();
+    net.persistent_v5("s", 5);
+    assert_eq!(net.broker.poll_timeout(), None);
+    let mut net = Net::violating("MQTT-4.1.0-1");
+    net.persistent_v5("s", 5);
+    assert!(net.broker.poll_timeout().is_some());
+}
+
 #[test]
 fn violation_23_byte_client_id_refused() {
     proves("MQTT-3.1.3-5", |net| {
