@@ -1612,8 +1612,12 @@ impl Broker {
             };
             let code = if shared && !self.config.shared_subscriptions {
                 failure.unwrap_or(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
-            } else if topic::has_wildcard(&f.filter) && !self.config.wildcard_subscriptions {
-                // MQTT-3.8.3-2 (3.1.1): refuse wildcard filters when they are not supported.
+            } else if topic::has_wildcard(&f.filter)
+                && !self.config.wildcard_subscriptions
+                && (v5 || !self.breaks("MQTT-3.8.3-2"))
+            {
+                // MQTT-3.8.3-2 (3.1.1): refuse wildcard filters when they are
+                // not supported; the violation grants them to 3.1.1 clients.
                 failure.unwrap_or(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
             } else if f.filter.len() > self.config.max_topic_length
                 || f.filter.split('/').count() > self.config.max_topic_levels

@@ -2246,6 +2246,18 @@ fn violation_no_local_ignored() {
 }
 
 #[test]
+fn violation_wildcards_granted_when_unavailable() {
+    let no_wildcards = || Config {
+        wildcard_subscriptions: false,
+        ..Config::default()
+    };
+    proves_with("MQTT-3.8.3-2", no_wildcards, |net| {
+        let c = net.client(V311, "c");
+        net.subscribe(c, "t/+", QoS::AtMostOnce) == reason::v3::SUBACK_FAILURE
+    });
+}
+
+#[test]
 fn violation_dup_on_first_transmission() {
     proves("MQTT-3.3.1-3", |net| {
         let s = net.client(V311, "s");
