@@ -188,6 +188,53 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-3.8.4-7", "v5/3.2-connack/maximum-qos-announced"),
     ("MQTT-3.2.2-12", "v5/3.2-connack/will-qos-above-maximum"),
     ("MQTT-3.2.2-13", "v5/3.2-connack/will-retain-unavailable"),
+    // issue 10: sections 2, 3.3-3.13, 4.1-4.9
+    ("MQTT-3.3.5-2", "v311/3.3-publish/unauthorized-publish"),
+    ("MQTT-3.3.4-4", "v5/3.8-subscribe/subscription-identifier"),
+    ("MQTT-3.3.2-3", "shared/3.3-publish/topic-matches-filter"),
+    ("MQTT-3.3.2-5", "v5/3.3-publish/message-expiry-queued"),
+    ("MQTT-3.3.2-12", "v5/3.3-publish/topic-alias"),
+    ("MQTT-3.5.2-1", "v5/3.5-pubrec/undefined-reason-code"),
+    ("MQTT-3.6.2-1", "v5/3.6-pubrel/undefined-reason-code"),
+    ("MQTT-3.7.2-1", "v5/3.7-pubcomp/undefined-reason-code"),
+    ("MQTT-3.8.3-2", "v311/3.8-subscribe/wildcards-unavailable"),
+    ("MQTT-3.9.3-2", "v311/3.8-subscribe/wildcards-unavailable"),
+    (
+        "MQTT-3.10.4-3",
+        "shared/3.10-unsubscribe/in-flight-completed",
+    ),
+    (
+        "MQTT-3.11.3-2",
+        "shared/3.10-unsubscribe/unsubscribe-several [5.0]",
+    ),
+    (
+        "MQTT-4.1.0-1",
+        "shared/4.1-session/state-kept-while-connected",
+    ),
+    ("MQTT-4.1.0-2", "v5/4.1-session/expired-session-discarded"),
+    ("MQTT-4.3.2-1", "shared/4.3-qos/fresh-packet-ids"),
+    ("MQTT-4.3.3-3", "shared/4.3-qos/qos2-resumed"),
+    ("MQTT-4.3.3-5", "shared/4.3-qos/qos2-resumed"),
+    ("MQTT-4.3.3-6", "shared/4.3-qos/qos2-resumed"),
+    ("MQTT-4.3.3-7", "v5/4.3-qos/qos2-sent-not-expired"),
+    ("MQTT-4.3.3-9", "v5/4.3-qos/qos2-refused-id-reused"),
+    ("MQTT-4.3.3-13", "v5/4.3-qos/qos2-expired-still-completed"),
+    (
+        "MQTT-4.5.0-1",
+        "shared/4.5-message-receipt/every-matching-session",
+    ),
+    ("MQTT-4.6.0-6", "shared/4.6-ordering/queued-order"),
+    (
+        "MQTT-4.8.2-4",
+        "v5/4.8-shared/in-flight-completed-on-reconnect",
+    ),
+    (
+        "MQTT-4.8.2-5",
+        "v5/4.8-shared/not-redirected-after-session-end",
+    ),
+    ("MQTT-4.8.2-6", "v5/4.8-shared/refused-not-redirected"),
+    ("MQTT-4.9.0-1", "v5/4.9-flow-control/send-quota"),
+    ("MQTT-4.9.0-3", "v5/4.9-flow-control/send-quota"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]

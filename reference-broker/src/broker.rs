@@ -1835,8 +1835,12 @@ impl Broker {
             };
             let code = if shared && !self.config.shared_subscriptions {
                 failure.unwrap_or(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
-            } else if topic::has_wildcard(&f.filter) && !self.config.wildcard_subscriptions {
-                // MQTT-3.8.3-2 (3.1.1): refuse wildcard filters when they are not supported.
+            } else if topic::has_wildcard(&f.filter)
+                && !self.config.wildcard_subscriptions
+                && (v5 || !self.breaks("MQTT-3.8.3-2"))
+            {
+                // MQTT-3.8.3-2 (3.1.1): refuse wildcard filters when they are
+                // not supported; the violation grants them to 3.1.1 clients.
                 failure.unwrap_or(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
             } else if f.filter.len() > self.config.max_topic_length
                 || f.filter.split('/').count() > self.config.max_topic_levels
@@ -2102,7 +2106,9 @@ impl Broker {
             if let Some(w) = &s.pending_will {
                 consider(w.at);
             }
-            if s.conn.is_none() {
+            // The MQTT-4.1.0-1 violation runs the expiry of connected
+            // sessions too: it must wake the timer, not wait for another one.
+            if s.conn.is_none() || self.breaks("MQTT-4.1.0-1") {
                 if let Some(at) = s.expires_at {
                     consider(at);
                 }

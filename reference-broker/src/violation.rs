@@ -60,7 +60,7 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.1.3-9"], behaviour: "publishes a delayed will even when the client reconnects within the delay (5.0); refuses a client id with 0x05 instead of 0x02 (3.1.1)" },
     ViolationInfo { ids: &["MQTT-3.3.4-2"], behaviour: "with overlapping subscriptions, delivers at the QoS of the first matching one instead of the highest" },
     ViolationInfo { ids: &["MQTT-3.3.4-4", "MQTT-3.3.4-3"], behaviour: "with overlapping subscriptions, forwards only the first Subscription Identifier" },
-    ViolationInfo { ids: &["MQTT-3.8.3-3", "MQTT-3.8.3-2"], behaviour: "silently drops a SUBSCRIBE without topic filters instead of closing the connection (3.1.1); ignores No Local (5.0)" },
+    ViolationInfo { ids: &["MQTT-3.8.3-3", "MQTT-3.8.3-2"], behaviour: "silently drops a SUBSCRIBE without topic filters instead of closing the connection (3.1.1); ignores No Local (5.0); grants 3.1.1 wildcard filters when wildcard subscriptions are unavailable" },
     ViolationInfo { ids: &["MQTT-3.3.1-3"], behaviour: "sets DUP on the first transmission of QoS 1/2 messages it forwards" },
     ViolationInfo { ids: &["MQTT-3.3.2-4"], behaviour: "inverts the Payload Format Indicator when forwarding" },
     ViolationInfo { ids: &["MQTT-3.3.2-15"], behaviour: "drops the Response Topic when forwarding" },

@@ -2422,6 +2422,18 @@ fn violation_no_local_ignored() {
 }
 
 #[test]
+fn violation_wildcards_granted_when_unavailable() {
+    let no_wildcards = || Config {
+        wildcard_subscriptions: false,
+        ..Config::default()
+    };
+    proves_with("MQTT-3.8.3-2", no_wildcards, |net| {
+        let c = net.client(V311, "c");
+        net.subscribe(c, "t/+", QoS::AtMostOnce) == reason::v3::SUBACK_FAILURE
+    });
+}
+
+#[test]
 fn violation_dup_on_first_transmission() {
     proves("MQTT-3.3.1-3", |net| {
         let s = net.client(V311, "s");
@@ -3484,6 +3496,18 @@ fn violation_session_discarded_while_connected() {
         net.publish(p, publish("t", "x", QoS::AtMostOnce, 0));
         net.recv_publishes(s).len() == 1
     });
+}
+
+/// The violation expires a connected session on its own timer, not only
+/// when another timer happens to run `tick`.
+#[test]
+fn violation_session_discarded_while_connected_wakes_the_timer() {
+    let mut net = Net::new();
+    net.persistent_v5("s", 5);
+    assert_eq!(net.broker.poll_timeout(), None);
+    let mut net = Net::violating("MQTT-4.1.0-1");
+    net.persistent_v5("s", 5);
+    assert!(net.broker.poll_timeout().is_some());
 }
 
 #[test]
