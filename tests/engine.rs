@@ -688,3 +688,34 @@ steps:
     assert_eq!(r.status, Status::Fail, "{:?}", r.message);
     assert!(!r.failed_statements.contains(&"MQTT-3.3.2-8".to_string()));
 }
+
+#[test]
+fn a_skip_outcome_ends_the_case_as_a_skip_when_nothing_else_comes() {
+    let text = r#"name: a $ message, if the broker takes it
+statements:
+  "3.1.1": [MQTT-4.7.2-1]
+clients:
+  c: {}
+steps:
+  - c: { send: SUBSCRIBE, id: 1, filters: [{ filter: "$h/{case}", qos: 0 }] }
+  - c:
+      expect_one_of:
+        - { expect: SUBACK, id: 1, codes: [0] }
+        - { skip: "no $ subscriptions here" }
+"#;
+    // A broker that refuses the $ filter: the case does not apply.
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::Subscribe(s) => vec![packet(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            reason_codes: vec![0x80],
+            ..Default::default()
+        }))],
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(text, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Skip, "{:?}", r.message);
+    assert_eq!(r.message.as_deref(), Some("no $ subscriptions here"));
+    // One that grants it: a pass.
+    let mut sim = Sim::new(well_behaved);
+    assert_eq!(sim.run(text, Protocol::V3_1_1).status, Status::Pass);
+}

@@ -1461,8 +1461,12 @@ impl Broker {
     }
 
     fn matches(&self, filter: &str, name: &str) -> bool {
-        if self.breaks("MQTT-4.7.2-1") {
-            return topic::matches(filter, name.trim_start_matches('$'));
+        // MQTT-4.7.2-1: the violation lets a leading wildcard match a `$`
+        // topic as it would any other; literal filters match as ever.
+        if let Some(rest) = name.strip_prefix('$') {
+            if self.breaks("MQTT-4.7.2-1") && filter.starts_with(['#', '+']) {
+                return topic::matches(filter, &format!("x{rest}"));
+            }
         }
         // MQTT-3.3.2-3: only topics matching the filter are delivered; the
         // violation compares prefixes, forgetting the level boundaries.

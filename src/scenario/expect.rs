@@ -183,7 +183,7 @@ impl<'de> Visitor<'de> for MatchersSeed<'_> {
         while let Some(c) = seq.next_element_seed(seed())? {
             match c {
                 Choice::Packet(m) => out.push(m),
-                Choice::Close(_) => {
+                Choice::Close(_) | Choice::Skip(_) => {
                     return Err(de::Error::custom("expect_unordered lists packets only"))
                 }
             }
@@ -209,7 +209,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
     type Value = Choice;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.allow_close {
-            f.write_str("an outcome: `{expect: TYPE, …fields}` or `{close: true}` / `{close: {disconnect: [0x81]}}`")
+            f.write_str("an outcome: `{expect: TYPE, …fields}`, `{close: true}` / `{close: {disconnect: [0x81]}}` or `{skip: \"reason\"}`")
         } else {
             f.write_str("an expected packet: `{expect: TYPE, …fields}`")
         }
@@ -217,13 +217,14 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Choice, A::Error> {
         let mut ty: Option<PacketType> = None;
         let mut close = None;
+        let mut skip: Option<String> = None;
         let mut fields = Map::new();
         let (allow_close, protocols) = (self.allow_close, self.protocols);
         loop {
             let (t, closing) = (ty, close.is_some());
             let Some(key) = map.next_key_seed(CheckedKey(move |k: &str| match k {
                 "expect" => Ok(()),
-                "close" | "expect_close" if allow_close => Ok(()),
+                "close" | "expect_close" | "skip" if allow_close => Ok(()),
                 _ => match t {
                     Some(t) => expect_key(t, k, protocols, false),
                     None if closing => Err(format!(
@@ -243,6 +244,15 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
                 "close" | "expect_close" if allow_close => {
                     close = Some(map.next_value::<CloseValue>()?.0);
                 }
+                "skip" if allow_close => {
+                    let why: String = map.next_value()?;
+                    if why.trim().is_empty() {
+                        return Err(de::Error::custom(
+                            "a skip outcome says why the case does not apply: `skip: \"…\"`",
+                        ));
+                    }
+                    skip = Some(why);
+                }
                 _ => {
                     let v = expect_value(&mut map, &key)?;
                     if fields.insert(key.clone(), v).is_some() {
@@ -250,6 +260,14 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
                     }
                 }
             }
+        }
+        if let Some(why) = skip {
+            if ty.is_some() || close.is_some() || !fields.is_empty() {
+                return Err(de::Error::custom(
+                    "a skip outcome takes only `skip: \"reason\"`",
+                ));
+            }
+            return Ok(Choice::Skip(why));
         }
         match (ty, close) {
             (Some(ty), None) => {

@@ -351,6 +351,10 @@ impl fmt::Display for CloseSpec {
 pub enum Choice {
     Packet(Matcher),
     Close(CloseSpec),
+    /// `{skip: reason}`: when no other outcome comes, the case does not
+    /// apply (the spec lets the broker do something that leaves nothing
+    /// to check), and it is a skip with this reason.
+    Skip(String),
 }
 
 impl fmt::Display for Choice {
@@ -358,6 +362,7 @@ impl fmt::Display for Choice {
         match self {
             Choice::Packet(m) => m.fmt(f),
             Choice::Close(c) => c.fmt(f),
+            Choice::Skip(why) => write!(f, "else a skip ({why})"),
         }
     }
 }

@@ -110,7 +110,28 @@ impl Logic {
         })
     }
 
+    /// One of `choices`; where none comes and the scenario lists a skip
+    /// outcome, the case is that skip (unless what came broke a statement
+    /// of its own, as a DISCONNECT before any CONNACK does).
     pub(super) async fn expect_one_of(
+        &mut self,
+        client: &str,
+        choices: &[Choice],
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        let skip = choices.iter().find_map(|c| match c {
+            Choice::Skip(why) => Some(why.clone()),
+            _ => None,
+        });
+        match self.one_of(client, choices, timeout).await {
+            Err(Stop::Fail(_)) if skip.is_some() && self.broken.is_none() => {
+                Err(Stop::Skip(skip.unwrap_or_default()))
+            }
+            other => other,
+        }
+    }
+
+    async fn one_of(
         &mut self,
         client: &str,
         choices: &[Choice],
@@ -122,6 +143,7 @@ impl Logic {
             .map(|c| match c {
                 Choice::Packet(m) => self.describe(m, client),
                 Choice::Close(c) => c.to_string(),
+                Choice::Skip(why) => format!("else a skip ({why})"),
             })
             .collect();
         let expected = format!("one of: {}", listed.join(" | "));
@@ -153,7 +175,7 @@ impl Logic {
                 Choice::Close(spec) => {
                     spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code)
                 }
-                Choice::Packet(_) => false,
+                Choice::Packet(_) | Choice::Skip(_) => false,
             });
             if accepts {
                 return match self.next(client, deadline).await? {
