@@ -252,13 +252,15 @@ pub fn match_properties(want: &Value, got: &Value, caps: &mut Captures) -> bool 
         return false;
     };
     let wanted: Vec<(String, Value)> = match want {
+        // `[{name: n, value: v}]` or `[{n: v}]`, as sends write them too.
         Value::Array(a) => a
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.get("name")?.as_str()?.to_string(),
-                    p.get("value")?.clone(),
-                ))
+            .filter_map(|p| match (p.get("name"), p.get("value")) {
+                (Some(n), Some(v)) => Some((n.as_str()?.to_string(), v.clone())),
+                _ => {
+                    let m = p.as_object().filter(|m| m.len() == 1)?;
+                    m.iter().next().map(|(k, v)| (k.clone(), v.clone()))
+                }
             })
             .collect(),
         Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -292,6 +294,32 @@ fn match_property_value(want: &Value, got: &Value, caps: &mut Captures) -> bool 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn properties_in_either_form_are_matched() {
+        let got = json!([{"name": "authentication_method", "value": "SCRAM-SHA-256"},
+                         {"name": "authentication_data", "value": "r=abc"}]);
+        let mut caps = HashMap::new();
+        for want in [
+            json!([{"name": "authentication_method", "value": "SCRAM-SHA-256"}]),
+            json!([{"authentication_method": "SCRAM-SHA-256"}]),
+            json!({"authentication_method": "SCRAM-SHA-256"}),
+        ] {
+            assert!(match_properties(&want, &got, &mut caps), "{want}");
+        }
+        // A short-form entry is checked, not skipped.
+        assert!(!match_properties(
+            &json!([{"authentication_method": "PLAIN"}]),
+            &got,
+            &mut caps
+        ));
+        assert!(match_properties(
+            &json!([{"authentication_data": "$sf"}]),
+            &got,
+            &mut caps
+        ));
+        assert_eq!(caps.get("sf"), Some(&json!("r=abc")));
+    }
 
     #[test]
     fn values_match_with_captures() {
