@@ -1664,8 +1664,9 @@ impl Broker {
                         }
                     }
                     if over_max && self.breaks("MQTT-3.2.2-10") {
-                        // The violation refuses what it should grant at a lower QoS.
-                        failure.unwrap_or(reason::QOS_NOT_SUPPORTED)
+                        // The violation refuses what it should grant at a lower
+                        // QoS, with a code SUBACK may carry (0x9B may not).
+                        failure.unwrap_or(reason::UNSPECIFIED_ERROR)
                     } else if self.breaks("MQTT-3.8.4-7") {
                         // The violation reports the requested QoS, not the granted one.
                         f.options.qos.as_u8()
