@@ -160,7 +160,12 @@ impl Broker {
                         properties: Properties::new(),
                     }),
                 );
-                self.close(conn);
+                // MQTT-3.2.2-7 / 4.13.2-1: close after a refusing CONNACK;
+                // the MQTT-3.2.2-5 violation keeps the connection, as it
+                // does after any other refusal.
+                if !self.breaks("MQTT-3.2.2-5") {
+                    self.close(conn);
+                }
             }
         }
     }
