@@ -34,6 +34,8 @@ pub enum Mismatch {
     },
     /// A property that must be absent is there.
     Forbidden { property: Value },
+    /// The packet is larger than `max_size` allows.
+    TooLarge { size: usize, max: u64 },
 }
 
 impl fmt::Display for Mismatch {
@@ -44,6 +46,9 @@ impl fmt::Display for Mismatch {
             Mismatch::Differs { field, got, want } => write!(f, "`{field}` is {got}, not {want}"),
             Mismatch::Forbidden { property } => {
                 write!(f, "it carries {property}, which it must not")
+            }
+            Mismatch::TooLarge { size, max } => {
+                write!(f, "it is {size} bytes long, more than {max}")
             }
         }
     }
@@ -74,6 +79,15 @@ pub fn match_packet(
     for (key, want) in want_fields {
         if key == NO_PROPERTIES {
             absent_properties(&actual, want)?;
+            continue;
+        }
+        if key == packet::vocab::MAX_SIZE {
+            let max = want.as_u64().unwrap_or(0);
+            // The decoded packet encodes to the bytes it came in.
+            let size = mqtt_codec::encoded_len(p, protocol).unwrap_or(usize::MAX);
+            if u64::try_from(size).map_or(true, |s| s > max) {
+                return Err(Mismatch::TooLarge { size, max });
+            }
             continue;
         }
         field_matches(&actual, m.ty, key, want, &mut trial)?;
@@ -392,6 +406,43 @@ mod tests {
             &data,
             &mut caps
         ));
+    }
+
+    #[test]
+    fn max_size_bounds_the_encoded_packet() {
+        // e0 01 82: three bytes; with a Reason String "x", eight.
+        let plain = Packet::Disconnect(mqtt_codec::Disconnect {
+            reason_code: 0x82,
+            properties: mqtt_codec::Properties::new(),
+        });
+        let explained = Packet::Disconnect(mqtt_codec::Disconnect {
+            reason_code: 0x82,
+            properties: mqtt_codec::Properties::new()
+                .with(mqtt_codec::Property::ReasonString("x".into())),
+        });
+        let m = Matcher {
+            ty: PacketType::Disconnect,
+            fields: Map::new(),
+        };
+        let within = |max: u64| {
+            let Value::Object(want) = json!({ "max_size": max }) else {
+                unreachable!()
+            };
+            want
+        };
+        let mut caps = Captures::new();
+        assert_eq!(
+            match_packet(&plain, &m, &within(3), Protocol::V5, &mut caps),
+            Ok(())
+        );
+        assert_eq!(
+            match_packet(&explained, &m, &within(8), Protocol::V5, &mut caps),
+            Ok(())
+        );
+        assert_eq!(
+            match_packet(&explained, &m, &within(7), Protocol::V5, &mut caps),
+            Err(Mismatch::TooLarge { size: 8, max: 7 })
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ fn step_key_ok(k: &str, doing: &Doing, protocols: &[Protocol]) -> Result<(), Str
     match doing {
         // A field before the action: checked once the action is known.
         Doing::Nothing
-            if k == "timeout" || k == NO_PROPERTIES || vocab::all_keys().contains(&k) =>
+            if k == "timeout"
+                || k == NO_PROPERTIES
+                || k == vocab::MAX_SIZE
+                || vocab::all_keys().contains(&k) =>
         {
             Ok(())
         }
