@@ -263,6 +263,29 @@ impl Broker {
                 p.properties = Properties::new();
             }
         }
+        // MQTT-3.2.2-19/20, 3.14.2-3/4, 3.15.2-2/3: a Reason String or User
+        // Property only where it keeps the packet within the client's Maximum
+        // Packet Size; we send none. The violation puts a long one on every
+        // CONNACK, DISCONNECT and AUTH, and sends them whatever their size.
+        let bloat = protocol.is_v5()
+            && matches!(
+                packet,
+                Packet::ConnAck(_) | Packet::Disconnect(_) | Packet::Auth(_)
+            )
+            && self.config.violations.breaks("MQTT-3.2.2-19");
+        if bloat {
+            let props = match &mut packet {
+                Packet::ConnAck(a) => &mut a.properties,
+                Packet::Disconnect(d) => &mut d.properties,
+                Packet::Auth(a) => &mut a.properties,
+                _ => return,
+            };
+            props.push(Property::ReasonString(ByteString::from("x".repeat(1000))));
+            props.push(Property::UserProperty(
+                ByteString::from_static("why"),
+                ByteString::from_static("no reason"),
+            ));
+        }
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
         // that is too large is dropped as if delivered. Reason strings and user
         // properties would be dropped first, but we send none that large.
@@ -272,7 +295,7 @@ impl Broker {
         {
             let too_large =
                 mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
-            if too_large && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
+            if too_large && !bloat && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
                 return;
             }
         }

@@ -129,6 +129,7 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.1.3-2"], behaviour: "keys sessions on the client identifier with ASCII case folded" },
     ViolationInfo { ids: &["MQTT-1.5.4-3", "MQTT-1.5.3-3"], behaviour: "strips U+FEFF (BOM) from PUBLISH topic names" },
     ViolationInfo { ids: &["MQTT-3.1.2-12"], behaviour: "publishes the will of a client id's previous connection when the new one has no Will Flag (3.1.1)" },
+    ViolationInfo { ids: &["MQTT-3.2.2-19", "MQTT-3.2.2-20", "MQTT-3.14.2-3", "MQTT-3.14.2-4", "MQTT-3.15.2-2", "MQTT-3.15.2-3"], behaviour: "puts a 1000-byte Reason String and a User Property on every 5.0 CONNACK, DISCONNECT and AUTH, beyond the client's Maximum Packet Size" },
     ViolationInfo { ids: &["MQTT-4.8.2-6"], behaviour: "redirects a shared-subscription message refused with PUBACK/PUBREC 0x80 or above to another member" },
 ];
 
