@@ -76,6 +76,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the deliberate violation of `id` is in force (for the
+    /// transports, which break their own statements).
+    pub(crate) fn breaks(&self, id: &str) -> bool {
+        self.lock().broker.config().violations.breaks(id)
+    }
+
     /// Time a new connection has to complete its handshakes and send CONNECT.
     pub fn connect_timeout(&self) -> Duration {
         self.lock().broker.config().connect_timeout

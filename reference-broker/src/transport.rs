@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::server::{self, Shared};
+use mqtt_codec::decode::frame_len;
 
 /// How a listener speaks.
 #[derive(Clone)]
@@ -59,6 +60,26 @@ pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, Stri
         .with_single_cert(certs, key)
         .map_err(|e| format!("the certificate and key do not form a usable pair: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves MQTT over `transport` on `listener` with a broker of its own
+/// (what [`server::run`] is for TCP), until `shutdown` resolves: then every
+/// connection is ended and what is not yet persisted is written.
+pub async fn run(
+    listener: TcpListener,
+    transport: Transport,
+    config: crate::Config,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let shared = Shared::open(config).map_err(io::Error::other)?;
+    let timers = tokio::spawn(server::run_timers(shared.clone()));
+    let result = serve(listener, transport, shared.clone(), shutdown).await;
+    if !shared.close_all(Duration::from_secs(5)).await {
+        tracing::warn!("connections still open after the shutdown deadline");
+    }
+    timers.abort();
+    shared.release_persistence();
+    result
 }
 
 /// Serves `transport` on `listener` until `shutdown` resolves.
@@ -120,9 +141,14 @@ async fn accept(stream: tokio::net::TcpStream, transport: Transport, shared: Arc
     }
 }
 
-/// Picks the `mqtt` subprotocol (MQTT-6.0.0-4) or refuses the upgrade.
+/// Picks the `mqtt` subprotocol (MQTT-6.0.0-4) or refuses the upgrade; the
+/// violation accepts the upgrade without naming a subprotocol.
 #[allow(clippy::result_large_err)]
-fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+fn select_subprotocol(
+    req: &Request,
+    mut resp: Response,
+    violate: bool,
+) -> Result<Response, ErrorResponse> {
     let offered = req
         .headers()
         .get_all("Sec-WebSocket-Protocol")
@@ -136,23 +162,48 @@ fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response, Err
         *refusal.status_mut() = StatusCode::BAD_REQUEST;
         return Err(refusal);
     }
-    resp.headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    if !violate {
+        resp.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    }
     Ok(resp)
+}
+
+/// Whether a binary frame ends on an MQTT packet boundary, given `partial`,
+/// the bytes of a packet the frames before it left unfinished (kept for the
+/// MQTT-6.0.0-2 violation, which assumes packets never span frames).
+fn ends_on_boundary(partial: &mut Vec<u8>, frame: &[u8]) -> bool {
+    partial.extend_from_slice(frame);
+    let mut at = 0;
+    while let Some(n) = partial.get(at..).and_then(frame_len) {
+        if at + n > partial.len() {
+            break;
+        }
+        at += n;
+    }
+    partial.drain(..at);
+    partial.is_empty()
 }
 
 async fn websocket<S>(stream: S, shared: Arc<Shared>, accepted: Instant, deadline: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let no_subprotocol = shared.breaks("MQTT-6.0.0-4");
     let Ok(Ok(ws)) = timeout_at(
         deadline,
-        tokio_tungstenite::accept_hdr_async(stream, select_subprotocol),
+        tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp| {
+            select_subprotocol(req, resp, no_subprotocol)
+        }),
     )
     .await
     else {
         return;
     };
+    // Deliberate violations of the framing rules, read once per connection.
+    let text_as_binary = shared.breaks("MQTT-6.0.0-1");
+    let aligned_only = shared.breaks("MQTT-6.0.0-2");
+    let mut partial = Vec::new();
     let (mqtt_side, bridge_side) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(server::handle_connection_from(shared, mqtt_side, accepted));
     let (mut ws_tx, mut ws_rx) = ws.split();
@@ -162,7 +213,18 @@ where
         tokio::select! {
             frame = ws_rx.next() => match frame {
                 Some(Ok(Message::Binary(data))) => {
+                    // MQTT-6.0.0-2: packets need not align with frames; the
+                    // violation closes on a frame that ends inside one.
+                    if aligned_only && !ends_on_boundary(&mut partial, &data) {
+                        break;
+                    }
                     if to_broker.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                // MQTT-6.0.0-1: the violation takes a text frame's bytes as MQTT.
+                Some(Ok(Message::Text(text))) if text_as_binary => {
+                    if to_broker.write_all(text.as_bytes()).await.is_err() {
                         break;
                     }
                 }

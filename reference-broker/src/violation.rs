@@ -130,6 +130,9 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-1.5.4-3", "MQTT-1.5.3-3"], behaviour: "strips U+FEFF (BOM) from PUBLISH topic names" },
     ViolationInfo { ids: &["MQTT-3.1.2-12"], behaviour: "publishes the will of a client id's previous connection when the new one has no Will Flag (3.1.1)" },
     ViolationInfo { ids: &["MQTT-3.2.2-19", "MQTT-3.2.2-20", "MQTT-3.14.2-3", "MQTT-3.14.2-4", "MQTT-3.15.2-2", "MQTT-3.15.2-3"], behaviour: "puts a 1000-byte Reason String and a User Property on every 5.0 CONNACK, DISCONNECT and AUTH, beyond the client's Maximum Packet Size" },
+    ViolationInfo { ids: &["MQTT-6.0.0-1"], behaviour: "over WebSocket, takes the bytes of a text frame as MQTT instead of closing the connection" },
+    ViolationInfo { ids: &["MQTT-6.0.0-2"], behaviour: "over WebSocket, closes the connection when a binary frame ends inside an MQTT packet" },
+    ViolationInfo { ids: &["MQTT-6.0.0-4"], behaviour: "accepts a WebSocket upgrade without selecting the subprotocol \"mqtt\"" },
     ViolationInfo { ids: &["MQTT-4.8.2-6"], behaviour: "redirects a shared-subscription message refused with PUBACK/PUBREC 0x80 or above to another member" },
 ];
 
