@@ -227,6 +227,26 @@ impl Transport {
         }
     }
 
+    /// Writes `bytes` as one WebSocket text frame (MQTT-6.0.0-1 forbids
+    /// them: scenarios send one on purpose). They must be UTF-8, and the
+    /// transport a WebSocket.
+    async fn write_text(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the bytes are not UTF-8, so no WebSocket text frame can carry them",
+            )
+        })?;
+        match self {
+            Transport::Ws(ws) => ws.send(Message::Text(text)).await.map_err(ws_error),
+            Transport::Wss(ws) => ws.send(Message::Text(text)).await.map_err(ws_error),
+            Transport::Tcp(_) | Transport::Tls(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a text frame needs a WebSocket connection (ws:// or wss://)",
+            )),
+        }
+    }
+
     /// Reads what is there into `buf`; `Ok(0)` when the peer closed.
     async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         match self {
@@ -284,6 +304,10 @@ where
     }
 }
 
+/// How a connection error begins when the WebSocket handshake selected no
+/// subprotocol `mqtt` (MQTT-6.0.0-4): the case fails on that statement.
+pub const SUBPROTOCOL_REFUSED: &str = "no MQTT subprotocol";
+
 async fn websocket<S>(target: &Target, stream: S) -> Result<WebSocketStream<S>, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -296,9 +320,17 @@ where
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
     let (ws, _) = tokio_tungstenite::client_async(request, stream)
         .await
-        .map_err(|e| format!("cannot connect to {target}: the WebSocket handshake failed: {e}"))?;
+        .map_err(|e| match e {
+            // The server answered the upgrade but not with the subprotocol
+            // offered: a verdict on the server, not a failure to connect.
+            WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(why)) => format!(
+                "{SUBPROTOCOL_REFUSED}: the WebSocket handshake of {target} did not select the subprotocol \"mqtt\" the client offered ({why}) [MQTT-6.0.0-4]"
+            ),
+            e => format!("cannot connect to {target}: the WebSocket handshake failed: {e}"),
+        })?;
     Ok(ws)
 }
 
@@ -518,6 +550,32 @@ impl Connection {
 
     pub fn is_open(&self) -> bool {
         self.transport.is_some()
+    }
+
+    /// Writes bytes in one WebSocket text frame, and logs them with a note.
+    pub async fn send_text(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), String> {
+        self.record(Exchange {
+            at: Instant::now(),
+            client: self.name.clone(),
+            direction: Direction::Sent,
+            packet: None,
+            hex: hex::spaced(bytes),
+            note: Some("in a WebSocket text frame".into()),
+        });
+        let Some(t) = self.transport.as_mut() else {
+            return Err(format!("client `{}` is not connected", self.name));
+        };
+        match tokio::time::timeout(timeout, t.write_text(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                Err(format!("client `{}`: {e}", self.name))
+            }
+            Ok(Err(e)) => Err(format!("client `{}`: writing failed: {e}", self.name)),
+            Err(_) => Err(format!(
+                "client `{}`: the broker did not take the bytes in time",
+                self.name
+            )),
+        }
     }
 
     /// Writes bytes and logs them (decoded as the client's packet when they are one).

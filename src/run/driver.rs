@@ -84,6 +84,21 @@ async fn carry_out(
                 Err(_) => SendOutcome::Timeout,
             })
         }
+        Request::SendText {
+            client,
+            bytes,
+            deadline,
+        } => {
+            let Some(c) = conns.get_mut(&client).filter(|c| c.is_open()) else {
+                return Reply::Sent(SendOutcome::NotOpen);
+            };
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            Reply::Sent(match c.send_text(&bytes, timeout).await {
+                Ok(()) => SendOutcome::Written,
+                Err(m) if m.contains("in time") => SendOutcome::Timeout,
+                Err(m) => SendOutcome::Broken(m),
+            })
+        }
         Request::SetProtocol { client, protocol } => {
             if let Some(c) = conns.get_mut(&client) {
                 c.set_protocol(protocol);

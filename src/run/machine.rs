@@ -43,6 +43,14 @@ pub enum Request {
         packet: Option<Packet>,
         deadline: Instant,
     },
+    /// Write these bytes on `client`'s WebSocket connection as one text
+    /// frame (which MQTT forbids: a scenario sends one on purpose). Reply:
+    /// [`Reply::Sent`].
+    SendText {
+        client: String,
+        bytes: Bytes,
+        deadline: Instant,
+    },
     /// Decode what `client` receives from now on as `protocol` (after a
     /// CONNECT of that version). Reply: [`Reply::Done`].
     SetProtocol { client: String, protocol: Protocol },
