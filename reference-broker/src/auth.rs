@@ -854,9 +854,7 @@ pub fn scram_client_final(
         server_first
             .split(',')
             .find_map(|p| p.strip_prefix(name))
-            .ok_or_else(|| {
-                format!("the server-first message {server_first:?} has no `{name}`")
-            })
+            .ok_or_else(|| format!("the server-first message {server_first:?} has no `{name}`"))
     };
     let nonce = field("r=")?;
     if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
@@ -881,7 +879,10 @@ pub fn scram_client_final(
     let auth_message = format!("{bare},{server_first},{without_proof}");
     let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
     let mut proof = [0u8; 32];
-    for (p, (k, s)) in proof.iter_mut().zip(client_key.iter().zip(signature.iter())) {
+    for (p, (k, s)) in proof
+        .iter_mut()
+        .zip(client_key.iter().zip(signature.iter()))
+    {
         *p = k ^ s;
     }
     Ok(format!("{without_proof},p={}", b64(&proof)))

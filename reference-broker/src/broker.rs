@@ -295,7 +295,8 @@ impl Broker {
         {
             let too_large =
                 mqtt_codec::encoded_len(&packet, protocol).map_or(true, |len| len > max as usize);
-            if too_large && !bloat && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_)) {
+            if too_large && !bloat && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_))
+            {
                 return;
             }
         }
