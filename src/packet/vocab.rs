@@ -399,7 +399,14 @@ const PUBLISH: &[Field] = &[
 ];
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP.
-const PUB_RESPONSE: &[Field] = &[ID, REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES_FIELD];
+const PUB_RESPONSE: &[Field] = &[
+    ID,
+    REASON_CODE,
+    REASON,
+    PROPERTIES,
+    NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
+];
 
 const SUBSCRIBE: &[Field] = &[
     ID,
@@ -455,6 +462,7 @@ const SUBACK: &[Field] = &[
         "the codes' names; beside `codes` they must agree with them",
     ),
     NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
 ];
 
 const UNSUBSCRIBE: &[Field] = &[
@@ -486,6 +494,7 @@ const UNSUBACK: &[Field] = &[
     )
     .versions(Versions::V5),
     NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
 ];
 
 /// DISCONNECT and AUTH.
