@@ -406,8 +406,17 @@ mod tests {
                 u.id,
                 u.protocol
             );
-            assert!(seen.insert((u.id, u.protocol)), "{} {} twice", u.id, u.protocol);
-            assert!(u.reason.split_whitespace().count() >= 8, "{}: say why", u.id);
+            assert!(
+                seen.insert((u.id, u.protocol)),
+                "{} {} twice",
+                u.id,
+                u.protocol
+            );
+            assert!(
+                u.reason.split_whitespace().count() >= 8,
+                "{}: say why",
+                u.id
+            );
             assert_eq!(unchecked_reason(u.protocol, u.id), Some(u.reason));
         }
         assert_eq!(unchecked_reason(Protocol::V3_1_1, "MQTT-3.1.2-3"), None);

@@ -106,7 +106,7 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.10.4-3"], behaviour: "forgets QoS 1/2 deliveries in flight for the filters a client unsubscribes from" },
     ViolationInfo { ids: &["MQTT-3.11.3-2"], behaviour: "sends 5.0 clients an UNSUBACK without reason codes" },
     ViolationInfo { ids: &["MQTT-3.14.4-2", "MQTT-3.14.4-1", "MQTT-4.13.1-1", "MQTT-4.8.0-1"], behaviour: "keeps serving a connection after a protocol error it answered with DISCONNECT" },
-    ViolationInfo { ids: &["MQTT-1.5.4-1", "MQTT-1.5.3-1"], behaviour: "silently drops a packet with malformed UTF-8 instead of closing the connection" },
+    ViolationInfo { ids: &["MQTT-1.5.4-1", "MQTT-1.5.3-1", "MQTT-1.5.7-1"], behaviour: "silently drops a packet with malformed UTF-8 (in a string or a string pair) instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-1.5.4-2", "MQTT-1.5.3-2", "MQTT-4.7.3-2"], behaviour: "silently drops a packet whose strings contain U+0000 instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-1.5.5-1"], behaviour: "silently drops a packet with a non-minimal variable byte integer instead of closing the connection" },
     ViolationInfo { ids: &["MQTT-4.7.3-1"], behaviour: "silently drops a packet with an empty topic name or filter instead of closing the connection" },
