@@ -200,6 +200,10 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-3.1.3-2", "shared/3.1-connect/client-id-keys-session"),
     ("MQTT-3.1.3-9", "v31/3.1-connect/empty-client-id"),
     ("MQTT-3.1.4-1", "shared/3.1-connect/client-id-missing"),
+    (
+        "MQTT-3.1.4-4",
+        "shared/3.1-connect/clean-start-drops-session [5.0]",
+    ),
     ("MQTT-3.1.4-1", "shared/3.1-connect/username-without-flag"),
     (
         "MQTT-3.1.4-6",
@@ -229,6 +233,7 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-3.15.1-1", "v5/3.15-auth/reserved-flags"),
     ("MQTT-3.15.2-1", "v5/3.15-auth/undefined-reason-code"),
     ("MQTT-4.12.0-2", "v5/4.12-auth/scram-exchange"),
+    ("MQTT-4.12.0-4", "v5/4.12-auth/wrong-proof"),
     ("MQTT-4.12.0-5", "v5/4.12-auth/scram-exchange"),
     ("MQTT-4.12.0-5", "v5/4.12-auth/reauthentication"),
     ("MQTT-4.12.0-6", "v5/4.12-auth/no-method-no-auth"),
