@@ -190,6 +190,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let no_subprotocol = shared.breaks("MQTT-6.0.0-4");
+    // The handshake callback's error is tungstenite's HTTP response, large by design.
+    #[allow(clippy::result_large_err)]
     let Ok(Ok(ws)) = timeout_at(
         deadline,
         tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp| {
