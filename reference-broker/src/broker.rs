@@ -1224,13 +1224,18 @@ impl Broker {
                         } else {
                             reason::NO_MATCHING_SUBSCRIBERS
                         };
-                        // MQTT-3.1.2-29: no reason string when the client asked
-                        // for no problem information; the violation sends one anyway.
-                        if self.breaks("MQTT-3.1.2-29") {
-                            ack.properties.push(Property::ReasonString(ByteString::from(
-                                "no matching subscribers",
-                            )));
-                        }
+                    }
+                    // MQTT-3.1.2-29: no reason string when the client asked
+                    // for no problem information (we send none at all); the
+                    // violation explains every 5.0 PUBACK, whoever subscribes.
+                    if v5 && self.breaks("MQTT-3.1.2-29") {
+                        let why = if matched == 0 {
+                            "no matching subscribers"
+                        } else {
+                            "delivered"
+                        };
+                        ack.properties
+                            .push(Property::ReasonString(ByteString::from(why)));
                     }
                     self.send(conn, Packet::PubAck(ack));
                 }

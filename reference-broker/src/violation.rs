@@ -80,7 +80,7 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.14.0-1", "MQTT-3.2.0-1"], behaviour: "refuses a 5.0 CONNECT with a DISCONNECT instead of a CONNACK" },
     ViolationInfo { ids: &["MQTT-3.14.2-2"], behaviour: "puts a Session Expiry Interval on the DISCONNECT packets it sends" },
     ViolationInfo { ids: &["MQTT-3.1.2-28"], behaviour: "sends Response Information in CONNACK to clients that did not request it" },
-    ViolationInfo { ids: &["MQTT-3.1.2-29"], behaviour: "puts a Reason String on PUBACK even when the client set Request Problem Information 0" },
+    ViolationInfo { ids: &["MQTT-3.1.2-29"], behaviour: "puts a Reason String on every 5.0 PUBACK, even when the client set Request Problem Information 0" },
     ViolationInfo { ids: &["MQTT-4.1.0-2"], behaviour: "keeps a session after its Session Expiry Interval has run out" },
     ViolationInfo { ids: &["MQTT-3.1.2-15", "MQTT-3.1.2-14", "MQTT-3.1.2-17", "MQTT-3.1.2-16"], behaviour: "inverts Will Retain when publishing a will" },
     ViolationInfo { ids: &["MQTT-4.4.0-2"], behaviour: "keeps a QoS 2 message refused by PUBREC 0x80 or above, and resends it when the session resumes" },
