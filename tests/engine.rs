@@ -115,6 +115,11 @@ impl Sim {
                 self.inbox.remove(&client);
                 Reply::Done
             }
+            Request::SendText { client, .. } => Reply::Sent(if self.inbox.contains_key(&client) {
+                SendOutcome::Written
+            } else {
+                SendOutcome::NotOpen
+            }),
             Request::SetProtocol { .. } | Request::Note { .. } => Reply::Done,
         }
     }

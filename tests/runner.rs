@@ -235,6 +235,56 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ("MQTT-4.8.2-6", "v5/4.8-shared/refused-not-redirected"),
     ("MQTT-4.9.0-1", "v5/4.9-flow-control/send-quota"),
     ("MQTT-4.9.0-3", "v5/4.9-flow-control/send-quota"),
+    // issue 10: sections 1.5, 3.1, 3.2, 3.14, 3.15, 4.12
+    ("MQTT-1.5.3-3", "shared/1.5-strings/bom-kept"),
+    ("MQTT-1.5.5-1", "v5/1.5-data/varint-not-minimal"),
+    ("MQTT-1.5.7-1", "v5/1.5-data/utf8-string-pair"),
+    ("MQTT-3.1.2-12", "v311/3.1-connect/no-will-flag-no-will"),
+    (
+        "MQTT-3.1.2-29",
+        "v5/3.1-connect/request-problem-information-0",
+    ),
+    ("MQTT-3.1.3-2", "shared/3.1-connect/client-id-keys-session"),
+    ("MQTT-3.1.3-9", "v31/3.1-connect/empty-client-id"),
+    ("MQTT-3.1.4-1", "shared/3.1-connect/client-id-missing"),
+    (
+        "MQTT-3.1.4-4",
+        "shared/3.1-connect/clean-start-drops-session [5.0]",
+    ),
+    ("MQTT-3.1.4-1", "shared/3.1-connect/username-without-flag"),
+    (
+        "MQTT-3.1.4-6",
+        "shared/3.1-connect/refused-connect-ignores-the-rest",
+    ),
+    ("MQTT-3.2.2-5", "shared/3.2-connack/bad-password"),
+    ("MQTT-3.2.2-5", "v5/4.12-auth/wrong-proof"),
+    ("MQTT-3.2.2-10", "v5/3.2-connack/maximum-qos-announced"),
+    (
+        "MQTT-3.2.2-19",
+        "v5/3.2-connack/no-reason-string-beyond-maximum-packet-size",
+    ),
+    (
+        "MQTT-3.2.2-19",
+        "v5/3.14-disconnect/no-reason-string-beyond-maximum-packet-size",
+    ),
+    (
+        "MQTT-3.2.2-19",
+        "v5/3.15-auth/no-reason-string-beyond-maximum-packet-size",
+    ),
+    ("MQTT-3.3.2-12", "v5/3.2-connack/topic-alias-above-maximum"),
+    ("MQTT-3.14.2-1", "v5/3.14-disconnect/undefined-reason-code"),
+    (
+        "MQTT-3.14.4-2",
+        "v5/3.14-disconnect/nothing-after-disconnect",
+    ),
+    ("MQTT-3.15.1-1", "v5/3.15-auth/reserved-flags"),
+    ("MQTT-3.15.2-1", "v5/3.15-auth/undefined-reason-code"),
+    ("MQTT-4.12.0-2", "v5/4.12-auth/scram-exchange"),
+    ("MQTT-4.12.0-4", "v5/4.12-auth/wrong-proof"),
+    ("MQTT-4.12.0-5", "v5/4.12-auth/scram-exchange"),
+    ("MQTT-4.12.0-5", "v5/4.12-auth/reauthentication"),
+    ("MQTT-4.12.0-6", "v5/4.12-auth/no-method-no-auth"),
+    ("MQTT-4.12.1-2", "v5/4.12-auth/reauthentication-fails"),
 ];
 
 #[tokio::test(flavor = "multi_thread")]

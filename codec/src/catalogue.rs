@@ -16,6 +16,7 @@ use crate::Protocol;
 
 const V3_1_1_TSV: &str = include_str!("../spec/mqtt-3.1.1.tsv");
 const V5_TSV: &str = include_str!("../spec/mqtt-5.0.tsv");
+const UNCHECKED_TSV: &str = include_str!("../spec/unchecked.tsv");
 
 /// Known alternative spellings of catalogue ids: (catalogue, alias, canonical id).
 ///
@@ -186,6 +187,53 @@ pub fn statements(protocol: Protocol) -> &'static [Statement] {
     }
 }
 
+/// A statement the catalogue marks observable on the wire that no scenario
+/// can check after all, and why (`codec/spec/unchecked.tsv`: columns `id
+/// protocol reason`, header first, `#` lines are comments).
+#[derive(Debug, Clone)]
+pub struct Unchecked {
+    pub id: &'static str,
+    /// `Protocol::V3_1_1` or `Protocol::V5`.
+    pub protocol: Protocol,
+    /// Why, in the project's own words.
+    pub reason: &'static str,
+}
+
+/// Every statement judged not checkable by a scenario, in file order.
+pub fn unchecked() -> &'static [Unchecked] {
+    static ROWS: OnceLock<Vec<Unchecked>> = OnceLock::new();
+    ROWS.get_or_init(|| parse_unchecked(UNCHECKED_TSV))
+}
+
+/// Why statement `id` of `protocol`'s catalogue is not checked by a scenario,
+/// where the project judges it cannot be.
+pub fn unchecked_reason(protocol: Protocol, id: &str) -> Option<&'static str> {
+    let version = protocol.catalogue_version();
+    unchecked()
+        .iter()
+        .find(|u| u.protocol == version && u.id == id)
+        .map(|u| u.reason)
+}
+
+fn parse_unchecked(text: &'static str) -> Vec<Unchecked> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let mut fields = line.split('\t');
+            let id = fields.next()?.trim();
+            let protocol = Protocol::parse(fields.next()?.trim())?;
+            let reason = fields.next()?.trim();
+            (fields.next().is_none() && !reason.is_empty()).then_some(Unchecked {
+                id,
+                protocol,
+                reason,
+            })
+        })
+        .collect()
+}
+
 /// The statement `id` of the catalogue governing `protocol`.
 ///
 /// `id` is matched exactly first; failing that, it is normalised with
@@ -331,6 +379,47 @@ mod tests {
             }
             assert_eq!(statements(protocol).len(), data_lines(text).len());
         }
+    }
+
+    #[test]
+    fn every_unchecked_row_names_an_observable_statement() {
+        assert_eq!(UNCHECKED_TSV.lines().next(), Some("id\tprotocol\treason"));
+        let rows: Vec<&str> = data_lines(UNCHECKED_TSV)
+            .into_iter()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(unchecked().len(), rows.len(), "a row does not parse");
+        let mut seen = HashSet::new();
+        for u in unchecked() {
+            assert!(
+                matches!(u.protocol, Protocol::V3_1_1 | Protocol::V5),
+                "{}: protocol {}",
+                u.id,
+                u.protocol
+            );
+            let st = statements(u.protocol).iter().find(|s| s.id == u.id);
+            let st = st.unwrap_or_else(|| panic!("{} is not a {} statement", u.id, u.protocol));
+            assert_ne!(
+                st.wire,
+                Wire::No,
+                "{} {} is already marked not observable",
+                u.id,
+                u.protocol
+            );
+            assert!(
+                seen.insert((u.id, u.protocol)),
+                "{} {} twice",
+                u.id,
+                u.protocol
+            );
+            assert!(
+                u.reason.split_whitespace().count() >= 8,
+                "{}: say why",
+                u.id
+            );
+            assert_eq!(unchecked_reason(u.protocol, u.id), Some(u.reason));
+        }
+        assert_eq!(unchecked_reason(Protocol::V3_1_1, "MQTT-3.1.2-3"), None);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum SendError {
     Broken(io::Error),
     /// The peer did not take the bytes before the deadline.
     Timeout,
+    /// What was asked cannot be sent on this connection (a text frame on
+    /// a connection that is no WebSocket, bytes that are not UTF-8).
+    Unsupported(String),
 }
 
 impl fmt::Display for SendError {
@@ -84,6 +87,7 @@ impl fmt::Display for SendError {
             SendError::NotOpen => f.write_str("the connection is not open"),
             SendError::Broken(e) => write!(f, "writing failed: {e}"),
             SendError::Timeout => f.write_str("the peer did not take the bytes in time"),
+            SendError::Unsupported(why) => f.write_str(why),
         }
     }
 }
@@ -92,7 +96,7 @@ impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SendError::Broken(e) => Some(e),
-            SendError::NotOpen | SendError::Timeout => None,
+            SendError::NotOpen | SendError::Timeout | SendError::Unsupported(_) => None,
         }
     }
 }
@@ -213,6 +217,32 @@ impl Connection {
         };
         match timeout_at(deadline, writing).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SendError::Broken(e)),
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Writes `bytes` in one WebSocket text frame (MQTT forbids them:
+    /// scenarios send one on purpose), logged with a note saying so.
+    pub async fn send_text(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendError> {
+        let protocol = self.protocol;
+        self.record(LogEntry {
+            at: Instant::now(),
+            client: self.name.clone(),
+            direction: Direction::Sent,
+            protocol,
+            packet: None,
+            bytes: Bytes::copy_from_slice(bytes),
+            note: Some("in a WebSocket text frame".into()),
+        });
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SendError::NotOpen);
+        };
+        match timeout_at(deadline, stream.send_text(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidInput => {
+                Err(SendError::Unsupported(e.to_string()))
+            }
             Ok(Err(e)) => Err(SendError::Broken(e)),
             Err(_) => Err(SendError::Timeout),
         }

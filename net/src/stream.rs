@@ -42,6 +42,26 @@ enum Inner {
 }
 
 impl Stream {
+    /// Sends `bytes` in one WebSocket text frame (forbidden by MQTT-6.0.0-1,
+    /// sent on purpose by tests): `InvalidInput` when they are not UTF-8 or
+    /// the stream is not a WebSocket.
+    pub async fn send_text(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the bytes are not UTF-8, so no WebSocket text frame can carry them",
+            )
+        })?;
+        match &mut self.inner {
+            Inner::Ws(ws) => ws.send_text(text).await,
+            Inner::Wss(ws) => ws.send_text(text).await,
+            Inner::Tcp(_) | Inner::Tls(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a text frame needs a WebSocket connection (ws:// or wss://)",
+            )),
+        }
+    }
+
     pub(crate) fn tls(s: TlsStream) -> Stream {
         Stream {
             inner: Inner::Tls(Box::new(s)),
@@ -191,6 +211,22 @@ pub enum ConnectError {
     BadUrl { url: String, reason: String },
     /// The TLS options do not make a configuration.
     TlsConfig(TlsConfigError),
+}
+
+impl ConnectError {
+    /// The server answered the WebSocket upgrade without selecting the
+    /// `mqtt` subprotocol the client offered: a verdict on the server
+    /// (MQTT-6.0.0-4), not a failure to reach it.
+    pub fn refused_subprotocol(&self) -> bool {
+        use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+        matches!(
+            self,
+            ConnectError::WebSocket {
+                error: WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)),
+                ..
+            }
+        )
+    }
 }
 
 impl fmt::Display for ConnectError {

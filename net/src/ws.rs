@@ -61,6 +61,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
     pub fn get_ref(&self) -> &S {
         self.ws.get_ref()
     }
+
+    /// Sends `text` in one text frame, which MQTT forbids (MQTT-6.0.0-1): a
+    /// test harness sends one on purpose. Bytes written before are flushed
+    /// first, so frames keep their order.
+    pub async fn send_text(&mut self, text: String) -> io::Result<()> {
+        use futures_util::SinkExt;
+        use tokio::io::AsyncWriteExt;
+        self.flush().await?;
+        self.ws.send(Message::Text(text)).await.map_err(to_io)
+    }
 }
 
 fn to_io(e: WsError) -> io::Error {

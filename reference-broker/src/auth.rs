@@ -828,6 +828,66 @@ impl Auth {
     }
 }
 
+/// The client side of SCRAM-SHA-256: the client-final message that answers
+/// `server_first`, for `client_first` (the whole client-first message, gs2
+/// header included) and `password`. Test clients use it (the harness's
+/// scenarios compute their AUTH with it); the broker never does. An error
+/// says what in the server-first message is wrong.
+pub fn scram_client_final(
+    client_first: &str,
+    server_first: &str,
+    password: &[u8],
+) -> Result<String, String> {
+    // gs2-header: the channel binding flag and the authzid, each ending in ','.
+    let mut at = client_first.splitn(3, ',');
+    let (Some(flag), Some(authzid), Some(bare)) = (at.next(), at.next(), at.next()) else {
+        return Err(format!(
+            "the client-first message {client_first:?} has no gs2 header (`n,,` then `n=user,r=nonce`)"
+        ));
+    };
+    let gs2_header = format!("{flag},{authzid},");
+    let client_nonce = bare
+        .split(',')
+        .find_map(|p| p.strip_prefix("r="))
+        .ok_or_else(|| format!("the client-first message {client_first:?} has no nonce `r=`"))?;
+    let field = |name: &str| {
+        server_first
+            .split(',')
+            .find_map(|p| p.strip_prefix(name))
+            .ok_or_else(|| format!("the server-first message {server_first:?} has no `{name}`"))
+    };
+    let nonce = field("r=")?;
+    if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
+        return Err(format!(
+            "the server-first nonce {nonce:?} does not extend the client's {client_nonce:?}"
+        ));
+    }
+    let salt = B64
+        .decode(field("s=")?)
+        .map_err(|e| format!("the server-first salt is not base64: {e}"))?;
+    let iterations: u32 = field("i=")?
+        .parse()
+        .ok()
+        .filter(|n| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(n))
+        .ok_or_else(|| {
+            format!("the server-first iteration count is not a number from {MIN_ITERATIONS} to {MAX_ITERATIONS}")
+        })?;
+    let salted = salted_password(password, &salt, iterations);
+    let client_key = hmac(&salted, &[b"Client Key"]);
+    let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+    let without_proof = format!("c={},r={nonce}", b64(gs2_header.as_bytes()));
+    let auth_message = format!("{bare},{server_first},{without_proof}");
+    let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
+    let mut proof = [0u8; 32];
+    for (p, (k, s)) in proof
+        .iter_mut()
+        .zip(client_key.iter().zip(signature.iter()))
+    {
+        *p = k ^ s;
+    }
+    Ok(format!("{without_proof},p={}", b64(&proof)))
+}
+
 /// Where a connection stands in authentication (kept in the core's per-connection state).
 #[derive(Debug, Default)]
 pub enum ConnAuth {
@@ -900,6 +960,49 @@ mod tests {
             auth.scram_final(&scram, &bad),
             Err(reason::BAD_USER_NAME_OR_PASSWORD)
         );
+    }
+
+    /// The client side computes the RFC's client-final message, and a
+    /// proof this broker accepts for a server-first message of its own.
+    #[test]
+    fn client_final_matches_the_rfc_and_the_broker() {
+        let rfc = scram_client_final(
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            b"pencil",
+        );
+        assert_eq!(
+            rfc.as_deref(),
+            Ok("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        );
+        let line = hash_line("bob", b"secret", 16, b"saltsalt");
+        let auth = Auth::new(
+            Some(PasswordFile::parse("pw", &line).expect("parses")),
+            None,
+            false,
+        )
+        .expect("auth");
+        let first = "n,,n=bob,r=fixednonce";
+        let (scram, server_first) = auth.scram_first(first.as_bytes()).expect("client-first");
+        let server_first = std::str::from_utf8(&server_first).expect("UTF-8");
+        let good = scram_client_final(first, server_first, b"secret").expect("a client-final");
+        assert!(auth.scram_final(&scram, good.as_bytes()).is_ok(), "{good}");
+        let bad = scram_client_final(first, server_first, b"Secret").expect("a client-final");
+        assert_eq!(
+            auth.scram_final(&scram, bad.as_bytes()),
+            Err(reason::BAD_USER_NAME_OR_PASSWORD)
+        );
+        // What a server-first message must hold.
+        for wrong in [
+            "s=c2FsdA==,i=16",
+            "r=othernonce,s=c2FsdA==,i=16",
+            "r=fixednonce,s=c2FsdA==,i=16",
+            "r=fixednonceX,s=*,i=16",
+            "r=fixednonceX,s=c2FsdA==,i=0",
+        ] {
+            assert!(scram_client_final(first, wrong, b"x").is_err(), "{wrong}");
+        }
+        assert!(scram_client_final("n=bob,r=x", server_first, b"x").is_err());
     }
 
     #[test]

@@ -383,10 +383,34 @@ impl Broker {
                 p.properties = Properties::new();
             }
         }
+        // MQTT-3.2.2-19/20, 3.14.2-3/4, 3.15.2-2/3: a Reason String or User
+        // Property only where it keeps the packet within the client's Maximum
+        // Packet Size; we send none. The violation puts a long one on every
+        // CONNACK, DISCONNECT and AUTH, and sends them whatever their size.
+        let bloat = protocol.is_v5()
+            && matches!(
+                packet,
+                Packet::ConnAck(_) | Packet::Disconnect(_) | Packet::Auth(_)
+            )
+            && self.config.violations.breaks("MQTT-3.2.2-19");
+        if bloat {
+            let props = match &mut packet {
+                Packet::ConnAck(a) => &mut a.properties,
+                Packet::Disconnect(d) => &mut d.properties,
+                Packet::Auth(a) => &mut a.properties,
+                _ => return,
+            };
+            props.push(Property::ReasonString(ByteString::from("x".repeat(1000))));
+            props.push(Property::UserProperty(
+                ByteString::from_static("why"),
+                ByteString::from_static("no reason"),
+            ));
+        }
         // MQTT-3.1.2-24/25: never send more than the client accepts; a PUBLISH
         // that is too large is dropped as if delivered, a CONNACK or
         // DISCONNECT first loses what it may go without (`fit_client`).
-        if !self.fit_client(conn, &mut packet) {
+        // (The violation above sends its bloated packet whatever its size.)
+        if !bloat && !self.fit_client(conn, &mut packet) {
             return;
         }
         self.actions.push_back(Action::Send {
@@ -1374,13 +1398,18 @@ impl Broker {
                         } else {
                             reason::NO_MATCHING_SUBSCRIBERS
                         };
-                        // MQTT-3.1.2-29: no reason string when the client asked
-                        // for no problem information; the violation sends one anyway.
-                        if self.breaks("MQTT-3.1.2-29") {
-                            ack.properties.push(Property::ReasonString(ByteString::from(
-                                "no matching subscribers",
-                            )));
-                        }
+                    }
+                    // MQTT-3.1.2-29: no reason string when the client asked
+                    // for no problem information (we send none at all); the
+                    // violation explains every 5.0 PUBACK, whoever subscribes.
+                    if v5 && self.breaks("MQTT-3.1.2-29") {
+                        let why = if matched == 0 {
+                            "no matching subscribers"
+                        } else {
+                            "delivered"
+                        };
+                        ack.properties
+                            .push(Property::ReasonString(ByteString::from(why)));
                     }
                     self.send(conn, Packet::PubAck(ack));
                 }
@@ -1895,8 +1924,9 @@ impl Broker {
                         }
                     }
                     if over_max && self.breaks("MQTT-3.2.2-10") {
-                        // The violation refuses what it should grant at a lower QoS.
-                        failure.unwrap_or(reason::QOS_NOT_SUPPORTED)
+                        // The violation refuses what it should grant at a lower
+                        // QoS, with a code SUBACK may carry (0x9B may not).
+                        failure.unwrap_or(reason::UNSPECIFIED_ERROR)
                     } else if self.breaks("MQTT-3.8.4-7") {
                         // The violation reports the requested QoS, not the granted one.
                         f.options.qos.as_u8()

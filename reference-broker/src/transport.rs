@@ -24,6 +24,26 @@ pub fn tls_acceptor(
     mqtt_net::tls::acceptor(cert_pem, key_pem)
 }
 
+/// A whole broker on one listener of any transport (as `server::run` is
+/// for TCP): its timers, the accept loop until `shutdown`, then every
+/// connection closed and what persists written.
+pub async fn run(
+    listener: TcpListener,
+    acceptor: Acceptor,
+    config: crate::Config,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let shared = Shared::open(config).map_err(io::Error::other)?;
+    let timers = tokio::spawn(server::run_timers(shared.clone()));
+    let result = serve(listener, acceptor, shared.clone(), shutdown).await;
+    if !shared.close_all(Duration::from_secs(5)).await {
+        tracing::warn!("connections still open after the shutdown deadline");
+    }
+    timers.abort();
+    shared.release_persistence();
+    result
+}
+
 /// Serves connections accepted on `listener` through `acceptor` until
 /// `shutdown` resolves.
 pub async fn serve(

@@ -2708,6 +2708,27 @@ fn violation_unrequested_response_information() {
 }
 
 #[test]
+fn violation_reason_string_beyond_maximum_packet_size() {
+    proves("MQTT-3.2.2-19", |net| {
+        let mut c = Connect::new(V5, "c");
+        c.properties.push(Property::MaximumPacketSize(64));
+        let (c, ack) = net.connect_with(c);
+        // A second CONNECT: a protocol error, answered with DISCONNECT.
+        net.send(c, Packet::Connect(Box::new(Connect::new(V5, "c"))));
+        let small = |props: &Properties| {
+            !has_prop(props, |p| {
+                matches!(p, Property::ReasonString(_) | Property::UserProperty(..))
+            })
+        };
+        let disconnect = net.recv(c).into_iter().find_map(|p| match p {
+            Packet::Disconnect(d) => Some(d),
+            _ => None,
+        });
+        small(&ack.properties) && disconnect.is_some_and(|d| small(&d.properties))
+    });
+}
+
+#[test]
 fn violation_reason_string_despite_request_problem_information_0() {
     proves("MQTT-3.1.2-29", |net| {
         let mut c = Connect::new(V5, "c");

@@ -6,17 +6,22 @@
 //! by a scenario whose 5.0 cases check it. "Check" includes the statements a
 //! `wait` step names. Where no scenario checks a statement, the reason is
 //! one of: it cannot be seen on the wire; it binds the client, which the
-//! harness itself is; no scenario yet sends a packet that breaks it (a
-//! client rule the broker must enforce by refusing); or no scenario checks
-//! it yet.
+//! harness itself is; the project judges that no scenario can check it,
+//! for the reason `codec/spec/unchecked.tsv` gives (excluded); no scenario
+//! yet sends a packet that breaks it (a client rule the broker must enforce
+//! by refusing); or no scenario checks it yet.
 //!
 //! ```text
 //! $ mqtt-harness coverage
-//! MQTT 3.1.1: 141 statements — 97 checked, 12 not observable on the wire, 0 bind the client, 32 not checked yet
-//! MQTT 5.0:   251 statements — 145 checked, 9 not observable on the wire, 0 bind the client, 97 not checked yet
+//! MQTT 3.1.1: 141 statements — 117 checked, 12 not observable on the wire, 0 bind the client, 3 excluded, 9 not checked yet
+//! MQTT 5.0:   251 statements — 200 checked, 9 not observable on the wire, 0 bind the client, 2 excluded, 40 not checked yet
+//!
+//! Excluded (observable in principle, but no scenario can check it):
+//!   MQTT-7.0.0-2    3.1.1  both    A property of an implementation as a whole, not of an exchange: …
+//!   …
 //!
 //! Not checked yet (wire: yes = the broker's own behaviour shows it; reject = …):
-//!   MQTT-1.5.3-3    3.1.1  both    yes     A receiver keeps a BOM sequence (EF BB BF) inside strings as U+FEFF rather than dropping it.
+//!   MQTT-3.3.5-2    3.1.1  server  yes     For an unauthorized PUBLISH the server either acknowledges it normally per QoS or closes the connection.
 //!   …
 //! ```
 //!
@@ -50,6 +55,9 @@ pub struct Args {
 enum Gap {
     NotOnWire,
     BindsClient,
+    /// Judged not checkable by any scenario, for this reason
+    /// (`codec/spec/unchecked.tsv`).
+    Excluded(&'static str),
     /// A client rule a broker shows it enforces by refusing a packet that
     /// breaks it: no scenario sends one yet.
     NoRefusalYet,
@@ -58,6 +66,9 @@ enum Gap {
 
 impl Gap {
     fn of(st: &Statement) -> Gap {
+        if let Some(why) = catalogue::unchecked_reason(st.protocol, st.id) {
+            return Gap::Excluded(why);
+        }
         match (st.wire, st.binds) {
             (Wire::No, _) => Gap::NotOnWire,
             (Wire::Yes, Binds::Client) => Gap::BindsClient,
@@ -70,6 +81,7 @@ impl Gap {
         match self {
             Gap::NotOnWire => "not observable on the wire",
             Gap::BindsClient => "binds the client, which the harness itself is",
+            Gap::Excluded(why) => why,
             Gap::NoRefusalYet => {
                 "no scenario yet sends a packet that breaks it to see the broker refuse it"
             }
@@ -145,14 +157,38 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         let count = |f: &dyn Fn(Option<Gap>) -> bool| of.iter().filter(|r| f(r.gap())).count();
         writeln!(
             out,
-            "MQTT {:<6} {} statements — {} checked, {} not observable on the wire, {} bind the client, {} not checked yet",
+            "MQTT {:<6} {} statements — {} checked, {} not observable on the wire, {} bind the client, {} excluded, {} not checked yet",
             format!("{}:", p.as_str()),
             of.len(),
             count(&|g| g.is_none()),
             count(&|g| g == Some(Gap::NotOnWire)),
             count(&|g| g == Some(Gap::BindsClient)),
+            count(&|g| matches!(g, Some(Gap::Excluded(_)))),
             count(&|g| g.is_some_and(Gap::open)),
         )?;
+    }
+    let excluded: Vec<(&Row, &str)> = rows
+        .iter()
+        .filter_map(|r| match r.gap() {
+            Some(Gap::Excluded(why)) => Some((r, why)),
+            _ => None,
+        })
+        .collect();
+    if !excluded.is_empty() {
+        writeln!(
+            out,
+            "\nExcluded (observable in principle, but no scenario can check it):"
+        )?;
+        for (r, why) in excluded {
+            writeln!(
+                out,
+                "  {:<15} {:<5}  {:<6}  {}",
+                r.st.id,
+                r.st.protocol.as_str(),
+                r.st.binds.as_str(),
+                why
+            )?;
+        }
     }
     let todo: Vec<&Row> = rows
         .iter()
@@ -184,6 +220,27 @@ mod tests {
 
     fn scenario(text: &str) -> Scenario {
         crate::scenario::parse_scenario("x.yaml", text).expect("the scenario parses")
+    }
+
+    #[test]
+    fn excluded_statements_give_their_reason_and_no_scenario_checks_them() {
+        let library = crate::library::load().expect("the built-in library parses");
+        let rows = rows(&library);
+        for u in catalogue::unchecked() {
+            let r = rows
+                .iter()
+                .find(|r| r.st.protocol == u.protocol && r.st.id == u.id)
+                .expect("a catalogue row");
+            assert!(
+                r.scenarios.is_empty(),
+                "{} {} is excluded, yet {:?} check it: remove the row",
+                u.id,
+                u.protocol,
+                r.scenarios
+            );
+            assert_eq!(r.gap(), Some(Gap::Excluded(u.reason)));
+            assert!(!Gap::Excluded(u.reason).open());
+        }
     }
 
     #[test]
@@ -225,6 +282,12 @@ steps:
                 Some(Gap::NotOnWire) => assert_eq!(r.st.wire, Wire::No, "{}", r.st.id),
                 Some(Gap::BindsClient) => {
                     assert_eq!((r.st.wire, r.st.binds), (Wire::Yes, Binds::Client))
+                }
+                Some(Gap::Excluded(why)) => {
+                    assert_eq!(
+                        catalogue::unchecked_reason(r.st.protocol, r.st.id),
+                        Some(why)
+                    )
                 }
                 Some(Gap::NoRefusalYet) => assert_eq!(r.st.wire, Wire::Reject, "{}", r.st.id),
                 Some(Gap::NotYet) => assert_eq!(r.st.wire, Wire::Yes, "{}", r.st.id),

@@ -131,8 +131,12 @@ impl Session {
             .as_ref()
             .map(|p| p.setups.clone())
             .unwrap_or_default();
+        let websocket = matches!(
+            self.opts.target.scheme,
+            crate::net::Scheme::Ws | crate::net::Scheme::Wss
+        );
         for setup in runner::setups_needed(scenarios) {
-            if listed.contains(&setup) {
+            if listed.contains(&setup) || (setup.websocket() && websocket) {
                 let target = SetupTarget {
                     target: self.opts.target.clone(),
                     username: None,
@@ -156,7 +160,12 @@ pub async fn start_setups(
     for setup in runner::setups_needed(scenarios) {
         let mut config = setup.broker_config()?;
         config.violations = main.violations.clone();
-        let b = EmbeddedBroker::start(config).await.map_err(|e| {
+        let started_as = if setup.websocket() {
+            EmbeddedBroker::start_websocket(config).await
+        } else {
+            EmbeddedBroker::start(config).await
+        };
+        let b = started_as.map_err(|e| {
             format!("cannot start the embedded reference broker set up as `{setup}`: {e}")
         })?;
         let login = setup == Setup::Login;
@@ -360,6 +369,8 @@ impl Signals {
 /// target of `run` without `--target`.
 pub struct EmbeddedBroker {
     pub addr: std::net::SocketAddr,
+    /// Served over WebSocket (`ws://ADDR/mqtt`) rather than plain TCP.
+    websocket: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -378,6 +389,30 @@ impl EmbeddedBroker {
         ));
         Ok(EmbeddedBroker {
             addr,
+            websocket: false,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The same, served over WebSocket (subprotocol `mqtt`) at `ws://ADDR/mqtt`.
+    pub async fn start_websocket(
+        config: reference_broker::Config,
+    ) -> std::io::Result<EmbeddedBroker> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(reference_broker::transport::run(
+            listener,
+            crate::net::Acceptor::Ws,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(EmbeddedBroker {
+            addr,
+            websocket: true,
             shutdown: Some(tx),
             task,
         })
@@ -385,7 +420,12 @@ impl EmbeddedBroker {
 
     /// Where it listens.
     pub fn target(&self) -> Target {
-        Target::parse(&format!("mqtt://{}", self.addr)).unwrap_or_else(|_| Self::placeholder())
+        let url = if self.websocket {
+            format!("ws://{}/mqtt", self.addr)
+        } else {
+            format!("mqtt://{}", self.addr)
+        };
+        Target::parse(&url).unwrap_or_else(|_| Self::placeholder())
     }
 
     /// A target that stands for the embedded broker until it has started.

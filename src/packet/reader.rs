@@ -110,7 +110,7 @@ pub(crate) fn check_key(
     };
     if f.role == Role::Matcher {
         return Err(format!(
-            "`{key}` belongs to expect steps (it lists properties that must be absent); {}",
+            "`{key}` belongs to expect steps (it says what the packet must not have); {}",
             allow.describe(ty)
         ));
     }

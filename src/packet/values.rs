@@ -286,19 +286,59 @@ impl<'de> Deserialize<'de> for BinaryValue {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BinaryValue, A::Error> {
                 let mut bytes = None;
                 while let Some(key) = map.next_key::<String>()? {
-                    if key != "hex" || bytes.is_some() {
+                    if bytes.is_some() {
                         return Err(de::Error::custom(format!(
-                            "unexpected `{key}`: binary data is text or {{hex: \"00 ff\"}}, with the one key `hex`"
+                            "unexpected `{key}`: binary data is text, {{hex: \"00 ff\"}} or {{scram_client_final: …}}, with one key"
                         )));
                     }
-                    bytes = Some(map.next_value::<HexValue>()?.0);
+                    bytes = Some(match key.as_str() {
+                        "hex" => Bytes::from(map.next_value::<HexValue>()?.0),
+                        "scram_client_final" => map.next_value::<ScramClientFinal>()?.0,
+                        _ => {
+                            return Err(de::Error::custom(format!(
+                                "unexpected `{key}`: binary data is text, {{hex: \"00 ff\"}} or {{scram_client_final: …}}{}",
+                                suggest::hint(&key, ["hex", "scram_client_final"])
+                            )))
+                        }
+                    });
                 }
                 bytes
-                    .map(|b| BinaryValue(Bytes::from(b)))
+                    .map(BinaryValue)
                     .ok_or_else(|| de::Error::custom("empty mapping: write {hex: \"00 ff\"}"))
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// `{scram_client_final: {client_first, server_first, password}}`: the
+/// SCRAM-SHA-256 client-final message (RFC 5802 / 7677) that answers the
+/// server-first message, computed when the packet is built. `server_first`
+/// is usually a capture (`$server_first`) of the server's AUTH data; while
+/// one of the inputs is still a capture (a scenario being read), the bytes
+/// are empty.
+pub(crate) struct ScramClientFinal(pub(crate) Bytes);
+
+impl<'de> Deserialize<'de> for ScramClientFinal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Inputs {
+            client_first: String,
+            server_first: BinaryValue,
+            password: BinaryValue,
+        }
+        let i = Inputs::deserialize(d)?;
+        let deferred = |b: &[u8]| std::str::from_utf8(b).is_ok_and(is_capture);
+        if is_capture(&i.client_first) || deferred(&i.server_first.0) || deferred(&i.password.0) {
+            return Ok(ScramClientFinal(Bytes::new()));
+        }
+        let server_first = std::str::from_utf8(&i.server_first.0).map_err(|_| {
+            de::Error::custom("scram_client_final: the server-first message is not UTF-8")
+        })?;
+        reference_broker::auth::scram_client_final(&i.client_first, server_first, &i.password.0)
+            .map(|m| ScramClientFinal(Bytes::from(m)))
+            .map_err(|e| de::Error::custom(format!("scram_client_final: {e}")))
     }
 }
 

@@ -272,6 +272,17 @@ const NO_PROPERTIES_FIELD: Field = field(
 )
 .versions(Versions::V5)
 .matcher();
+/// The expect key bounding the packet's size: a Maximum Packet Size that
+/// a packet with some properties must keep.
+pub const MAX_SIZE: &str = "max_size";
+
+const MAX_SIZE_FIELD: Field = field(
+    MAX_SIZE,
+    Kind::Count,
+    "the packet's size in bytes, fixed header included, is at most this",
+)
+.versions(Versions::V5)
+.matcher();
 /// A one-byte reason code (5.0 only: 3.x acknowledgements carry none).
 const REASON_CODE: Field = field(
     "reason_code",
@@ -358,6 +369,7 @@ const CONNACK: &[Field] = &[
     ),
     PROPERTIES,
     NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
 ];
 
 const PUBLISH: &[Field] = &[
@@ -387,7 +399,14 @@ const PUBLISH: &[Field] = &[
 ];
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP.
-const PUB_RESPONSE: &[Field] = &[ID, REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES_FIELD];
+const PUB_RESPONSE: &[Field] = &[
+    ID,
+    REASON_CODE,
+    REASON,
+    PROPERTIES,
+    NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
+];
 
 const SUBSCRIBE: &[Field] = &[
     ID,
@@ -443,6 +462,7 @@ const SUBACK: &[Field] = &[
         "the codes' names; beside `codes` they must agree with them",
     ),
     NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
 ];
 
 const UNSUBSCRIBE: &[Field] = &[
@@ -474,10 +494,17 @@ const UNSUBACK: &[Field] = &[
     )
     .versions(Versions::V5),
     NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
 ];
 
 /// DISCONNECT and AUTH.
-const REASON_ONLY: &[Field] = &[REASON_CODE, REASON, PROPERTIES, NO_PROPERTIES_FIELD];
+const REASON_ONLY: &[Field] = &[
+    REASON_CODE,
+    REASON,
+    PROPERTIES,
+    NO_PROPERTIES_FIELD,
+    MAX_SIZE_FIELD,
+];
 
 /// The keys valid on any packet that write its bytes wrong on purpose.
 pub const FAULTS: &[Field] = &[

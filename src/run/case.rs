@@ -252,7 +252,7 @@ impl Logic {
             }
             let (client, fields) = match &step.action {
                 Action::Connect { client, fields, .. } => (client, fields),
-                Action::Send { client, packet } => (client, packet),
+                Action::Send { client, packet, .. } => (client, packet),
                 _ => continue,
             };
             if let Some(why) = asked(fields).and_then(|k| p.keep_alive_refused(k)) {
@@ -295,7 +295,19 @@ impl Logic {
                 );
                 Ok(())
             }
-            Reply::Opened(Err(e)) => Err(Stop::Error(CaseError::Unreachable(e))),
+            // The WebSocket upgrade was answered without the subprotocol
+            // offered: the server broke MQTT-6.0.0-4, the case did not fail to run.
+            Reply::Opened(Err(e)) if e.refused_subprotocol => {
+                self.broken = Some(vec!["MQTT-6.0.0-4".to_string()]);
+                Err(Stop::Fail(Failure {
+                    step: 0,
+                    pos: None,
+                    expected: "a WebSocket handshake that selects the subprotocol \"mqtt\"".into(),
+                    got: e.message,
+                    got_hex: None,
+                }))
+            }
+            Reply::Opened(Err(e)) => Err(Stop::Error(CaseError::Unreachable(e.message))),
             other => Err(unexpected(&other)),
         }
     }
@@ -388,6 +400,63 @@ impl Logic {
             .await;
         match reply {
             Reply::Sent(SendOutcome::Written) => Ok(()),
+            Reply::Sent(SendOutcome::Broken(why)) => {
+                self.note(client, &format!("writing failed: {why}")).await;
+                self.close(client).await;
+                Ok(())
+            }
+            Reply::Sent(SendOutcome::NotOpen) => {
+                Err(Stop::Error(CaseError::NoConnection(client.to_string())))
+            }
+            Reply::Sent(SendOutcome::Timeout) => Err(Stop::Error(CaseError::Stalled(format!(
+                "client `{client}`: the broker did not take the bytes in time"
+            )))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Builds and encodes the packet that `fields` describe, and writes it
+    /// in one WebSocket text frame (`send_text`).
+    async fn send_text(&mut self, client: &str, fields: Map<String, Value>) -> Result<(), Stop> {
+        let value = self
+            .vars
+            .to_send(&Value::Object(fields), client, &self.captures)
+            .map_err(|e| Stop::Error(CaseError::BadPacket(e)))?;
+        let protocol = self.conns.get(client).map_or(self.protocol, |c| c.protocol);
+        let (packet, overrides) = packet::packet_from_value(&value, protocol).map_err(|e| {
+            Stop::Error(CaseError::BadPacket(format!(
+                "the packet to send is not valid: {e}"
+            )))
+        })?;
+        let bytes = mqtt_codec::encode_with(&packet, protocol, &overrides).map_err(|e| {
+            Stop::Error(CaseError::BadPacket(format!(
+                "cannot encode the packet to send: {e}"
+            )))
+        })?;
+        if !self.conn(client)?.open {
+            return Err(Stop::Fail(Failure {
+                step: 0,
+                pos: None,
+                expected: format!("client `{client}`'s connection to be open to send"),
+                got: "it was closed".into(),
+                got_hex: None,
+            }));
+        }
+        let deadline = self.now() + self.opts.step_timeout;
+        let reply = self
+            .io
+            .call(Request::SendText {
+                client: client.to_string(),
+                bytes,
+                deadline,
+            })
+            .await;
+        match reply {
+            Reply::Sent(SendOutcome::Written) => Ok(()),
+            // Not UTF-8, or not a WebSocket: the scenario cannot run here.
+            Reply::Sent(SendOutcome::Unsupported(why)) => {
+                Err(Stop::Error(CaseError::BadPacket(why)))
+            }
             Reply::Sent(SendOutcome::Broken(why)) => {
                 self.note(client, &format!("writing failed: {why}")).await;
                 self.close(client).await;
@@ -561,7 +630,16 @@ impl Logic {
 
     async fn run_action(&mut self, action: &Action) -> Result<(), Stop> {
         match action {
-            Action::Send { client, packet } => self.send_packet(client, packet.clone()).await,
+            Action::Send {
+                client,
+                packet,
+                text_frame: false,
+            } => self.send_packet(client, packet.clone()).await,
+            Action::Send {
+                client,
+                packet,
+                text_frame: true,
+            } => self.send_text(client, packet.clone()).await,
             Action::SendHex { client, bytes } => self.send_hex(client, bytes).await,
             Action::Expect {
                 client,

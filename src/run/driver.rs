@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::machine::{Machine, Output, Reply, Request, SendOutcome};
+use super::machine::{Machine, OpenError, Output, Reply, Request, SendOutcome};
 use super::RunOptions;
 use crate::net::{Connection, Event, LogEntry as Exchange, SendError, Target};
 
@@ -62,7 +62,10 @@ async fn carry_out(
                     conns.insert(client, c);
                     Reply::Opened(Ok(()))
                 }
-                Err(e) => Reply::Opened(Err(e.to_string())),
+                Err(e) => Reply::Opened(Err(OpenError {
+                    refused_subprotocol: e.refused_subprotocol(),
+                    message: e.to_string(),
+                })),
             }
         }
         Request::Send {
@@ -75,12 +78,18 @@ async fn carry_out(
                 return Reply::Sent(SendOutcome::NotOpen);
             };
             let deadline = tokio::time::Instant::from_std(deadline);
-            Reply::Sent(match c.send(&bytes, packet, deadline).await {
-                Ok(()) => SendOutcome::Written,
-                Err(SendError::Broken(e)) => SendOutcome::Broken(e.to_string()),
-                Err(SendError::NotOpen) => SendOutcome::NotOpen,
-                Err(SendError::Timeout) => SendOutcome::Timeout,
-            })
+            Reply::Sent(outcome(c.send(&bytes, packet, deadline).await))
+        }
+        Request::SendText {
+            client,
+            bytes,
+            deadline,
+        } => {
+            let Some(c) = conns.get_mut(&client) else {
+                return Reply::Sent(SendOutcome::NotOpen);
+            };
+            let deadline = tokio::time::Instant::from_std(deadline);
+            Reply::Sent(outcome(c.send_text(&bytes, deadline).await))
         }
         Request::SetProtocol { client, protocol } => {
             if let Some(c) = conns.get_mut(&client) {
@@ -108,5 +117,16 @@ async fn carry_out(
             }
             Reply::Done
         }
+    }
+}
+
+/// A write's result as the case sees it.
+fn outcome(written: Result<(), SendError>) -> SendOutcome {
+    match written {
+        Ok(()) => SendOutcome::Written,
+        Err(SendError::Broken(e)) => SendOutcome::Broken(e.to_string()),
+        Err(SendError::NotOpen) => SendOutcome::NotOpen,
+        Err(SendError::Timeout) => SendOutcome::Timeout,
+        Err(SendError::Unsupported(why)) => SendOutcome::Unsupported(why),
     }
 }

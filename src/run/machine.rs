@@ -43,6 +43,14 @@ pub enum Request {
         packet: Option<Packet>,
         deadline: Instant,
     },
+    /// Write these bytes on `client`'s WebSocket connection as one text
+    /// frame (which MQTT forbids: a scenario sends one on purpose). Reply:
+    /// [`Reply::Sent`].
+    SendText {
+        client: String,
+        bytes: Bytes,
+        deadline: Instant,
+    },
     /// Decode what `client` receives from now on as `protocol` (after a
     /// CONNECT of that version). Reply: [`Reply::Done`].
     SetProtocol { client: String, protocol: Protocol },
@@ -68,13 +76,35 @@ pub enum SendOutcome {
     Broken(String),
     /// The peer did not take the bytes before the deadline.
     Timeout,
+    /// What was asked cannot be sent on this connection (a text frame on a
+    /// connection that is no WebSocket): the scenario cannot run here.
+    Unsupported(String),
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenError {
+    pub message: String,
+    /// The server answered the WebSocket upgrade without selecting the
+    /// subprotocol offered (MQTT-6.0.0-4): a verdict, not a failure to reach it.
+    pub refused_subprotocol: bool,
+}
+
+impl OpenError {
+    /// A connection that could not be opened for a plain reason.
+    pub fn new(message: impl Into<String>) -> OpenError {
+        OpenError {
+            message: message.into(),
+            refused_subprotocol: false,
+        }
+    }
 }
 
 /// The driver's answer to a [`Request`].
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// The connection is open, or why it could not be opened.
-    Opened(Result<(), String>),
+    Opened(Result<(), OpenError>),
     Sent(SendOutcome),
     Event(Event),
     Done,

@@ -34,6 +34,8 @@ pub enum Mismatch {
     },
     /// A property that must be absent is there.
     Forbidden { property: Value },
+    /// The packet is larger than `max_size` allows.
+    TooLarge { size: usize, max: u64 },
 }
 
 impl fmt::Display for Mismatch {
@@ -44,6 +46,9 @@ impl fmt::Display for Mismatch {
             Mismatch::Differs { field, got, want } => write!(f, "`{field}` is {got}, not {want}"),
             Mismatch::Forbidden { property } => {
                 write!(f, "it carries {property}, which it must not")
+            }
+            Mismatch::TooLarge { size, max } => {
+                write!(f, "it is {size} bytes long, more than {max}")
             }
         }
     }
@@ -74,6 +79,15 @@ pub fn match_packet(
     for (key, want) in want_fields {
         if key == NO_PROPERTIES {
             absent_properties(&actual, want)?;
+            continue;
+        }
+        if key == packet::vocab::MAX_SIZE {
+            let max = want.as_u64().unwrap_or(0);
+            // The decoded packet encodes to the bytes it came in.
+            let size = mqtt_codec::encoded_len(p, protocol).unwrap_or(usize::MAX);
+            if u64::try_from(size).map_or(true, |s| s > max) {
+                return Err(Mismatch::TooLarge { size, max });
+            }
             continue;
         }
         field_matches(&actual, m.ty, key, want, &mut trial)?;
@@ -252,13 +266,15 @@ pub fn match_properties(want: &Value, got: &Value, caps: &mut Captures) -> bool 
         return false;
     };
     let wanted: Vec<(String, Value)> = match want {
+        // `[{name: n, value: v}]` or `[{n: v}]`, as sends write them too.
         Value::Array(a) => a
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.get("name")?.as_str()?.to_string(),
-                    p.get("value")?.clone(),
-                ))
+            .filter_map(|p| match (p.get("name"), p.get("value")) {
+                (Some(n), Some(v)) => Some((n.as_str()?.to_string(), v.clone())),
+                _ => {
+                    let m = p.as_object().filter(|m| m.len() == 1)?;
+                    m.iter().next().map(|(k, v)| (k.clone(), v.clone()))
+                }
             })
             .collect(),
         Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -292,6 +308,32 @@ fn match_property_value(want: &Value, got: &Value, caps: &mut Captures) -> bool 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn properties_in_either_form_are_matched() {
+        let got = json!([{"name": "authentication_method", "value": "SCRAM-SHA-256"},
+                         {"name": "authentication_data", "value": "r=abc"}]);
+        let mut caps = HashMap::new();
+        for want in [
+            json!([{"name": "authentication_method", "value": "SCRAM-SHA-256"}]),
+            json!([{"authentication_method": "SCRAM-SHA-256"}]),
+            json!({"authentication_method": "SCRAM-SHA-256"}),
+        ] {
+            assert!(match_properties(&want, &got, &mut caps), "{want}");
+        }
+        // A short-form entry is checked, not skipped.
+        assert!(!match_properties(
+            &json!([{"authentication_method": "PLAIN"}]),
+            &got,
+            &mut caps
+        ));
+        assert!(match_properties(
+            &json!([{"authentication_data": "$sf"}]),
+            &got,
+            &mut caps
+        ));
+        assert_eq!(caps.get("sf"), Some(&json!("r=abc")));
+    }
 
     #[test]
     fn values_match_with_captures() {
@@ -364,6 +406,43 @@ mod tests {
             &data,
             &mut caps
         ));
+    }
+
+    #[test]
+    fn max_size_bounds_the_encoded_packet() {
+        // e0 01 82: three bytes; with a Reason String "x", eight.
+        let plain = Packet::Disconnect(mqtt_codec::Disconnect {
+            reason_code: 0x82,
+            properties: mqtt_codec::Properties::new(),
+        });
+        let explained = Packet::Disconnect(mqtt_codec::Disconnect {
+            reason_code: 0x82,
+            properties: mqtt_codec::Properties::new()
+                .with(mqtt_codec::Property::ReasonString("x".into())),
+        });
+        let m = Matcher {
+            ty: PacketType::Disconnect,
+            fields: Map::new(),
+        };
+        let within = |max: u64| {
+            let Value::Object(want) = json!({ "max_size": max }) else {
+                unreachable!()
+            };
+            want
+        };
+        let mut caps = Captures::new();
+        assert_eq!(
+            match_packet(&plain, &m, &within(3), Protocol::V5, &mut caps),
+            Ok(())
+        );
+        assert_eq!(
+            match_packet(&explained, &m, &within(8), Protocol::V5, &mut caps),
+            Ok(())
+        );
+        assert_eq!(
+            match_packet(&explained, &m, &within(7), Protocol::V5, &mut caps),
+            Err(Mismatch::TooLarge { size: 8, max: 7 })
+        );
     }
 
     #[test]

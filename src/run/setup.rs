@@ -55,6 +55,15 @@ pub enum Setup {
     ServerKeepAlive,
     /// The server takes packets of at most 256 bytes (5.0 Maximum Packet Size).
     SmallPackets,
+    /// Zero-length client ids are refused (no client id is assigned).
+    NoEmptyClientId,
+    /// Topic Alias Maximum 2: the server takes topic aliases 1 and 2 only.
+    #[serde(rename = "topic_alias_maximum_2")]
+    TopicAliasMaximum2,
+    /// Reached over WebSocket (subprotocol `mqtt`): the embedded broker is
+    /// served on a `ws://` listener; another target is set up so when it is a
+    /// `ws://` or `wss://` URL (or its profile says so).
+    Websocket,
 }
 
 impl Setup {
@@ -70,6 +79,9 @@ impl Setup {
         Setup::NoTopicAlias,
         Setup::ServerKeepAlive,
         Setup::SmallPackets,
+        Setup::NoEmptyClientId,
+        Setup::TopicAliasMaximum2,
+        Setup::Websocket,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +97,9 @@ impl Setup {
             Setup::NoTopicAlias => "no_topic_alias",
             Setup::ServerKeepAlive => "server_keep_alive",
             Setup::SmallPackets => "small_packets",
+            Setup::NoEmptyClientId => "no_empty_client_id",
+            Setup::TopicAliasMaximum2 => "topic_alias_maximum_2",
+            Setup::Websocket => "websocket",
         }
     }
 
@@ -102,6 +117,9 @@ impl Setup {
             Setup::NoTopicAlias => "Topic Alias Maximum 0",
             Setup::ServerKeepAlive => "Server Keep Alive 2 s for every client",
             Setup::SmallPackets => "Maximum Packet Size 256 bytes",
+            Setup::NoEmptyClientId => "zero-length client ids refused",
+            Setup::TopicAliasMaximum2 => "Topic Alias Maximum 2",
+            Setup::Websocket => "reached over WebSocket (ws:// or wss://, subprotocol mqtt)",
         }
     }
 
@@ -129,8 +147,17 @@ impl Setup {
             Setup::NoTopicAlias => c.topic_alias_maximum = 0,
             Setup::ServerKeepAlive => c.server_keep_alive = Some(2),
             Setup::SmallPackets => c.max_packet_size = 256,
+            Setup::NoEmptyClientId => c.allow_empty_client_id = false,
+            Setup::TopicAliasMaximum2 => c.topic_alias_maximum = 2,
+            // The configuration is the default; the listener is what differs.
+            Setup::Websocket => {}
         }
         Ok(c)
+    }
+
+    /// Whether the reference broker set up so listens on WebSocket.
+    pub fn websocket(self) -> bool {
+        self == Setup::Websocket
     }
 }
 

@@ -21,6 +21,7 @@ use crate::{hex, suggest};
 /// The action keys of a client step.
 pub(crate) const ACTIONS: &[&str] = &[
     "send",
+    "send_text",
     "send_hex",
     "expect",
     "expect_one_of",
@@ -49,7 +50,8 @@ impl<'de> DeserializeSeed<'de> for ClientActionSeed<'_> {
 /// The action of a step being read, and what it has read so far.
 enum Doing {
     Nothing,
-    Send(Template),
+    /// `send`, or (true) `send_text`.
+    Send(Template, bool),
     Expect(Matcher),
     /// Any other action, read whole.
     Other(&'static str, Action),
@@ -59,7 +61,8 @@ impl Doing {
     fn name(&self) -> Option<&'static str> {
         match self {
             Doing::Nothing => None,
-            Doing::Send(_) => Some("send"),
+            Doing::Send(_, false) => Some("send"),
+            Doing::Send(_, true) => Some("send_text"),
             Doing::Expect(_) => Some("expect"),
             Doing::Other(name, _) => Some(name),
         }
@@ -79,7 +82,10 @@ fn step_key_ok(k: &str, doing: &Doing, protocols: &[Protocol]) -> Result<(), Str
     match doing {
         // A field before the action: checked once the action is known.
         Doing::Nothing
-            if k == "timeout" || k == NO_PROPERTIES || vocab::all_keys().contains(&k) =>
+            if k == "timeout"
+                || k == NO_PROPERTIES
+                || k == vocab::MAX_SIZE
+                || vocab::all_keys().contains(&k) =>
         {
             Ok(())
         }
@@ -88,7 +94,7 @@ fn step_key_ok(k: &str, doing: &Doing, protocols: &[Protocol]) -> Result<(), Str
             suggest::hint(k, ACTIONS.iter().copied()),
             ACTIONS.join(", ")
         )),
-        Doing::Send(t) => t.check_key(k).map(|_| ()).map_err(|e| {
+        Doing::Send(t, _) => t.check_key(k).map(|_| ()).map_err(|e| {
             if k == "timeout" {
                 format!("`timeout` bounds an expect step; a send does not wait ({e})")
             } else {
@@ -162,7 +168,7 @@ impl<'de> Visitor<'de> for ClientActionSeed<'_> {
                 continue;
             }
             match &mut doing {
-                Doing::Send(t) => {
+                Doing::Send(t, _) => {
                     let f = t.check_key(&key).map_err(de::Error::custom)?;
                     t.read(f, f.name.to_string(), &mut map)?;
                 }
@@ -200,9 +206,10 @@ fn read_action<'de, A: MapAccess<'de>>(
     let client = client.to_string();
     let other = |a: Action| Ok(Doing::Other(action, a));
     match action {
-        "send" => {
+        "send" | "send_text" => {
             let ty = map.next_value_seed(TypeSeed)?;
-            Ok(Doing::Send(Template::new(ty, protocols, Allow::PACKET)))
+            let template = Template::new(ty, protocols, Allow::PACKET);
+            Ok(Doing::Send(template, action == "send_text"))
         }
         "expect" => {
             let ty = map.next_value_seed(TypeSeed)?;
@@ -264,7 +271,7 @@ fn take_early(
     protocols: &[Protocol],
 ) -> Result<(), String> {
     match doing {
-        Doing::Send(t) => t.read_value(key, &v),
+        Doing::Send(t, _) => t.read_value(key, &v),
         Doing::Expect(m) => {
             expect_key(m.ty, key, protocols, true)?;
             m.fields.insert(key.to_string(), v);
@@ -288,13 +295,17 @@ fn finish_action<E: de::Error>(
             "the step for `{client}` has no action; give one of: {} (or write `{client}: connect` / `disconnect` / `drop`)",
             ACTIONS.join(", ")
         ))),
-        Doing::Send(t) => {
+        Doing::Send(t, text_frame) => {
             let ty = t.packet_type();
             let fields = t.finish().map_err(E::custom)?;
             let mut packet = Map::new();
             packet.insert("type".into(), Value::from(ty.name()));
             packet.extend(fields);
-            Ok(Action::Send { client, packet })
+            Ok(Action::Send {
+                client,
+                packet,
+                text_frame,
+            })
         }
         Doing::Expect(matcher) => Ok(Action::Expect {
             client,

@@ -89,6 +89,9 @@ pub(crate) fn expect_value<'de, A: MapAccess<'de>>(
     if key == NO_PROPERTIES {
         return Ok(Value::from(map.next_value::<PropertyNamesValue>()?.0));
     }
+    if key == vocab::MAX_SIZE {
+        return Ok(Value::from(map.next_value::<u32>()?));
+    }
     map.next_value()
 }
 

@@ -233,6 +233,8 @@ pub enum Action {
     Send {
         client: String,
         packet: Map<String, Value>,
+        /// `send_text`: in a WebSocket text frame instead of a binary one.
+        text_frame: bool,
     },
     /// Send raw bytes.
     SendHex { client: String, bytes: Vec<u8> },

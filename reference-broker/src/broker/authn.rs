@@ -45,14 +45,17 @@ impl Broker {
         match std::mem::take(&mut c.auth) {
             ConnAuth::Accepted { user, method, data } => {
                 let mut props = Vec::new();
-                if let Some(m) = method
-                    .as_ref()
-                    .filter(|_| !self.config.violations.breaks("MQTT-4.12.0-5"))
-                {
-                    props.push(Property::AuthenticationMethod(m.clone()));
-                }
-                if let Some(d) = data {
-                    props.push(Property::AuthenticationData(d));
+                // MQTT-4.12.0-5: the method again in the successful CONNACK.
+                // The violation leaves it out, and its data with it (data
+                // without a method would make the CONNACK malformed, another
+                // fault than the one committed).
+                if !self.config.violations.breaks("MQTT-4.12.0-5") {
+                    if let Some(m) = method.as_ref() {
+                        props.push(Property::AuthenticationMethod(m.clone()));
+                    }
+                    if let Some(d) = data {
+                        props.push(Property::AuthenticationData(d));
+                    }
                 }
                 c.auth = ConnAuth::Done {
                     user: user.clone(),
@@ -157,7 +160,12 @@ impl Broker {
                         properties: Properties::new(),
                     }),
                 );
-                self.close(conn);
+                // MQTT-3.2.2-7 / 4.13.2-1: close after a refusing CONNACK;
+                // the MQTT-3.2.2-5 violation keeps the connection, as it
+                // does after any other refusal.
+                if !self.breaks("MQTT-3.2.2-5") {
+                    self.close(conn);
+                }
             }
         }
     }
