@@ -67,6 +67,7 @@ fn chromium(dir: &Path, url: &str, extra: &[&str]) -> String {
                 let _ = child.kill();
                 panic!("chromium did not finish within 120 s");
             }
+            // std has no wait with a timeout: poll the exit, bounded above.
             None => std::thread::sleep(Duration::from_millis(50)),
         }
     }

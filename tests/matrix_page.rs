@@ -69,6 +69,7 @@ fn dump_dom(page: &Path, profile: &Path) -> String {
                 let _ = child.kill();
                 panic!("chromium did not finish within 60 s");
             }
+            // std has no wait with a timeout: poll the exit, bounded above.
             None => std::thread::sleep(Duration::from_millis(50)),
         }
     }
