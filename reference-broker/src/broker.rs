@@ -2123,13 +2123,16 @@ impl Broker {
         let ignore_keep_alive = self.breaks("MQTT-3.1.2-24");
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        for c in self.conns.values() {
+        for (id, c) in &self.conns {
             match &c.state {
                 ConnState::AwaitConnect { deadline } => consider(*deadline),
                 ConnState::Connected { .. } => {
                     // Under the keep-alive violation tick() never clears this
                     // deadline: offering it would make the timer task spin.
-                    if let Some(ka) = c.keep_alive.filter(|_| !ignore_keep_alive) {
+                    // The same for a paused connection, whose keep alive waits
+                    // until it resumes (release() restarts it).
+                    let paused = self.waiting.contains_key(id);
+                    if let Some(ka) = c.keep_alive.filter(|_| !ignore_keep_alive && !paused) {
                         consider(c.last_packet + ka + ka / 2);
                     }
                 }
