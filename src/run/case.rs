@@ -193,6 +193,11 @@ impl Logic {
                 // packet type), not those of the step that met them.
                 self.broken = Some(id.iter().cloned().collect());
             }
+            if let (Err(Stop::Fail(_)), true, None) = (&result, self.timed_out, &self.broken) {
+                if let Some(ids) = step.if_nothing(self.protocol) {
+                    self.broken = Some(ids.to_vec());
+                }
+            }
             result.map_err(|e| match e {
                 Stop::Fail(mut f) => {
                     f.step = i + 1;

@@ -195,7 +195,9 @@ pub fn attribute(
     let Some(at) = failed_at else {
         return (Vec::new(), checked);
     };
-    let mut by_step: Vec<(usize, Vec<String>)> = Vec::new();
+    // Each step: its number, the statements a failure there breaks, and
+    // all it checks (those and its `if_nothing` ones).
+    let mut by_step: Vec<(usize, Vec<String>, Vec<String>)> = Vec::new();
     let mut carried: Vec<String> = Vec::new();
     for (i, step) in scenario.steps.iter().enumerate() {
         if !step.runs_under(protocol) {
@@ -210,15 +212,18 @@ pub fn attribute(
             .unwrap_or_else(|| scenario.statements_for(protocol))
             .to_vec();
         ids.append(&mut carried);
-        by_step.push((i + 1, canonical(protocol, ids)));
+        let ids = canonical(protocol, ids);
+        let mut all = ids.clone();
+        all.extend(step.if_nothing(protocol).unwrap_or(&[]).iter().cloned());
+        by_step.push((i + 1, ids, canonical(protocol, all)));
     }
     let failed: Vec<String> = match broken {
         Some(ids) => ids.to_vec(),
         None if at == 0 => checked.clone(),
         None => by_step
             .iter()
-            .find(|(n, _)| *n == at)
-            .map(|(_, ids)| ids.clone())
+            .find(|(n, _, _)| *n == at)
+            .map(|(_, ids, _)| ids.clone())
             .unwrap_or_else(|| checked.clone()),
     };
     let passed = checked
@@ -227,9 +232,9 @@ pub fn attribute(
         .filter(|id| {
             let mut steps = by_step
                 .iter()
-                .filter(|(_, ids)| ids.contains(id))
+                .filter(|(_, _, all)| all.contains(id))
                 .peekable();
-            steps.peek().is_some() && steps.all(|(n, _)| *n < at)
+            steps.peek().is_some() && steps.all(|(n, _, _)| *n < at)
         })
         .cloned()
         .collect();

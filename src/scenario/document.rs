@@ -381,7 +381,7 @@ impl<'de> Visitor<'de> for ClientsSeed<'_> {
 }
 
 /// Words a step uses, which cannot name a client.
-pub(crate) const STEP_KEYWORDS: &[&str] = &["wait", "only", "statements"];
+pub(crate) const STEP_KEYWORDS: &[&str] = &["wait", "only", "statements", "if_nothing"];
 
 fn check_client_name(name: &str) -> Result<(), String> {
     if STEP_KEYWORDS.contains(&name) {

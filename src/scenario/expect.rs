@@ -186,7 +186,7 @@ impl<'de> Visitor<'de> for MatchersSeed<'_> {
         while let Some(c) = seq.next_element_seed(seed())? {
             match c {
                 Choice::Packet(m) => out.push(m),
-                Choice::Close(_) | Choice::Skip(_) => {
+                Choice::Close(_) | Choice::Skip(_) | Choice::SkipOn(..) => {
                     return Err(de::Error::custom("expect_unordered lists packets only"))
                 }
             }
@@ -212,7 +212,7 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
     type Value = Choice;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.allow_close {
-            f.write_str("an outcome: `{expect: TYPE, …fields}`, `{close: true}` / `{close: {disconnect: [0x81]}}` or `{skip: \"reason\"}`")
+            f.write_str("an outcome: `{expect: TYPE, …fields}`, `{close: true}` / `{close: {disconnect: [0x81]}}`, `{skip: \"reason\"}` or `{expect: TYPE, …, skip: \"reason\"}`")
         } else {
             f.write_str("an expected packet: `{expect: TYPE, …fields}`")
         }
@@ -265,12 +265,18 @@ impl<'de> Visitor<'de> for ChoiceSeed<'_> {
             }
         }
         if let Some(why) = skip {
-            if ty.is_some() || close.is_some() || !fields.is_empty() {
-                return Err(de::Error::custom(
-                    "a skip outcome takes only `skip: \"reason\"`",
-                ));
-            }
-            return Ok(Choice::Skip(why));
+            return match (ty, close) {
+                (None, None) if fields.is_empty() => Ok(Choice::Skip(why)),
+                (Some(ty), None) => {
+                    for k in fields.keys() {
+                        expect_key(ty, k, protocols, false).map_err(de::Error::custom)?;
+                    }
+                    Ok(Choice::SkipOn(Matcher { ty, fields }, why))
+                }
+                _ => Err(de::Error::custom(
+                    "a skip outcome is `skip: \"reason\"` alone, or a packet that ends the case as a skip: `{expect: TYPE, …, skip: \"reason\"}`",
+                )),
+            };
         }
         match (ty, close) {
             (Some(ty), None) => {

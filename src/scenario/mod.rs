@@ -97,6 +97,7 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, ParseError> {
             },
             only: s.only,
             statements: s.statements,
+            if_nothing: s.if_nothing,
             action: s.action,
         })
         .collect();

@@ -160,7 +160,8 @@ impl Scenario {
                 _ => &[],
             };
             let own = step.own_statements(protocol).unwrap_or(&[]);
-            for id in waited.iter().chain(own) {
+            let silent = step.if_nothing(protocol).unwrap_or(&[]);
+            for id in waited.iter().chain(own).chain(silent) {
                 if let Some(st) = catalogue::lookup(protocol, id) {
                     if !out.iter().any(|x| x == st.id) {
                         out.push(st.id.to_string());
@@ -204,6 +205,11 @@ pub struct Step {
     /// The statements this step checks, per catalogue version (canonical
     /// ids); empty for a version: the scenario's statements.
     pub statements: BTreeMap<Protocol, Vec<String>>,
+    /// `if_nothing:` the statements broken when the step's deadline passes
+    /// with nothing at all (what it awaits was never sent), where they are
+    /// not those a wrong packet breaks: a queued message that never comes
+    /// breaks its storage, not the order the step checks.
+    pub if_nothing: BTreeMap<Protocol, Vec<String>>,
     pub action: Action,
 }
 
@@ -219,6 +225,16 @@ impl Step {
         self.statements
             .get(&protocol)
             .or_else(|| self.statements.get(&protocol.catalogue_version()))
+            .map(Vec::as_slice)
+            .filter(|ids| !ids.is_empty())
+    }
+
+    /// The statements broken under `protocol` when nothing comes (none: the
+    /// step's own).
+    pub fn if_nothing(&self, protocol: Protocol) -> Option<&[String]> {
+        self.if_nothing
+            .get(&protocol)
+            .or_else(|| self.if_nothing.get(&protocol.catalogue_version()))
             .map(Vec::as_slice)
             .filter(|ids| !ids.is_empty())
     }
@@ -357,6 +373,10 @@ pub enum Choice {
     /// apply (the spec lets the broker do something that leaves nothing
     /// to check), and it is a skip with this reason.
     Skip(String),
+    /// `{expect: TYPE, …, skip: reason}`: when this packet comes, the case
+    /// is a skip with this reason (the broker made a choice the spec lets
+    /// it make, after which there is nothing to check).
+    SkipOn(Matcher, String),
 }
 
 impl fmt::Display for Choice {
@@ -365,6 +385,7 @@ impl fmt::Display for Choice {
             Choice::Packet(m) => m.fmt(f),
             Choice::Close(c) => c.fmt(f),
             Choice::Skip(why) => write!(f, "else a skip ({why})"),
+            Choice::SkipOn(m, why) => write!(f, "{m} (a skip: {why})"),
         }
     }
 }

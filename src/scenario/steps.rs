@@ -20,6 +20,7 @@ use crate::suggest;
 pub(crate) struct RawStep {
     pub(crate) only: Vec<Protocol>,
     pub(crate) statements: BTreeMap<Protocol, Vec<String>>,
+    pub(crate) if_nothing: BTreeMap<Protocol, Vec<String>>,
     pub(crate) action: Action,
 }
 
@@ -75,11 +76,12 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
         let protocols = cx.step_protocols(self.index);
         let mut only = Vec::new();
         let mut statements = BTreeMap::new();
+        let mut if_nothing = BTreeMap::new();
         let mut action: Option<(String, Action)> = None;
         loop {
             let first = action.as_ref().map(|(k, _)| k.clone());
             let Some(key) = map.next_key_seed(CheckedKey(move |k: &str| {
-                if matches!(k, "only" | "statements") {
+                if matches!(k, "only" | "statements" | "if_nothing") {
                     return Ok(());
                 }
                 if let Some(first) = first {
@@ -103,6 +105,12 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
                         step: n,
                     })?
                 }
+                "if_nothing" => {
+                    if_nothing = map.next_value_seed(StepStatementsSeed {
+                        protocols: &cx.protocols,
+                        step: n,
+                    })?
+                }
                 "wait" => {
                     let a = map.next_value_seed(WaitSeed {
                         protocols: &cx.protocols,
@@ -122,6 +130,7 @@ impl<'de> Visitor<'de> for StepSeed<'_> {
             Some((_, action)) => Ok(RawStep {
                 only,
                 statements,
+                if_nothing,
                 action,
             }),
             None => Err(de::Error::custom(

@@ -66,6 +66,9 @@ impl Logic {
                 if let Some(skip) = self.qos2_downgraded(p, &[m]) {
                     return Err(skip);
                 }
+                if self.only_dup_missing(p, m, client) {
+                    self.broken = Some(vec!["MQTT-3.3.1-1".to_string()]);
+                }
                 let mut f = fail(expected, ev, self.protocol, timeout);
                 if let Stop::Fail(x) = &mut f {
                     x.got = format!("{} ({why})", x.got);
@@ -73,6 +76,19 @@ impl Logic {
                 Err(f)
             }
         }
+    }
+
+    /// MQTT-3.3.1-1: a re-delivered PUBLISH carries DUP 1. Where the awaited
+    /// re-delivery came and differs only in its DUP flag, that statement is
+    /// the one broken, not the step's (which are about the re-delivery
+    /// itself).
+    fn only_dup_missing(&mut self, p: &Packet, m: &Matcher, client: &str) -> bool {
+        if m.ty != PacketType::Publish || m.fields.get("dup") != Some(&Value::Bool(true)) {
+            return false;
+        }
+        let mut without = m.clone();
+        without.fields.remove("dup");
+        self.matches(p, &without, client).is_ok()
     }
 
     /// A 3.x broker without QoS 2 answers a QoS 2 PUBLISH as QoS 1 (a
@@ -144,6 +160,7 @@ impl Logic {
                 Choice::Packet(m) => self.describe(m, client),
                 Choice::Close(c) => c.to_string(),
                 Choice::Skip(why) => format!("else a skip ({why})"),
+                Choice::SkipOn(m, why) => format!("{} (a skip: {why})", self.describe(m, client)),
             })
             .collect();
         let expected = format!("one of: {}", listed.join(" | "));
@@ -156,10 +173,12 @@ impl Logic {
             _ => return Err(fail(expected, &ev, self.protocol, timeout)),
         };
         for c in choices {
-            if let Choice::Packet(m) = c {
-                if self.matches(p, m, client).is_ok() {
-                    return Ok(());
+            match c {
+                Choice::Packet(m) if self.matches(p, m, client).is_ok() => return Ok(()),
+                Choice::SkipOn(m, why) if self.matches(p, m, client).is_ok() => {
+                    return Err(Stop::Skip(why.clone()))
                 }
+                _ => {}
             }
         }
         // A DISCONNECT that a listed DISCONNECT outcome refused is not let
@@ -175,7 +194,7 @@ impl Logic {
                 Choice::Close(spec) => {
                     spec.disconnect.is_empty() || spec.disconnect.contains(&d.reason_code)
                 }
-                Choice::Packet(_) | Choice::Skip(_) => false,
+                Choice::Packet(_) | Choice::Skip(_) | Choice::SkipOn(..) => false,
             });
             if accepts {
                 return match self.next(client, deadline).await? {
