@@ -387,17 +387,33 @@ impl Broker {
         // Property only where it keeps the packet within the client's Maximum
         // Packet Size; we send none. The violation puts a long one on every
         // CONNACK, DISCONNECT and AUTH, and sends them whatever their size.
+        // MQTT-3.4.2-2/3, 3.5.2-2/3, 3.6.2-2/3, 3.7.2-2/3, 3.9.2-1/2,
+        // 3.11.2-1/2: the same for the acknowledgements, under a violation
+        // of their own.
+        let v = &self.config.violations;
         let bloat = protocol.is_v5()
-            && matches!(
-                packet,
-                Packet::ConnAck(_) | Packet::Disconnect(_) | Packet::Auth(_)
-            )
-            && self.config.violations.breaks("MQTT-3.2.2-19");
+            && match packet {
+                Packet::ConnAck(_) | Packet::Disconnect(_) | Packet::Auth(_) => {
+                    v.breaks("MQTT-3.2.2-19")
+                }
+                Packet::PubAck(_)
+                | Packet::PubRec(_)
+                | Packet::PubRel(_)
+                | Packet::PubComp(_)
+                | Packet::SubAck(_)
+                | Packet::UnsubAck(_) => v.breaks("MQTT-3.4.2-2"),
+                _ => false,
+            };
         if bloat {
             let props = match &mut packet {
                 Packet::ConnAck(a) => &mut a.properties,
                 Packet::Disconnect(d) => &mut d.properties,
                 Packet::Auth(a) => &mut a.properties,
+                Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+                    &mut a.properties
+                }
+                Packet::SubAck(a) => &mut a.properties,
+                Packet::UnsubAck(a) => &mut a.properties,
                 _ => return,
             };
             props.push(Property::ReasonString(ByteString::from("x".repeat(1000))));
@@ -422,7 +438,7 @@ impl Broker {
 
     /// Whether `packet` fits the client's Maximum Packet Size (MQTT-3.1.2-24),
     /// after a CONNACK or DISCONNECT that does not fit has lost what it may
-    /// go without: Reason String and User Properties (MQTT-3.2.2-19/20,
+    /// go without (so does an acknowledgement): Reason String and User Properties (MQTT-3.2.2-19/20,
     /// MQTT-3.14.2-3/4), then a CONNACK's Topic Alias Maximum, whose absence
     /// means 0 (the client sends no aliases, which the broker accepts just
     /// the same). Everything else a CONNACK carries changes what the client
@@ -448,6 +464,13 @@ impl Broker {
         let properties = match packet {
             Packet::ConnAck(a) => &mut a.properties,
             Packet::Disconnect(d) => &mut d.properties,
+            // MQTT-3.4.2-2/3 … 3.11.2-1/2: an acknowledgement, too, loses its
+            // Reason String and User Properties before it is left unsent.
+            Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+                &mut a.properties
+            }
+            Packet::SubAck(a) => &mut a.properties,
+            Packet::UnsubAck(a) => &mut a.properties,
             _ => return false,
         };
         const REASON_STRING: u8 = 0x1F;
@@ -1339,6 +1362,7 @@ impl Broker {
         }
         let packet_id = p.packet_id;
         if p.qos == QoS::ExactlyOnce {
+            let take_any = self.breaks("MQTT-3.3.4-7");
             let Some(s) = self.sessions.get_mut(client_id) else {
                 return;
             };
@@ -1351,8 +1375,11 @@ impl Broker {
                 }
                 return;
             }
-            if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) && v5 {
-                // 5.0 section 3.3.4: more unacknowledged QoS 2 than Receive Maximum.
+            if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) && v5 && !take_any
+            {
+                // 5.0 section 3.3.4 (MQTT-3.3.4-7 broken by the client): more
+                // unacknowledged QoS 2 than Receive Maximum; the violation
+                // takes them all.
                 self.disconnect(conn, reason::RECEIVE_MAXIMUM_EXCEEDED, now);
                 return;
             }

@@ -129,6 +129,8 @@ pub const VIOLATIONS: &[ViolationInfo] = &[
     ViolationInfo { ids: &["MQTT-3.1.3-2"], behaviour: "keys sessions on the client identifier with ASCII case folded" },
     ViolationInfo { ids: &["MQTT-1.5.4-3", "MQTT-1.5.3-3"], behaviour: "strips U+FEFF (BOM) from PUBLISH topic names" },
     ViolationInfo { ids: &["MQTT-3.1.2-12"], behaviour: "publishes the will of a client id's previous connection when the new one has no Will Flag (3.1.1)" },
+    ViolationInfo { ids: &["MQTT-3.4.2-2", "MQTT-3.4.2-3", "MQTT-3.5.2-2", "MQTT-3.5.2-3", "MQTT-3.6.2-2", "MQTT-3.6.2-3", "MQTT-3.7.2-2", "MQTT-3.7.2-3", "MQTT-3.9.2-1", "MQTT-3.9.2-2", "MQTT-3.11.2-1", "MQTT-3.11.2-2"], behaviour: "puts a 1000-byte Reason String and a User Property on every 5.0 PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK, beyond the client's Maximum Packet Size" },
+    ViolationInfo { ids: &["MQTT-3.3.4-7"], behaviour: "takes more unacknowledged QoS 2 PUBLISHes from a 5.0 client than its own Receive Maximum, instead of disconnecting with 0x93" },
     ViolationInfo { ids: &["MQTT-3.2.2-19", "MQTT-3.2.2-20", "MQTT-3.14.2-3", "MQTT-3.14.2-4", "MQTT-3.15.2-2", "MQTT-3.15.2-3"], behaviour: "puts a 1000-byte Reason String and a User Property on every 5.0 CONNACK, DISCONNECT and AUTH, beyond the client's Maximum Packet Size" },
     ViolationInfo { ids: &["MQTT-4.8.2-6"], behaviour: "redirects a shared-subscription message refused with PUBACK/PUBREC 0x80 or above to another member" },
 ];

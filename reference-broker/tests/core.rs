@@ -2729,6 +2729,39 @@ fn violation_reason_string_beyond_maximum_packet_size() {
 }
 
 #[test]
+fn violation_reason_string_on_acks_beyond_maximum_packet_size() {
+    proves("MQTT-3.4.2-2", |net| {
+        let mut c = Connect::new(V5, "c");
+        c.properties.push(Property::MaximumPacketSize(64));
+        let (c, _) = net.connect_with(c);
+        net.publish(c, publish("nobody", "x", QoS::AtLeastOnce, 1));
+        match net.recv(c).as_slice() {
+            [Packet::PubAck(ack)] => !has_prop(&ack.properties, |p| {
+                matches!(p, Property::ReasonString(_) | Property::UserProperty(..))
+            }),
+            _ => false,
+        }
+    });
+}
+
+#[test]
+fn violation_more_unacknowledged_qos2_than_receive_maximum() {
+    let config = || Config {
+        receive_maximum: 2,
+        ..Config::default()
+    };
+    proves_with("MQTT-3.3.4-7", config, |net| {
+        let (c, _) = net.connect_with(Connect::new(V5, "c"));
+        for id in 1..=3 {
+            net.publish(c, publish("t", "x", QoS::ExactlyOnce, id));
+        }
+        net.recv(c).iter().any(|p| {
+            matches!(p, Packet::Disconnect(d) if d.reason_code == mqtt_codec::reason::RECEIVE_MAXIMUM_EXCEEDED)
+        })
+    });
+}
+
+#[test]
 fn violation_reason_string_despite_request_problem_information_0() {
     proves("MQTT-3.1.2-29", |net| {
         let mut c = Connect::new(V5, "c");
@@ -2759,7 +2792,8 @@ fn violation_session_kept_after_expiry() {
 }
 
 /// Every violation id is a statement of the 3.1.1 or 5.0 catalogue that
-/// binds the server, and no id belongs to two violations.
+/// binds the server (or binds the client, and the server must refuse its
+/// breach), and no id belongs to two violations.
 #[test]
 fn violation_ids_are_server_statements() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../codec/spec");
@@ -2768,7 +2802,10 @@ fn violation_ids_are_server_statements() {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("catalogue");
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
-            if cols.len() >= 4 && matches!(cols[3], "server" | "both") {
+            // A client-side statement whose breach the server must refuse
+            // (wire "reject") is broken by a broker that takes the breach.
+            let refused = cols.len() >= 5 && cols[3] == "client" && cols[4] == "reject";
+            if cols.len() >= 4 && (matches!(cols[3], "server" | "both") || refused) {
                 known.insert(cols[0].to_string());
             }
         }

@@ -60,6 +60,10 @@ pub enum Setup {
     /// Topic Alias Maximum 2: the server takes topic aliases 1 and 2 only.
     #[serde(rename = "topic_alias_maximum_2")]
     TopicAliasMaximum2,
+    /// Receive Maximum 2: the server takes at most two QoS 1 and 2
+    /// PUBLISHes it has not yet acknowledged in full.
+    #[serde(rename = "receive_maximum_2")]
+    ReceiveMaximum2,
     /// Reached over WebSocket (subprotocol `mqtt`): the embedded broker is
     /// served on a `ws://` listener; another target is set up so when it is a
     /// `ws://` or `wss://` URL (or its profile says so).
@@ -81,6 +85,7 @@ impl Setup {
         Setup::SmallPackets,
         Setup::NoEmptyClientId,
         Setup::TopicAliasMaximum2,
+        Setup::ReceiveMaximum2,
         Setup::Websocket,
     ];
 
@@ -99,6 +104,7 @@ impl Setup {
             Setup::SmallPackets => "small_packets",
             Setup::NoEmptyClientId => "no_empty_client_id",
             Setup::TopicAliasMaximum2 => "topic_alias_maximum_2",
+            Setup::ReceiveMaximum2 => "receive_maximum_2",
             Setup::Websocket => "websocket",
         }
     }
@@ -119,6 +125,7 @@ impl Setup {
             Setup::SmallPackets => "Maximum Packet Size 256 bytes",
             Setup::NoEmptyClientId => "zero-length client ids refused",
             Setup::TopicAliasMaximum2 => "Topic Alias Maximum 2",
+            Setup::ReceiveMaximum2 => "Receive Maximum 2",
             Setup::Websocket => "reached over WebSocket (ws:// or wss://, subprotocol mqtt)",
         }
     }
@@ -149,6 +156,7 @@ impl Setup {
             Setup::SmallPackets => c.max_packet_size = 256,
             Setup::NoEmptyClientId => c.allow_empty_client_id = false,
             Setup::TopicAliasMaximum2 => c.topic_alias_maximum = 2,
+            Setup::ReceiveMaximum2 => c.receive_maximum = 2,
             // The configuration is the default; the listener is what differs.
             Setup::Websocket => {}
         }
