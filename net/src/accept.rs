@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::stream::{Stream, TlsStream};
-use crate::ws::{self, WsStream};
+use crate::ws::{self, WsFaults, WsStream};
 use crate::Scheme;
 
 /// How a listener speaks.
@@ -81,22 +81,38 @@ impl Acceptor {
     /// Turns an accepted connection into a stream, the handshakes finished
     /// by `deadline`. Plain TCP is returned at once, without an allocation.
     pub async fn accept(&self, tcp: TcpStream, deadline: Instant) -> Result<Stream, AcceptError> {
+        self.accept_with(tcp, deadline, WsFaults::default()).await
+    }
+
+    /// [`Acceptor::accept`], a WebSocket read and answered with deliberate
+    /// `faults` (a broker breaking section 6 on purpose).
+    pub async fn accept_with(
+        &self,
+        tcp: TcpStream,
+        deadline: Instant,
+        faults: WsFaults,
+    ) -> Result<Stream, AcceptError> {
         match self {
             Acceptor::Tcp => Ok(Stream::from(tcp)),
             // Boxed, timer included: the handshake state is kilobytes, and a
             // task that accepts and then serves a connection keeps room for
             // this future while it serves, plain TCP connections too.
-            other => Box::pin(other.handshake(tcp, deadline)).await,
+            other => Box::pin(other.handshake(tcp, deadline, faults)).await,
         }
     }
 
-    async fn handshake(&self, tcp: TcpStream, deadline: Instant) -> Result<Stream, AcceptError> {
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        deadline: Instant,
+        faults: WsFaults,
+    ) -> Result<Stream, AcceptError> {
         let handshake = async {
             match self {
                 Acceptor::Tcp => Ok(Stream::from(tcp)),
                 Acceptor::Tls(a) => Ok(Stream::tls(tls(a, tcp).await?)),
-                Acceptor::Ws => Ok(Stream::ws(websocket(tcp).await?)),
-                Acceptor::Wss(a) => Ok(Stream::wss(websocket(tls(a, tcp).await?).await?)),
+                Acceptor::Ws => Ok(Stream::ws(websocket(tcp, faults).await?)),
+                Acceptor::Wss(a) => Ok(Stream::wss(websocket(tls(a, tcp).await?, faults).await?)),
             }
         };
         match timeout_at(deadline, handshake).await {
@@ -111,12 +127,17 @@ async fn tls(acceptor: &TlsAcceptor, tcp: TcpStream) -> Result<TlsStream, Accept
     Ok(tokio_rustls::TlsStream::Server(s))
 }
 
-async fn websocket<S>(stream: S) -> Result<WsStream<S>, AcceptError>
+async fn websocket<S>(stream: S, faults: WsFaults) -> Result<WsStream<S>, AcceptError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio_tungstenite::accept_hdr_async(stream, ws::select_subprotocol).await {
-        Ok(ws) => Ok(WsStream::new(ws)),
+    let upgraded = if faults.no_subprotocol {
+        tokio_tungstenite::accept_hdr_async(stream, ws::select_no_subprotocol).await
+    } else {
+        tokio_tungstenite::accept_hdr_async(stream, ws::select_subprotocol).await
+    };
+    match upgraded {
+        Ok(ws) => Ok(WsStream::with_faults(ws, faults)),
         // The server side answers with an HTTP error only where the callback
         // refused the request, and it refuses only a missing subprotocol.
         Err(WsError::Http(_)) => Err(AcceptError::NoMqttSubprotocol),

@@ -30,6 +30,26 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const TEXT_FRAME: &str =
     "a text frame arrived; MQTT over WebSocket travels in binary frames only [MQTT-6.0.0-1]";
 
+/// Why a frame that does not hold whole packets is refused under
+/// [`WsFaults::frames_are_packets`].
+pub const UNALIGNED_FRAME: &str =
+    "a binary frame that does not hold whole MQTT packets (this listener assumes frames are packets, breaking MQTT-6.0.0-2 on purpose)";
+
+/// Deliberate faults of the accepting side, for a broker that breaks the
+/// WebSocket statements on purpose (the reference broker's `--violate`):
+/// none by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WsFaults {
+    /// Reads a text frame's bytes as MQTT instead of closing (MQTT-6.0.0-1).
+    pub text_as_binary: bool,
+    /// Assumes each binary frame holds whole packets, and fails the read
+    /// where one does not (MQTT-6.0.0-2).
+    pub frames_are_packets: bool,
+    /// Answers the upgrade without selecting the `mqtt` subprotocol
+    /// (MQTT-6.0.0-4).
+    pub no_subprotocol: bool,
+}
+
 /// The subprotocol MQTT over WebSocket announces (MQTT-6.0.0-3, -4).
 pub const SUBPROTOCOL: &str = "mqtt";
 
@@ -43,6 +63,7 @@ pub struct WsStream<S> {
     read: usize,
     /// A close frame (or the end of the connection) has been read.
     eof: bool,
+    faults: WsFaults,
 }
 
 impl<S> WsStream<S> {
@@ -52,8 +73,28 @@ impl<S> WsStream<S> {
             frame: Vec::new(),
             read: 0,
             eof: false,
+            faults: WsFaults::default(),
         }
     }
+
+    /// The same, reading with deliberate `faults`.
+    pub fn with_faults(ws: WebSocketStream<S>, faults: WsFaults) -> WsStream<S> {
+        WsStream {
+            faults,
+            ..WsStream::new(ws)
+        }
+    }
+}
+
+/// Whether `frame` holds whole MQTT packets, back to back.
+fn whole_packets(mut frame: &[u8]) -> bool {
+    while !frame.is_empty() {
+        match mqtt_codec::decode::frame_len(frame) {
+            Some(n) if n <= frame.len() => frame = frame.get(n..).unwrap_or(&[]),
+            _ => return false,
+        }
+    }
+    true
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
@@ -116,9 +157,19 @@ where
             }
             match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
                 Some(Ok(Message::Binary(data))) => {
+                    if this.faults.frames_are_packets && !whole_packets(&data) {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            UNALIGNED_FRAME,
+                        )));
+                    }
                     // An empty frame carries nothing: read on (a read of
                     // zero bytes would be taken for the end of the stream).
                     this.frame = data;
+                    this.read = 0;
+                }
+                Some(Ok(Message::Text(text))) if this.faults.text_as_binary => {
+                    this.frame = text.into_bytes();
                     this.read = 0;
                 }
                 Some(Ok(Message::Text(_))) => {
@@ -193,5 +244,15 @@ pub fn select_subprotocol(req: &Request, mut resp: Response) -> Result<Response,
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(SUBPROTOCOL),
     );
+    Ok(resp)
+}
+
+/// [`select_subprotocol`] that selects none: the upgrade is accepted
+/// without the `mqtt` subprotocol (the deliberate fault of
+/// [`WsFaults::no_subprotocol`]).
+#[allow(clippy::result_large_err)]
+pub fn select_no_subprotocol(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    let mut resp = select_subprotocol(req, resp)?;
+    resp.headers_mut().remove("Sec-WebSocket-Protocol");
     Ok(resp)
 }

@@ -102,6 +102,18 @@ impl Shared {
     }
 
     /// Number of open connections (for tests and metrics).
+    /// The WebSocket statements its listeners break on purpose
+    /// (MQTT-6.0.0-1, -2, -4 among the configured violations).
+    pub fn ws_faults(&self) -> mqtt_net::ws::WsFaults {
+        let st = self.lock();
+        let v = &st.broker.config().violations;
+        mqtt_net::ws::WsFaults {
+            text_as_binary: v.breaks("MQTT-6.0.0-1"),
+            frames_are_packets: v.breaks("MQTT-6.0.0-2"),
+            no_subprotocol: v.breaks("MQTT-6.0.0-4"),
+        }
+    }
+
     pub fn connections(&self) -> usize {
         self.lock().broker.connection_count()
     }

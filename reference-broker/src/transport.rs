@@ -79,7 +79,8 @@ async fn accept(tcp: TcpStream, acceptor: Acceptor, shared: Arc<Shared>) {
     // deadline from the accept, for TLS, WebSocket and CONNECT together.
     let accepted = Instant::now();
     let deadline = accepted + shared.connect_timeout();
-    let stream = match acceptor.accept(tcp, deadline).await {
+    let faults = shared.ws_faults();
+    let stream = match acceptor.accept_with(tcp, deadline, faults).await {
         Ok(stream) => stream,
         Err(e) => {
             let scheme = acceptor.scheme().as_str();
