@@ -47,7 +47,9 @@
 //! `coverage --json`, `mutate --json`) are in `docs/contracts.md`.
 #![forbid(unsafe_code)]
 
+pub mod annotate;
 pub mod baseline;
+pub mod client;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;
