@@ -9,6 +9,8 @@
 //! helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -91,7 +93,9 @@ pub fn mosquitto(extra_config: &str) -> Broker {
     let conf = dir.path.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"
+        ),
     )
     .expect("write the mosquitto configuration");
     let mut child = Command::new(exe)

@@ -1,0 +1,549 @@
+//! `mqtt-harness pub` and `sub` against the embedded reference broker and
+//! against mosquitto: round trips at every QoS, retain, -C/-W, -F templates,
+//! JSON lines with 5.0 properties, the will on an abrupt close, stdin line by
+//! line, TLS and WebSocket, and the errors bad input gets.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::process::{self, Running};
+use support::{Broker, BIN};
+
+fn brokers() -> Vec<(&'static str, Broker)> {
+    vec![
+        ("embedded", support::embedded(&[])),
+        ("mosquitto", support::mosquitto("")),
+    ]
+}
+
+fn port(b: &Broker) -> String {
+    b.port.to_string()
+}
+
+/// Starts `sub` with `--trace --trace-json` and waits until its SUBACK came:
+/// a message published after that reaches it.
+fn subscribed(args: &[&str]) -> Running {
+    let mut all = vec!["sub", "--trace", "--trace-json"];
+    all.extend_from_slice(args);
+    let mut s = process::start(BIN, &all, None);
+    s.wait_for(true, |l| l.contains("\"type\":\"SUBACK\""));
+    s
+}
+
+fn publish(args: &[&str]) -> process::Done {
+    let mut all = vec!["pub"];
+    all.extend_from_slice(args);
+    let done = process::run(BIN, &all, None);
+    assert_eq!(done.code(), 0, "pub {args:?}: {}", done.stderr);
+    done
+}
+
+#[test]
+fn round_trips_at_qos_0_1_2() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        for q in ["0", "1", "2"] {
+            let topic = format!("rt/{name}/{q}");
+            let s = subscribed(&[
+                "-p",
+                &p,
+                "-t",
+                &topic,
+                "-q",
+                q,
+                "-C",
+                "1",
+                "-F",
+                "%t|%p|%q|%r",
+            ]);
+            publish(&["-p", &p, "-t", &topic, "-q", q, "-m", "hello"]);
+            let done = s.finish();
+            assert_eq!(done.code(), 0, "{name} QoS {q}: {}", done.stderr);
+            assert_eq!(
+                done.stdout,
+                format!("{topic}|hello|{q}|0\n"),
+                "{name} QoS {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn retained_messages_reach_later_subscribers_and_every_version_works() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        for v in ["31", "311", "5"] {
+            let topic = format!("retain/{name}/{v}");
+            publish(&[
+                "-p", &p, "-V", v, "-t", &topic, "-r", "-q", "1", "-m", "kept",
+            ]);
+            let done = process::run(
+                BIN,
+                &[
+                    "sub", "-p", &p, "-V", v, "-t", &topic, "-C", "1", "-F", "%r %p",
+                ],
+                None,
+            );
+            assert_eq!(
+                (done.code(), done.stdout.as_str()),
+                (0, "1 kept\n"),
+                "{name} {v}: {}",
+                done.stderr
+            );
+            // -n clears it.
+            publish(&["-p", &p, "-V", v, "-t", &topic, "-r", "-n"]);
+            let after = process::run(
+                BIN,
+                &["sub", "-p", &p, "-V", v, "-t", &topic, "-W", "0.5"],
+                None,
+            );
+            assert_eq!(
+                (after.code(), after.stdout.as_str()),
+                (0, ""),
+                "{name} {v}: cleared"
+            );
+        }
+    }
+}
+
+#[test]
+fn count_and_timeout() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        // -W without -C: time up is the normal end.
+        let quiet = process::run(
+            BIN,
+            &["sub", "-p", &p, "-t", "nothing/here", "-W", "0.3"],
+            None,
+        );
+        assert_eq!(
+            (quiet.code(), quiet.stdout.as_str()),
+            (0, ""),
+            "{name}: {}",
+            quiet.stderr
+        );
+        // -C 2 -W: one message is not two.
+        let topic = format!("count/{name}");
+        let s = subscribed(&["-p", &p, "-t", &topic, "-C", "2", "-W", "2"]);
+        publish(&["-p", &p, "-t", &topic, "-m", "one"]);
+        let done = s.finish();
+        assert_eq!(done.code(), 1, "{name}: {}", done.stderr);
+        assert_eq!(done.stdout, "one\n");
+        assert!(
+            done.stderr.contains("1 of 2 messages arrived within -W 2"),
+            "{}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn stdin_line_by_line_and_whole() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        let topic = format!("lines/{name}");
+        let s = subscribed(&["-p", &p, "-t", &topic, "-q", "1", "-C", "4", "-v"]);
+        let done = process::run(
+            BIN,
+            &["pub", "-p", &p, "-t", &topic, "-q", "1", "-l"],
+            Some(b"a\nb b\r\nc\n"),
+        );
+        assert_eq!(done.code(), 0, "{}", done.stderr);
+        let whole = process::run(BIN, &["pub", "-p", &p, "-t", &topic, "-s"], Some(b"x\ny"));
+        assert_eq!(whole.code(), 0, "{}", whole.stderr);
+        let got = s.finish();
+        assert_eq!(
+            got.stdout,
+            format!("{topic} a\n{topic} b b\n{topic} c\n{topic} x\ny\n"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn json_lines_carry_every_5_0_property() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        let topic = format!("props/{name}");
+        let s = subscribed(&[
+            "-p",
+            &p,
+            "-V",
+            "5",
+            "-t",
+            &topic,
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "--json",
+            "--subscription-identifier",
+            "42",
+        ]);
+        publish(&[
+            "-p",
+            &p,
+            "-V",
+            "5",
+            "-t",
+            &topic,
+            "-q",
+            "1",
+            "-m",
+            "{\"t\":21}",
+            "--user-property",
+            "unit=celsius",
+            "-D",
+            "publish",
+            "user-property",
+            "room",
+            "kitchen",
+            "--content-type",
+            "application/json",
+            "--response-topic",
+            "reply/here",
+            "--correlation-data",
+            "req-7",
+            "--message-expiry",
+            "300",
+            "--utf8",
+        ]);
+        let done = s.finish();
+        assert_eq!(done.code(), 0, "{}", done.stderr);
+        let v: serde_json::Value = serde_json::from_str(done.stdout.trim()).expect("one JSON line");
+        assert_eq!(v["type"], "PUBLISH");
+        assert_eq!(v["topic"], topic.as_str());
+        assert_eq!(v["payload"], "{\"t\":21}");
+        assert_eq!(v["qos"], 1);
+        let props = v["properties"].as_array().expect("properties");
+        let has = |n: &str, val: serde_json::Value| {
+            props.iter().any(|x| x["name"] == n && x["value"] == val)
+        };
+        assert!(
+            has("user_property", serde_json::json!(["unit", "celsius"])),
+            "{name}: {props:?}"
+        );
+        assert!(
+            has("user_property", serde_json::json!(["room", "kitchen"])),
+            "{name}: {props:?}"
+        );
+        assert!(
+            has("content_type", "application/json".into()),
+            "{name}: {props:?}"
+        );
+        assert!(
+            has("response_topic", "reply/here".into()),
+            "{name}: {props:?}"
+        );
+        assert!(has("correlation_data", "req-7".into()), "{name}: {props:?}");
+        assert!(
+            has("payload_format_indicator", 1.into()),
+            "{name}: {props:?}"
+        );
+        assert!(
+            has("subscription_identifier", 42.into()),
+            "{name}: {props:?}"
+        );
+        assert!(
+            props.iter().any(|x| x["name"] == "message_expiry_interval"),
+            "{name}: {props:?}"
+        );
+    }
+}
+
+#[test]
+fn templates_name_fields_and_5_0_properties() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        let topic = format!("fmt/{name}");
+        let s = subscribed(&[
+            "-p",
+            &p,
+            "-V",
+            "5",
+            "-t",
+            &topic,
+            "-q",
+            "2",
+            "-C",
+            "1",
+            "-F",
+            "%t %x %l %q %C %R %P\\tend",
+        ]);
+        publish(&[
+            "-p",
+            &p,
+            "-V",
+            "5",
+            "-t",
+            &topic,
+            "-q",
+            "2",
+            "-m",
+            "AB",
+            "--content-type",
+            "text/plain",
+            "--response-topic",
+            "r/1",
+            "--user-property",
+            "k=v",
+        ]);
+        let done = s.finish();
+        assert_eq!(
+            done.stdout,
+            format!("{topic} 4142 2 2 text/plain r/1 k:v\tend\n"),
+            "{name}: {}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn the_will_is_published_when_a_client_vanishes() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        let will = format!("will/{name}");
+        let watcher = subscribed(&["-p", &p, "-t", &will, "-C", "1", "-F", "%t %p"]);
+        let doomed = subscribed(&[
+            "-p",
+            &p,
+            "-t",
+            "anything",
+            "--will-topic",
+            &will,
+            "--will-payload",
+            "gone",
+            "--will-qos",
+            "1",
+        ]);
+        doomed.kill();
+        let done = watcher.finish();
+        assert_eq!(
+            done.stdout,
+            format!("{will} gone\n"),
+            "{name}: {}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn trace_annotates_every_packet_with_its_statements() {
+    let b = support::embedded(&[]);
+    let done = process::run(
+        BIN,
+        &[
+            "pub",
+            "-p",
+            &port(&b),
+            "-t",
+            "tr",
+            "-q",
+            "1",
+            "-m",
+            "x",
+            "--trace",
+        ],
+        None,
+    );
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    for want in [
+        "client → server  {\"type\":\"CONNECT\"",
+        "server → client  {\"type\":\"CONNACK\"",
+        "client → server  {\"type\":\"PUBLISH\"",
+        "MQTT-2.3.1-1   packet_id:",
+        "server → client  {\"type\":\"PUBACK\",\"id\":1}",
+        "section 3.3: ",
+        "client → server  {\"type\":\"DISCONNECT\"}",
+    ] {
+        assert!(done.stderr.contains(want), "{want} in {}", done.stderr);
+    }
+    assert!(!done.stderr.contains("!!"), "no violation: {}", done.stderr);
+    assert_eq!(done.stdout, "", "the trace goes to stderr");
+}
+
+/// `broker --listen --tls --ws --wss` with an rcgen certificate for localhost.
+fn tls_broker(dir: &support::TempDir) -> (std::process::Child, Vec<String>) {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    std::fs::write(dir.path.join("cert.pem"), c.cert.pem()).unwrap();
+    std::fs::write(dir.path.join("key.pem"), c.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (dir.path.join("cert.pem"), dir.path.join("key.pem"));
+    let mut child = Command::new(BIN)
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "127.0.0.1:0",
+            "--ws",
+            "127.0.0.1:0",
+            "--wss",
+            "127.0.0.1:0",
+        ])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the broker starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut urls = Vec::new();
+    for _ in 0..4 {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("a listening line");
+        urls.push(
+            line.trim()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .replace("127.0.0.1", "localhost"),
+        );
+    }
+    (child, urls)
+}
+
+#[test]
+fn tls_and_websocket_transports() {
+    let dir = support::TempDir::new("pubsub-tls");
+    let (mut broker, urls) = tls_broker(&dir);
+    let ca = dir.path.join("cert.pem").display().to_string();
+    // mqtts with the CA file, mqtts --insecure, ws, wss with the CA file.
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (urls[1].clone(), vec!["--cafile", &ca]),
+        (urls[1].clone(), vec!["--insecure"]),
+        (format!("{}/mqtt", urls[2]), vec![]),
+        (format!("{}/mqtt", urls[3]), vec!["--cafile", &ca]),
+    ];
+    for (i, (url, extra)) in cases.iter().enumerate() {
+        let topic = format!("tls/{i}");
+        let mut sub = vec!["-L", url.as_str(), "-t", &topic, "-C", "1", "-q", "1"];
+        sub.extend(extra.iter().copied());
+        let s = subscribed(&sub);
+        let mut p = vec!["-L", url.as_str(), "-t", &topic, "-m", "secret", "-q", "1"];
+        p.extend(extra.iter().copied());
+        publish(&p);
+        let done = s.finish();
+        assert_eq!(done.stdout, "secret\n", "{url} {extra:?}: {}", done.stderr);
+    }
+    // Without the CA the certificate is not trusted: could not run.
+    let untrusted = process::run(BIN, &["pub", "-L", &urls[1], "-t", "x", "-m", "y"], None);
+    assert_eq!(untrusted.code(), 3, "{}", untrusted.stderr);
+    assert!(untrusted.stderr.contains("TLS"), "{}", untrusted.stderr);
+    // TLS to the plain listener: a mismatch, said as such.
+    let plain = urls[0].replace("mqtt://", "mqtts://");
+    let mismatch = process::run(
+        BIN,
+        &["pub", "-L", &plain, "--insecure", "-t", "x", "-m", "y"],
+        None,
+    );
+    assert_eq!(mismatch.code(), 3, "{}", mismatch.stderr);
+    assert!(mismatch.stderr.contains("error: "), "{}", mismatch.stderr);
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_its_exit_status() {
+    let free = support::free_port().to_string();
+    let unreachable = process::run(BIN, &["pub", "-p", &free, "-t", "x", "-m", "y"], None);
+    assert_eq!(unreachable.code(), 3, "{}", unreachable.stderr);
+    assert!(
+        unreachable
+            .stderr
+            .contains("cannot connect to mqtt://localhost:"),
+        "{}",
+        unreachable.stderr
+    );
+    let unreachable_sub = process::run(BIN, &["sub", "-p", &free, "-t", "x"], None);
+    assert_eq!(unreachable_sub.code(), 3, "{}", unreachable_sub.stderr);
+
+    let bad_qos = process::run(BIN, &["pub", "-t", "x", "-m", "y", "-q", "3"], None);
+    assert_eq!(bad_qos.code(), 2);
+    assert!(
+        bad_qos.stderr.contains("`3` is not a QoS"),
+        "{}",
+        bad_qos.stderr
+    );
+    let no_message = process::run(BIN, &["pub", "-t", "x"], None);
+    assert_eq!(no_message.code(), 2);
+    assert!(
+        no_message.stderr.contains("no message: give -m"),
+        "{}",
+        no_message.stderr
+    );
+    let wildcard = process::run(BIN, &["pub", "-t", "a/#", "-m", "y"], None);
+    assert_eq!(wildcard.code(), 2);
+    assert!(
+        wildcard.stderr.contains("MQTT-3.3.2-2"),
+        "{}",
+        wildcard.stderr
+    );
+    let v5_only = process::run(
+        BIN,
+        &["pub", "-t", "x", "-m", "y", "--content-type", "a"],
+        None,
+    );
+    assert_eq!(v5_only.code(), 2);
+    assert!(v5_only.stderr.contains("add -V 5"), "{}", v5_only.stderr);
+    let bad_property = process::run(
+        BIN,
+        &[
+            "pub", "-V", "5", "-t", "x", "-m", "y", "-D", "publish", "colour", "red",
+        ],
+        None,
+    );
+    assert_eq!(bad_property.code(), 2);
+    assert!(
+        bad_property.stderr.contains("`colour` is not a property"),
+        "{}",
+        bad_property.stderr
+    );
+    let no_topic = process::run(BIN, &["sub"], None);
+    assert_eq!(no_topic.code(), 2);
+
+    // A "broker" that accepts and closes at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let closer = std::thread::spawn(move || {
+        for _ in 0..2 {
+            if let Ok((s, _)) = listener.accept() {
+                drop(s);
+            }
+        }
+    });
+    for cmd in [
+        vec!["pub", "-p", &port, "-t", "x", "-m", "y"],
+        vec!["sub", "-p", &port, "-t", "x"],
+    ] {
+        let closed = process::run(BIN, &cmd, None);
+        assert_eq!(closed.code(), 1, "{cmd:?}: {}", closed.stderr);
+        assert!(
+            closed.stderr.contains("the broker closed the connection"),
+            "{}",
+            closed.stderr
+        );
+        assert!(
+            closed.stderr.contains("before its CONNACK"),
+            "{}",
+            closed.stderr
+        );
+    }
+    closer.join().unwrap();
+}
+
+#[test]
+fn a_refused_login_fails_with_the_connack_code() {
+    let m = support::mosquitto("allow_anonymous false");
+    // mosquitto's own password-less configuration refuses everyone.
+    let done = process::run(
+        BIN,
+        &["pub", "-p", &port(&m), "-V", "5", "-t", "x", "-m", "y"],
+        None,
+    );
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("CONNACK code 0x87"), "{}", done.stderr);
+}
