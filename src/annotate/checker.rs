@@ -32,12 +32,12 @@ impl fmt::Display for Violation {
 /// Where a QoS 1 or 2 message that a side sent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    /// QoS 1, until its PUBACK.
-    AwaitAck,
-    /// QoS 2, until its PUBREC.
-    AwaitRec,
-    /// QoS 2 after PUBREC, until its PUBCOMP.
-    AwaitComp,
+    /// QoS 1, awaiting its PUBACK.
+    Ack,
+    /// QoS 2, awaiting its PUBREC.
+    Rec,
+    /// QoS 2 after PUBREC, awaiting its PUBCOMP.
+    Comp,
 }
 
 /// What one side has under way, and what it announced.
@@ -258,9 +258,9 @@ impl Checker {
                     return;
                 }
                 let id = x.packet_id;
-                let flow = if x.qos == QoS::AtLeastOnce { Flow::AwaitAck } else { Flow::AwaitRec };
+                let flow = if x.qos == QoS::AtLeastOnce { Flow::Ack } else { Flow::Rec };
                 match own.publishing.get(&id).copied() {
-                    Some(Flow::AwaitComp) if x.dup => flag(
+                    Some(Flow::Comp) if x.dup => flag(
                         v(p, "MQTT-4.3.3-1", "MQTT-4.3.3-6"),
                         format!("sent PUBLISH {id} again after its PUBREL"),
                     ),
@@ -284,29 +284,29 @@ impl Checker {
                 }
             }
             Packet::PubAck(r) => match peer.publishing.get(&r.packet_id) {
-                Some(Flow::AwaitAck) => {
+                Some(Flow::Ack) => {
                     peer.publishing.remove(&r.packet_id);
                 }
                 _ if !resumed => flag(echo, format!("sent PUBACK {} for no QoS 1 PUBLISH in flight with that identifier", r.packet_id)),
                 _ => {}
             },
             Packet::PubRec(r) => match peer.publishing.get(&r.packet_id) {
-                Some(Flow::AwaitRec | Flow::AwaitComp) if r.reason_code >= 0x80 => {
+                Some(Flow::Rec | Flow::Comp) if r.reason_code >= 0x80 => {
                     peer.publishing.remove(&r.packet_id);
                 }
-                Some(Flow::AwaitRec | Flow::AwaitComp) => {
-                    peer.publishing.insert(r.packet_id, Flow::AwaitComp);
+                Some(Flow::Rec | Flow::Comp) => {
+                    peer.publishing.insert(r.packet_id, Flow::Comp);
                 }
                 _ if !resumed => flag(echo, format!("sent PUBREC {} for no QoS 2 PUBLISH in flight with that identifier", r.packet_id)),
                 _ => {}
             },
             Packet::PubRel(r) => match own.publishing.get(&r.packet_id) {
-                Some(Flow::AwaitComp) => {}
+                Some(Flow::Comp) => {}
                 _ if !resumed => flag(echo, format!("sent PUBREL {} for no QoS 2 PUBLISH of its own that was answered by PUBREC", r.packet_id)),
                 _ => {}
             },
             Packet::PubComp(r) => match peer.publishing.get(&r.packet_id) {
-                Some(Flow::AwaitComp) => {
+                Some(Flow::Comp) => {
                     peer.publishing.remove(&r.packet_id);
                 }
                 _ if !resumed => flag(echo, format!("sent PUBCOMP {} for no PUBREL in flight with that identifier", r.packet_id)),

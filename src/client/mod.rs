@@ -56,7 +56,7 @@ pub struct Message {
 pub enum ClientError {
     /// The target cannot be reached (a refused connection, a TLS or
     /// WebSocket handshake that failed): nothing could run.
-    Unreachable(ConnectError),
+    Unreachable(Box<ConnectError>),
     /// The broker refused the CONNECT.
     Refused { code: u8, reason: String },
     /// The broker refused a message (an acknowledgement 0x80 or above).
@@ -146,7 +146,7 @@ impl Session {
         let deadline = Instant::now() + opts.timeout;
         let conn = Connection::open(&opts.client_id, &opts.target, opts.protocol, deadline)
             .await
-            .map_err(ClientError::Unreachable)?;
+            .map_err(|e| ClientError::Unreachable(Box::new(e)))?;
         let mut connect = Connect::new(opts.protocol, opts.client_id.as_str());
         connect.clean_start = opts.clean_start;
         connect.keep_alive = opts.keep_alive;
@@ -171,9 +171,9 @@ impl Session {
             closed: false,
         };
         s.send(Packet::Connect(Box::new(connect))).await?;
-        let ack = loop {
+        let ack = {
             match s.conn.next_event(deadline).await {
-                Event::Packet(Packet::ConnAck(a), _) => break a,
+                Event::Packet(Packet::ConnAck(a), _) => a,
                 Event::Packet(Packet::Auth(_), _) => {
                     return Err(ClientError::Protocol(
                         "the broker asks for enhanced authentication (AUTH), which pub/sub do not speak".into(),

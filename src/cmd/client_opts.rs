@@ -103,6 +103,11 @@ pub struct ConnectArgs {
     pub trace_json: bool,
 }
 
+/// A user name and maybe a password, from a URL.
+type Login = (String, Option<String>);
+/// What a URL gives: the target, a topic, a login.
+type UrlParts = (Target, Option<String>, Option<Login>);
+
 /// `-V` values.
 pub fn parse_version(s: &str) -> Result<Protocol, String> {
     let t = s.trim().to_ascii_lowercase();
@@ -255,9 +260,7 @@ impl ConnectArgs {
     }
 
     /// The target and, from a URL, a topic, user name and password.
-    fn target(
-        &self,
-    ) -> Result<(Target, Option<String>, Option<(String, Option<String>)>), CmdError> {
+    fn target(&self) -> Result<UrlParts, CmdError> {
         let tls = TlsOptions {
             ca: self.cafile.clone(),
             insecure: self.insecure,
