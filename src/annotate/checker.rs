@@ -65,6 +65,8 @@ pub struct Checker {
     connack_seen: bool,
     connack_ok: bool,
     session_present: bool,
+    /// The CONNECT asked to resume a session (Clean Start 0).
+    resuming: bool,
     maximum_qos: u8,
     retain_available: bool,
     client: Side,
@@ -85,6 +87,7 @@ impl Checker {
             connack_seen: false,
             connack_ok: false,
             session_present: false,
+            resuming: false,
             maximum_qos: 2,
             retain_available: true,
             client: Side::default(),
@@ -151,13 +154,14 @@ impl Checker {
         flag: &mut impl FnMut(Option<&'static str>, String),
     ) {
         match packet {
-            Packet::Connect(c) if self.connect_seen => flag(
+            Packet::Connect(_) if self.connect_seen => flag(
                 Some("MQTT-3.1.0-2"),
                 "sent a second CONNECT on the connection: a protocol violation the server must close the connection for".into(),
             ),
             Packet::Connect(c) => {
                 self.connect_seen = true;
                 self.protocol = c.protocol;
+                self.resuming = !c.clean_start;
                 announce(&mut self.client, &c.properties);
             }
             other if !self.connect_seen => {
@@ -220,7 +224,9 @@ impl Checker {
         flag: &mut impl FnMut(Option<&'static str>, String),
     ) {
         let p = self.protocol;
-        let resumed = self.session_present;
+        // A resumed session may finish exchanges this connection never saw;
+        // until the CONNACK says, a CONNECT asking to resume may have one.
+        let resumed = self.session_present || (self.resuming && !self.connack_seen);
         let reuse = match by {
             Sender::Client => v(p, "MQTT-2.3.1-2", "MQTT-2.2.1-3"),
             Sender::Server => v(p, "MQTT-2.3.1-4", "MQTT-2.2.1-4"),

@@ -188,3 +188,20 @@ fn nothing_after_a_disconnect() {
         [(Sender::Client, Some("MQTT-3.14.4-2"))]
     );
 }
+
+#[test]
+fn a_client_resuming_a_session_may_finish_exchanges_before_the_connack() {
+    let mut c = Checker::new(Protocol::V5);
+    let mut connect = Connect::new(Protocol::V5, "x");
+    connect.clean_start = false;
+    c.packet(Sender::Client, &Packet::Connect(Box::new(connect)));
+    assert!(c
+        .packet(Sender::Client, &Packet::PubRel(PubResponse::new(3)))
+        .is_empty());
+    // A new session after all: nothing was in flight.
+    c.packet(Sender::Server, &Packet::ConnAck(ConnAck::default()));
+    assert_eq!(
+        ids(&c.packet(Sender::Client, &Packet::PubRel(PubResponse::new(4)))),
+        [(Sender::Client, Some("MQTT-2.2.1-5"))]
+    );
+}
