@@ -341,3 +341,31 @@ fn bad_input_to_the_proxy() {
         done.stdout
     );
 }
+
+#[test]
+fn a_broken_broker_is_flagged_too() {
+    // A fake broker that answers CONNECT with a PINGRESP before any CONNACK.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("mqtt://{}", listener.local_addr().unwrap());
+    let broker = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        s.write_all(&[0xd0, 0x00, 0x20, 0x02, 0x00, 0x00]).unwrap();
+    });
+    let (p, port) = proxy(&target, &["--exit-after", "1"]);
+    raw_client(&port, CONNECT_311);
+    broker.join().unwrap();
+    let done = p.finish();
+    assert_eq!(done.code(), 1, "{}", done.stdout);
+    assert!(
+        done.stdout.contains("[1] !! server broke MQTT-3.2.0-1"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("sent PINGRESP before CONNACK"),
+        "{}",
+        done.stdout
+    );
+}

@@ -547,3 +547,125 @@ fn a_refused_login_fails_with_the_connack_code() {
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(done.stderr.contains("CONNACK code 0x87"), "{}", done.stderr);
 }
+
+#[test]
+fn keep_alive_pings_and_topic_aliases() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        // Keep alive 1 s and 2.5 s of silence: at least one PINGREQ, answered.
+        let idle = process::run(
+            BIN,
+            &[
+                "sub",
+                "-p",
+                &p,
+                "-t",
+                "quiet",
+                "-k",
+                "1",
+                "-W",
+                "2.5",
+                "--trace",
+                "--trace-json",
+            ],
+            None,
+        );
+        assert_eq!(idle.code(), 0, "{name}: {}", idle.stderr);
+        assert!(
+            idle.stderr.contains("{\"type\":\"PINGREQ\"}"),
+            "{name}: {}",
+            idle.stderr
+        );
+        assert!(
+            idle.stderr.contains("{\"type\":\"PINGRESP\"}"),
+            "{name}: {}",
+            idle.stderr
+        );
+        // Two messages under one alias: the second goes with an empty topic.
+        let topic = format!("alias/{name}");
+        let s = subscribed(&["-p", &p, "-V", "5", "-t", &topic, "-C", "2", "-v"]);
+        let done = process::run(
+            BIN,
+            &[
+                "pub",
+                "-p",
+                &p,
+                "-V",
+                "5",
+                "-t",
+                &topic,
+                "--topic-alias",
+                "1",
+                "-l",
+                "--trace",
+                "--trace-json",
+            ],
+            Some(b"first\nsecond\n"),
+        );
+        assert_eq!(done.code(), 0, "{name}: {}", done.stderr);
+        assert!(
+            done.stderr.contains("\"topic\":\"\""),
+            "{name}: the second PUBLISH has no topic: {}",
+            done.stderr
+        );
+        let got = s.finish();
+        assert_eq!(
+            got.stdout,
+            format!("{topic} first\n{topic} second\n"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_trace_flags_what_a_broken_broker_does() {
+    // A fake broker: CONNACK, then a PUBACK with the wrong packet identifier.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let broker = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf); // CONNECT
+        s.write_all(&[0x20, 0x02, 0x00, 0x00]).unwrap();
+        let _ = s.read(&mut buf); // PUBLISH, QoS 1, id 1
+        s.write_all(&[0x40, 0x02, 0x00, 0x02]).unwrap();
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let done = process::run(
+        BIN,
+        &[
+            "pub",
+            "-p",
+            &port,
+            "-t",
+            "x",
+            "-m",
+            "y",
+            "-q",
+            "1",
+            "--timeout",
+            "1s",
+            "--trace",
+        ],
+        None,
+    );
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("!! server broke MQTT-2.3.1-6"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("sent PUBACK 2 for no QoS 1 PUBLISH in flight"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("timed out waiting for the PUBACK"),
+        "{}",
+        done.stderr
+    );
+    broker.join().unwrap();
+}
