@@ -20,6 +20,11 @@ use tokio::time::Instant;
 
 use crate::net::{ConnectError, Connection, Event, LogEntry, Target};
 
+/// Messages kept while the session waits for something else (an
+/// acknowledgement); past this the oldest are dropped, so that a busy
+/// subscription cannot fill memory.
+pub const INBOX_LIMIT: usize = 10_000;
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -453,6 +458,9 @@ impl Session {
     /// Deals with a packet nobody waited for: a message is acknowledged
     /// and kept for [`Session::recv`].
     async fn handle(&mut self, packet: Packet) -> Result<(), ClientError> {
+        if self.inbox.len() >= INBOX_LIMIT {
+            self.inbox.pop_front();
+        }
         match packet {
             Packet::Publish(mut m) => {
                 self.resolve_alias(&mut m)?;

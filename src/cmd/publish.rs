@@ -19,6 +19,9 @@ use crate::client::{Message, Session};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(disable_help_flag = true)]
+#[command(
+    after_help = "Exit status: 0 published (and acknowledged at QoS 1/2); 1 the broker refused, closed, timed out or broke the protocol; 2 bad options or input; 3 the broker could not be reached.\n-l reads standard input between messages without pinging: for input slower than the keep alive, give -k 0."
+)]
 #[command(group(clap::ArgGroup::new("source").args(["message", "file", "stdin_line", "stdin_file", "null_message"])))]
 pub struct Args {
     #[command(flatten)]

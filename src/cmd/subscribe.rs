@@ -22,6 +22,9 @@ use crate::client::Session;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(disable_help_flag = true)]
+#[command(
+    after_help = "Exit status: 0 stopped as asked (-C reached, -W passed without -C, Ctrl-C); 1 the broker refused, closed, timed out or broke the protocol, or -W passed before -C was reached; 2 bad options; 3 the broker could not be reached."
+)]
 pub struct Args {
     #[command(flatten)]
     pub connect: ConnectArgs,

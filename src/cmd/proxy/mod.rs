@@ -37,6 +37,9 @@ pub enum OnMalformed {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 stopped (Ctrl-C, --exit-after) with no violation seen; 1 stopped after a violation or malformed packet; 2 bad options; 3 could not listen."
+)]
 pub struct Args {
     /// Address to accept clients on (plain MQTT over TCP), e.g. 127.0.0.1:1884; port 0 picks one.
     #[arg(long, value_name = "ADDR")]

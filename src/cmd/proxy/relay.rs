@@ -18,12 +18,18 @@ use crate::annotate::text;
 use crate::annotate::Checker;
 use crate::net::{Connection, Event};
 
+/// Events a connection keeps for `--record`; a longer exchange is recorded
+/// up to here (and says so), so that a long-lived connection cannot fill memory.
+const RECORD_LIMIT: usize = 10_000;
+
 /// Prints and remembers what a connection sees.
 struct Report {
     id: u64,
     shared: Arc<Shared>,
     tx: UnboundedSender<Msg>,
     seen: Vec<Recorded>,
+    /// The record limit was reached (and said).
+    truncated: bool,
 }
 
 impl Report {
@@ -45,7 +51,11 @@ impl Report {
     }
 
     fn remember(&mut self, from: Sender, seen: Seen) {
-        if self.shared.record {
+        if self.shared.record && self.seen.len() == RECORD_LIMIT && !self.truncated {
+            self.truncated = true;
+            self.event("note", &format!("--record keeps the first {RECORD_LIMIT} events of a connection; the rest is not recorded"), json!({"note": "record limit reached"}));
+        }
+        if self.shared.record && self.seen.len() < RECORD_LIMIT {
             let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
             self.seen.push(Recorded { seq, from, seen });
         }
@@ -110,6 +120,7 @@ pub(crate) async fn relay(
         shared: shared.clone(),
         tx,
         seen: Vec::new(),
+        truncated: false,
     };
     let name = format!("c{id}");
     let mut down = Connection::from_stream(&name, tcp.into(), Protocol::V3_1_1, Sender::Client);
