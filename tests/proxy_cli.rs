@@ -369,3 +369,34 @@ fn a_broken_broker_is_flagged_too() {
         done.stdout
     );
 }
+
+#[test]
+fn the_proxy_reaches_tls_and_websocket_targets() {
+    let (_broker, urls, ca) = support::embedded_all_transports();
+    let ca = ca.display().to_string();
+    for (url, extra) in [
+        (&urls[1], vec!["--cafile", ca.as_str()]),
+        (&urls[2], vec![]),
+        (&urls[3], vec!["--insecure"]),
+    ] {
+        let mut args = vec!["--exit-after", "2"];
+        args.extend(extra.iter().copied());
+        let (mut p, port) = proxy(url, &args);
+        let sub = process::start(BIN, &["sub", "-p", &port, "-t", "tls/px", "-C", "1"], None);
+        p.wait_for(false, |l| l.contains("\"type\":\"SUBACK\""));
+        let publ = process::run(
+            BIN,
+            &["pub", "-p", &port, "-t", "tls/px", "-m", "over tls"],
+            None,
+        );
+        assert_eq!(publ.code(), 0, "{url}: {}", publ.stderr);
+        assert_eq!(sub.finish().stdout, "over tls\n", "{url}");
+        let done = p.finish();
+        assert_eq!(done.code(), 0, "{url}: {}", done.stdout);
+        assert!(
+            done.stdout.contains(&format!("relaying to {url}")),
+            "{url}: {}",
+            done.stdout
+        );
+    }
+}

@@ -5,9 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use support::process::{self, Running};
 use support::{Broker, BIN};
 
@@ -364,59 +361,16 @@ fn trace_annotates_every_packet_with_its_statements() {
     assert_eq!(done.stdout, "", "the trace goes to stderr");
 }
 
-/// `broker --listen --tls --ws --wss` with an rcgen certificate for localhost.
-fn tls_broker(dir: &support::TempDir) -> (std::process::Child, Vec<String>) {
-    let c =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
-    std::fs::write(dir.path.join("cert.pem"), c.cert.pem()).unwrap();
-    std::fs::write(dir.path.join("key.pem"), c.key_pair.serialize_pem()).unwrap();
-    let (cert, key) = (dir.path.join("cert.pem"), dir.path.join("key.pem"));
-    let mut child = Command::new(BIN)
-        .args([
-            "broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls",
-            "127.0.0.1:0",
-            "--ws",
-            "127.0.0.1:0",
-            "--wss",
-            "127.0.0.1:0",
-        ])
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the broker starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut urls = Vec::new();
-    for _ in 0..4 {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("a listening line");
-        urls.push(
-            line.trim()
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .replace("127.0.0.1", "localhost"),
-        );
-    }
-    (child, urls)
-}
-
 #[test]
 fn tls_and_websocket_transports() {
-    let dir = support::TempDir::new("pubsub-tls");
-    let (mut broker, urls) = tls_broker(&dir);
-    let ca = dir.path.join("cert.pem").display().to_string();
+    let (_broker, urls, ca) = support::embedded_all_transports();
+    let ca = ca.display().to_string();
     // mqtts with the CA file, mqtts --insecure, ws, wss with the CA file.
     let cases: Vec<(String, Vec<&str>)> = vec![
         (urls[1].clone(), vec!["--cafile", &ca]),
         (urls[1].clone(), vec!["--insecure"]),
-        (format!("{}/mqtt", urls[2]), vec![]),
-        (format!("{}/mqtt", urls[3]), vec!["--cafile", &ca]),
+        (urls[2].clone(), vec![]),
+        (urls[3].clone(), vec!["--cafile", &ca]),
     ];
     for (i, (url, extra)) in cases.iter().enumerate() {
         let topic = format!("tls/{i}");
@@ -442,8 +396,6 @@ fn tls_and_websocket_transports() {
     );
     assert_eq!(mismatch.code(), 3, "{}", mismatch.stderr);
     assert!(mismatch.stderr.contains("error: "), "{}", mismatch.stderr);
-    let _ = broker.kill();
-    let _ = broker.wait();
 }
 
 #[test]
