@@ -621,3 +621,103 @@ fn the_trace_flags_what_a_broken_broker_does() {
     );
     broker.join().unwrap();
 }
+
+#[test]
+fn a_kept_session_receives_what_was_published_while_away() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        for (v, extra) in [("311", vec![]), ("5", vec!["-x", "60"])] {
+            let id = format!("keeper{v}");
+            let topic = format!("away/{name}/{v}");
+            let mut first = vec![
+                "sub", "-p", &p, "-V", v, "-i", &id, "-c", "-q", "1", "-t", &topic, "-W", "0.2",
+            ];
+            first.extend(extra.iter().copied());
+            assert_eq!(process::run(BIN, &first, None).code(), 0, "{name} {v}");
+            publish(&[
+                "-p",
+                &p,
+                "-V",
+                v,
+                "-t",
+                &topic,
+                "-q",
+                "1",
+                "-m",
+                "while away",
+            ]);
+            let mut again = vec![
+                "sub", "-p", &p, "-V", v, "-i", &id, "-c", "-q", "1", "-t", &topic, "-C", "1",
+                "-W", "10",
+            ];
+            again.extend(extra.iter().copied());
+            let done = process::run(BIN, &again, None);
+            assert_eq!(
+                (done.code(), done.stdout.as_str()),
+                (0, "while away\n"),
+                "{name} {v}: {}",
+                done.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn retain_handling_and_retain_as_published() {
+    for (name, b) in brokers() {
+        let p = port(&b);
+        let topic = format!("rh/{name}");
+        publish(&["-p", &p, "-V", "5", "-t", &topic, "-r", "-m", "stored"]);
+        // Retain Handling 2: no retained message on subscribing.
+        let none = process::run(
+            BIN,
+            &[
+                "sub",
+                "-p",
+                &p,
+                "-V",
+                "5",
+                "-t",
+                &topic,
+                "--retain-handling",
+                "2",
+                "-W",
+                "0.5",
+            ],
+            None,
+        );
+        assert_eq!(
+            (none.code(), none.stdout.as_str()),
+            (0, ""),
+            "{name}: {}",
+            none.stderr
+        );
+        // A live retained message: RETAIN 1 only with Retain As Published.
+        for (flag, want) in [
+            ("--retain-as-published", "1 live\n"),
+            ("(without)", "0 live\n"),
+        ] {
+            let mut args = vec![
+                "-p",
+                p.as_str(),
+                "-V",
+                "5",
+                "-t",
+                &topic,
+                "--retain-handling",
+                "2",
+                "-C",
+                "1",
+                "-F",
+                "%r %p",
+            ];
+            if flag == "--retain-as-published" {
+                args.push(flag);
+            }
+            let s = subscribed(&args);
+            publish(&["-p", &p, "-V", "5", "-t", &topic, "-r", "-m", "live"]);
+            assert_eq!(s.finish().stdout, want, "{name} {flag}");
+        }
+        publish(&["-p", &p, "-V", "5", "-t", &topic, "-r", "-n"]);
+    }
+}
