@@ -493,11 +493,26 @@ fn a_refused_login_fails_with_the_connack_code() {
     // mosquitto's own password-less configuration refuses everyone.
     let done = process::run(
         BIN,
-        &["pub", "-p", &port(&m), "-V", "5", "-t", "x", "-m", "y"],
+        &[
+            "pub",
+            "-p",
+            &port(&m),
+            "-V",
+            "5",
+            "-t",
+            "x",
+            "-m",
+            "y",
+            "--trace",
+        ],
         None,
     );
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(done.stderr.contains("CONNACK code 0x87"), "{}", done.stderr);
+    // The trace shows the refused handshake too.
+    let refused =
+        "server → client  {\"type\":\"CONNACK\",\"session_present\":false,\"reason_code\":135";
+    assert!(done.stderr.contains(refused), "{}", done.stderr);
 }
 
 #[test]

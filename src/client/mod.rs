@@ -148,18 +148,19 @@ fn closed_why(why: Option<String>) -> String {
 impl Session {
     /// Connects and waits for a successful CONNACK.
     pub async fn connect(opts: &Options) -> Result<Session, ClientError> {
+        let mut s = Session::open(opts).await?;
+        s.handshake(opts).await?;
+        Ok(s)
+    }
+
+    /// Opens the transport only; [`Session::handshake`] then sends CONNECT.
+    /// (Two steps, so that a caller can show the log of a failed handshake.)
+    pub async fn open(opts: &Options) -> Result<Session, ClientError> {
         let deadline = Instant::now() + opts.timeout;
         let conn = Connection::open(&opts.client_id, &opts.target, opts.protocol, deadline)
             .await
             .map_err(|e| ClientError::Unreachable(Box::new(e)))?;
-        let mut connect = Connect::new(opts.protocol, opts.client_id.as_str());
-        connect.clean_start = opts.clean_start;
-        connect.keep_alive = opts.keep_alive;
-        connect.will = opts.will.clone();
-        connect.username = opts.username.as_deref().map(ByteString::from);
-        connect.password = opts.password.clone();
-        connect.properties = opts.properties.clone();
-        let mut s = Session {
+        Ok(Session {
             conn,
             protocol: opts.protocol,
             connack: ConnAck::default(),
@@ -174,7 +175,20 @@ impl Session {
             aliases_out: HashMap::new(),
             maximum_packet_size: None,
             closed: false,
-        };
+        })
+    }
+
+    /// Sends the CONNECT of `opts` and waits for a successful CONNACK.
+    pub async fn handshake(&mut self, opts: &Options) -> Result<(), ClientError> {
+        let deadline = Instant::now() + opts.timeout;
+        let mut connect = Connect::new(opts.protocol, opts.client_id.as_str());
+        connect.clean_start = opts.clean_start;
+        connect.keep_alive = opts.keep_alive;
+        connect.will = opts.will.clone();
+        connect.username = opts.username.as_deref().map(ByteString::from);
+        connect.password = opts.password.clone();
+        connect.properties = opts.properties.clone();
+        let s = self;
         s.send(Packet::Connect(Box::new(connect))).await?;
         let ack = {
             match s.conn.next_event(deadline).await {
@@ -223,7 +237,7 @@ impl Session {
             }
         }
         s.connack = ack;
-        Ok(s)
+        Ok(())
     }
 
     /// The version this session speaks.

@@ -167,11 +167,15 @@ pub fn run(args: &Args, stdin: &mut dyn Read, _out: &mut dyn Write) -> Result<St
     let mut trace = Trace::new(&args.connect);
     let rt = client_opts::runtime()?;
     rt.block_on(async {
-        let mut session = match Session::connect(&opts).await {
+        let mut session = match Session::open(&opts).await {
             Ok(s) => s,
             Err(e) => return outcome(e),
         };
+        let connected = session.handshake(&opts).await;
         trace.show(&mut session);
+        if let Err(e) = connected {
+            return outcome(e);
+        }
         let mut message = Message {
             topic,
             payload: Bytes::new(),

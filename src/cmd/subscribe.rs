@@ -137,11 +137,15 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
     let mut trace = Trace::new(&args.connect);
     let rt = client_opts::runtime()?;
     rt.block_on(async {
-        let mut session = match Session::connect(&opts).await {
+        let mut session = match Session::open(&opts).await {
             Ok(s) => s,
             Err(e) => return outcome(e),
         };
+        let connected = session.handshake(&opts).await;
         trace.show(&mut session);
+        if let Err(e) = connected {
+            return outcome(e);
+        }
         let codes = session.subscribe(subs, sets.subscribe.clone()).await;
         trace.show(&mut session);
         let codes = match codes {
