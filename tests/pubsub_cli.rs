@@ -736,3 +736,28 @@ fn retain_handling_and_retain_as_published() {
         publish(&["-p", &p, "-V", "5", "-t", &topic, "-r", "-n"]);
     }
 }
+
+#[test]
+fn garbage_from_the_broker_is_a_protocol_error_with_its_statement() {
+    // A fake broker that answers CONNECT with a CONNACK whose flags are reserved bits.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let broker = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        s.write_all(&[0x2f, 0x02, 0x00, 0x00]).unwrap();
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let done = process::run(BIN, &["sub", "-p", &port, "-t", "x"], None);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("the broker sent bytes that do not decode"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("[MQTT-2.2.2-1]"), "{}", done.stderr);
+    broker.join().unwrap();
+}

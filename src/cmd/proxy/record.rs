@@ -252,3 +252,60 @@ pub fn scenario(conversations: &[(u64, Vec<Recorded>)], target: &str) -> String 
     });
     serde_norway::to_string(&doc).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_codec::{ConnAck, Connect, PubResponse, Publish};
+
+    fn rec(seq: u64, from: Sender, p: Packet) -> Recorded {
+        Recorded {
+            seq,
+            from,
+            seen: Seen::Packet(p, Protocol::V3_1_1),
+        }
+    }
+
+    #[test]
+    fn a_recording_hides_what_depends_on_the_broker() {
+        let v = Protocol::V3_1_1;
+        let delivery = Publish {
+            qos: QoS::AtLeastOnce,
+            packet_id: 17,
+            dup: true,
+            topic: "t/a".into(),
+            payload: Bytes::from_static(b"m"),
+            ..Publish::default()
+        };
+        let evs = vec![
+            rec(
+                0,
+                Sender::Client,
+                Packet::Connect(Box::new(Connect::new(v, "mosq-123"))),
+            ),
+            rec(1, Sender::Server, Packet::ConnAck(ConnAck::default())),
+            rec(2, Sender::Client, Packet::PingReq),
+            rec(3, Sender::Server, Packet::PingResp),
+            rec(4, Sender::Server, Packet::Publish(delivery)),
+            rec(5, Sender::Client, Packet::PubAck(PubResponse::new(17))),
+            Recorded {
+                seq: 6,
+                from: Sender::Client,
+                seen: Seen::Closed,
+            },
+        ];
+        let yaml = scenario(&[(1, evs)], "mqtt://x:1");
+        let doc = crate::scenario::parse_scenario("rec.yaml", &yaml).expect("a valid scenario");
+        assert_eq!(doc.steps.len(), 5, "{yaml}");
+        assert!(yaml.contains("client_id: '{client_id}'"), "{yaml}");
+        assert!(
+            !yaml.contains("mosq-123") && !yaml.contains("PING"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("topic: '{topic}/t/a'"), "{yaml}");
+        // The broker's identifier is captured and answered by capture; DUP is not expected.
+        assert_eq!(yaml.matches("$c1_p1").count(), 2, "{yaml}");
+        assert!(!yaml.contains("dup: true"), "{yaml}");
+        assert!(yaml.contains("c1: drop"), "{yaml}");
+    }
+}
