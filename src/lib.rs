@@ -10,6 +10,9 @@
 //!   deliberate deviations that make invalid packets; [`packet::vocab`] is the
 //!   one table of those fields.
 //! - [`field_rules`]: which statements govern which field of a packet.
+//! - [`annotate`]: the statements that govern a packet (its section's and
+//!   its fields'), and a checker that follows a conversation and names the
+//!   side that breaks a rule; `pub`/`sub --trace` and `proxy` print both.
 //! - [`scenario`]: scenario files (YAML) → a checked model; every error names
 //!   the `file:line:col` of the offending key or value, and [`diag`] shows it
 //!   with the line and a caret.
@@ -18,6 +21,9 @@
 //! - [`net`] (the `net/` crate, `mqtt_net`): targets, the four transports,
 //!   and one test connection with reads under deadlines and a typed log of
 //!   every packet exchanged; the reference broker listens through it too.
+//! - [`client`]: a small MQTT session over [`net::Connection`] (connect with
+//!   every option, publish through the QoS handshakes, subscribe, receive
+//!   and acknowledge, keep alive), which `pub` and `sub` use.
 //! - [`library`]: the scenario library built into the binary.
 //! - [`run`]: the case engine. A case is a sans-IO state machine
 //!   ([`run::machine`]): it asks for connections, writes, reads until a
@@ -47,7 +53,9 @@
 //! `coverage --json`, `mutate --json`) are in `docs/contracts.md`.
 #![forbid(unsafe_code)]
 
+pub mod annotate;
 pub mod baseline;
+pub mod client;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;

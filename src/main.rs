@@ -47,6 +47,13 @@ enum Command {
     Matrix(Box<cmd::matrix::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
+    /// Publish a message (mosquitto_pub's options: -h -p -t -m -q -r -i -u -P -V…).
+    Pub(Box<cmd::publish::Args>),
+    /// Subscribe and print messages (mosquitto_sub's options: -t -C -W -F -v…, --json).
+    Sub(Box<cmd::subscribe::Args>),
+    /// A transparent proxy between any client and any broker that prints every
+    /// packet both ways, annotated with its statements, and flags violations by either side.
+    Proxy(Box<cmd::proxy::Args>),
     /// Serve the reference broker (the same flags as `reference-broker`).
     Broker(Box<reference_broker::cli::Args>),
     /// Print a shell completion script: `mqtt-harness completions bash > /etc/bash_completion.d/mqtt-harness`.
@@ -113,6 +120,9 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Matrix(args) => cmd::matrix::run(args, &mut stdin, out),
         Command::Scenarios(args) => cmd::scenarios::run(args, &mut stdin, out),
+        Command::Pub(args) => cmd::publish::run(args, &mut stdin, out),
+        Command::Sub(args) => cmd::subscribe::run(args, &mut stdin, out),
+        Command::Proxy(args) => cmd::proxy::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

@@ -13,6 +13,8 @@ use std::io;
 
 use mqtt_codec::{Protocol, Sender};
 
+pub mod client_opts;
+mod client_run;
 pub mod coverage;
 pub mod decode;
 pub mod encode;
@@ -20,9 +22,13 @@ pub mod explain;
 pub mod fields;
 pub mod matrix;
 pub mod mutate;
+pub mod proxy;
+pub mod publish;
 pub mod run;
 mod run_session;
 pub mod scenarios;
+mod sub_format;
+pub mod subscribe;
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,6 +76,7 @@ mod to_json;
 mod values;
 pub mod vocab;
 
+pub use properties::property_from_json;
 pub(crate) use properties::PropertyNamesValue;
 pub(crate) use reader::with_hint;
 pub use reader::Allow;

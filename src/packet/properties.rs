@@ -275,3 +275,13 @@ impl<'de> Deserialize<'de> for KnownPropertyName {
         })
     }
 }
+
+/// One property from its JSON description (`{"name": "content_type",
+/// "value": "text/plain"}`), read by the same rules as a packet file's.
+pub fn property_from_json(value: &Value) -> Result<Property, String> {
+    let list = Value::Array(vec![value.clone()]);
+    let mut props = PropertiesSeed { template: false }
+        .deserialize(&list)
+        .map_err(|e| e.to_string())?;
+    props.0.pop().ok_or_else(|| "no property".to_string())
+}

@@ -9,6 +9,8 @@
 //! helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -91,7 +93,9 @@ pub fn mosquitto(extra_config: &str) -> Broker {
     let conf = dir.path.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"
+        ),
     )
     .expect("write the mosquitto configuration");
     let mut child = Command::new(exe)
@@ -158,4 +162,58 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// The embedded broker on all four transports, with an rcgen certificate for
+/// `localhost` (its PEM at `ca`): the URLs, in the order mqtt, mqtts, ws,
+/// wss, naming `localhost` so that the certificate matches.
+pub fn embedded_all_transports() -> (Broker, [String; 4], PathBuf) {
+    let dir = TempDir::new("broker-tls");
+    let c =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    let (cert, key) = (dir.path.join("cert.pem"), dir.path.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).expect("write the certificate");
+    std::fs::write(&key, c.key_pair.serialize_pem()).expect("write the key");
+    let mut child = Command::new(BIN)
+        .args(["broker", "--listen", "127.0.0.1:0", "--tls", "127.0.0.1:0"])
+        .args(["--ws", "127.0.0.1:0", "--wss", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the harness binary starts");
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    // One "reference-broker listening on SCHEME://ADDR" line per listener, in flag order.
+    let urls: [String; 4] = std::array::from_fn(|_| {
+        let mut line = String::new();
+        out.read_line(&mut line)
+            .expect("the broker prints where it listens");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .replace("127.0.0.1", "localhost");
+        match url.split_once("://") {
+            Some(("ws" | "wss", _)) => format!("{url}/mqtt"),
+            _ => url,
+        }
+    });
+    let port = urls[0]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    wait_until_listening(port, &mut child, "the embedded broker");
+    (
+        Broker {
+            child,
+            port,
+            _dir: Some(dir),
+        },
+        urls,
+        cert,
+    )
 }

@@ -1,0 +1,591 @@
+//! A small MQTT client over [`crate::net::Connection`]: what `pub` and `sub`
+//! (and any tool that needs an ordinary session) speak. It connects with
+//! every CONNECT option, publishes with the QoS 1 and QoS 2 handshakes,
+//! subscribes, receives and acknowledges, keeps the connection alive with
+//! PINGREQ, and disconnects. Every wait has a deadline.
+//!
+//! It does not print: the connection keeps a typed log of every packet
+//! ([`Session::take_log`]), which a caller shows as it likes (`--trace`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::{
+    ByteString, ConnAck, Connect, Disconnect, Packet, Properties, Property, Protocol, PubResponse,
+    Publish, QoS, Subscribe, Subscription, Unsubscribe, Will,
+};
+use tokio::time::Instant;
+
+use crate::net::{ConnectError, Connection, Event, LogEntry, Target};
+
+/// Messages kept while the session waits for something else (an
+/// acknowledgement); past this the oldest are dropped, so that a busy
+/// subscription cannot fill memory.
+pub const INBOX_LIMIT: usize = 10_000;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: Target,
+    pub protocol: Protocol,
+    pub client_id: String,
+    /// Clean Session (3.x) / Clean Start (5.0).
+    pub clean_start: bool,
+    /// Seconds; 0 turns keep alive off.
+    pub keep_alive: u16,
+    pub will: Option<Will>,
+    pub username: Option<String>,
+    pub password: Option<Bytes>,
+    /// CONNECT properties (5.0): Session Expiry Interval, User Properties…
+    pub properties: Properties,
+    /// The deadline of each wait on the broker (connecting, an acknowledgement).
+    pub timeout: Duration,
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// PUBLISH properties (5.0).
+    pub properties: Properties,
+}
+
+/// Why a session operation failed; [`ClientError::exit_code`] maps it to the
+/// project's exit statuses.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The target cannot be reached (a refused connection, a TLS or
+    /// WebSocket handshake that failed): nothing could run.
+    Unreachable(Box<ConnectError>),
+    /// The broker refused the CONNECT.
+    Refused { code: u8, reason: String },
+    /// The broker refused a message (an acknowledgement 0x80 or above).
+    Rejected(String),
+    /// The broker closed the connection (with a DISCONNECT, or none).
+    Closed(String),
+    /// Nothing came before the deadline.
+    Timeout(String),
+    /// The broker sent what the spec does not allow here, or bytes that do not decode.
+    Protocol(String),
+    /// What was asked cannot be sent (a packet the encoder refuses, too large for the broker).
+    Input(String),
+}
+
+impl ClientError {
+    /// 1 the broker failed (refused, closed, timed out, misbehaved), 2 bad
+    /// input, 3 the broker could not be reached.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Unreachable(_) => 3,
+            ClientError::Input(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unreachable(e) => write!(
+                f,
+                "{e}; is a broker listening there? check the host, port, scheme and TLS options"
+            ),
+            ClientError::Refused { code, reason } => {
+                write!(
+                    f,
+                    "the broker refused the connection: CONNACK code 0x{code:02X} ({reason})"
+                )
+            }
+            ClientError::Rejected(m) => write!(f, "the broker refused the message: {m}"),
+            ClientError::Closed(why) => write!(f, "the broker closed the connection: {why}"),
+            ClientError::Timeout(what) => write!(
+                f,
+                "timed out waiting for {what}; raise --timeout if the broker is slow"
+            ),
+            ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ClientError::Input(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A connected session.
+#[derive(Debug)]
+pub struct Session {
+    conn: Connection,
+    protocol: Protocol,
+    /// The broker's CONNACK.
+    pub connack: ConnAck,
+    timeout: Duration,
+    /// When to send a PINGREQ if nothing else went out (the broker's Server
+    /// Keep Alive wins over ours).
+    keep_alive: Option<Duration>,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    next_id: u16,
+    /// Messages that arrived while waiting for something else.
+    inbox: VecDeque<Publish>,
+    /// QoS 2 messages delivered and awaiting their PUBREL.
+    incoming_qos2: HashSet<u16>,
+    /// Topic aliases the broker set on this connection.
+    aliases_in: HashMap<u16, ByteString>,
+    /// Topic aliases this side set: alias → topic.
+    aliases_out: HashMap<u16, String>,
+    maximum_packet_size: Option<u32>,
+    closed: bool,
+}
+
+fn closed_why(why: Option<String>) -> String {
+    why.unwrap_or_else(|| "without a DISCONNECT".into())
+}
+
+impl Session {
+    /// Connects and waits for a successful CONNACK.
+    pub async fn connect(opts: &Options) -> Result<Session, ClientError> {
+        let mut s = Session::open(opts).await?;
+        s.handshake(opts).await?;
+        Ok(s)
+    }
+
+    /// Opens the transport only; [`Session::handshake`] then sends CONNECT.
+    /// (Two steps, so that a caller can show the log of a failed handshake.)
+    pub async fn open(opts: &Options) -> Result<Session, ClientError> {
+        let deadline = Instant::now() + opts.timeout;
+        let conn = Connection::open(&opts.client_id, &opts.target, opts.protocol, deadline)
+            .await
+            .map_err(|e| ClientError::Unreachable(Box::new(e)))?;
+        Ok(Session {
+            conn,
+            protocol: opts.protocol,
+            connack: ConnAck::default(),
+            timeout: opts.timeout,
+            keep_alive: (opts.keep_alive > 0).then(|| Duration::from_secs(opts.keep_alive.into())),
+            last_sent: Instant::now(),
+            ping_sent: None,
+            next_id: 0,
+            inbox: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            aliases_in: HashMap::new(),
+            aliases_out: HashMap::new(),
+            maximum_packet_size: None,
+            closed: false,
+        })
+    }
+
+    /// Sends the CONNECT of `opts` and waits for a successful CONNACK.
+    pub async fn handshake(&mut self, opts: &Options) -> Result<(), ClientError> {
+        let deadline = Instant::now() + opts.timeout;
+        let mut connect = Connect::new(opts.protocol, opts.client_id.as_str());
+        connect.clean_start = opts.clean_start;
+        connect.keep_alive = opts.keep_alive;
+        connect.will = opts.will.clone();
+        connect.username = opts.username.as_deref().map(ByteString::from);
+        connect.password = opts.password.clone();
+        connect.properties = opts.properties.clone();
+        let s = self;
+        s.send(Packet::Connect(Box::new(connect))).await?;
+        let ack = {
+            match s.conn.next_event(deadline).await {
+                Event::Packet(Packet::ConnAck(a), _) => a,
+                Event::Packet(Packet::Auth(_), _) => {
+                    return Err(ClientError::Protocol(
+                        "the broker asks for enhanced authentication (AUTH), which pub/sub do not speak".into(),
+                    ))
+                }
+                Event::Packet(other, _) => {
+                    return Err(ClientError::Protocol(format!(
+                        "the broker sent {} before CONNACK [MQTT-3.2.0-1]",
+                        other.packet_type().name()
+                    )))
+                }
+                Event::Malformed(e, _) => return Err(malformed(&e)),
+                Event::Closed(why) => {
+                    return Err(ClientError::Closed(format!(
+                        "{} before its CONNACK (does it speak MQTT {} on this port and transport?)",
+                        closed_why(why),
+                        opts.protocol
+                    )))
+                }
+                Event::Timeout => return Err(ClientError::Timeout("the CONNACK".into())),
+            }
+        };
+        if ack.code != 0 {
+            let reason = crate::packet::reason_name(
+                ack.code,
+                mqtt_codec::PacketType::ConnAck,
+                opts.protocol,
+            );
+            s.conn.close().await;
+            return Err(ClientError::Refused {
+                code: ack.code,
+                reason: reason.to_string(),
+            });
+        }
+        for p in ack.properties.iter() {
+            match p {
+                Property::ServerKeepAlive(k) => {
+                    s.keep_alive = (*k > 0).then(|| Duration::from_secs((*k).into()))
+                }
+                Property::MaximumPacketSize(m) => s.maximum_packet_size = Some(*m),
+                _ => {}
+            }
+        }
+        s.connack = ack;
+        Ok(())
+    }
+
+    /// The version this session speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The packets exchanged since the last call.
+    pub fn take_log(&mut self) -> Vec<LogEntry> {
+        self.conn.take_log()
+    }
+
+    /// The Assigned Client Identifier of a 5.0 CONNACK, if any.
+    pub fn assigned_client_id(&self) -> Option<&str> {
+        self.connack.properties.iter().find_map(|p| match p {
+            Property::AssignedClientIdentifier(s) => Some(&**s),
+            _ => None,
+        })
+    }
+
+    async fn send(&mut self, packet: Packet) -> Result<(), ClientError> {
+        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol).map_err(|e| {
+            ClientError::Input(format!(
+                "cannot encode the {}: {e}",
+                packet.packet_type().name()
+            ))
+        })?;
+        if let Some(max) = self.maximum_packet_size {
+            if bytes.len() as u64 > u64::from(max) {
+                return Err(ClientError::Input(format!(
+                    "the {} is {} bytes, above the broker's Maximum Packet Size {max} [MQTT-3.2.2-15]",
+                    packet.packet_type().name(),
+                    bytes.len()
+                )));
+            }
+        }
+        let deadline = Instant::now() + self.timeout;
+        self.conn
+            .send(&bytes, Some(packet), deadline)
+            .await
+            .map_err(|e| ClientError::Closed(e.to_string()))?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    fn fresh_id(&mut self) -> u16 {
+        self.next_id = self.next_id.checked_add(1).filter(|&i| i != 0).unwrap_or(1);
+        self.next_id
+    }
+
+    /// Publishes `msg`, through its QoS handshake. Returns the reason code
+    /// of the last acknowledgement (0 for QoS 0 and in 3.x).
+    pub async fn publish(&mut self, msg: &Message) -> Result<u8, ClientError> {
+        let packet_id = if msg.qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.fresh_id()
+        };
+        let mut topic = msg.topic.clone();
+        // An alias already set for this topic: the topic may be left out.
+        let alias = msg.properties.iter().find_map(|p| match p {
+            Property::TopicAlias(a) => Some(*a),
+            _ => None,
+        });
+        if let Some(a) = alias {
+            if self.aliases_out.get(&a) == Some(&topic) {
+                topic.clear();
+            } else {
+                self.aliases_out.insert(a, topic.clone());
+            }
+        }
+        let publish = Publish {
+            dup: false,
+            qos: msg.qos,
+            retain: msg.retain,
+            topic: topic.into(),
+            packet_id,
+            properties: msg.properties.clone(),
+            payload: msg.payload.clone(),
+        };
+        self.send(Packet::Publish(publish)).await?;
+        match msg.qos {
+            QoS::AtMostOnce => Ok(0),
+            QoS::AtLeastOnce => {
+                let ack = self
+                    .await_ack(
+                        "PUBACK",
+                        |p| matches!(p, Packet::PubAck(r) if r.packet_id == packet_id),
+                    )
+                    .await?;
+                refused_ack(&ack, "PUBACK", self.protocol)
+            }
+            QoS::ExactlyOnce => {
+                let rec = self
+                    .await_ack(
+                        "PUBREC",
+                        |p| matches!(p, Packet::PubRec(r) if r.packet_id == packet_id),
+                    )
+                    .await?;
+                let code = refused_ack(&rec, "PUBREC", self.protocol)?;
+                self.send(Packet::PubRel(PubResponse::new(packet_id)))
+                    .await?;
+                let comp = self
+                    .await_ack(
+                        "PUBCOMP",
+                        |p| matches!(p, Packet::PubComp(r) if r.packet_id == packet_id),
+                    )
+                    .await?;
+                refused_ack(&comp, "PUBCOMP", self.protocol).map(|c| c.max(code))
+            }
+        }
+    }
+
+    /// Subscribes; returns the SUBACK's codes, one per filter.
+    pub async fn subscribe(
+        &mut self,
+        filters: Vec<Subscription>,
+        properties: Properties,
+    ) -> Result<Vec<u8>, ClientError> {
+        let packet_id = self.fresh_id();
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id,
+            properties,
+            filters,
+        }))
+        .await?;
+        match self
+            .await_ack(
+                "SUBACK",
+                |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
+            )
+            .await?
+        {
+            Packet::SubAck(a) => Ok(a.reason_codes),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Unsubscribes; returns the UNSUBACK's codes (none in 3.x).
+    pub async fn unsubscribe(
+        &mut self,
+        filters: Vec<String>,
+        properties: Properties,
+    ) -> Result<Vec<u8>, ClientError> {
+        let packet_id = self.fresh_id();
+        self.send(Packet::Unsubscribe(Unsubscribe {
+            packet_id,
+            properties,
+            filters: filters.into_iter().map(ByteString::from).collect(),
+        }))
+        .await?;
+        match self
+            .await_ack(
+                "UNSUBACK",
+                |p| matches!(p, Packet::UnsubAck(a) if a.packet_id == packet_id),
+            )
+            .await?
+        {
+            Packet::UnsubAck(a) => Ok(a.reason_codes),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Waits for the packet `wanted` accepts, handling what else arrives.
+    async fn await_ack(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&Packet) -> bool,
+    ) -> Result<Packet, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.next_packet(deadline).await? {
+                Some(p) if wanted(&p) => return Ok(p),
+                Some(p) => self.handle(p).await?,
+                None => return Err(ClientError::Timeout(format!("the {what}"))),
+            }
+        }
+    }
+
+    /// The next message, acknowledged, or `None` at `deadline` (`None`: wait
+    /// for ever, pinging as keep alive asks).
+    pub async fn recv(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Publish>, ClientError> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            // Far enough to be "for ever", near enough not to overflow.
+            let until =
+                deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+            match self.next_packet(until).await? {
+                Some(p) => self.handle(p).await?,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next packet before `deadline` (`None` then), sending PINGREQ as
+    /// keep alive asks and failing when its PINGRESP does not come.
+    async fn next_packet(&mut self, deadline: Instant) -> Result<Option<Packet>, ClientError> {
+        loop {
+            let ping_due = self.keep_alive.map(|k| match self.ping_sent {
+                // A PINGRESP is awaited for the time given to any answer.
+                Some(at) => at + self.timeout,
+                None => self.last_sent + k,
+            });
+            let until = ping_due.map_or(deadline, |p| p.min(deadline));
+            match self.conn.next_event(until).await {
+                Event::Packet(Packet::PingResp, _) => self.ping_sent = None,
+                Event::Packet(p, _) => return Ok(Some(p)),
+                Event::Malformed(e, _) => return Err(malformed(&e)),
+                Event::Closed(why) => {
+                    self.closed = true;
+                    return Err(ClientError::Closed(closed_why(why)));
+                }
+                Event::Timeout if Instant::now() >= deadline => return Ok(None),
+                Event::Timeout => {
+                    if self.ping_sent.is_some() {
+                        return Err(ClientError::Timeout(
+                            "the PINGRESP to a keep-alive PINGREQ".into(),
+                        ));
+                    }
+                    self.send(Packet::PingReq).await?;
+                    self.ping_sent = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Deals with a packet nobody waited for: a message is acknowledged
+    /// and kept for [`Session::recv`].
+    async fn handle(&mut self, packet: Packet) -> Result<(), ClientError> {
+        if self.inbox.len() >= INBOX_LIMIT {
+            self.inbox.pop_front();
+        }
+        match packet {
+            Packet::Publish(mut m) => {
+                self.resolve_alias(&mut m)?;
+                match m.qos {
+                    QoS::AtMostOnce => self.inbox.push_back(m),
+                    QoS::AtLeastOnce => {
+                        self.send(Packet::PubAck(PubResponse::new(m.packet_id)))
+                            .await?;
+                        self.inbox.push_back(m);
+                    }
+                    QoS::ExactlyOnce => {
+                        let id = m.packet_id;
+                        // Delivered once, however often it comes before its PUBREL.
+                        if self.incoming_qos2.insert(id) {
+                            self.inbox.push_back(m);
+                        }
+                        self.send(Packet::PubRec(PubResponse::new(id))).await?;
+                    }
+                }
+            }
+            Packet::PubRel(r) => {
+                self.incoming_qos2.remove(&r.packet_id);
+                self.send(Packet::PubComp(PubResponse::new(r.packet_id)))
+                    .await?;
+            }
+            Packet::Disconnect(d) => {
+                let reason = crate::packet::reason_name(
+                    d.reason_code,
+                    mqtt_codec::PacketType::Disconnect,
+                    self.protocol,
+                );
+                self.conn.close().await;
+                self.closed = true;
+                return Err(ClientError::Closed(format!(
+                    "DISCONNECT 0x{:02X} ({reason})",
+                    d.reason_code
+                )));
+            }
+            // Late or stray acknowledgements are left alone.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn resolve_alias(&mut self, m: &mut Publish) -> Result<(), ClientError> {
+        let alias = m.properties.iter().find_map(|p| match p {
+            Property::TopicAlias(a) => Some(*a),
+            _ => None,
+        });
+        let Some(a) = alias else { return Ok(()) };
+        if m.topic.is_empty() {
+            match self.aliases_in.get(&a) {
+                Some(t) => m.topic = t.clone(),
+                None => {
+                    return Err(ClientError::Protocol(format!(
+                        "the broker used topic alias {a} before setting it"
+                    )))
+                }
+            }
+        } else {
+            self.aliases_in.insert(a, m.topic.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends DISCONNECT (with `properties` and `reason_code` in 5.0) and closes.
+    pub async fn disconnect(
+        &mut self,
+        reason_code: u8,
+        properties: Properties,
+    ) -> Result<(), ClientError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.send(Packet::Disconnect(Disconnect {
+            reason_code,
+            properties,
+        }))
+        .await?;
+        self.conn.close().await;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Closes the socket without DISCONNECT (the broker then publishes the will).
+    pub async fn drop_connection(&mut self) {
+        self.conn.close().await;
+        self.closed = true;
+    }
+}
+
+fn malformed(e: &mqtt_codec::DecodeError) -> ClientError {
+    let id = e.statement().map(|s| format!(" [{s}]")).unwrap_or_default();
+    ClientError::Protocol(format!(
+        "the broker sent bytes that do not decode: {}{id}",
+        e.message()
+    ))
+}
+
+/// The reason code of an acknowledgement, or an error when it says the
+/// message was refused (0x80 and above).
+fn refused_ack(p: &Packet, what: &str, protocol: Protocol) -> Result<u8, ClientError> {
+    let code = match p {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubComp(r) => r.reason_code,
+        _ => 0,
+    };
+    if code >= 0x80 {
+        let reason = crate::packet::reason_name(code, p.packet_type(), protocol);
+        return Err(ClientError::Rejected(format!(
+            "{what} code 0x{code:02X} ({reason})"
+        )));
+    }
+    Ok(code)
+}
