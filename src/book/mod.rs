@@ -43,7 +43,7 @@ mod scenarios;
 mod search;
 mod statements;
 
-pub(crate) use crate::report::html::esc;
+pub use crate::report::html::esc;
 pub use matrix::Brokers;
 
 const CSS: &str = include_str!("book.css");

@@ -37,7 +37,7 @@ const MARKS: &[(Mark, &str)] = &[
 ];
 
 /// Text for HTML: `&`, `<`, `>` and both quotes escaped (text and attribute values).
-pub(crate) fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
