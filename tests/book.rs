@@ -271,6 +271,12 @@ fn a_scenario_page_shows_its_yaml_beside_its_exchanges_field_by_field() {
     assert!(page.contains(
         "<code>--violate MQTT-3.12.4-1</code>: the reference broker never answers PINGREQ"
     ));
+    // Bytes sent raw on purpose: what a receiver makes of them, and the rule.
+    let raw = read(&site.join("scenarios/shared--1.5-strings--null-in-topic.html"));
+    assert!(raw.contains("<b class=\"ptype\">raw bytes</b>"), "{raw}");
+    assert!(raw.contains(
+        "<p class=\"raw\">Raw bytes: a receiver refuses them at byte 5: topic: contains U+0000, against <a class=\"st\" href=\"../spec/5.0-1.5.html#MQTT-1.5.4-2\">MQTT-1.5.4-2</a>.</p>"
+    ), "{raw}");
     // The statement links back.
     let chapter = read(&site.join("spec/5.0-3.12.html"));
     assert!(chapter.contains(

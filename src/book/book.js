@@ -80,14 +80,14 @@
   function reveal() {
     var id = decodeURIComponent(location.hash.slice(1));
     var target = id ? document.getElementById(id) : null;
+    var opened = false;
     for (var el = target; el; el = el.parentElement) {
-      if (el.tagName === "DETAILS") { el.open = true; }
+      if (el.tagName === "DETAILS" && !el.open) { el.open = true; opened = true; }
     }
-    if (target) {
-      var inner = target.querySelector("details.exchange");
-      if (inner) { inner.open = true; }
-      target.scrollIntoView();
-    }
+    var inner = target ? target.querySelector("details.exchange") : null;
+    if (inner && !inner.open) { inner.open = true; opened = true; }
+    // The browser scrolled to the target while it was folded away.
+    if (opened) { target.scrollIntoView(); }
   }
   window.addEventListener("hashchange", reveal);
   reveal();

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use mqtt_codec::{PacketType, Protocol};
+use mqtt_codec::{DecodeOptions, Decoded, PacketType, Protocol, Sender};
 use mqtt_net::{Direction, LogEntry};
 use serde_json::Value;
 
@@ -29,17 +29,21 @@ pub fn render(out: &mut String, case: &CaseResult, anchor: &str) {
         let what = match &e.packet {
             Some(p) => format!("<b class=\"ptype\">{}</b>", p.packet_type().name()),
             None if e.bytes.is_empty() => "<b class=\"ptype\">(no packet)</b>".into(),
-            None => "<b class=\"ptype\">(bytes that are no packet)</b>".into(),
+            None if e.direction == Direction::Sent => "<b class=\"ptype\">raw bytes</b>".into(),
+            None => "<b class=\"ptype\">bytes that do not decode</b>".into(),
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<li class=\"{class}\" id=\"{anchor}-{n}\"><div class=\"hdr\"><a class=\"anchor\" href=\"#{anchor}-{n}\">#{n}</a> \
-             <span class=\"who\">{who}</span> <span class=\"arrow\">{arrow}</span> {what} <span class=\"t\">+{ms} ms</span></div>\n",
+             <span class=\"who\">{who}</span> <span class=\"arrow\">{arrow}</span> {what} <span class=\"t\">+{ms} ms</span></div>",
             n = i + 1,
             who = esc(&e.client),
         );
         if let Some(p) = &e.packet {
             fields_table(out, e, p.packet_type());
+        }
+        if e.packet.is_none() && !e.bytes.is_empty() {
+            undecoded(out, e);
         }
         if let Some(note) = &e.note {
             let _ = write!(out, "<p class=\"note\">{}</p>", esc(note));
@@ -55,6 +59,38 @@ pub fn render(out: &mut String, case: &CaseResult, anchor: &str) {
         out.push_str("</li>\n");
     }
     out.push_str("</ol>\n");
+}
+
+/// What the codec makes of bytes that travelled as no packet (sent raw on
+/// purpose, or not decodable): the rule they break, linked.
+fn undecoded(out: &mut String, e: &LogEntry) {
+    let from = match e.direction {
+        Direction::Sent => Sender::Client,
+        Direction::Received => Sender::Server,
+    };
+    let opts = DecodeOptions::new(e.protocol, from);
+    let said = match mqtt_codec::decode_bytes(&e.bytes, &opts) {
+        Ok(Decoded::Packet { packet, .. }) => {
+            format!("the codec reads them as a {}", packet.packet_type().name())
+        }
+        Ok(Decoded::Incomplete { needed }) => {
+            format!("they end inside a packet ({needed} more bytes needed)")
+        }
+        Err(err) => {
+            let rule = err.statement().map_or(String::new(), |id| {
+                format!(
+                    ", against {}",
+                    statement_link("../", e.protocol.catalogue_version(), id)
+                )
+            });
+            format!(
+                "a receiver refuses them at byte {}: {}{rule}",
+                err.offset,
+                esc(&err.message())
+            )
+        }
+    };
+    let _ = write!(out, "<p class=\"raw\">Raw bytes: {said}.</p>");
 }
 
 /// The packet's fields as `decode --json` prints them, one row each.

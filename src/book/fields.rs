@@ -22,9 +22,9 @@ pub fn page() -> Page {
     body.push_str(&links.join(" · "));
     body.push_str("</p>\n");
     for ty in PacketType::ALL {
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<section id=\"t-{0}\"><h2>{0} <small>MQTT {1}</small></h2>\n",
+            "<section id=\"t-{0}\"><h2>{0} <small>MQTT {1}</small></h2>",
             ty.name(),
             vocab::type_versions(ty)
         );

@@ -63,6 +63,10 @@ pub struct Book {
     pub brokers: Option<Brokers>,
 }
 
+/// (catalogue version, statement id) → the scenarios checking it, each
+/// with the protocols it does so under.
+pub type CheckedBy<'a> = BTreeMap<(Protocol, String), Vec<(&'a Scenario, Vec<Protocol>)>>;
+
 /// One file of the site: its path below DIR and its contents.
 pub struct Page {
     pub path: String,
@@ -190,9 +194,8 @@ impl Book {
 
     /// (catalogue version, statement id) → the scenarios whose cases check
     /// it, each with the protocols it does so under.
-    pub fn checked_by(&self) -> BTreeMap<(Protocol, String), Vec<(&Scenario, Vec<Protocol>)>> {
-        let mut out: BTreeMap<(Protocol, String), Vec<(&Scenario, Vec<Protocol>)>> =
-            BTreeMap::new();
+    pub fn checked_by(&self) -> CheckedBy<'_> {
+        let mut out = CheckedBy::new();
         for s in &self.scenarios {
             for &p in &s.protocols {
                 for id in s.checked_statements(p) {

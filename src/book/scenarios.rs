@@ -64,19 +64,19 @@ pub fn pages(book: &Book, files: &BTreeMap<String, String>) -> Vec<Page> {
                 let anchor = format!("case-{p}");
                 let case = cases.get(&(s.id.as_str(), *p));
                 let status = case.map_or("not run", |c| c.status.as_str());
-                let _ = write!(
+                let _ = writeln!(
                     body,
                     "<section class=\"case\" id=\"{anchor}\"><h3><a class=\"anchor\" href=\"#{anchor}\">MQTT {p}</a> \
-                     <span class=\"mark m-{status}\">{status}</span></h3>\n",
+                     <span class=\"mark m-{status}\">{status}</span></h3>",
                     status = esc(status)
                 );
                 if let Some(c) = case {
                     if let Some(m) = &c.message {
                         let _ = write!(body, "<p class=\"why\">{}</p>", esc(m));
                     }
-                    let _ = write!(
+                    let _ = writeln!(
                         body,
-                        "<details class=\"exchange\"{}><summary>exchange · {} packets · {} ms</summary>\n",
+                        "<details class=\"exchange\"{}><summary>exchange · {} packets · {} ms</summary>",
                         if i == 0 { " open" } else { "" },
                         c.exchange.len(),
                         c.duration.as_millis()
@@ -98,9 +98,9 @@ pub fn pages(book: &Book, files: &BTreeMap<String, String>) -> Vec<Page> {
 /// Name, description, what it needs, the statements it checks per version,
 /// the violations that make it fail.
 fn head(out: &mut String, s: &Scenario) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>{}</h1>\n<p class=\"meta\"><code>{}</code> · <code>{}</code> · MQTT {}</p>\n",
+        "<h1>{}</h1>\n<p class=\"meta\"><code>{}</code> · <code>{}</code> · MQTT {}</p>",
         esc(&s.name),
         esc(&s.id),
         esc(&s.file),
@@ -111,16 +111,16 @@ fn head(out: &mut String, s: &Scenario) {
             .join(", ")
     );
     if let Some(d) = &s.description {
-        let _ = write!(out, "<p class=\"lead\">{}</p>\n", esc(d.trim()));
+        let _ = writeln!(out, "<p class=\"lead\">{}</p>", esc(d.trim()));
     }
     if !s.requires.is_empty() || s.setup.is_some() {
         let mut needs: Vec<String> = s.requires.iter().map(|c| c.as_str().to_string()).collect();
         if let Some(setup) = s.setup {
             needs.push(format!("a broker set up as `{setup}`"));
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"meta\">Needs: {}</p>\n",
+            "<p class=\"meta\">Needs: {}</p>",
             esc(&needs.join(", "))
         );
     }

@@ -145,12 +145,12 @@ fn statement(
     fields: &BTreeMap<(Protocol, &'static str), Vec<(PacketType, String)>>,
 ) {
     let level_class = st.level.as_str().replace(' ', "-").to_ascii_lowercase();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<article class=\"statement\" id=\"{id}\" data-checked=\"{checked}\">\n\
          <h2><a class=\"anchor\" href=\"#{id}\">{id}</a> <span class=\"level l-{level_class}\">{level}</span> \
          <span class=\"binds\">binds the {binds}</span> <span class=\"sec\">§ {sec}</span></h2>\n\
-         <p class=\"summary\">{summary}</p>\n<p class=\"wire\">Wire: {wire}.</p>\n",
+         <p class=\"summary\">{summary}</p>\n<p class=\"wire\">Wire: {wire}.</p>",
         id = esc(st.id),
         checked = !by.is_empty(),
         level = st.level.as_str(),
@@ -208,6 +208,12 @@ fn statement(
             );
         }
         out.push_str("</ul>\n");
+        if crate::cmd::DIFFERING_IDS.contains(&st.id) {
+            out.push_str(
+                "<p class=\"meta\">This id names different statements in 3.1.1 and 5.0, and a violation \
+                 is listed by id: it may break the other version's statement.</p>\n",
+            );
+        }
     }
     if let Some(list) = fields.get(&(st.protocol, st.id)) {
         out.push_str("<h3>Packet fields it governs</h3><p class=\"fields\">");
