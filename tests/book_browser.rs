@@ -129,6 +129,14 @@ impl Browser {
 
     /// One DevTools command: its result (events in between are skipped).
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// One DevTools command: its result, or the error Chromium answered.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -145,8 +153,10 @@ impl Browser {
             let Message::Text(text) = frame else { continue };
             let v: Value = serde_json::from_str(text.as_str()).expect("JSON from chromium");
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -164,9 +174,16 @@ impl Browser {
 
     /// Polls `expression` until it is true: the page reacts to input and
     /// loads asynchronously, and has no event the test could wait on instead.
+    /// While a page is being replaced there is nothing to evaluate in:
+    /// an error then counts as not yet.
     async fn wait_for(&mut self, expression: &str) {
         let started = Instant::now();
-        while self.eval(expression).await != json!(true) {
+        loop {
+            let params = json!({"expression": expression, "returnByValue": true});
+            let r = self.try_call("Runtime.evaluate", params).await;
+            if r.is_ok_and(|r| r["result"]["value"] == json!(true)) {
+                return;
+            }
             assert!(
                 started.elapsed() < DEADLINE,
                 "not true within {DEADLINE:?}: {expression}"

@@ -59,6 +59,7 @@ pub fn pages(book: &Book, files: &BTreeMap<String, String>) -> Vec<Page> {
                 Some(text) => yaml(&mut body, text),
                 None => body.push_str("<p class=\"meta\">Its file could not be read.</p>"),
             }
+            checks(&mut body, s);
             body.push_str("</section><section class=\"runs\"><h2>Against the reference broker</h2>\n");
             for (i, p) in s.protocols.iter().enumerate() {
                 let anchor = format!("case-{p}");
@@ -95,8 +96,7 @@ pub fn pages(book: &Book, files: &BTreeMap<String, String>) -> Vec<Page> {
         .collect()
 }
 
-/// Name, description, what it needs, the statements it checks per version,
-/// the violations that make it fail.
+/// Name, description, what it needs.
 fn head(out: &mut String, s: &Scenario) {
     let _ = writeln!(
         out,
@@ -124,6 +124,10 @@ fn head(out: &mut String, s: &Scenario) {
             esc(&needs.join(", "))
         );
     }
+}
+
+/// The statements it checks per version, and the violations that make it fail.
+fn checks(out: &mut String, s: &Scenario) {
     out.push_str("<h2>Checks</h2><dl class=\"checks\">");
     let mut all: BTreeSet<&'static str> = BTreeSet::new();
     let mut seen: Vec<Protocol> = Vec::new();

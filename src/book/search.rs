@@ -15,7 +15,7 @@ pub fn index(book: &Book, chapters: &[Chapter], files: &BTreeMap<String, String>
         entries.push(json!([
             format!("chapter {}", c.protocol),
             c.title(),
-            format!("MQTT {} {} statements", c.protocol, c.statements.len()),
+            format!("MQTT {} · {} statement(s)", c.protocol, c.statements.len()),
             c.path()
         ]));
         for st in &c.statements {

@@ -54,12 +54,13 @@ pub fn index(book: &Book, chapters: &[Chapter]) -> Page {
                 .iter()
                 .filter(|s| checked.contains_key(&(p, s.id.to_string())))
                 .count();
+            let n = c.statements.len();
             let _ = write!(
                 body,
-                "<li><a href=\"{}\">{}</a> <small>{} statements, {n_checked} checked</small></li>",
+                "<li><a href=\"{}\">{}</a> <small>{n} statement{}, {n_checked} checked</small></li>",
                 esc(&c.path()),
                 esc(&c.title()),
-                c.statements.len()
+                if n == 1 { "" } else { "s" }
             );
         }
         body.push_str("</ul></section>");
