@@ -390,3 +390,93 @@ fn the_link_checker_finds_a_missing_file_and_a_missing_anchor() {
         assert!(caught.is_err(), "{bad} is reported");
     }
 }
+
+#[test]
+fn text_from_a_scenario_is_escaped_and_a_case_failing_on_the_reference_broker_is_shown_and_exits_1()
+{
+    let dir = TempDir::new("book-escape");
+    let scenario = dir.path.join("odd <b>&.yaml");
+    std::fs::write(
+        &scenario,
+        "name: \"</pre><script>alert(1)</script> & more\"\n\
+         description: a \"quoted\" <i>description</i>\n\
+         statements:\n  \"5.0\": [MQTT-3.12.4-1]\n\
+         protocols: [\"5.0\"]\n\
+         clients:\n  c: {}\n\
+         steps:\n  - c: { send: PINGREQ }\n  - c: { expect: SUBACK, timeout: 300ms }\n",
+    )
+    .expect("a scenario");
+    let site = dir.path.join("site");
+    let out = harness(&[
+        "book",
+        &site.display().to_string(),
+        "--no-matrix",
+        "--scenarios",
+        &scenario.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("warning: 1 case(s) did not pass against the reference broker (their pages show how):\n  odd <b>&"),
+        "{err}"
+    );
+    let page = read(&site.join("scenarios/odd__b__.html"));
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(!page.contains("<i>"), "{page}");
+    assert!(
+        page.contains("<h1>&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; more</h1>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("a &quot;quoted&quot; &lt;i&gt;description&lt;/i&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<span class=\"mark m-fail\">fail</span>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<p class=\"why\">step 2 (line 10): expected SUBACK"),
+        "{page}"
+    );
+    // The statement says its scenario failed there.
+    let chapter = read(&site.join("spec/5.0-3.12.html"));
+    assert!(
+        chapter.contains("#case-5.0\">5.0</a> <span class=\"mark m-fail\">fail</span>"),
+        "{chapter}"
+    );
+    let index = read(&site.join("search-index.js"));
+    assert!(
+        !index.contains('<'),
+        "no tag can start in the index: {index}"
+    );
+    check_links(&site);
+}
+
+#[test]
+fn away_from_a_checkout_the_book_shows_the_built_in_library_without_real_brokers() {
+    let dir = TempDir::new("book-installed");
+    let out = Command::new(BIN)
+        .args(["book", "site"])
+        .current_dir(&dir.path)
+        .output()
+        .expect("the harness runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no real brokers' results"), "{text}");
+    let page = read(
+        &dir.path
+            .join("site/scenarios/shared--3.12-pingreq--pingresp.html"),
+    );
+    assert!(
+        page.contains(
+            "<span class=\"ln\" id=\"L1\">  1</span> name: PINGREQ is answered with PINGRESP"
+        ),
+        "the built-in YAML: {page}"
+    );
+}
