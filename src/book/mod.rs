@@ -171,7 +171,9 @@ impl Book {
         let mut taken = BTreeSet::new();
         let mut out = BTreeMap::new();
         for s in &self.scenarios {
-            let base = slug(&s.id.replace('/', "--"));
+            // File names end at 255 bytes: a long id is cut (the slug is ASCII).
+            let mut base = slug(&s.id.replace('/', "--"));
+            base.truncate(160);
             let mut name = format!("{base}.html");
             let mut n = 2;
             while !taken.insert(name.clone()) || name == "index.html" {

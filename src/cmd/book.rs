@@ -144,7 +144,8 @@ fn cannot_write(path: &Path, e: &std::io::Error) -> CmdError {
 }
 
 /// Checks DIR before anything runs: a directory (or nothing yet), empty
-/// unless `force`, and writable (its subdirectories are made now).
+/// unless `force`, and writable. At most an empty DIR is left behind when
+/// something fails later, which a second try accepts.
 fn prepare_dir(dir: &Path, force: bool) -> Result<(), CmdError> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
@@ -165,10 +166,11 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<(), CmdError> {
         }
         Err(_) => {}
     }
-    for sub in ["spec", "scenarios"] {
-        let path = dir.join(sub);
-        std::fs::create_dir_all(&path).map_err(|e| cannot_write(&path, &e))?;
-    }
+    std::fs::create_dir_all(dir).map_err(|e| cannot_write(dir, &e))?;
+    // A directory can exist and refuse files: try one, and take it away.
+    let probe = dir.join(".mqtt-harness-book-probe");
+    std::fs::write(&probe, b"").map_err(|e| cannot_write(dir, &e))?;
+    std::fs::remove_file(&probe).map_err(|e| cannot_write(&probe, &e))?;
     Ok(())
 }
 
