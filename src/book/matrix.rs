@@ -55,6 +55,25 @@ struct Row {
 }
 
 impl Brokers {
+    /// The brokers on which case `name` (`id [protocol]`) failed, with the
+    /// verdict (`fail`, or `known` where their baseline lists it), from the
+    /// cases the matrix names on its failed statements.
+    pub fn failing(&self, name: &str) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for cells in self.cells.values() {
+            for (broker, cell) in self.names.iter().zip(cells) {
+                let Some(cell) = cell else { continue };
+                if cell.cases.iter().any(|c| c == name)
+                    && !out.iter().any(|(b, _)| *b == broker.as_str())
+                {
+                    out.push((broker, &cell.status));
+                }
+            }
+        }
+        out.sort_by_key(|(b, _)| self.names.iter().position(|n| n == b));
+        out
+    }
+
     /// Reads `path`; the error says what is wrong and what to do.
     pub fn read(path: &Path) -> Result<Brokers, String> {
         let shown = path.display();

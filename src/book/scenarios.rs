@@ -85,6 +85,23 @@ pub fn pages(book: &Book, files: &BTreeMap<String, String>) -> Vec<Page> {
                     exchange::render(&mut body, c, &anchor);
                     body.push_str("</details>\n");
                 }
+                if let Some(b) = &book.brokers {
+                    let failing = b.failing(&format!("{} [{p}]", s.id));
+                    let text = if failing.is_empty() {
+                        "fails on none of them".to_string()
+                    } else {
+                        let list: Vec<String> = failing
+                            .iter()
+                            .map(|(name, status)| format!("{} ({})", esc(name), esc(status)))
+                            .collect();
+                        format!("fails on {}", list.join(", "))
+                    };
+                    let _ = writeln!(
+                        body,
+                        "<p class=\"meta brokers\">Real brokers (<code>{}</code>): {text}.</p>",
+                        esc(&b.source)
+                    );
+                }
                 body.push_str("</section>\n");
             }
             body.push_str("</section></div>\n");
