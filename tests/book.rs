@@ -310,6 +310,15 @@ fn a_scenario_page_shows_its_yaml_beside_its_exchanges_field_by_field() {
     // The field table links to the statement.
     let fields = read(&site.join("spec/fields.html"));
     assert!(fields.contains("<tr id=\"f-PUBLISH-topic\">"));
+    // …and back to the scenarios whose exchanges show the field.
+    let username = &fields[fields
+        .find("<tr id=\"f-CONNECT-username\">")
+        .expect("a row")..];
+    let username = &username[..username.find("</tr>").expect("closed")];
+    assert!(
+        username.contains("<a href=\"../scenarios/shared--3.2-connack--bad-password.html\">shared/3.2-connack/bad-password</a>"),
+        "{username}"
+    );
     let index = read(&site.join("search-index.js"));
     assert!(index.contains(
         "[\"statement 5.0\",\"MQTT-3.12.4-1\",\"Server answers each PINGREQ with a PINGRESP."

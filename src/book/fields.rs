@@ -1,14 +1,21 @@
 //! `spec/fields.html`: the one field table ([`crate::packet::vocab`]), each
 //! field with the statements that govern it, linked to their pages.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use mqtt_codec::PacketType;
 
-use super::{esc, field_anchor, field_statements, layout, statement_link, Page};
+use super::{esc, field_anchor, field_statements, layout, statement_link, Book, Page};
 use crate::packet::vocab::{self, Field};
 
-pub fn page() -> Page {
+/// Scenarios listed per field at most; the rest are counted.
+const SHOWN: usize = 30;
+
+type Seen<'a> = BTreeMap<(PacketType, String), BTreeSet<&'a str>>;
+
+pub fn page(book: &Book, files: &BTreeMap<String, String>) -> Page {
+    let seen = book.fields_seen();
     let mut body = String::from(
         "<h1>Packet fields</h1>\n<p class=\"lead\">The keys that describe a packet: what the \
          exchanges show, what scenario <code>send</code> steps set and <code>expect</code> steps \
@@ -35,9 +42,10 @@ pub fn page() -> Page {
         }
         body.push_str(HEAD);
         for f in fields {
-            row(&mut body, Some(ty), f, f.name);
+            row(&mut body, Some(ty), f, f.name, (&seen, files));
             for s in f.sub {
-                row(&mut body, Some(ty), s, &format!("{}.{}", f.name, s.name));
+                let path = format!("{}.{}", f.name, s.name);
+                row(&mut body, Some(ty), s, &path, (&seen, files));
             }
         }
         body.push_str("</table></section>\n");
@@ -48,7 +56,7 @@ pub fn page() -> Page {
     );
     body.push_str(HEAD);
     for f in vocab::FAULTS {
-        row(&mut body, None, f, f.name);
+        row(&mut body, None, f, f.name, (&seen, files));
     }
     body.push_str("</table></section>\n");
     Page {
@@ -59,10 +67,44 @@ pub fn page() -> Page {
 
 const HEAD: &str =
     "<table class=\"ftable\"><tr><th>field</th><th>value</th><th>use</th><th>versions</th>\
-                    <th>what it is</th><th>statements</th></tr>\n";
+                    <th>what it is</th><th>statements</th><th>in the exchanges of</th></tr>\n";
 
-fn row(out: &mut String, ty: Option<PacketType>, f: &Field, path: &str) {
+fn row(
+    out: &mut String,
+    ty: Option<PacketType>,
+    f: &Field,
+    path: &str,
+    (seen, files): (&Seen, &BTreeMap<String, String>),
+) {
     let id = field_anchor(ty, path);
+    let scenarios =
+        ty.and_then(|t| seen.get(&(t, path.to_string())))
+            .map_or(String::new(), |ids| {
+                let links: Vec<String> = ids
+                    .iter()
+                    .take(SHOWN)
+                    .filter_map(|sid| {
+                        let file = files.get(*sid)?;
+                        Some(format!(
+                            "<a href=\"../scenarios/{}\">{}</a>",
+                            esc(file),
+                            esc(sid)
+                        ))
+                    })
+                    .collect();
+                let more = ids.len().saturating_sub(SHOWN);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "<details><summary>{} scenario{}</summary>{}{more}</details>",
+                    ids.len(),
+                    if ids.len() == 1 { "" } else { "s" },
+                    links.join(", ")
+                )
+            });
     let statements = ty.map_or(String::new(), |t| {
         field_statements(t, f)
             .into_iter()
@@ -88,7 +130,7 @@ fn row(out: &mut String, ty: Option<PacketType>, f: &Field, path: &str) {
     let _ = writeln!(
         out,
         "<tr id=\"{id}\"><td><a class=\"anchor\" href=\"#{id}\">{name}</a></td><td>{}</td><td>{uses}</td>\
-         <td>{}</td><td>{}</td><td class=\"sts\">{statements}</td></tr>",
+         <td>{}</td><td>{}</td><td class=\"sts\">{statements}</td><td class=\"seen\">{scenarios}</td></tr>",
         esc(f.kind.describe()),
         f.versions,
         esc(f.description),

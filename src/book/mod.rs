@@ -212,6 +212,40 @@ impl Book {
         out
     }
 
+    /// (type, field path in the table) → the scenarios whose recorded
+    /// exchanges show the field: the way back from the field table.
+    pub fn fields_seen(&self) -> BTreeMap<(PacketType, String), BTreeSet<&str>> {
+        let mut out: BTreeMap<(PacketType, String), BTreeSet<&str>> = BTreeMap::new();
+        for c in &self.report.cases {
+            for e in &c.exchange {
+                let Some(p) = &e.packet else { continue };
+                let ty = p.packet_type();
+                let Some(serde_json::Value::Object(map)) = crate::report::entry_packet_json(e)
+                else {
+                    continue;
+                };
+                for (key, value) in &map {
+                    let Some(f) = vocab::lookup(ty, key) else {
+                        continue;
+                    };
+                    out.entry((ty, f.name.to_string()))
+                        .or_default()
+                        .insert(&c.id);
+                    if let serde_json::Value::Object(sub) = value {
+                        for k in sub.keys() {
+                            if let Some(s) = vocab::lookup_sub(f.sub, k) {
+                                out.entry((ty, format!("{}.{}", f.name, s.name)))
+                                    .or_default()
+                                    .insert(&c.id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Every page of the site.
     pub fn pages(&self) -> Vec<Page> {
         let files = self.scenario_files();
@@ -230,7 +264,7 @@ impl Book {
                 contents: search::index(self, &chapters, &files),
             },
             statements::index(self, &chapters),
-            fields::page(),
+            fields::page(self, &files),
             scenarios::index(self, &files),
         ];
         pages.extend(statements::chapters(self, &chapters, &files));
