@@ -13,18 +13,20 @@
 //!   reference broker, the deliberate violations that break it, the packet
 //!   fields that it governs, and the real brokers of the committed matrix;
 //! - `spec/fields.html`: the field table ([`crate::packet::vocab`]), each
-//!   field (`#f-PUBLISH-topic`) with the statements that govern it;
+//!   field (`#f-PUBLISH-topic`) with the statements that govern it and the
+//!   scenarios whose exchanges show it;
 //! - `scenarios/SLUG.html`: a scenario's YAML beside its exchanges, one per
 //!   protocol (`#case-5.0`), every packet (`#case-5.0-3`) decoded field by
 //!   field, each field linked to the table and its statements, the hex in
-//!   a `<details>`; `scenarios/index.html` lists them;
+//!   a `<details>`, and the real brokers each case fails on;
+//!   `scenarios/index.html` lists them;
 //! - `book.css`, `book.js` (the search) and `search-index.js` (what it
 //!   searches, loaded by `<script src>`: `fetch()` of `file://` is blocked).
 //!
 //! Building is one run of the whole library against the embedded broker
 //! with every exchange kept ([`crate::cmd::mutate`]'s `run_with`), then pure
-//! rendering of [`Book`] into pages ([`Book::pages`]): no I/O here beyond
-//! what [`crate::cmd::book`] does with the pages.
+//! rendering of [`Book`] into pages ([`Book::pages`]); [`crate::cmd::book`]
+//! checks DIR, runs and writes. Real brokers' results are read by [`matrix`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
