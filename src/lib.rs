@@ -32,6 +32,8 @@
 //!   memory on a fake clock. Cases run in parallel against one target →
 //!   [`results`], the one result model that the [`report`] modules (console,
 //!   JSON, JUnit, HTML) and [`baseline`] render.
+//! - [`book`]: the spec as a static site (`book DIR`): each statement beside
+//!   the scenarios that check it and their recorded exchanges, from one run.
 //! - [`cmd`]: one module per subcommand (`run`, `mutate`, `decode`, `encode`,
 //!   `explain`, `fields`, `coverage`, `scenarios`…); each takes its parsed
 //!   flags and its input and output streams and returns a [`cmd::Status`].
@@ -55,6 +57,7 @@
 
 pub mod annotate;
 pub mod baseline;
+pub mod book;
 pub mod client;
 pub mod cmd;
 pub mod diag;

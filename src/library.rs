@@ -70,6 +70,13 @@ pub fn load() -> Result<Vec<Scenario>, Vec<ParseError>> {
     }
 }
 
+/// The text of the built-in scenario `file` (`scenarios/shared/…/x.yaml`,
+/// as [`load`] names it), for pages that show a scenario beside its run.
+pub fn source(file: &str) -> Option<&'static str> {
+    let inner = Path::new(file).strip_prefix("scenarios").ok()?;
+    SCENARIOS.get_file(inner)?.contents_utf8()
+}
+
 /// Writes the library (scenarios and their README files) under `dir`,
 /// creating it; refuses to overwrite a file that differs. Returns the files written.
 pub fn export(dir: &Path) -> Result<Vec<PathBuf>, String> {

@@ -45,6 +45,9 @@ enum Command {
     /// Run the suite against several brokers (or read their reports) and
     /// compare them statement by statement: one HTML page, one JSON file.
     Matrix(Box<cmd::matrix::Args>),
+    /// Write the spec as a book to read offline: each statement beside the
+    /// scenarios that check it and their exchanges with the reference broker.
+    Book(cmd::book::Args),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Publish a message (mosquitto_pub's options: -h -p -t -m -q -r -i -u -P -V…).
@@ -123,6 +126,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Pub(args) => cmd::publish::run(args, &mut stdin, out),
         Command::Sub(args) => cmd::subscribe::run(args, &mut stdin, out),
         Command::Proxy(args) => cmd::proxy::run(args, &mut stdin, out),
+        Command::Book(args) => cmd::book::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

@@ -95,6 +95,11 @@ impl Gap {
     }
 }
 
+/// Why no scenario checks `st` (for the book): what `coverage` says of it.
+pub(crate) fn gap_reason(st: &Statement) -> &'static str {
+    Gap::of(st).reason()
+}
+
 /// One statement of a catalogue and the scenarios that check it.
 struct Row {
     st: &'static Statement,

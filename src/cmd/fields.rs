@@ -105,7 +105,11 @@ fn packet_type(name: &str) -> Result<PacketType, CmdError> {
 
 /// The versions a field of `ty` is shown for: its own, within the type's,
 /// within `--protocol`.
-fn shown_versions(f: &Field, ty: Option<PacketType>, only: Option<Protocol>) -> Vec<Protocol> {
+pub(crate) fn shown_versions(
+    f: &Field,
+    ty: Option<PacketType>,
+    only: Option<Protocol>,
+) -> Vec<Protocol> {
     f.versions
         .protocols()
         .filter(|p| ty.is_none_or(|t| vocab::type_versions(t).contains(*p)))
@@ -116,7 +120,7 @@ fn shown_versions(f: &Field, ty: Option<PacketType>, only: Option<Protocol>) -> 
 /// The statements that govern `f` in `ty`, per catalogue version (3.1 is
 /// checked against 3.1.1's), from [`field_rules`] by the codec's names for
 /// the field's bytes.
-fn statements(
+pub(crate) fn statements(
     f: &Field,
     ty: PacketType,
     versions: &[Protocol],

@@ -13,6 +13,7 @@ use std::io;
 
 use mqtt_codec::{Protocol, Sender};
 
+pub mod book;
 pub mod client_opts;
 mod client_run;
 pub mod coverage;
@@ -222,7 +223,7 @@ pub(crate) fn load_scenarios_quietly(
 /// not listed say the same thing in both, up to wording and reason codes.
 /// (MQTT-4.6.0-5 and -6 swap their meanings between the versions; the
 /// scenarios cite them as a pair, so they are left out.)
-const DIFFERING_IDS: &[&str] = &[
+pub(crate) const DIFFERING_IDS: &[&str] = &[
     "MQTT-2.2.2-1",
     "MQTT-3.1.2-4",
     "MQTT-3.1.2-5",

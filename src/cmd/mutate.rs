@@ -122,11 +122,13 @@ pub fn judge(info: &'static ViolationInfo, report: &RunReport) -> Outcome {
     }
 }
 
-/// Runs the library once against a broker with `violation` (none: compliant).
-async fn run_with(
+/// Runs the library once against a broker with `violation` (none: compliant),
+/// keeping every case's exchange when `keep_exchanges` (the book records them).
+pub(crate) async fn run_with(
     scenarios: Vec<Scenario>,
     violation: Option<&str>,
     timeout: Duration,
+    keep_exchanges: bool,
 ) -> Result<RunReport, String> {
     let mut config = reference_broker::Config::default();
     if let Some(id) = violation {
@@ -137,6 +139,7 @@ async fn run_with(
         .map_err(|e| format!("cannot start the embedded reference broker: {e}"))?;
     let mut opts = RunOptions {
         step_timeout: timeout,
+        keep_exchanges,
         ..RunOptions::new(broker.target())
     };
     let set_up = super::run::start_setups(&scenarios, &config, &mut opts).await?;
@@ -175,7 +178,7 @@ pub fn run(args: &Args, _stdin: &mut dyn Read, out: &mut dyn Write) -> Result<St
         .map_err(|e| CmdError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let started = Instant::now();
     let baseline = rt
-        .block_on(run_with(scenarios.clone(), None, args.timeout))
+        .block_on(run_with(scenarios.clone(), None, args.timeout, false))
         .map_err(CmdError::Runtime)?;
     let not_passing: Vec<String> = baseline
         .cases
@@ -221,7 +224,7 @@ async fn try_all(
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             let first = info.ids.first().copied();
-            let report = run_with(scenarios, first, timeout).await?;
+            let report = run_with(scenarios, first, timeout, false).await?;
             Ok::<_, String>((judge(info, &report), report))
         }));
     }

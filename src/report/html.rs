@@ -36,7 +36,8 @@ const MARKS: &[(Mark, &str)] = &[
     (Mark::Pass, "pass"),
 ];
 
-fn esc(s: &str) -> String {
+/// Text for HTML: `&`, `<`, `>` and both quotes escaped (text and attribute values).
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -387,7 +387,7 @@ impl Matrix {
 }
 
 /// `3.1.2.3` → `3.1`; `6` → `6`.
-fn chapter(section: &str) -> String {
+pub fn chapter(section: &str) -> String {
     let parts: Vec<&str> = section.split('.').filter(|p| !p.is_empty()).collect();
     parts.iter().take(2).copied().collect::<Vec<_>>().join(".")
 }
