@@ -25,6 +25,9 @@ use crate::profile::Profile;
 use crate::results::Failure;
 use crate::scenario::{Action, Scenario};
 
+/// How long a client's `disconnect` waits for the server to close.
+const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
+
 /// How a case ended, before it becomes a [`crate::results::CaseResult`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ending {
@@ -338,6 +341,23 @@ impl Logic {
         }
     }
 
+    /// After a client's DISCONNECT: waits, for at most [`DISCONNECT_GRACE`],
+    /// for the server to close the connection (which it SHOULD, 3.14.4), so
+    /// that what the server does on the DISCONNECT (discarding the will,
+    /// ending the session) is done before the next step — a reconnect with
+    /// the same client id then never overtakes it. What arrives meanwhile
+    /// is not judged (the client has said goodbye), and a server that does
+    /// not close is no failure: the client closes when the grace ends.
+    async fn await_close(&mut self, client: &str) {
+        let deadline = self.now() + DISCONNECT_GRACE;
+        while self.conns.get(client).is_some_and(|c| c.open) {
+            match self.read(client, deadline).await {
+                Event::Closed(_) | Event::Timeout => break,
+                _ => {}
+            }
+        }
+    }
+
     async fn note(&self, client: &str, text: &str) {
         let _ = self
             .io
@@ -628,6 +648,7 @@ impl Logic {
                 let mut f = fields.clone();
                 f.insert("type".into(), Value::from("DISCONNECT"));
                 self.send_packet(client, f).await?;
+                self.await_close(client).await;
                 self.close(client).await;
                 Ok(())
             }
