@@ -54,6 +54,7 @@ pub mod field_rules;
 pub mod hex;
 pub mod library;
 pub mod packet;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod results;

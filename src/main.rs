@@ -45,6 +45,9 @@ enum Command {
     /// Run the suite against several brokers (or read their reports) and
     /// compare them statement by statement: one HTML page, one JSON file.
     Matrix(Box<cmd::matrix::Args>),
+    /// What a broker supports and its limits, found by trying, with the
+    /// packets that show each; `--write-profile` makes a target profile.
+    Probe(Box<cmd::probe::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Serve the reference broker (the same flags as `reference-broker`).
@@ -113,6 +116,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Matrix(args) => cmd::matrix::run(args, &mut stdin, out),
         Command::Scenarios(args) => cmd::scenarios::run(args, &mut stdin, out),
+        Command::Probe(args) => cmd::probe::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

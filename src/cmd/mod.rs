@@ -20,6 +20,7 @@ pub mod explain;
 pub mod fields;
 pub mod matrix;
 pub mod mutate;
+pub mod probe;
 pub mod run;
 mod run_session;
 pub mod scenarios;
