@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+pub mod bench;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;

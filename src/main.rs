@@ -48,6 +48,9 @@ enum Command {
     /// What a broker supports and its limits, found by trying, with the
     /// packets that show each; `--write-profile` makes a target profile.
     Probe(Box<cmd::probe::Args>),
+    /// Load a broker: publishers, subscribers, QoS, rate, payload size;
+    /// throughput, latency percentiles, connection rate, lost messages.
+    Bench(Box<cmd::bench::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Serve the reference broker (the same flags as `reference-broker`).
@@ -117,6 +120,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Matrix(args) => cmd::matrix::run(args, &mut stdin, out),
         Command::Scenarios(args) => cmd::scenarios::run(args, &mut stdin, out),
         Command::Probe(args) => cmd::probe::run(args, &mut stdin, out),
+        Command::Bench(args) => cmd::bench::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

@@ -13,6 +13,7 @@ use std::io;
 
 use mqtt_codec::{Protocol, Sender};
 
+pub mod bench;
 pub mod coverage;
 pub mod decode;
 pub mod encode;
