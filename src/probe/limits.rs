@@ -233,6 +233,8 @@ pub async fn sizes(ctx: &Ctx) -> Vec<Finding> {
         "--max-size",
         None,
     );
+    // The same PUBLISH packets show both.
+    packet.evidence = payload.evidence.clone();
     vec![payload, packet]
 }
 

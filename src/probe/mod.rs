@@ -171,10 +171,11 @@ impl Ctx {
         format!("mhp{}{n}", self.nonce)
     }
 
-    /// A topic no one else uses: `mqtt-harness/probe/NONCE/WHAT`.
+    /// A topic no one else uses, of two levels (`mhp-NONCE/WHATn`), so
+    /// that a broker's small topic limits do not spoil the feature tries.
     pub fn topic(&self, what: &str) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("mqtt-harness/probe/{}/{what}{n}", self.nonce)
+        format!("mhp-{}/{what}{n}", self.nonce)
     }
 
     /// A clean CONNECT of the probe's version, with the login given.
