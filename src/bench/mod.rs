@@ -112,10 +112,7 @@ async fn open_many(
     opts: &Options,
     prefix: &str,
     n: usize,
-) -> Vec<(
-    Result<(crate::net::Stream, bytes::BytesMut), String>,
-    Duration,
-)> {
+) -> Vec<(Result<wire::Opened, String>, Duration)> {
     let gate = Arc::new(tokio::sync::Semaphore::new(opts.connect_parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -170,7 +167,7 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
     let mut subs = Vec::new();
     for (r, t) in open_many(&opts, &format!("mhb{nonce}s"), opts.subscribers).await {
         note(&r, t, "a subscriber could not connect", &shared);
-        let Ok((mut stream, mut buf)) = r else {
+        let Ok((mut stream, mut buf, _)) = r else {
             continue;
         };
         let deadline = Instant::now() + opts.timeout;
@@ -212,7 +209,9 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
     let end = opts.duration.map(|d| started + d);
     let mut pubs = Vec::new();
     for (i, (r, _)) in pubs_open.into_iter().enumerate() {
-        let Ok((stream, buf)) = r else { continue };
+        let Ok((stream, buf, receive_maximum)) = r else {
+            continue;
+        };
         let p = Publishing {
             index: u32::try_from(i).unwrap_or(u32::MAX),
             protocol: opts.protocol,
@@ -222,7 +221,8 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
             rate: opts.rate,
             count: opts.count,
             end,
-            inflight: opts.inflight,
+            // MQTT-3.3.4-9: no more unacknowledged than the broker's Receive Maximum.
+            inflight: opts.inflight.min(receive_maximum),
             stall: opts.timeout.max(Duration::from_secs(1)),
         };
         pubs.push(tokio::spawn(tasks::publisher(

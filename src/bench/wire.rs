@@ -41,13 +41,16 @@ pub fn from_server(protocol: Protocol) -> DecodeOptions {
     DecodeOptions::new(protocol, Sender::Server)
 }
 
+/// An open connection: the stream, what was read past the CONNACK, and
+/// the broker's Receive Maximum (5.0; 65535 when it says none).
+pub type Opened = (Stream, BytesMut, u16);
+
 /// Opens a connection and completes CONNECT / CONNACK before `deadline`.
-/// Returns the stream and what was read past the CONNACK.
 pub async fn connect(
     target: &Target,
     connect: Connect,
     deadline: Instant,
-) -> Result<(Stream, BytesMut), String> {
+) -> Result<Opened, String> {
     let protocol = connect.protocol;
     let mut stream = crate::net::connect(target, deadline)
         .await
@@ -61,7 +64,10 @@ pub async fn connect(
     })
     .await?
     {
-        Packet::ConnAck(a) if a.code == 0 => Ok((stream, buf)),
+        Packet::ConnAck(a) if a.code == 0 => {
+            let receive = a.properties.receive_maximum().unwrap_or(u16::MAX);
+            Ok((stream, buf, receive))
+        }
         Packet::ConnAck(a) => Err(format!(
             "CONNACK refused the connection with 0x{:02X}",
             a.code
