@@ -138,7 +138,7 @@ async fn open_many(
 
 /// Runs the load; `progress` is called about every second with the counters.
 pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> Outcome {
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::default());
     let nonce = format!(
         "{:x}",
         std::process::id() ^ (shared.epoch.elapsed().subsec_nanos())
@@ -181,16 +181,21 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
         )
         .await
         {
-            Ok(()) => subs.push(tokio::spawn(tasks::subscriber(
-                stream,
-                buf,
-                opts.protocol,
-                opts.publishers,
-                limit,
-                shared.clone(),
-                stop_rx.clone(),
-                Instant::now() + bound,
-            ))),
+            Ok(()) => {
+                let s = tasks::Subscribing {
+                    protocol: opts.protocol,
+                    publishers: opts.publishers,
+                    limit,
+                    deadline: Instant::now() + bound,
+                };
+                subs.push(tokio::spawn(tasks::subscriber(
+                    s,
+                    stream,
+                    buf,
+                    shared.clone(),
+                    stop_rx.clone(),
+                )));
+            }
             Err(e) => shared.error(format!("a subscriber could not subscribe: {e}")),
         }
     }

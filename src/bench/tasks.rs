@@ -36,8 +36,8 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
-impl Shared {
-    pub fn new() -> Shared {
+impl Default for Shared {
+    fn default() -> Shared {
         Shared {
             epoch: Instant::now(),
             sent: AtomicU64::new(0),
@@ -49,7 +49,9 @@ impl Shared {
             stop: AtomicBool::new(false),
         }
     }
+}
 
+impl Shared {
     pub fn error(&self, what: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut e) = self.first_errors.lock() {
@@ -307,16 +309,29 @@ pub struct Received {
 
 /// Reads until `stop` says so (or the connection ends), acknowledging at
 /// QoS 1 and 2 and recording every stamped payload.
+/// What one subscriber expects.
+pub struct Subscribing {
+    pub protocol: Protocol,
+    pub publishers: usize,
+    /// Sequence numbers at or above this are not from this run.
+    pub limit: u64,
+    /// Every wait ends by then.
+    pub deadline: Instant,
+}
+
 pub async fn subscriber(
+    s: Subscribing,
     mut stream: Stream,
     mut buf: BytesMut,
-    protocol: Protocol,
-    publishers: usize,
-    limit: u64,
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    deadline: Instant,
 ) -> Received {
+    let Subscribing {
+        protocol,
+        publishers,
+        limit,
+        deadline,
+    } = s;
     let opts = wire::from_server(protocol);
     let mut r = Received {
         seen: vec![Seen::default(); publishers],

@@ -58,8 +58,10 @@ pub struct Args {
     /// Messages per publisher (the run ends when all are delivered).
     #[arg(short = 'n', long)]
     pub count: Option<u64>,
-    /// QoS 1/2 messages unacknowledged per publisher.
-    #[arg(long, default_value_t = 64)]
+    /// QoS 1/2 messages unacknowledged per publisher (5.0: at most the broker's
+    /// Receive Maximum). 20 is mosquitto's Receive Maximum, which a 3.x client
+    /// cannot learn: mosquitto stops reading a 3.1.1 client with more QoS 2 in flight.
+    #[arg(long, default_value_t = 20)]
     pub inflight: u16,
     /// Deadline of each connection handshake, and of a stalled write or acknowledgement.
     #[arg(long, value_parser = parse_timeout, default_value = "5s")]

@@ -73,6 +73,8 @@ pub struct Client {
     pub delivered: Vec<Publish>,
     /// Evidence lines kept from before (an earlier connection of the try).
     pub earlier: Vec<Value>,
+    /// The server ended the connection (DISCONNECT, close): nothing more is sent.
+    ended: bool,
 }
 
 impl Client {
@@ -93,6 +95,7 @@ impl Client {
             next_id: 0,
             delivered: Vec::new(),
             earlier: Vec::new(),
+            ended: false,
         })
     }
 
@@ -122,6 +125,7 @@ impl Client {
             next_id: 0,
             delivered: Vec::new(),
             earlier: Vec::new(),
+            ended: false,
         }
     }
 
@@ -183,7 +187,8 @@ impl Client {
             match conn.next_event(deadline).await {
                 Event::Packet(p, _) if wanted(&p) => return Ok(p),
                 Event::Packet(Packet::Disconnect(d), _) => {
-                    return Err(NoAnswer::Disconnected(d.reason_code))
+                    self.ended = true;
+                    return Err(NoAnswer::Disconnected(d.reason_code));
                 }
                 Event::Packet(Packet::Publish(p), _) => {
                     let ack = match p.qos {
@@ -201,8 +206,14 @@ impl Client {
                         .await?;
                 }
                 Event::Packet(..) => {}
-                Event::Closed(why) => return Err(NoAnswer::Closed(why)),
-                Event::Malformed(e, _) => return Err(NoAnswer::Garbage(e.to_string())),
+                Event::Closed(why) => {
+                    self.ended = true;
+                    return Err(NoAnswer::Closed(why));
+                }
+                Event::Malformed(e, _) => {
+                    self.ended = true;
+                    return Err(NoAnswer::Garbage(e.to_string()));
+                }
                 Event::Timeout => return Err(NoAnswer::Timeout),
             }
         }
@@ -287,11 +298,13 @@ impl Client {
         }
     }
 
-    /// Sends DISCONNECT and closes.
+    /// Sends DISCONNECT (unless the server ended the connection) and closes.
     pub async fn disconnect(&mut self) {
-        let _ = self
-            .send(Packet::Disconnect(mqtt_codec::Disconnect::default()))
-            .await;
+        if !self.ended {
+            let _ = self
+                .send(Packet::Disconnect(mqtt_codec::Disconnect::default()))
+                .await;
+        }
         if let Some(c) = self.conn.as_mut() {
             c.close().await;
         }
@@ -364,7 +377,7 @@ pub fn show_line(line: &Value) -> String {
             let ty = p["type"].as_str().unwrap_or("?").to_string();
             let mut rest = p.clone();
             if let Some(m) = rest.as_object_mut() {
-                m.remove("type");
+                m.shift_remove("type");
             }
             format!("{arrow} {ty} {rest}")
         }
