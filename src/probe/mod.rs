@@ -5,7 +5,8 @@
 //!   speaking codec packets, its log turned into evidence);
 //! - [`features`]: protocol levels, CONNACK properties, QoS, retain,
 //!   wildcards, shared subscriptions, subscription identifiers, topic
-//!   aliases, receive maximum, sessions, keep alive, `$SYS`;
+//!   aliases, receive maximum;
+//! - [`sessions`]: sessions and expiry, keep alive, the empty client id, `$SYS`;
 //! - [`limits`]: binary searches on sizes (packet and payload, topic length
 //!   and levels, client id length) and the client id characters;
 //! - [`output`]: the console, JSON and the target profile it writes.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod features;
 pub mod limits;
 pub mod output;
+pub mod sessions;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -223,10 +225,10 @@ pub async fn probe(opts: Options) -> Result<Report, NotMqtt> {
     let (alias, receive, session, keep_alive, sys, empty_id) = tokio::join!(
         features::topic_alias(c, &versions),
         features::receive_maximum(c, &versions),
-        features::session(c),
-        features::keep_alive(c),
-        features::sys(c),
-        features::empty_client_id(c),
+        sessions::session(c),
+        sessions::keep_alive(c),
+        sessions::sys(c),
+        sessions::empty_client_id(c),
     );
     let (sizes, topics, id_length, id_chars) = tokio::join!(
         limits::sizes(c),
