@@ -21,6 +21,10 @@ use crate::net::{Connection, Direction, Event, LogEntry, Target};
 /// by its length, not printed).
 const SHOWN_CHARS: usize = 64;
 
+/// Deliveries kept while waiting for something else: a broker that floods
+/// a client does not fill the probe's memory.
+pub const KEPT_DELIVERIES: usize = 1000;
+
 /// Why a try got no answer it could use.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NoAnswer {
@@ -196,7 +200,9 @@ impl Client {
                         QoS::AtLeastOnce => Some(Packet::PubAck(PubResponse::new(p.packet_id))),
                         QoS::ExactlyOnce => Some(Packet::PubRec(PubResponse::new(p.packet_id))),
                     };
-                    self.delivered.push(p);
+                    if self.delivered.len() < KEPT_DELIVERIES {
+                        self.delivered.push(p);
+                    }
                     if let Some(ack) = ack {
                         self.send(ack).await?;
                     }

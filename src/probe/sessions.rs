@@ -172,11 +172,15 @@ pub async fn sys(ctx: &Ctx) -> Finding {
             });
         // What else arrives at once (retained $SYS messages come together).
         let more = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
-        while let Ok(Packet::Publish(p)) = c
-            .expect_until(more, |p| matches!(p, Packet::Publish(_)))
-            .await
-        {
-            topics.push(p.topic.to_string());
+        // Counted up to a bound: a broker may send $SYS without end.
+        while topics.len() < super::client::KEPT_DELIVERIES {
+            match c
+                .expect_until(more, |p| matches!(p, Packet::Publish(_)))
+                .await
+            {
+                Ok(Packet::Publish(p)) => topics.push(p.topic.to_string()),
+                _ => break,
+            }
         }
         topics.extend(c.delivered.drain(..).map(|p| p.topic.to_string()));
     }
