@@ -26,6 +26,10 @@
 //!   memory on a fake clock. Cases run in parallel against one target →
 //!   [`results`], the one result model that the [`report`] modules (console,
 //!   JSON, JUnit, HTML) and [`baseline`] render.
+//! - [`probe`]: what a broker supports and its limits, found by trying
+//!   (`probe`), each finding with its exchange; [`bench`]: load and what
+//!   the broker did with it (`bench`). Both connect through [`net`] and
+//!   speak codec packets.
 //! - [`cmd`]: one module per subcommand (`run`, `mutate`, `decode`, `encode`,
 //!   `explain`, `fields`, `coverage`, `scenarios`…); each takes its parsed
 //!   flags and its input and output streams and returns a [`cmd::Status`].

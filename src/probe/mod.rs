@@ -214,27 +214,40 @@ pub async fn probe(opts: Options) -> Result<Report, NotMqtt> {
     };
     let ctx = Arc::new(Ctx::new(opts, protocol));
     let c = &*ctx;
-    let (connack, qos, retain, wildcards, shared, subids) = tokio::join!(
-        features::connack(c, &versions),
-        features::qos(c),
-        features::retain(c),
-        features::wildcards(c),
-        features::shared(c),
-        features::subscription_identifiers(c),
-    );
-    let (alias, receive, session, keep_alive, sys, empty_id) = tokio::join!(
-        features::topic_alias(c, &versions),
-        features::receive_maximum(c, &versions),
-        sessions::session(c),
-        sessions::keep_alive(c),
-        sessions::sys(c),
-        sessions::empty_client_id(c),
-    );
-    let (sizes, topics, id_length, id_chars) = tokio::join!(
-        limits::sizes(c),
-        limits::topics(c),
-        limits::client_id_length(c),
-        limits::client_id_chars(ctx.clone()),
+    // All at once: the probe takes as long as its slowest try.
+    let (
+        (connack, qos, retain, wildcards, shared, subids),
+        (alias, receive, session, keep_alive, sys, empty_id),
+        (sizes, topics, id_length, id_chars),
+    ) = tokio::join!(
+        async {
+            tokio::join!(
+                features::connack(c, &versions),
+                features::qos(c),
+                features::retain(c),
+                features::wildcards(c),
+                features::shared(c),
+                features::subscription_identifiers(c),
+            )
+        },
+        async {
+            tokio::join!(
+                features::topic_alias(c, &versions),
+                features::receive_maximum(c, &versions),
+                sessions::session(c),
+                sessions::keep_alive(c),
+                sessions::sys(c),
+                sessions::empty_client_id(c),
+            )
+        },
+        async {
+            tokio::join!(
+                limits::sizes(c),
+                limits::topics(c),
+                limits::client_id_length(c),
+                limits::client_id_chars(ctx.clone()),
+            )
+        },
     );
     let mut findings = vec![versions.finding];
     findings.extend(connack);
