@@ -60,7 +60,7 @@ pub struct Args {
     pub count: Option<u64>,
     /// QoS 1/2 messages unacknowledged per publisher (5.0: at most the broker's
     /// Receive Maximum). 20 is mosquitto's Receive Maximum, which a 3.x client
-    /// cannot learn: mosquitto stops reading a 3.1.1 client with more QoS 2 in flight.
+    /// cannot learn: mosquitto 2.0 stalls a 3.1.1 publisher with more QoS 2 in flight.
     #[arg(long, default_value_t = 20)]
     pub inflight: u16,
     /// Deadline of each connection handshake, and of a stalled write or acknowledgement.

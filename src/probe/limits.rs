@@ -118,7 +118,10 @@ impl Search {
             key,
             label,
             value,
-            format!("{summary}; {} tries", self.steps),
+            match self.steps {
+                1 => format!("{summary}; 1 try"),
+                n => format!("{summary}; {n} tries"),
+            },
         );
         if self.capped && spec_max != f.value.as_u64().map(|v| v as usize) {
             f.value = json!({ "at_least": f.value });
