@@ -118,6 +118,21 @@ fn without_a_target_the_embedded_broker_is_loaded_and_the_table_printed() {
 }
 
 #[test]
+fn the_progress_line_goes_to_stderr_unless_quiet() {
+    let out = harness(&["bench", "-q", "1", "-n", "200"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.contains("sent 200") && last.contains("received 200"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.starts_with("bench of "), "{}", out.stdout);
+    let out = harness(&["bench", "-q", "1", "-n", "200", "--quiet"]);
+    assert_eq!(out.stderr, "", "--quiet prints nothing on stderr");
+}
+
+#[test]
 fn mosquitto_delivers_everything_at_qos_1_and_2() {
     let broker = support::mosquitto("");
     for (qos, protocol) in [("1", "3.1.1"), ("2", "5.0")] {

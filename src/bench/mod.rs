@@ -279,6 +279,8 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
         }
     }
     let total_time = started.elapsed();
+    // The last line says where the run ended, however short it was.
+    progress(&shared, total_time);
     shared.stop.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let mut latency = Histogram::default();
