@@ -137,7 +137,11 @@ impl Client {
         self.send(Packet::Connect(Box::new(connect))).await?;
         match self.expect(|p| matches!(p, Packet::ConnAck(_))).await? {
             Packet::ConnAck(a) if a.code == 0 => Ok(a),
-            Packet::ConnAck(a) => Err(NoAnswer::Refused(a.code)),
+            Packet::ConnAck(a) => {
+                // A refused connection is closed by the server (MQTT-3.2.2-5 / -7).
+                self.ended = true;
+                Err(NoAnswer::Refused(a.code))
+            }
             _ => Err(NoAnswer::Timeout),
         }
     }
