@@ -146,67 +146,18 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
     let topics: Vec<String> = (0..opts.topics.max(1))
         .map(|i| format!("mqtt-harness/bench/{nonce}/{i}"))
         .collect();
-    let mut connect_latency = Histogram::default();
-    let (mut opened, mut failed) = (0usize, 0usize);
-    let mut note = |r: &Result<_, String>, t: Duration, what: &str, shared: &Shared| {
-        connect_latency.record(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
-        match r {
-            Ok(_) => opened += 1,
-            Err(e) => {
-                failed += 1;
-                shared.error(format!("{what}: {e}"));
-            }
-        }
-    };
+    let mut conns = Connecting::default();
     let connecting = Instant::now();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let limit = opts.count.unwrap_or(1 << 28);
-    // Every wait of a subscriber ends by this at the latest.
-    let bound =
-        opts.duration.unwrap_or(Duration::from_secs(24 * 3600)) + opts.drain * 2 + opts.timeout * 4;
-    let mut subs = Vec::new();
-    for (r, t) in open_many(&opts, &format!("mhb{nonce}s"), opts.subscribers).await {
-        note(&r, t, "a subscriber could not connect", &shared);
-        let Ok((mut stream, mut buf, _)) = r else {
-            continue;
-        };
-        let deadline = Instant::now() + opts.timeout;
-        match wire::subscribe(
-            &mut stream,
-            &mut buf,
-            opts.protocol,
-            &topics,
-            opts.qos,
-            deadline,
-        )
-        .await
-        {
-            Ok(()) => {
-                let s = tasks::Subscribing {
-                    protocol: opts.protocol,
-                    publishers: opts.publishers,
-                    limit,
-                    deadline: Instant::now() + bound,
-                };
-                subs.push(tokio::spawn(tasks::subscriber(
-                    s,
-                    stream,
-                    buf,
-                    shared.clone(),
-                    stop_rx.clone(),
-                )));
-            }
-            Err(e) => shared.error(format!("a subscriber could not subscribe: {e}")),
-        }
-    }
+    let subs = start_subscribers(&opts, &nonce, &topics, &shared, &stop_rx, &mut conns).await;
     let mut idle = Vec::new();
     for (r, t) in open_many(&opts, &format!("mhb{nonce}c"), opts.connections).await {
-        note(&r, t, "a connection could not open", &shared);
+        conns.note(&r, t, "a connection could not open", &shared);
         idle.extend(r.ok());
     }
     let pubs_open = open_many(&opts, &format!("mhb{nonce}p"), opts.publishers).await;
     for (r, t) in &pubs_open {
-        note(r, *t, "a publisher could not connect", &shared);
+        conns.note(r, *t, "a publisher could not connect", &shared);
     }
     let connect_time = connecting.elapsed();
 
@@ -261,42 +212,26 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
     }
     let sent: u64 = sent_by.iter().sum();
     let expected = sent * subscribed;
-    // The last deliveries: until all came, or `drain` passed without progress.
-    let mut last = (shared.received.load(Ordering::Relaxed), Instant::now());
-    loop {
-        let now_received = shared.received.load(Ordering::Relaxed);
-        if now_received >= expected {
-            break;
-        }
-        if now_received != last.0 {
-            last = (now_received, Instant::now());
-        } else if last.1.elapsed() >= opts.drain {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = tick.tick() => progress(&shared, started.elapsed()),
-        }
-    }
+    wait_for_deliveries(&shared, expected, opts.drain, &mut tick, || {
+        progress(&shared, started.elapsed())
+    })
+    .await;
     let total_time = started.elapsed();
     // The last line says where the run ended, however short it was.
     progress(&shared, total_time);
     shared.stop.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    let mut latency = Histogram::default();
-    let (mut unique, mut duplicates, mut foreign) = (0u64, 0u64, 0u64);
-    let mut lost = 0u64;
+    let mut received = Vec::with_capacity(subs.len());
     for s in subs {
-        let r: Received = s.await.unwrap_or_default();
-        latency.merge(&r.latency);
-        foreign += r.foreign;
-        for (i, n) in sent_by.iter().enumerate() {
-            let seen = r.seen.get(i).map_or((0, 0), |s| (s.unique, s.duplicates));
-            unique += seen.0;
-            duplicates += seen.1;
-            lost += n.saturating_sub(seen.0);
-        }
+        received.push(s.await.unwrap_or_default());
     }
+    let Tally {
+        latency,
+        unique,
+        duplicates,
+        foreign,
+        lost,
+    } = tally(&received, &sent_by);
     drop(idle);
     let first_errors = shared
         .first_errors
@@ -304,10 +239,10 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
         .map(|e| e.clone())
         .unwrap_or_default();
     Outcome {
-        connections_opened: opened,
-        connections_failed: failed,
+        connections_opened: conns.opened,
+        connections_failed: conns.failed,
         connect_time,
-        connect_latency,
+        connect_latency: conns.latency,
         sent,
         acked: shared.acked.load(Ordering::Relaxed),
         refused: shared.refused.load(Ordering::Relaxed),
@@ -324,4 +259,137 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
         first_errors,
         opts,
     }
+}
+
+/// Until every expected delivery came, or `drain` passed without a new one.
+async fn wait_for_deliveries(
+    shared: &Shared,
+    expected: u64,
+    drain: Duration,
+    tick: &mut tokio::time::Interval,
+    mut progress: impl FnMut(),
+) {
+    let mut last = (shared.received.load(Ordering::Relaxed), Instant::now());
+    loop {
+        let now_received = shared.received.load(Ordering::Relaxed);
+        if now_received >= expected {
+            return;
+        }
+        if now_received != last.0 {
+            last = (now_received, Instant::now());
+        } else if last.1.elapsed() >= drain {
+            return;
+        }
+        // A poll of the counters, bounded by `drain`.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = tick.tick() => progress(),
+        }
+    }
+}
+
+/// What the subscribers saw, summed.
+struct Tally {
+    latency: Histogram,
+    unique: u64,
+    duplicates: u64,
+    foreign: u64,
+    lost: u64,
+}
+
+/// Sums the subscribers' records: a message publisher `i` wrote and a
+/// subscriber never got is lost for that subscriber.
+fn tally(received: &[Received], sent_by: &[u64]) -> Tally {
+    let mut t = Tally {
+        latency: Histogram::default(),
+        unique: 0,
+        duplicates: 0,
+        foreign: 0,
+        lost: 0,
+    };
+    for r in received {
+        t.latency.merge(&r.latency);
+        t.foreign += r.foreign;
+        for (i, n) in sent_by.iter().enumerate() {
+            let (unique, dups) = r.seen.get(i).map_or((0, 0), |s| (s.unique, s.duplicates));
+            t.unique += unique;
+            t.duplicates += dups;
+            t.lost += n.saturating_sub(unique);
+        }
+    }
+    t
+}
+
+/// The connections opened so far and how long each handshake took.
+#[derive(Default)]
+struct Connecting {
+    latency: Histogram,
+    opened: usize,
+    failed: usize,
+}
+
+impl Connecting {
+    fn note(&mut self, r: &Result<wire::Opened, String>, t: Duration, what: &str, shared: &Shared) {
+        self.latency
+            .record(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        match r {
+            Ok(_) => self.opened += 1,
+            Err(e) => {
+                self.failed += 1;
+                shared.error(format!("{what}: {e}"));
+            }
+        }
+    }
+}
+
+/// Connects the subscribers, subscribes each to every topic, and starts
+/// their tasks (reading until `stop`).
+async fn start_subscribers(
+    opts: &Options,
+    nonce: &str,
+    topics: &[String],
+    shared: &Arc<Shared>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    conns: &mut Connecting,
+) -> Vec<tokio::task::JoinHandle<Received>> {
+    let limit = opts.count.unwrap_or(1 << 28);
+    // Every wait of a subscriber ends by this at the latest.
+    let bound =
+        opts.duration.unwrap_or(Duration::from_secs(24 * 3600)) + opts.drain * 2 + opts.timeout * 4;
+    let mut subs = Vec::new();
+    for (r, t) in open_many(opts, &format!("mhb{nonce}s"), opts.subscribers).await {
+        conns.note(&r, t, "a subscriber could not connect", shared);
+        let Ok((mut stream, mut buf, _)) = r else {
+            continue;
+        };
+        let deadline = Instant::now() + opts.timeout;
+        match wire::subscribe(
+            &mut stream,
+            &mut buf,
+            opts.protocol,
+            topics,
+            opts.qos,
+            deadline,
+        )
+        .await
+        {
+            Ok(()) => {
+                let s = tasks::Subscribing {
+                    protocol: opts.protocol,
+                    publishers: opts.publishers,
+                    limit,
+                    deadline: Instant::now() + bound,
+                };
+                subs.push(tokio::spawn(tasks::subscriber(
+                    s,
+                    stream,
+                    buf,
+                    shared.clone(),
+                    stop.clone(),
+                )));
+            }
+            Err(e) => shared.error(format!("a subscriber could not subscribe: {e}")),
+        }
+    }
+    subs
 }
