@@ -34,6 +34,10 @@
 //!   JSON, JUnit, HTML) and [`baseline`] render.
 //! - [`book`]: the spec as a static site (`book DIR`): each statement beside
 //!   the scenarios that check it and their recorded exchanges, from one run.
+//! - [`probe`]: what a broker supports and its limits, found by trying
+//!   (`probe`), each finding with its exchange; [`bench`]: load and what
+//!   the broker did with it (`bench`). Both connect through [`net`] and
+//!   speak codec packets.
 //! - [`cmd`]: one module per subcommand (`run`, `mutate`, `decode`, `encode`,
 //!   `explain`, `fields`, `coverage`, `scenarios`…); each takes its parsed
 //!   flags and its input and output streams and returns a [`cmd::Status`].
@@ -57,6 +61,7 @@
 
 pub mod annotate;
 pub mod baseline;
+pub mod bench;
 pub mod book;
 pub mod client;
 pub mod cmd;
@@ -65,6 +70,7 @@ pub mod field_rules;
 pub mod hex;
 pub mod library;
 pub mod packet;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod results;

@@ -48,6 +48,12 @@ enum Command {
     /// Write the spec as a book to read offline: each statement beside the
     /// scenarios that check it and their exchanges with the reference broker.
     Book(cmd::book::Args),
+    /// What a broker supports and its limits, found by trying, with the
+    /// packets that show each; `--write-profile` makes a target profile.
+    Probe(Box<cmd::probe::Args>),
+    /// Load a broker: publishers, subscribers, QoS, rate, payload size;
+    /// throughput, latency percentiles, connection rate, lost messages.
+    Bench(Box<cmd::bench::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Publish a message (mosquitto_pub's options: -h -p -t -m -q -r -i -u -P -V…).
@@ -127,6 +133,8 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Sub(args) => cmd::subscribe::run(args, &mut stdin, out),
         Command::Proxy(args) => cmd::proxy::run(args, &mut stdin, out),
         Command::Book(args) => cmd::book::run(args, &mut stdin, out),
+        Command::Probe(args) => cmd::probe::run(args, &mut stdin, out),
+        Command::Bench(args) => cmd::bench::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

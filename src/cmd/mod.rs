@@ -13,6 +13,7 @@ use std::io;
 
 use mqtt_codec::{Protocol, Sender};
 
+pub mod bench;
 pub mod book;
 pub mod client_opts;
 mod client_run;
@@ -23,6 +24,7 @@ pub mod explain;
 pub mod fields;
 pub mod matrix;
 pub mod mutate;
+pub mod probe;
 pub mod proxy;
 pub mod publish;
 pub mod run;

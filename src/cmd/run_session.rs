@@ -249,7 +249,7 @@ async fn retry_failures(
 /// Checks that `target` accepts a connection (the harness's own connect:
 /// TCP, then TLS or WebSocket as the URL says), retrying until `wait` has
 /// passed; an unreachable target is exit status 3 with one message.
-async fn check_target(
+pub(crate) async fn check_target(
     target: &Target,
     timeout: Duration,
     wait: Option<Duration>,

@@ -1,0 +1,403 @@
+//! The probe's one client: a [`Connection`] that sends packets encoded by the
+//! codec, waits for an answer under the try's deadline, acknowledges what it
+//! is delivered, and turns its log into evidence (`packet_to_json` lines).
+//!
+//! Deliberately small: each try opens its own client, does one thing, and
+//! keeps the exchange as the evidence of its finding.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::{
+    ConnAck, Connect, Packet, Properties, Protocol, PubResponse, Publish, QoS, Subscribe,
+    Subscription, SubscriptionOptions,
+};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::net::{Connection, Direction, Event, LogEntry, Target};
+
+/// Strings in evidence longer than this are cut (a 1 MiB payload is shown
+/// by its length, not printed).
+const SHOWN_CHARS: usize = 64;
+
+/// Deliveries kept while waiting for something else: a broker that floods
+/// a client does not fill the probe's memory.
+pub const KEPT_DELIVERIES: usize = 1000;
+
+/// Why a try got no answer it could use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoAnswer {
+    /// The TCP (TLS, WebSocket) connection could not be opened.
+    Unreachable(String),
+    /// A CONNACK refusing the connection (its code).
+    Refused(u8),
+    /// A DISCONNECT from the server (5.0), with its reason code.
+    Disconnected(u8),
+    /// The server closed the connection.
+    Closed(Option<String>),
+    /// Bytes the codec refuses.
+    Garbage(String),
+    /// Nothing before the deadline.
+    Timeout,
+    /// Writing failed.
+    SendFailed(String),
+}
+
+impl NoAnswer {
+    /// For people: "the server closed the connection", "DISCONNECT 0x95 Packet too large".
+    pub fn describe(&self, protocol: Protocol) -> String {
+        use mqtt_codec::PacketType as T;
+        match self {
+            NoAnswer::Unreachable(e) => format!("cannot connect: {e}"),
+            NoAnswer::Refused(c) => format!(
+                "CONNACK 0x{c:02X} {}",
+                crate::packet::reason_name(*c, T::ConnAck, protocol)
+            ),
+            NoAnswer::Disconnected(c) => format!(
+                "DISCONNECT 0x{c:02X} {}",
+                crate::packet::reason_name(*c, T::Disconnect, protocol)
+            ),
+            NoAnswer::Closed(None) => "the server closed the connection".into(),
+            NoAnswer::Closed(Some(why)) => format!("the server closed the connection ({why})"),
+            NoAnswer::Garbage(e) => format!("the server sent bytes that do not decode: {e}"),
+            NoAnswer::Timeout => "no answer before the deadline".into(),
+            NoAnswer::SendFailed(e) => format!("sending failed: {e}"),
+        }
+    }
+}
+
+/// One probe connection.
+pub struct Client {
+    conn: Option<Connection>,
+    pub protocol: Protocol,
+    timeout: Duration,
+    next_id: u16,
+    /// PUBLISH packets delivered while waiting for something else.
+    pub delivered: Vec<Publish>,
+    /// Evidence lines kept from before (an earlier connection of the try).
+    pub earlier: Vec<Value>,
+    /// The server ended the connection (DISCONNECT, close): nothing more is sent.
+    ended: bool,
+}
+
+impl Client {
+    /// Opens a connection (no CONNECT yet).
+    pub async fn open(
+        target: &Target,
+        protocol: Protocol,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Client, NoAnswer> {
+        let conn = Connection::open(name, target, protocol, Instant::now() + timeout)
+            .await
+            .map_err(|e| NoAnswer::Unreachable(e.to_string()))?;
+        Ok(Client {
+            conn: Some(conn),
+            protocol,
+            timeout,
+            next_id: 0,
+            delivered: Vec::new(),
+            earlier: Vec::new(),
+            ended: false,
+        })
+    }
+
+    /// Opens a connection and sends `connect`; the CONNACK, or why none came.
+    pub async fn connect(
+        target: &Target,
+        connect: Connect,
+        timeout: Duration,
+    ) -> (Result<ConnAck, NoAnswer>, Client) {
+        let protocol = connect.protocol;
+        let name = connect.client_id.to_string();
+        let mut c = match Client::open(target, protocol, &name, timeout).await {
+            Ok(c) => c,
+            Err(e) => return (Err(e), Client::detached(protocol, timeout)),
+        };
+        let acked = c.handshake(connect).await;
+        (acked, c)
+    }
+
+    /// A client with no connection, for a try that could not open one:
+    /// every send fails, and its exchange is empty.
+    fn detached(protocol: Protocol, timeout: Duration) -> Client {
+        Client {
+            conn: None,
+            protocol,
+            timeout,
+            next_id: 0,
+            delivered: Vec::new(),
+            earlier: Vec::new(),
+            ended: false,
+        }
+    }
+
+    async fn handshake(&mut self, connect: Connect) -> Result<ConnAck, NoAnswer> {
+        self.send(Packet::Connect(Box::new(connect))).await?;
+        match self.expect(|p| matches!(p, Packet::ConnAck(_))).await? {
+            Packet::ConnAck(a) if a.code == 0 => Ok(a),
+            Packet::ConnAck(a) => {
+                // A refused connection is closed by the server (MQTT-3.2.2-5 / -7).
+                self.ended = true;
+                Err(NoAnswer::Refused(a.code))
+            }
+            _ => Err(NoAnswer::Timeout),
+        }
+    }
+
+    /// A packet identifier not used yet on this connection.
+    pub fn id(&mut self) -> u16 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// Encodes `packet` and writes it before the deadline.
+    pub async fn send(&mut self, packet: Packet) -> Result<(), NoAnswer> {
+        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol)
+            .map_err(|e| NoAnswer::SendFailed(e.to_string()))?;
+        self.send_raw(&bytes, Some(packet)).await
+    }
+
+    /// Writes bytes as they are (`packet`: what they encode, for the log).
+    pub async fn send_raw(&mut self, bytes: &[u8], packet: Option<Packet>) -> Result<(), NoAnswer> {
+        let deadline = Instant::now() + self.timeout;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(NoAnswer::Closed(Some("not connected".into())));
+        };
+        conn.send(bytes, packet, deadline)
+            .await
+            .map_err(|e| match e {
+                crate::net::SendError::Broken(_) | crate::net::SendError::NotOpen => {
+                    NoAnswer::Closed(Some(e.to_string()))
+                }
+                other => NoAnswer::SendFailed(other.to_string()),
+            })
+    }
+
+    /// The next packet for which `wanted` holds, before the try's deadline.
+    /// Deliveries on the way are acknowledged and kept in `delivered`; a
+    /// DISCONNECT, a close or garbage ends the wait.
+    pub async fn expect(&mut self, wanted: impl Fn(&Packet) -> bool) -> Result<Packet, NoAnswer> {
+        self.expect_until(Instant::now() + self.timeout, wanted)
+            .await
+    }
+
+    pub async fn expect_until(
+        &mut self,
+        deadline: Instant,
+        wanted: impl Fn(&Packet) -> bool,
+    ) -> Result<Packet, NoAnswer> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Err(NoAnswer::Closed(Some("not connected".into())));
+            };
+            match conn.next_event(deadline).await {
+                Event::Packet(p, _) if wanted(&p) => return Ok(p),
+                Event::Packet(Packet::Disconnect(d), _) => {
+                    self.ended = true;
+                    return Err(NoAnswer::Disconnected(d.reason_code));
+                }
+                Event::Packet(Packet::Publish(p), _) => {
+                    let ack = match p.qos {
+                        QoS::AtMostOnce => None,
+                        QoS::AtLeastOnce => Some(Packet::PubAck(PubResponse::new(p.packet_id))),
+                        QoS::ExactlyOnce => Some(Packet::PubRec(PubResponse::new(p.packet_id))),
+                    };
+                    if self.delivered.len() < KEPT_DELIVERIES {
+                        self.delivered.push(p);
+                    }
+                    if let Some(ack) = ack {
+                        self.send(ack).await?;
+                    }
+                }
+                Event::Packet(Packet::PubRel(r), _) => {
+                    self.send(Packet::PubComp(PubResponse::new(r.packet_id)))
+                        .await?;
+                }
+                Event::Packet(..) => {}
+                Event::Closed(why) => {
+                    self.ended = true;
+                    return Err(NoAnswer::Closed(why));
+                }
+                Event::Malformed(e, _) => {
+                    self.ended = true;
+                    return Err(NoAnswer::Garbage(e.to_string()));
+                }
+                Event::Timeout => return Err(NoAnswer::Timeout),
+            }
+        }
+    }
+
+    /// Subscribes to `filters` at `qos` (with `properties`); the SUBACK codes.
+    pub async fn subscribe(
+        &mut self,
+        filters: &[&str],
+        qos: QoS,
+        properties: Properties,
+    ) -> Result<Vec<u8>, NoAnswer> {
+        let id = self.id();
+        let filters = filters
+            .iter()
+            .map(|f| Subscription {
+                filter: (*f).into(),
+                options: SubscriptionOptions::qos(qos),
+            })
+            .collect();
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id: id,
+            properties,
+            filters,
+        }))
+        .await?;
+        match self
+            .expect(|p| matches!(p, Packet::SubAck(s) if s.packet_id == id))
+            .await?
+        {
+            Packet::SubAck(s) => Ok(s.reason_codes),
+            _ => Err(NoAnswer::Timeout),
+        }
+    }
+
+    /// Publishes and waits for its acknowledgement (PUBACK, or PUBREC then
+    /// PUBCOMP): the reason code of the first answer (0 at QoS 0).
+    pub async fn publish(&mut self, mut p: Publish) -> Result<u8, NoAnswer> {
+        if p.qos != QoS::AtMostOnce {
+            p.packet_id = self.id();
+        }
+        let (qos, id) = (p.qos, p.packet_id);
+        self.send(Packet::Publish(p)).await?;
+        match qos {
+            QoS::AtMostOnce => Ok(0),
+            QoS::AtLeastOnce => match self.expect(|p| acks(p, id)).await? {
+                Packet::PubAck(r) | Packet::PubRec(r) => Ok(r.reason_code),
+                _ => Err(NoAnswer::Timeout),
+            },
+            QoS::ExactlyOnce => {
+                let code = match self.expect(|p| acks(p, id)).await? {
+                    Packet::PubRec(r) | Packet::PubAck(r) => r.reason_code,
+                    _ => return Err(NoAnswer::Timeout),
+                };
+                if code >= 0x80 {
+                    return Ok(code);
+                }
+                self.send(Packet::PubRel(PubResponse::new(id))).await?;
+                self.expect(|p| matches!(p, Packet::PubComp(r) if r.packet_id == id))
+                    .await?;
+                Ok(code)
+            }
+        }
+    }
+
+    /// A delivery on `topic` (kept earlier, or arriving before `wait` has passed).
+    pub async fn delivery(&mut self, topic: &str, wait: Duration) -> Result<Publish, NoAnswer> {
+        if let Some(i) = self.delivered.iter().position(|p| &*p.topic == topic) {
+            return Ok(self.delivered.remove(i));
+        }
+        let deadline = Instant::now() + wait;
+        let t = topic.to_string();
+        match self
+            .expect_until(
+                deadline,
+                move |p| matches!(p, Packet::Publish(x) if *x.topic == *t),
+            )
+            .await?
+        {
+            Packet::Publish(p) => Ok(p),
+            _ => Err(NoAnswer::Timeout),
+        }
+    }
+
+    /// Sends DISCONNECT (unless the server ended the connection) and closes.
+    pub async fn disconnect(&mut self) {
+        if !self.ended {
+            let _ = self
+                .send(Packet::Disconnect(mqtt_codec::Disconnect::default()))
+                .await;
+        }
+        if let Some(c) = self.conn.as_mut() {
+            c.close().await;
+        }
+    }
+
+    /// The exchange so far, as evidence lines.
+    pub fn exchange(&mut self) -> Vec<Value> {
+        let mut out = std::mem::take(&mut self.earlier);
+        if let Some(c) = self.conn.as_mut() {
+            out.extend(c.take_log().iter().map(evidence_line));
+        }
+        out
+    }
+}
+
+fn acks(p: &Packet, id: u16) -> bool {
+    matches!(p, Packet::PubAck(r) | Packet::PubRec(r) if r.packet_id == id)
+}
+
+/// A PUBLISH of `payload` on `topic`.
+pub fn publish(topic: &str, qos: QoS, retain: bool, payload: Bytes) -> Publish {
+    Publish {
+        qos,
+        retain,
+        topic: topic.into(),
+        payload,
+        ..Publish::default()
+    }
+}
+
+/// One line of evidence: which way, the packet as `packet_to_json` prints
+/// it (long strings cut), and any remark of the connection.
+pub fn evidence_line(e: &LogEntry) -> Value {
+    let dir = match e.direction {
+        Direction::Sent => "sent",
+        Direction::Received => "received",
+    };
+    let mut line = json!({ "dir": dir });
+    if let Some(p) = &e.packet {
+        line["packet"] = shorten(crate::packet::packet_to_json(p, e.protocol));
+    } else if !e.bytes.is_empty() {
+        let shown = e.bytes.get(..32).unwrap_or(&e.bytes);
+        line["hex"] = json!(crate::hex::spaced(shown));
+        line["bytes"] = json!(e.bytes.len());
+    }
+    if let Some(n) = &e.note {
+        line["note"] = json!(n);
+    }
+    line
+}
+
+fn shorten(v: Value) -> Value {
+    match v {
+        Value::String(s) if s.chars().count() > SHOWN_CHARS => {
+            let head: String = s.chars().take(SHOWN_CHARS / 2).collect();
+            Value::String(format!("{head}… ({} bytes)", s.len()))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(shorten).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, shorten(v))).collect()),
+        other => other,
+    }
+}
+
+/// The one-line form of an evidence line, for the console:
+/// `→ PUBLISH {"qos":1,…}`.
+pub fn show_line(line: &Value) -> String {
+    let arrow = if line["dir"] == "sent" { "→" } else { "←" };
+    let mut s = match line.get("packet") {
+        Some(p) => {
+            let ty = p["type"].as_str().unwrap_or("?").to_string();
+            let mut rest = p.clone();
+            if let Some(m) = rest.as_object_mut() {
+                m.shift_remove("type");
+            }
+            format!("{arrow} {ty} {rest}")
+        }
+        None => match line.get("hex") {
+            Some(h) => format!("{arrow} bytes {}", h.as_str().unwrap_or("")),
+            None => arrow.to_string(),
+        },
+    };
+    if let Some(n) = line["note"].as_str() {
+        s.push_str(&format!("  ({n})"));
+    }
+    s
+}
