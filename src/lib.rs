@@ -19,6 +19,9 @@
 //!   and one test connection with reads under deadlines and a typed log of
 //!   every packet exchanged; the reference broker listens through it too.
 //! - [`library`]: the scenario library built into the binary.
+//! - [`fuzz`]: the network fuzzer: inputs from the library's exchanges,
+//!   mutated, run against a live broker over [`net`], judged by oracles;
+//!   findings minimised and written as scenarios.
 //! - [`run`]: the case engine. A case is a sans-IO state machine
 //!   ([`run::machine`]): it asks for connections, writes, reads until a
 //!   deadline and sleeps, and is answered with what happened and when; a thin
@@ -51,6 +54,7 @@ pub mod baseline;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;
+pub mod fuzz;
 pub mod hex;
 pub mod library;
 pub mod packet;

@@ -45,6 +45,9 @@ enum Command {
     /// Run the suite against several brokers (or read their reports) and
     /// compare them statement by statement: one HTML page, one JSON file.
     Matrix(Box<cmd::matrix::Args>),
+    /// Fuzz a live broker (the embedded reference broker by default) with
+    /// mutated scenario exchanges; findings minimised, written as scenarios.
+    Fuzz(Box<cmd::fuzz::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Serve the reference broker (the same flags as `reference-broker`).
@@ -113,6 +116,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Run(args) => cmd::run::run(args, &mut stdin, out),
         Command::Matrix(args) => cmd::matrix::run(args, &mut stdin, out),
         Command::Scenarios(args) => cmd::scenarios::run(args, &mut stdin, out),
+        Command::Fuzz(args) => cmd::fuzz::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {
