@@ -4,7 +4,8 @@
 //! that nothing permitted is a finding:
 //!
 //! - bytes the codec refuses as a server's output, charged to the statement
-//!   the codec names, when the catalogue calls it a MUST (an echo of the
+//!   the codec names, when the catalogue calls it a MUST (bytes refused
+//!   without a statement are no verdict; an echo of the
 //!   fuzzer's own packet identifier 0 and packets past the fuzzer's own
 //!   size limit are not the broker's fault);
 //! - a PUBLISH to a client none of whose session's filters (ever
@@ -466,7 +467,11 @@ fn malformed(
         ErrorKind::PacketTooLarge { max, .. } if *max == MAX_PACKET => return None,
         _ => {}
     }
-    let statement = e.statement().map(|id| canon(protocol, id));
+    // Refused without a statement (a property value the codec does not
+    // know, a reserved packet type): no rule of the catalogue decides it,
+    // so it is no verdict.
+    let statement = canon(protocol, e.statement()?);
+    let statement = Some(statement);
     if let Some(st) = statement
         .as_deref()
         .and_then(|id| catalogue::lookup(protocol, id))

@@ -91,7 +91,9 @@ pub fn mosquitto(extra_config: &str) -> Broker {
     let conf = dir.path.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}\n"
+        ),
     )
     .expect("write the mosquitto configuration");
     let mut child = Command::new(exe)
