@@ -563,7 +563,14 @@ async fn take_finding(
             key: key.clone(),
             token: &mut next,
             trials: 0,
-            until: Instant::now() + minimise::TIME,
+            // Within the run's --duration, as long as there is some left.
+            until: (Instant::now() + minimise::TIME).min(
+                s.opts
+                    .duration
+                    .map_or(Instant::now() + minimise::TIME, |d| {
+                        (s.started + d).max(Instant::now() + Duration::from_secs(5))
+                    }),
+            ),
         };
         let best = m.minimise(first).await;
         trials = m.trials;
