@@ -353,3 +353,36 @@ fn a_target_that_floods_does_not_break_the_fuzzer() {
         let _ = s.write_all(&[0x30, 0xff, 0xff, 0xff, 0x7f]);
     });
 }
+
+#[test]
+fn differential_fuzzing_classifies_each_difference_by_the_catalogue() {
+    let ours = support::embedded(&[]);
+    let theirs = support::mosquitto("");
+    let dir = TempDir::new("fuzz-differential");
+    let json = dir.path.join("s.json");
+    let out = fuzz(&[
+        "-t",
+        &ours.url(),
+        "--differential",
+        &theirs.url(),
+        "--max-execs",
+        "120",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{:?}", out.status);
+    let s = summary(&json);
+    assert_eq!(s["summary"]["differential"][0], theirs.url());
+    let diffs = s["differences"].as_array().unwrap();
+    // The two brokers choose differently where the spec lets them (a 5.0
+    // PUBREC 0x10 where no one subscribes, closing on a bad packet or not).
+    assert!(!diffs.is_empty(), "{s}");
+    for d in diffs {
+        let class = d["classification"].as_str().unwrap();
+        match d["statement"].as_str() {
+            Some(id) => assert!(class.starts_with(&format!("decided by {id}")), "{d}"),
+            None => assert_eq!(class, "the spec lets them differ", "{d}"),
+        }
+        assert_eq!(d["target"], theirs.url());
+    }
+}
