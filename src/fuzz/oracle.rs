@@ -151,7 +151,6 @@ struct Pub {
     id: u16,
     qos: QoS,
     topic: String,
-    payload: bytes::Bytes,
     sent_at: usize,
     plain: bool,
     pubrec: bool,
@@ -209,8 +208,8 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
     let mut conns: HashMap<u32, Conn> = HashMap::new();
     let mut sessions: HashMap<String, Session> = HashMap::new();
     let mut pubs: Vec<Pub> = Vec::new();
-    // (connection, topic, payload, record)
-    let mut deliveries: Vec<(u32, String, bytes::Bytes, usize)> = Vec::new();
+    // (connection, topic, record)
+    let mut deliveries: Vec<(u32, String, usize)> = Vec::new();
     // Each client's current connection: the executor closes the one before
     // when it opens another, and on a drop or a disconnect.
     let mut current: HashMap<usize, u32> = HashMap::new();
@@ -304,22 +303,35 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                             sessions.entry(id.clone()).or_default().touched = true;
                         }
                     }
-                    Packet::Publish(pb) if pb.qos != QoS::AtMostOnce => pubs.push(Pub {
-                        conn: *conn,
-                        id: pb.packet_id,
-                        qos: pb.qos,
-                        topic: pb.topic.to_string(),
-                        payload: pb.payload.clone(),
-                        sent_at: i,
-                        plain: !pb.properties.iter().any(|p| {
+                    Packet::Publish(pb) if pb.qos != QoS::AtMostOnce => {
+                        // The same identifier again before its flow ended is
+                        // the same message to the broker, whatever it holds
+                        // now: neither version is owed to anyone.
+                        let mut again = false;
+                        for p in pubs
+                            .iter_mut()
+                            .filter(|p| p.conn == *conn && p.id == pb.packet_id && !p.acked)
+                        {
+                            p.plain = false;
+                            again = true;
+                        }
+                        let limited = pb.properties.iter().any(|p| {
                             matches!(
                                 p,
                                 Property::MessageExpiryInterval(_) | Property::TopicAlias(_)
                             )
-                        }),
-                        pubrec: false,
-                        acked: false,
-                    }),
+                        });
+                        pubs.push(Pub {
+                            conn: *conn,
+                            id: pb.packet_id,
+                            qos: pb.qos,
+                            topic: pb.topic.to_string(),
+                            sent_at: i,
+                            plain: !again && !limited,
+                            pubrec: false,
+                            acked: false,
+                        });
+                    }
                     Packet::PubAck(r) | Packet::PubComp(r) => {
                         if c.inflight.remove(&r.packet_id).is_some() {
                             c.unacked = c.unacked.saturating_sub(1);
@@ -402,7 +414,7 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                                         c.unacked += 1;
                                     }
                                 }
-                                deliveries.push((*conn, topic, pb.payload.clone(), i));
+                                deliveries.push((*conn, topic, i));
                             }
                             Packet::SubAck(a) => {
                                 if let Some(filters) = c.pending_subs.remove(&a.packet_id) {
@@ -499,7 +511,7 @@ fn losses(
     conns: &HashMap<u32, Conn>,
     sessions: &HashMap<String, Session>,
     pubs: &[Pub],
-    deliveries: &[(u32, String, bytes::Bytes, usize)],
+    deliveries: &[(u32, String, usize)],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in pubs.iter().filter(|p| p.acked && p.plain) {
@@ -533,9 +545,9 @@ fn losses(
             if !eligible {
                 continue;
             }
-            let delivered = deliveries.iter().any(|(c, t, pl, at)| {
-                c == serial && *t == p.topic && *pl == p.payload && *at > p.sent_at
-            });
+            let delivered = deliveries
+                .iter()
+                .any(|(c, t, at)| c == serial && *t == p.topic && *at > p.sent_at);
             if !delivered {
                 out.push(Finding {
                     kind: Kind::Loss,
