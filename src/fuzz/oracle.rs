@@ -568,3 +568,7 @@ fn losses(
     }
     out
 }
+
+#[cfg(test)]
+#[path = "oracle_tests.rs"]
+mod tests;
