@@ -30,11 +30,14 @@ pub struct Difference {
     pub why: String,
 }
 
+/// Target, the first target's answer, the other's, the deciding statement.
+type GroupKey = (String, String, String, Option<String>);
+
 /// The differences of a run, grouped by what differs and how it is decided.
 #[derive(Debug, Default)]
 pub struct Differences {
     /// (target, first, other, statement) → count and an example.
-    groups: BTreeMap<(String, String, String, Option<String>), (u64, Difference)>,
+    groups: BTreeMap<GroupKey, (u64, Difference)>,
 }
 
 /// At most this many kinds of difference are kept.

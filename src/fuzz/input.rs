@@ -142,7 +142,7 @@ impl Rng {
         Rng((z ^ (z >> 31)) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -156,7 +156,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -333,9 +333,9 @@ mod tests {
 
     #[test]
     fn the_generator_depends_on_seed_and_index_only() {
-        let a: Vec<u64> = (0..5).map(|i| Rng::new(7, i).next()).collect();
-        let b: Vec<u64> = (0..5).map(|i| Rng::new(7, i).next()).collect();
-        let c: Vec<u64> = (0..5).map(|i| Rng::new(8, i).next()).collect();
+        let a: Vec<u64> = (0..5).map(|i| Rng::new(7, i).next_u64()).collect();
+        let b: Vec<u64> = (0..5).map(|i| Rng::new(7, i).next_u64()).collect();
+        let c: Vec<u64> = (0..5).map(|i| Rng::new(8, i).next_u64()).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

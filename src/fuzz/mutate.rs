@@ -56,7 +56,7 @@ pub fn generate(seed: u64, index: u64, seeds: &[Input]) -> Option<Input> {
     let mut input = rng.pick(seeds)?.clone();
     // Every seventh input is a seed as it is: the library's exchanges as
     // written are worth running too.
-    if index % 7 == 0 {
+    if index.is_multiple_of(7) {
         return Some(input);
     }
     let rounds = 1 + rng.below(4);

@@ -332,10 +332,10 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                             acked: false,
                         });
                     }
-                    Packet::PubAck(r) | Packet::PubComp(r) => {
-                        if c.inflight.remove(&r.packet_id).is_some() {
-                            c.unacked = c.unacked.saturating_sub(1);
-                        }
+                    Packet::PubAck(r) | Packet::PubComp(r)
+                        if c.inflight.remove(&r.packet_id).is_some() =>
+                    {
+                        c.unacked = c.unacked.saturating_sub(1);
                     }
                     Packet::PubRec(r) if r.reason_code >= 0x80 => {
                         c.inflight.remove(&r.packet_id);
