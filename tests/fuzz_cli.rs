@@ -98,6 +98,7 @@ fn finds_and_replays(violation: &str, kind: &str, statement: &str) {
         .find(|f| f["kind"] == kind && f["statement"] == statement)
         .unwrap_or_else(|| panic!("no {kind} finding on {statement}: {found:?}"));
     let file = f["scenario"].as_str().expect("the finding is written");
+    assert_eq!(f["replayed"], true, "the fuzzer's own replay check: {f}");
     assert!(Path::new(file).starts_with(&findings));
     assert!(s["summary"]["time_to_first_finding_s"].as_f64().is_some());
     assert!(s["summary"]["findings_by_kind"][kind].as_u64().unwrap() >= 1);

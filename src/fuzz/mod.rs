@@ -65,6 +65,9 @@ pub struct Found {
     pub at: Duration,
     pub occurrences: u64,
     pub minimise_trials: usize,
+    /// Whether `run` replaying the written scenario fails on the statement
+    /// (checked once, right after minimising; `None` for a crash).
+    pub replayed: Option<bool>,
 }
 
 /// Counters of a run, shared by its workers.
@@ -135,6 +138,7 @@ impl Report {
                     "found_after_s": round(f.at.as_secs_f64()),
                     "occurrences": f.occurrences,
                     "minimise_trials": f.minimise_trials,
+                    "replayed": f.replayed,
                 })
             })
             .collect();
@@ -196,6 +200,11 @@ impl Report {
             ));
             if let Some(p) = &f.scenario {
                 s.push_str(&format!("        replay: mqtt-harness run {p}\n"));
+            }
+            if f.replayed == Some(false) {
+                s.push_str(
+                    "        (replaying the scenario once did not reproduce it: intermittent)\n",
+                );
             }
         }
         if !self.others.is_empty() {
@@ -398,6 +407,7 @@ async fn watch_memory(s: Arc<Shared>, pid: u32) {
                 at,
                 occurrences: 1,
                 minimise_trials: 0,
+                replayed: None,
             });
         }
     }
@@ -584,18 +594,23 @@ async fn take_finding(
         .filter_map(|o| o.bytes(best.input.protocol))
         .map(|b| b.len())
         .sum();
+    let text = write::scenario(
+        &best.input,
+        &best.obs,
+        &best.finding,
+        &best.token,
+        &write::About {
+            seed: s.opts.seed,
+            index,
+            target: &s.opts.target_name,
+        },
+    );
+    let replayed = if crash {
+        None
+    } else {
+        Some(replays(&text, &exec.target, &best.finding).await)
+    };
     let scenario = s.opts.findings_dir.as_ref().and_then(|dir| {
-        let text = write::scenario(
-            &best.input,
-            &best.obs,
-            &best.finding,
-            &best.token,
-            &write::About {
-                seed: s.opts.seed,
-                index,
-                target: &s.opts.target_name,
-            },
-        );
         let name = format!(
             "{}-{}.yaml",
             best.finding.kind.as_str().replace('_', "-"),
@@ -630,7 +645,24 @@ async fn take_finding(
         at,
         occurrences: 1,
         minimise_trials: trials,
+        replayed,
     });
+}
+
+/// Whether `run` replaying the scenario `text` against `target` fails it on
+/// the finding's statement, as it should.
+async fn replays(text: &str, target: &crate::net::Target, f: &Finding) -> bool {
+    let Ok(scenario) = crate::scenario::parse_scenario("finding.yaml", text) else {
+        return false;
+    };
+    let opts = crate::run::RunOptions::new(target.clone());
+    let report = crate::run::run(vec![scenario], &opts, |_| {}).await;
+    report.cases.iter().any(|c| {
+        c.status == crate::results::Status::Fail
+            && f.statement
+                .as_ref()
+                .is_none_or(|st| c.failed_statements.contains(st))
+    })
 }
 
 /// The timing of the executions, from the deadline of a wait.
