@@ -14,12 +14,15 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use mqtt_codec::{Overrides, Packet, Protocol};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::exec::{localize, Got, Observation, Rec};
 use super::input::{Input, Op, TOKEN};
 use super::oracle::{Check, Finding};
 use crate::packet;
+
+/// Why a replay ends as a skip on a broker that closed on forbidden bytes.
+const REFUSED: &str = "the broker closed on bytes the spec forbids, as it may: the exchange that led to the finding cannot go on";
 
 /// How long the check of "nothing more arrives" watches.
 const SILENCE: &str = "500ms";
@@ -188,6 +191,8 @@ pub fn scenario(
     let mut current: HashMap<usize, u32> = HashMap::new();
     let mut answered: HashMap<usize, bool> = HashMap::new();
     let mut captured: Option<usize> = None;
+    // Clients that sent bytes the spec forbids, and whether a step read them since.
+    let mut forbidden: HashMap<usize, bool> = HashMap::new();
     if let Check::IdNotReused { first, .. } = finding.check {
         captured = Some(first);
     }
@@ -214,9 +219,15 @@ pub fn scenario(
                 client,
                 op: Some(i),
                 bytes,
+                packet,
                 ..
             } => {
                 let name = format!("c{client}");
+                if packet.is_none() {
+                    // Bytes the spec forbids: a broker that keeps the rules
+                    // may close on them here, where this one went on.
+                    forbidden.insert(*client, false);
+                }
                 match input.ops.get(*i) {
                     Some(Op::Send {
                         packet, overrides, ..
@@ -274,7 +285,15 @@ pub fn scenario(
                         if captured == Some(i) {
                             m.insert("id".into(), Value::from("$inflight"));
                         }
-                        step(&mut body, &name, &Value::Object(m), None);
+                        match forbidden.get_mut(client) {
+                            Some(read) => {
+                                *read = true;
+                                let one_of =
+                                    json!({"expect_one_of": [Value::Object(m), {"skip": REFUSED}]});
+                                step(&mut body, &name, &one_of, None);
+                            }
+                            None => step(&mut body, &name, &Value::Object(m), None),
+                        }
                     }
                     Got::Closed | Got::Malformed(..) => {
                         let mut m = Map::new();
@@ -287,49 +306,51 @@ pub fn scenario(
             _ => {}
         }
     }
+    let checked = match &finding.check {
+        Check::Expect { client, .. }
+        | Check::Silence { client }
+        | Check::IdNotReused { client, .. }
+        | Check::Close { client }
+        | Check::Delivery { client, .. } => Some(*client),
+        _ => None,
+    };
+    // A client that sent forbidden bytes and was not read since: does its
+    // connection still stand (as here), or did the broker close it (as it may)?
+    let mut unread: Vec<usize> = forbidden
+        .iter()
+        .filter(|(k, read)| !**read && current.contains_key(k) && Some(**k) != checked)
+        .map(|(k, _)| *k)
+        .collect();
+    unread.sort_unstable();
+    for k in unread {
+        let name = format!("c{k}");
+        step(&mut body, &name, &json!({"send": "PINGREQ"}), None);
+        let one_of = json!({"expect_one_of": [{"expect": "PINGRESP"}, {"skip": REFUSED}]});
+        step(&mut body, &name, &one_of, None);
+    }
     let st = Some(statement.as_str());
     let check =
         |body: &mut String, client: usize, m: Value| step(body, &format!("c{client}"), &m, st);
     match &finding.check {
-        Check::Expect { client, ty } => {
-            check(&mut body, *client, serde_json::json!({"expect": ty.name()}))
-        }
-        Check::Silence { client } => check(
-            &mut body,
-            *client,
-            serde_json::json!({"expect_silence": SILENCE}),
-        ),
+        Check::Expect { client, ty } => check(&mut body, *client, json!({"expect": ty.name()})),
+        Check::Silence { client } => check(&mut body, *client, json!({"expect_silence": SILENCE})),
         Check::IdNotReused { client, .. } => check(
             &mut body,
             *client,
-            serde_json::json!({"expect": "PUBLISH", "id": {"not": "$inflight"}}),
+            json!({"expect": "PUBLISH", "id": {"not": "$inflight"}}),
         ),
-        Check::Close { client } => check(
-            &mut body,
-            *client,
-            serde_json::json!({"expect_close": true}),
-        ),
+        Check::Close { client } => check(&mut body, *client, json!({"expect_close": true})),
         Check::Delivery { client, topic } => {
             let topic = topic.replace(token, to);
             check(
                 &mut body,
                 *client,
-                serde_json::json!({"expect": "PUBLISH", "topic": topic, "timeout": "3s"}),
+                json!({"expect": "PUBLISH", "topic": topic, "timeout": "3s"}),
             );
         }
         Check::Ping => {
-            step(
-                &mut body,
-                "live",
-                &serde_json::json!({"send": "PINGREQ"}),
-                None,
-            );
-            step(
-                &mut body,
-                "live",
-                &serde_json::json!({"expect": "PINGRESP"}),
-                st,
-            );
+            step(&mut body, "live", &json!({"send": "PINGREQ"}), None);
+            step(&mut body, "live", &json!({"expect": "PINGRESP"}), st);
         }
         Check::Reachable => {
             let _ = writeln!(body, "  - probe: connect");
@@ -338,12 +359,7 @@ pub fn scenario(
     }
     if body.is_empty() {
         // A scenario has at least one step.
-        step(
-            &mut body,
-            "c0",
-            &serde_json::json!({"send": "PINGREQ"}),
-            None,
-        );
+        step(&mut body, "c0", &json!({"send": "PINGREQ"}), None);
     }
     out.push_str(&body);
     out
