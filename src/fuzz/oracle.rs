@@ -202,6 +202,10 @@ pub fn awaiting_delivery(input: &Input, obs: &Observation) -> bool {
     walk(input, obs).iter().any(|f| f.kind == Kind::Loss)
 }
 
+// One pass over the records in their order, longer than most functions: the
+// states it keeps are intertwined (a SUBACK confirms what a SUBSCRIBE asked,
+// a PUBCOMP completes what a PUBLISH began, a reconnect ends a connection),
+// and each arm reads best next to the others.
 fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
     let protocol = input.protocol;
     let mut out = Vec::new();

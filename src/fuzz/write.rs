@@ -109,6 +109,9 @@ pub struct About<'a> {
 }
 
 /// The scenario of `finding`, made by `input` in `obs` with `token`.
+// Long: one pass over the records, writing steps as it goes, whose arms share
+// each client's state (its current connection, its first CONNACK, forbidden
+// bytes it sent); split, they would pass all of it around.
 pub fn scenario(
     input: &Input,
     obs: &Observation,
@@ -328,39 +331,44 @@ pub fn scenario(
         let one_of = json!({"expect_one_of": [{"expect": "PINGRESP"}, {"skip": REFUSED}]});
         step(&mut body, &name, &one_of, None);
     }
-    let st = Some(statement.as_str());
-    let check =
-        |body: &mut String, client: usize, m: Value| step(body, &format!("c{client}"), &m, st);
-    match &finding.check {
-        Check::Expect { client, ty } => check(&mut body, *client, json!({"expect": ty.name()})),
-        Check::Silence { client } => check(&mut body, *client, json!({"expect_silence": SILENCE})),
-        Check::IdNotReused { client, .. } => check(
-            &mut body,
-            *client,
-            json!({"expect": "PUBLISH", "id": {"not": "$inflight"}}),
-        ),
-        Check::Close { client } => check(&mut body, *client, json!({"expect_close": true})),
-        Check::Delivery { client, topic } => {
-            let topic = topic.replace(token, to);
-            check(
-                &mut body,
-                *client,
-                json!({"expect": "PUBLISH", "topic": topic, "timeout": "3s"}),
-            );
-        }
-        Check::Ping => {
-            step(&mut body, "live", &json!({"send": "PINGREQ"}), None);
-            step(&mut body, "live", &json!({"expect": "PINGRESP"}), st);
-        }
-        Check::Reachable => {
-            let _ = writeln!(body, "  - probe: connect");
-        }
-        Check::Nothing => {}
-    }
+    check_steps(&mut body, &finding.check, &statement, token, to);
     if body.is_empty() {
         // A scenario has at least one step.
         step(&mut body, "c0", &json!({"send": "PINGREQ"}), None);
     }
     out.push_str(&body);
     out
+}
+
+/// The last steps: the check of the rule the finding breaks, naming `statement`.
+fn check_steps(body: &mut String, rule: &Check, statement: &str, token: &str, to: &str) {
+    let st = Some(statement);
+    let check =
+        |body: &mut String, client: usize, m: Value| step(body, &format!("c{client}"), &m, st);
+    match rule {
+        Check::Expect { client, ty } => check(body, *client, json!({"expect": ty.name()})),
+        Check::Silence { client } => check(body, *client, json!({"expect_silence": SILENCE})),
+        Check::IdNotReused { client, .. } => check(
+            body,
+            *client,
+            json!({"expect": "PUBLISH", "id": {"not": "$inflight"}}),
+        ),
+        Check::Close { client } => check(body, *client, json!({"expect_close": true})),
+        Check::Delivery { client, topic } => {
+            let topic = topic.replace(token, to);
+            check(
+                body,
+                *client,
+                json!({"expect": "PUBLISH", "topic": topic, "timeout": "3s"}),
+            );
+        }
+        Check::Ping => {
+            step(body, "live", &json!({"send": "PINGREQ"}), None);
+            step(body, "live", &json!({"expect": "PINGRESP"}), st);
+        }
+        Check::Reachable => {
+            let _ = writeln!(body, "  - probe: connect");
+        }
+        Check::Nothing => {}
+    }
 }
