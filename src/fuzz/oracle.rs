@@ -262,21 +262,26 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                 };
                 let own = obs.ids.get(*client).cloned().unwrap_or_default();
                 let Some(p) = packet else {
+                    // Bytes the broker cannot frame as we do (cut short,
+                    // a wrong length): from here on it may read anything
+                    // this connection sends as something else, so what it
+                    // subscribes to, acknowledges or has in flight is no
+                    // longer known.
                     c.dirty = true;
-                    match bytes.first().map(|b| b >> 4) {
-                        Some(1 | 8 | 10) => {
-                            if let Some(s) = &c.session {
-                                sessions.entry(s.clone()).or_default().unknown = true;
-                            }
-                            if bytes.first().map(|b| b >> 4) == Some(1) {
-                                c.session = None;
-                            }
-                        }
-                        Some(4..=7) => c.inflight_known = false,
-                        _ => {}
+                    c.inflight_known = false;
+                    if let Some(s) = &c.session {
+                        sessions.entry(s.clone()).or_default().unknown = true;
+                    }
+                    if bytes.first().map(|b| b >> 4) == Some(1) {
+                        c.session = None;
                     }
                     continue;
                 };
+                if c.dirty {
+                    // The broker may have read this packet as part of the
+                    // bad bytes before it: none of its effects is known.
+                    continue;
+                }
                 match p {
                     Packet::Connect(cn) => {
                         c.session = (!cn.client_id.is_empty() && *cn.client_id == *own)

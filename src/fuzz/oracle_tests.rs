@@ -216,3 +216,18 @@ fn a_second_connack_and_a_silent_broker_are_found() {
     assert_eq!(hang[0].kind, Kind::Hang);
     assert_eq!(hang[0].statement.as_deref(), Some("MQTT-3.12.4-1"));
 }
+
+#[test]
+fn after_bytes_cut_short_what_a_connection_sends_is_owed_nothing() {
+    let mut obs = base();
+    // A PUBLISH cut short: the broker reads the next packet's bytes as its rest.
+    obs.recs.push(Rec::Sent {
+        client: 1,
+        conn: 2,
+        op: Some(0),
+        bytes: Bytes::from_static(&[0x32, 0x10, 0x00, 0x01]),
+        packet: None,
+    });
+    qos2_flow(&mut obs, b"m");
+    assert!(kinds(&obs).is_empty(), "{:?}", kinds(&obs));
+}
