@@ -387,3 +387,52 @@ fn differential_fuzzing_classifies_each_difference_by_the_catalogue() {
         assert_eq!(d["target"], theirs.url());
     }
 }
+
+#[test]
+fn a_websocket_target_is_fuzzed_through_the_same_network_layer() {
+    // Started here rather than by `support::embedded`, which reads only the
+    // first line the broker prints: it prints one per listener.
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let plain = format!("127.0.0.1:{}", support::free_port());
+    let mut broker = Command::new(BIN)
+        .args(["broker", "--listen", &plain, "--ws", &addr])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the broker starts");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut broker);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the WebSocket listener is not up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = TempDir::new("fuzz-ws");
+    let json = dir.path.join("s.json");
+    let url = format!("ws://{addr}/mqtt");
+    let out = fuzz(&[
+        "-t",
+        &url,
+        "--max-execs",
+        "40",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = summary(&json);
+    assert_eq!(s["summary"]["executions"], 40);
+    assert_eq!(s["summary"]["target"], url);
+}
