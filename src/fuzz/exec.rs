@@ -104,9 +104,22 @@ pub struct Observation {
     pub ids: Vec<String>,
     /// Events past [`MAX_RECORDS`], not kept.
     pub dropped: usize,
+    /// The execution's token (empty: not known, every packet is its own).
+    pub token: String,
 }
 
 impl Observation {
+    /// Whether `bytes` (a packet, a topic) carry this execution's token: a
+    /// packet without it may be another execution's, come through a filter
+    /// that a mutation widened, and is no finding of this one (its
+    /// scenario would not replay).
+    pub fn ours(&self, bytes: &[u8]) -> bool {
+        self.token.is_empty()
+            || bytes
+                .windows(self.token.len())
+                .any(|w| w == self.token.as_bytes())
+    }
+
     fn push(&mut self, rec: Rec) {
         if self.recs.len() < MAX_RECORDS {
             self.recs.push(rec);
@@ -243,6 +256,7 @@ impl Executor {
                     })
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .collect(),
+                token: token.to_string(),
                 ..Default::default()
             },
             actors: (0..n).map(|_| None).collect(),

@@ -360,7 +360,10 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                     Got::Closed => c.open = false,
                     Got::Malformed(e, bytes) => {
                         c.open = false;
-                        if let Some(f) = malformed(protocol, *client, i, e, bytes) {
+                        if let Some(f) = malformed(protocol, *client, i, e, bytes).filter(|_| {
+                            // Only a PUBLISH can be another execution's.
+                            bytes.first().map(|b| b >> 4) != Some(3) || obs.ours(bytes)
+                        }) {
                             out.push(f);
                         }
                     }
@@ -385,6 +388,7 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                                 let topic = pb.topic.to_string();
                                 if let Some(s) = c.session.as_ref().and_then(|s| sessions.get(s)) {
                                     let undue = !s.unknown
+                                        && obs.ours(topic.as_bytes())
                                         && !topic.is_empty()
                                         && !topic.starts_with('$')
                                         && !s
@@ -404,9 +408,12 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                                     });
                                     }
                                 }
-                                if pb.qos != QoS::AtMostOnce {
+                                if pb.qos != QoS::AtMostOnce && obs.ours(pb.topic.as_bytes()) {
                                     if let Some(first) = c.inflight.get(&pb.packet_id) {
-                                        if !pb.dup && c.inflight_known {
+                                        if !pb.dup
+                                            && c.inflight_known
+                                            && obs.ours(pb.topic.as_bytes())
+                                        {
                                             out.push(Finding {
                                             kind: Kind::IdReuse,
                                             statement: Some(by_version(protocol, "MQTT-2.3.1-4", "MQTT-2.2.1-4")),

@@ -76,6 +76,7 @@ fn base() -> Observation {
         recs,
         ids,
         dropped: 0,
+        token: String::new(),
     }
 }
 
@@ -230,4 +231,27 @@ fn after_bytes_cut_short_what_a_connection_sends_is_owed_nothing() {
     });
     qos2_flow(&mut obs, b"m");
     assert!(kinds(&obs).is_empty(), "{:?}", kinds(&obs));
+}
+
+#[test]
+fn a_publish_without_the_execution_s_token_is_another_execution_s() {
+    let mut obs = base();
+    obs.token = "tok".into();
+    // Through a filter a mutation widened: no finding of this execution.
+    obs.recs.push(got(
+        0,
+        Packet::Publish(Publish {
+            topic: "u".into(),
+            ..Default::default()
+        }),
+    ));
+    assert!(kinds(&obs).is_empty());
+    obs.recs.push(got(
+        0,
+        Packet::Publish(Publish {
+            topic: "tok/u".into(),
+            ..Default::default()
+        }),
+    ));
+    assert_eq!(kinds(&obs), vec![Kind::Misdelivery]);
 }
