@@ -109,10 +109,11 @@ fn finds_and_replays(violation: &str, kind: &str, statement: &str) {
         .arg(&report)
         .output()
         .expect("run replays the finding");
+    let text = std::fs::read_to_string(file).unwrap_or_default();
     assert_eq!(
         replay.status.code(),
         Some(1),
-        "{}",
+        "{}\nthe scenario:\n{text}",
         String::from_utf8_lossy(&replay.stdout)
     );
     let r = summary(&report);
@@ -130,7 +131,7 @@ fn finds_and_replays(violation: &str, kind: &str, statement: &str) {
     assert_eq!(
         clean.status.code(),
         Some(0),
-        "{}",
+        "{}\nthe scenario:\n{text}",
         String::from_utf8_lossy(&clean.stdout)
     );
 }
