@@ -25,6 +25,9 @@
 //!   every option, publish through the QoS handshakes, subscribe, receive
 //!   and acknowledge, keep alive), which `pub` and `sub` use.
 //! - [`library`]: the scenario library built into the binary.
+//! - [`fuzz`]: the network fuzzer: inputs from the library's exchanges,
+//!   mutated, run against a live broker over [`net`], judged by oracles;
+//!   findings minimised and written as scenarios.
 //! - [`run`]: the case engine. A case is a sans-IO state machine
 //!   ([`run::machine`]): it asks for connections, writes, reads until a
 //!   deadline and sleeps, and is answered with what happened and when; a thin
@@ -67,6 +70,7 @@ pub mod client;
 pub mod cmd;
 pub mod diag;
 pub mod field_rules;
+pub mod fuzz;
 pub mod hex;
 pub mod library;
 pub mod packet;

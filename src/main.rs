@@ -54,6 +54,9 @@ enum Command {
     /// Load a broker: publishers, subscribers, QoS, rate, payload size;
     /// throughput, latency percentiles, connection rate, lost messages.
     Bench(Box<cmd::bench::Args>),
+    /// Fuzz a live broker (the embedded reference broker by default) with
+    /// mutated scenario exchanges; findings minimised, written as scenarios.
+    Fuzz(Box<cmd::fuzz::Args>),
     /// The scenario library built into the binary: `scenarios export DIR`.
     Scenarios(cmd::scenarios::Args),
     /// Publish a message (mosquitto_pub's options: -h -p -t -m -q -r -i -u -P -V…).
@@ -135,6 +138,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Book(args) => cmd::book::run(args, &mut stdin, out),
         Command::Probe(args) => cmd::probe::run(args, &mut stdin, out),
         Command::Bench(args) => cmd::bench::run(args, &mut stdin, out),
+        Command::Fuzz(args) => cmd::fuzz::run(args, &mut stdin, out),
         Command::Broker(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {

@@ -179,6 +179,13 @@ impl Connection {
         self.stream.is_some()
     }
 
+    /// Refuses received packets larger than `max` bytes (fixed header
+    /// included) from their fixed header, before buffering them: a peer
+    /// that announces a huge packet cannot make the buffer grow past it.
+    pub fn set_max_packet_size(&mut self, max: u32) {
+        self.decoder.options.max_packet_size = max;
+    }
+
     /// A CONNACK with code 0 has arrived.
     pub fn connected(&self) -> bool {
         self.connected

@@ -583,7 +583,16 @@ impl Broker {
             self.close(conn);
             return OnError::Close;
         }
-        self.disconnect(conn, err.reason_code(), now);
+        // A CONNECT past the first is a Protocol Error whatever is wrong
+        // inside it (MQTT-3.1.0-2): the codes that refuse a first one
+        // (0x84 Unsupported Protocol Version…) belong to CONNACK, not to
+        // DISCONNECT (MQTT-3.14.2-1). Found by `mqtt-harness fuzz`.
+        let code = if err.packet == Some(PacketType::Connect) {
+            reason::PROTOCOL_ERROR
+        } else {
+            err.reason_code()
+        };
+        self.disconnect(conn, code, now);
         OnError::Close
     }
 

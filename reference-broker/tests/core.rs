@@ -1865,6 +1865,27 @@ fn message_expiry_forwarded_live_and_retained() {
 }
 
 #[test]
+fn a_second_connect_that_does_not_decode_is_a_protocol_error() {
+    use mqtt_codec::{DecodeOptions, Decoder, Sender};
+    let mut net = Net::new();
+    let c = net.client(V5, "c");
+    // A CONNECT with protocol name "MQT<" (found by the network fuzzer):
+    // refused as a first CONNECT with 0x84, a code DISCONNECT may not carry.
+    let mut decoder = Decoder::new(DecodeOptions::new(V5, Sender::Client));
+    let bytes = [
+        0x10, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'<', b'T', 0x05, 0x02, 0x00, 0x3c, 0x00, 0x7f,
+    ];
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let err = decoder.decode(&mut buf).expect_err("a bad protocol name");
+    assert_eq!(err.reason_code(), reason::UNSUPPORTED_PROTOCOL_VERSION);
+    assert_eq!(net.broker.decode_error(c, &err, net.now), OnError::Close);
+    net.pump();
+    let codes: Vec<u8> = net.recv(c).iter().filter_map(disconnect_code).collect();
+    assert_eq!(codes, [reason::PROTOCOL_ERROR]);
+    assert!(net.is_closed(c));
+}
+
+#[test]
 fn decode_error_closes() {
     use mqtt_codec::{DecodeOptions, Decoder, Sender};
     let mut net = Net::new();

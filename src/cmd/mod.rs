@@ -22,6 +22,7 @@ pub mod decode;
 pub mod encode;
 pub mod explain;
 pub mod fields;
+pub mod fuzz;
 pub mod matrix;
 pub mod mutate;
 pub mod probe;

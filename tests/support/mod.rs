@@ -62,9 +62,12 @@ pub fn embedded(extra: &[&str]) -> Broker {
         .expect("the harness binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
+    let mut out = BufReader::new(stdout);
+    out.read_line(&mut line)
         .expect("the broker prints where it listens");
+    // The rest of its output (more listeners, log lines) is drained, so the
+    // broker never dies of a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     // "reference-broker listening on mqtt://127.0.0.1:PORT"
     let port = line
         .trim()
@@ -201,6 +204,7 @@ pub fn embedded_all_transports() -> (Broker, [String; 4], PathBuf) {
             _ => url,
         }
     });
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let port = urls[0]
         .rsplit(':')
         .next()
