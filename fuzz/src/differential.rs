@@ -204,6 +204,17 @@ fn kind_name(kind: &ErrorKind) -> String {
         .to_string()
 }
 
+/// User name and password, each only when not empty: rumqttc cannot tell an
+/// empty one from one left out (its login holds two strings).
+fn push_login(f: &mut Vec<(&'static str, String)>, user: Option<&str>, password: Option<&[u8]>) {
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        f.push(("username", u.to_string()));
+    }
+    if let Some(p) = password.filter(|p| !p.is_empty()) {
+        f.push(("password", hex(p)));
+    }
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len())
         .step_by(2)
@@ -228,12 +239,7 @@ fn fields_ours(p: &Packet) -> Vec<(&'static str, String)> {
                 f.push(("will_qos", w.qos.as_u8().to_string()));
                 f.push(("will_retain", w.retain.to_string()));
             }
-            if let Some(u) = &c.username {
-                f.push(("username", u.to_string()));
-            }
-            if let Some(pw) = &c.password {
-                f.push(("password", hex(pw)));
-            }
+            push_login(&mut f, c.username.as_deref(), c.password.as_deref());
         }
         Packet::ConnAck(a) => {
             f.push(("session_present", a.session_present.to_string()));
@@ -298,8 +304,7 @@ fn rumqttc_v4(frame: &[u8]) -> Outcome {
                 f.push(("will_retain", w.retain.to_string()));
             }
             if let Some(l) = c.login {
-                f.push(("username", l.username));
-                f.push(("password", hex(l.password.as_bytes())));
+                push_login(&mut f, Some(&l.username), Some(l.password.as_bytes()));
             }
         }
         rv4::Packet::ConnAck(a) => {
@@ -375,8 +380,7 @@ fn rumqttc_v5(frame: &[u8]) -> Outcome {
                 f.push(("will_retain", w.retain.to_string()));
             }
             if let Some(l) = login {
-                f.push(("username", l.username));
-                f.push(("password", hex(l.password.as_bytes())));
+                push_login(&mut f, Some(&l.username), Some(l.password.as_bytes()));
             }
         }
         rv5::Packet::ConnAck(a) => {
@@ -458,12 +462,7 @@ fn mqttrs(frame: &[u8]) -> Outcome {
                 f.push(("will_qos", q(w.qos).to_string()));
                 f.push(("will_retain", w.retain.to_string()));
             }
-            if let Some(u) = c.username {
-                f.push(("username", u.to_string()));
-            }
-            if let Some(pw) = c.password {
-                f.push(("password", hex(pw)));
-            }
+            push_login(&mut f, c.username, c.password);
         }
         P::Connack(a) => {
             f.push(ty("connack"));

@@ -560,7 +560,18 @@ impl Broker {
             self.close(conn);
             return OnError::Close;
         }
-        self.disconnect(conn, err.reason_code(), now);
+        // A code only CONNACK may carry (a second CONNECT of an unknown
+        // version: 0x84) becomes Protocol Error, which DISCONNECT can say.
+        let mut code = err.reason_code();
+        if !reason::is_valid(
+            PacketType::Disconnect,
+            code,
+            mqtt_codec::Sender::Server,
+            Protocol::V5,
+        ) {
+            code = reason::PROTOCOL_ERROR;
+        }
+        self.disconnect(conn, code, now);
         OnError::Close
     }
 
