@@ -202,14 +202,12 @@ fn reencode(packet: &Packet, opts: &DecodeOptions) {
         "encoded_len"
     );
     match decode_bytes(&bytes, opts) {
+        // Equal to the packet, the re-decoded one encodes to the same bytes
+        // (encoding is a function of the packet): a fixed point, with no
+        // third encoding to check it.
         Ok(Decoded::Packet { packet: again, len }) => {
             assert_eq!(len, bytes.len(), "re-decoded length");
             assert_eq!(&again, packet, "re-decoded packet");
-            assert_eq!(
-                encode_bytes(&again, opts.protocol).ok(),
-                Some(bytes),
-                "encoding is not stable"
-            );
         }
         other => finding(format!(
             "re-encoded packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}"
