@@ -123,7 +123,7 @@ bin="target/x86_64-unknown-linux-gnu/release"
 for t in decode differential roundtrip broker; do
   mkdir -p "corpus/$t"
   before="$(ls "corpus/$t" | wc -l)"
-  "$bin/$t" -merge=1 "corpus/$t" "$work/gen/$t" >"$work/merge-$t.log" 2>&1 || {
+  "$bin/$t" -merge=1 -artifact_prefix="$work/" "corpus/$t" "$work/gen/$t" >"$work/merge-$t.log" 2>&1 || {
     echo "seed-scenarios: merging into corpus/$t failed:" >&2
     tail -n 20 "$work/merge-$t.log" >&2
     exit 1
