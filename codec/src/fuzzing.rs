@@ -8,7 +8,9 @@
 //!
 //! - [`decode`]: any bytes, decoded as a stream, never panic; the one-shot
 //!   and the stream decoder agree packet for packet and on the final error,
-//!   whether the bytes arrive at once or one at a time; nothing consumed is
+//!   whether the bytes arrive at once or split at every point where the
+//!   decoder's answer can change (one byte at a time through each fixed
+//!   header, then one byte short of each packet's end); nothing consumed is
 //!   beyond the input; every accepted packet re-encodes, and decodes back equal.
 //! - [`roundtrip`]: a generated valid packet encodes to `encoded_len` bytes
 //!   and decodes back equal, from those bytes exactly.
@@ -68,16 +70,16 @@ pub fn decode(data: &[u8]) {
         rest.len()
     );
 
-    let (whole, position, whole_end) = decode_stream(rest, protocol, from, rest.len().max(1));
+    let (whole, position, whole_end) = decode_stream(rest, protocol, from, Feed::Whole);
     assert_eq!(packets, whole, "decode_bytes and Decoder disagree");
     assert_eq!(end, whole_end, "decode_bytes and Decoder end differently");
     if end.is_ok() {
         assert_eq!(position, consumed, "Decoder position");
     }
 
-    let (trickle, _, trickle_end) = decode_stream(rest, protocol, from, 1);
-    assert_eq!(packets, trickle, "byte-at-a-time decoding differs");
-    assert_eq!(end, trickle_end, "byte-at-a-time decoding ends differently");
+    let (trickle, _, trickle_end) = decode_stream(rest, protocol, from, Feed::Edges);
+    assert_eq!(packets, trickle, "split decoding differs");
+    assert_eq!(end, trickle_end, "split decoding ends differently");
 }
 
 /// `decode_bytes` from successive offsets, taking the version a CONNECT
@@ -136,18 +138,40 @@ fn decode_one_shot(input: &[u8], protocol: Protocol, from: Sender) -> (Vec<Packe
     (packets, offset, end)
 }
 
-/// The stream [`Decoder`], fed `chunk` bytes at a time.
+/// How the stream decoder is fed.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// Everything at once.
+    Whole,
+    /// At every point where its answer can change: one byte at a time while
+    /// the fixed header is incomplete, then all but the last byte of the
+    /// packet, then the last. In between only the buffer's length changes,
+    /// and the decoder's answer cannot (it reads nothing past the fixed
+    /// header until the packet is whole), so this checks what feeding one
+    /// byte at a time would, at a cost per packet of its header's length
+    /// rather than its size (which kept the target below 100,000 runs/s).
+    Edges,
+}
+
+/// The stream [`Decoder`], fed as `feed` says.
 fn decode_stream(
     input: &[u8],
     protocol: Protocol,
     from: Sender,
-    chunk: usize,
+    feed: Feed,
 ) -> (Vec<Packet>, usize, End) {
     let mut decoder = Decoder::new(DecodeOptions::new(protocol, from));
     let mut buf = BytesMut::new();
     let mut packets = Vec::new();
-    for piece in input.chunks(chunk) {
-        buf.extend_from_slice(piece);
+    let mut at = 0;
+    while at < input.len() {
+        let n = match feed {
+            Feed::Whole => input.len(),
+            Feed::Edges => decoder.needed(&buf).saturating_sub(1).max(1),
+        };
+        let end = at.saturating_add(n).min(input.len());
+        buf.extend_from_slice(input.get(at..end).unwrap_or(&[]));
+        at = end;
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(packet)) => packets.push(packet),
@@ -178,14 +202,12 @@ fn reencode(packet: &Packet, opts: &DecodeOptions) {
         "encoded_len"
     );
     match decode_bytes(&bytes, opts) {
+        // Equal to the packet, the re-decoded one encodes to the same bytes
+        // (encoding is a function of the packet): a fixed point, with no
+        // third encoding to check it.
         Ok(Decoded::Packet { packet: again, len }) => {
             assert_eq!(len, bytes.len(), "re-decoded length");
             assert_eq!(&again, packet, "re-decoded packet");
-            assert_eq!(
-                encode_bytes(&again, opts.protocol).ok(),
-                Some(bytes),
-                "encoding is not stable"
-            );
         }
         other => finding(format!(
             "re-encoded packet does not decode: {other:?}\n{packet:?}\nbytes: {bytes:02X?}"

@@ -584,14 +584,22 @@ impl Broker {
             return OnError::Close;
         }
         // A CONNECT past the first is a Protocol Error whatever is wrong
-        // inside it (MQTT-3.1.0-2): the codes that refuse a first one
-        // (0x84 Unsupported Protocol Version…) belong to CONNACK, not to
-        // DISCONNECT (MQTT-3.14.2-1). Found by `mqtt-harness fuzz`.
-        let code = if err.packet == Some(PacketType::Connect) {
+        // inside it (MQTT-3.1.0-2), and any code DISCONNECT cannot carry
+        // (0x84 Unsupported Protocol Version… belong to CONNACK,
+        // MQTT-3.14.2-1) becomes Protocol Error too. Found by both fuzzers.
+        let mut code = if err.packet == Some(PacketType::Connect) {
             reason::PROTOCOL_ERROR
         } else {
             err.reason_code()
         };
+        if !reason::is_valid(
+            PacketType::Disconnect,
+            code,
+            mqtt_codec::Sender::Server,
+            Protocol::V5,
+        ) {
+            code = reason::PROTOCOL_ERROR;
+        }
         self.disconnect(conn, code, now);
         OnError::Close
     }

@@ -23,7 +23,19 @@
 //! - nothing is sent on a connection after the core closed it;
 //! - the core counts exactly the connections opened and not yet closed;
 //! - once `tick(now)` has run, `poll_timeout()` is later than `now`: an
-//!   earlier deadline would have the timer task spin.
+//!   earlier deadline would have the timer task spin;
+//! - what the core delivers, holds in flight and says about sessions agrees
+//!   with a small model of subscriptions and sessions (`fuzzing/model.rs`):
+//!   nothing reaches a client with no subscription that permits it, in-flight
+//!   stays within the client's Receive Maximum, and a QoS 1/2 message
+//!   acknowledged to its publisher reaches a persistent session across
+//!   reconnects (at the end, every client acknowledges what it holds and every
+//!   owed session comes back for it);
+//! - memory stays within the configured limits: session queues, sessions and
+//!   retained messages (see `check_limits`).
+//!
+//! As the tokio layer does, the harness holds back the PUBLISH packets of a
+//! connection the core paused (here: they are never read).
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +49,9 @@ use mqtt_codec::{
 
 use crate::broker::{Action, Broker, ConnId, OnError};
 use crate::config::Config;
+
+mod model;
+use model::Model;
 
 /// Most operations in one script.
 const MAX_OPS: usize = 256;
@@ -71,21 +86,36 @@ const STEPS: &[Duration] = &[
 
 /// Runs the script in `data` (see the module's documentation).
 pub fn run(data: &[u8]) {
+    run_breaking(data, &[]);
+}
+
+/// [`run`] against a core that breaks `statements` on purpose (ids of
+/// [`crate::violation`]): the harness must then find something, which is
+/// how the tests know that its checks work.
+pub fn run_breaking(data: &[u8], statements: &[&str]) {
     let mut u = Unstructured::new(data);
-    let Ok(config) = config(&mut u) else {
+    let Ok(mut config) = config(&mut u) else {
         return;
     };
+    for s in statements {
+        if let Err(e) = config.violations.add(s) {
+            panic!("{e}"); // ok: a test asked for a violation that does not exist
+        }
+    }
     let mut world = World::new(config);
     for _ in 0..MAX_OPS {
         if u.is_empty() || world.step(&mut u).is_err() {
             break;
         }
     }
-    // Everyone leaves; the core must end with nothing open.
+    // Every connected client acknowledges what it holds; everyone leaves;
+    // every persistent session still owed a message comes back for it.
+    world.settle_all();
     let open: Vec<usize> = (0..world.conns.len()).collect();
     for i in open {
         world.drop_conn(i);
     }
+    world.reclaim();
     world.advance(Duration::from_secs(86_400 * 30));
     if world.broker.connection_count() != 0 {
         world.finding(format!(
@@ -135,6 +165,10 @@ struct World {
     conns: Vec<Conn>,
     /// What was done so far, for the report of a finding.
     script: Vec<Op>,
+    /// Who may receive what, and what is owed (see `model.rs`).
+    model: Model,
+    /// Wills announced: each may land on a full queue with no publisher to pause.
+    wills: usize,
 }
 
 /// One operation of the script, as carried out.
@@ -150,10 +184,12 @@ enum Op {
 impl World {
     fn new(config: Config) -> World {
         World {
+            model: Model::new(&config),
             broker: Broker::new(config),
             now: Instant::now(),
             conns: Vec::new(),
             script: Vec::new(),
+            wills: 0,
         }
     }
 
@@ -228,7 +264,121 @@ impl World {
             }
         }
         self.check_count();
+        self.check_limits();
         Ok(())
+    }
+
+    /// A packet the core is about to be handed, shown to the model first.
+    fn model_in(&mut self, i: usize, packet: &Packet) {
+        if matches!(packet, Packet::Connect(c) if c.will.is_some()) {
+            self.wills += 1;
+        }
+        self.model.client_sent(i, packet);
+    }
+
+    /// Memory stays within the configured limits: a session's queue holds at
+    /// most `max_queued_messages`, plus one message per time a publisher was
+    /// paused for it and one per will (which has no publisher to pause); the
+    /// core holds no session and no retained message no client made.
+    fn check_limits(&mut self) {
+        while self.broker.poll_resumed().is_some() {}
+        let counters = self.broker.counters();
+        let pauses = usize::try_from(counters.publisher_pauses).unwrap_or(usize::MAX);
+        let bound = self
+            .broker
+            .config()
+            .max_queued_messages
+            .saturating_add(pauses)
+            .saturating_add(self.wills);
+        let ids: Vec<String> = self.model.client_ids().map(String::from).collect();
+        for id in ids {
+            let queued = self.broker.queued(&id);
+            if queued > bound {
+                self.finding(format!(
+                    "{queued} messages queued for {id:?}, above the bound {bound} \
+                     (max_queued_messages + publisher pauses + wills)"
+                ));
+            }
+        }
+        if counters.queue_high_water > bound {
+            self.finding(format!(
+                "a queue reached {} messages, above the bound {bound}",
+                counters.queue_high_water
+            ));
+        }
+        if self.broker.session_count() > self.model.session_count() {
+            self.finding(format!(
+                "the core holds {} sessions, clients made {}",
+                self.broker.session_count(),
+                self.model.session_count()
+            ));
+        }
+        if self.broker.retained_count() > self.model.retained_bound() {
+            self.finding(format!(
+                "the core retains {} messages on at most {} topics published with RETAIN",
+                self.broker.retained_count(),
+                self.model.retained_bound()
+            ));
+        }
+    }
+
+    /// The client on connection `i` acknowledges everything in flight to it
+    /// (PUBACK; PUBREC then PUBCOMP), until nothing is left or it closes.
+    fn settle(&mut self, i: usize) {
+        for _ in 0..64 {
+            let inflight = self.model.inflight(i);
+            if inflight.is_empty() {
+                return;
+            }
+            for (id, qos) in inflight {
+                if self.conns.get(i).is_none_or(|c| c.closed) {
+                    return;
+                }
+                if qos == 1 {
+                    self.packet(i, Packet::PubAck(PubResponse::new(id)));
+                } else {
+                    self.packet(i, Packet::PubRec(PubResponse::new(id)));
+                    if self.conns.get(i).is_some_and(|c| !c.closed) {
+                        self.packet(i, Packet::PubComp(PubResponse::new(id)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every connected client with a session settles what it holds.
+    fn settle_all(&mut self) {
+        for i in 0..self.conns.len() {
+            let live = self.conns.get(i).is_some_and(|c| !c.closed);
+            if live && self.model.session_of(i).is_some() {
+                self.settle(i);
+            }
+        }
+    }
+
+    /// With every connection gone, each persistent session still owed a
+    /// message reconnects (Clean Start 0) and settles; then every owed
+    /// message must have reached its session.
+    fn reclaim(&mut self) {
+        for (client_id, protocol) in self.model.owing() {
+            self.open();
+            let i = self.conns.len() - 1;
+            if let Some(conn) = self.conns.get_mut(i) {
+                conn.protocol = protocol;
+                conn.decoder.options.protocol = protocol;
+            }
+            let mut c = Connect::new(protocol, client_id.as_str());
+            c.clean_start = false;
+            self.packet(i, Packet::Connect(Box::new(c)));
+            if self.model.session_of(i).is_some() {
+                self.settle(i);
+            }
+            self.drop_conn(i);
+        }
+        let dropped = self.broker.counters().dropped_offline > 0;
+        if let Err(e) = self.model.check_owed(dropped) {
+            self.finding(e);
+        }
     }
 
     fn protocol(&self, i: usize) -> Protocol {
@@ -254,6 +404,7 @@ impl World {
             closed: false,
             ids: Vec::new(),
         });
+        self.model.opened();
         self.pump();
     }
 
@@ -261,7 +412,13 @@ impl World {
         let Some(id) = self.conns.get(i).map(|c| c.id) else {
             return;
         };
+        // The I/O layer holds a paused connection's PUBLISH packets; this
+        // one is never read.
+        if matches!(packet, Packet::Publish(_)) && self.broker.paused(id) {
+            return;
+        }
         self.script.push(Op::Packet(i, packet.clone()));
+        self.model_in(i, &packet);
         self.broker.packet(id, packet, self.now);
         self.pump();
     }
@@ -286,6 +443,10 @@ impl World {
                     if let Packet::Connect(c) = &packet {
                         conn.protocol = c.protocol;
                     }
+                    if matches!(packet, Packet::Publish(_)) && self.broker.paused(id) {
+                        continue;
+                    }
+                    self.model_in(i, &packet);
                     self.broker.packet(id, packet, self.now);
                     self.pump();
                 }
@@ -315,6 +476,7 @@ impl World {
         conn.closed = true;
         let id = conn.id;
         self.script.push(Op::Drop(i));
+        self.model.closed(i, self.now);
         self.broker.closed(id, self.now);
         self.pump();
     }
@@ -355,6 +517,11 @@ impl World {
                     if let Err(e) = check_sendable(&packet, protocol) {
                         self.finding(e);
                     }
+                    if let Some(i) = self.conns.iter().position(|c| c.id == conn) {
+                        if let Err(e) = self.model.server_sent(i, &packet, self.now) {
+                            self.finding(e);
+                        }
+                    }
                     if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
                         if let Some(id) = packet.packet_id().filter(|&id| id != 0) {
                             if c.ids.len() >= 8 {
@@ -365,13 +532,29 @@ impl World {
                     }
                 }
                 Action::Close { conn } => {
-                    if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
-                        if !c.closed {
-                            c.closed = true;
+                    if let Some(i) = self.conns.iter().position(|c| c.id == conn) {
+                        if self.conns.get(i).is_some_and(|c| !c.closed) {
+                            if let Some(c) = self.conns.get_mut(i) {
+                                c.closed = true;
+                            }
+                            self.model.closed(i, self.now);
                             self.broker.closed(conn, self.now);
                         }
                     }
                 }
+            }
+        }
+        self.unanswered();
+    }
+
+    /// After the core's actions: a CONNECT it left unanswered (see
+    /// `Model::unanswered`).
+    fn unanswered(&mut self) {
+        for i in self.model.awaiting_connack() {
+            // A closed one may have left its session behind too.
+            self.model.unanswered(i);
+            if self.conns.get(i).is_none_or(|c| c.closed) {
+                self.model.closed(i, self.now);
             }
         }
     }
@@ -437,7 +620,7 @@ impl World {
                 retain: u.arbitrary()?,
                 properties,
                 topic: (*u.choose(TOPICS)?).into(),
-                payload: Bytes::from_static(b"will"),
+                payload: Bytes::from(format!("w{}", self.script.len())),
             });
         }
         Ok(c)
@@ -499,7 +682,13 @@ impl World {
                 }
             }
         }
-        let payload: &'static [u8] = if u.ratio(1, 4)? { b"" } else { b"m" };
+        // A payload of its own, so that the model knows which message a
+        // delivery is (an empty one is shared, and the model permits more).
+        let payload = if u.ratio(1, 4)? {
+            Bytes::new()
+        } else {
+            Bytes::from(format!("m{}", self.script.len()))
+        };
         Ok(Packet::Publish(Publish {
             dup: qos != QoS::AtMostOnce && u.ratio(1, 8)?,
             qos,
@@ -511,7 +700,7 @@ impl World {
                 u.int_in_range(1..=4)?
             },
             properties,
-            payload: Bytes::from_static(payload),
+            payload,
         }))
     }
 
