@@ -293,7 +293,8 @@ impl Session {
         }
     }
 
-    fn fresh_id(&mut self) -> u16 {
+    /// A packet identifier not used yet on this connection (1 to 65535, then round again).
+    pub fn packet_id(&mut self) -> u16 {
         self.next_id = self.next_id.checked_add(1).filter(|&i| i != 0).unwrap_or(1);
         self.next_id
     }
@@ -304,7 +305,7 @@ impl Session {
         let packet_id = if msg.qos == QoS::AtMostOnce {
             0
         } else {
-            self.fresh_id()
+            self.packet_id()
         };
         let mut topic = msg.topic.clone();
         // An alias already set for this topic: the topic may be left out.
@@ -367,7 +368,7 @@ impl Session {
         filters: Vec<Subscription>,
         properties: Properties,
     ) -> Result<Vec<u8>, ClientError> {
-        let packet_id = self.fresh_id();
+        let packet_id = self.packet_id();
         self.send(Packet::Subscribe(Subscribe {
             packet_id,
             properties,
@@ -392,7 +393,7 @@ impl Session {
         filters: Vec<String>,
         properties: Properties,
     ) -> Result<Vec<u8>, ClientError> {
-        let packet_id = self.fresh_id();
+        let packet_id = self.packet_id();
         self.send(Packet::Unsubscribe(Unsubscribe {
             packet_id,
             properties,
