@@ -272,23 +272,8 @@ impl Session {
     /// Encodes and writes `packet`, refusing one above the broker's
     /// Maximum Packet Size.
     async fn send(&mut self, packet: Packet) -> Result<(), ClientError> {
-        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol).map_err(|e| {
-            ClientError::Input(format!(
-                "cannot encode the {}: {e}",
-                packet.packet_type().name()
-            ))
-        })?;
-        if let Some(max) = self.maximum_packet_size {
-            if bytes.len() as u64 > u64::from(max) {
-                return Err(ClientError::Input(format!(
-                    "the {} is {} bytes, above the broker's Maximum Packet Size {max} [MQTT-3.2.2-15]",
-                    packet.packet_type().name(),
-                    bytes.len()
-                )));
-            }
-        }
-        match self.send_raw(&bytes, Some(packet)).await {
-            Ok(()) => Ok(()),
+        match self.send_packet(packet).await {
+            Ok(_) => Ok(()),
             Err(e) => Err(self.cooked(e)),
         }
     }
@@ -463,6 +448,12 @@ impl Session {
         self.conn.close().await;
         self.closed = true;
         Ok(())
+    }
+
+    /// The transport and what was read past the last packet, for a caller
+    /// that goes on with bytes (the bench's load); `None` when closed.
+    pub fn into_stream(self) -> Option<(crate::net::Stream, bytes::BytesMut)> {
+        self.conn.into_stream()
     }
 
     /// Closes the socket without DISCONNECT (the broker then publishes the will).

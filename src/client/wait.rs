@@ -39,18 +39,48 @@ pub enum Ended {
     Send(SendError),
 }
 
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Disconnected(code) => write!(f, "DISCONNECT 0x{code:02X}"),
+            Ended::Closed(None) => f.write_str("the broker closed the connection"),
+            Ended::Closed(Some(why)) => write!(f, "the broker closed the connection ({why})"),
+            Ended::Malformed(e) => write!(f, "the broker sent what does not decode: {e}"),
+            Ended::Timeout => f.write_str("no answer before the deadline"),
+            Ended::NoPingResp => f.write_str("no PINGRESP to a keep-alive PINGREQ"),
+            Ended::BeforeConnAck(p) => {
+                write!(
+                    f,
+                    "the broker sent {} before CONNACK",
+                    p.packet_type().name()
+                )
+            }
+            Ended::Protocol(m) | Ended::Encode(m) => f.write_str(m),
+            Ended::Send(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Ended {}
+
 impl Session {
-    /// Encodes `packet` and writes it before the session's timeout, as is:
-    /// no check against the broker's Maximum Packet Size (a probe sends
-    /// oversized packets on purpose).
+    /// Encodes `packet` and writes it before the session's timeout. A
+    /// strict session refuses one above the broker's Maximum Packet Size
+    /// (MQTT-3.2.2-15); a raw one sends it as is (the probe's size searches
+    /// send oversized packets on purpose).
     pub async fn send_packet(&mut self, packet: Packet) -> Result<usize, Ended> {
-        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol).map_err(|e| {
-            Ended::Encode(format!(
-                "cannot encode the {}: {e}",
-                packet.packet_type().name()
-            ))
-        })?;
+        let name = packet.packet_type().name();
+        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol)
+            .map_err(|e| Ended::Encode(format!("cannot encode the {name}: {e}")))?;
         let len = bytes.len();
+        match self.maximum_packet_size {
+            Some(max) if !self.raw && len as u64 > u64::from(max) => {
+                return Err(Ended::Encode(format!(
+                    "the {name} is {len} bytes, above the broker's Maximum Packet Size {max} [MQTT-3.2.2-15]"
+                )))
+            }
+            _ => {}
+        }
         self.send_raw(&bytes, Some(packet)).await?;
         Ok(len)
     }
