@@ -88,7 +88,7 @@ pub async fn subscribe(session: &mut Session, filters: &[String], qos: QoS) -> R
             })
             .collect();
         let codes = session
-            .subscribe(filters, Properties::new())
+            .try_subscribe(filters, Properties::new())
             .await
             .map_err(|e| e.to_string())?;
         session.take_log();

@@ -353,18 +353,28 @@ impl Session {
         filters: Vec<Subscription>,
         properties: Properties,
     ) -> Result<Vec<u8>, ClientError> {
+        match self.try_subscribe(filters, properties).await {
+            Ok(codes) => Ok(codes),
+            Err(Ended::Timeout) => Err(ClientError::Timeout("the SUBACK".into())),
+            Err(e) => Err(self.cooked(e)),
+        }
+    }
+
+    /// [`Session::subscribe`] with every detail of a failure ([`Ended`]).
+    pub async fn try_subscribe(
+        &mut self,
+        filters: Vec<Subscription>,
+        properties: Properties,
+    ) -> Result<Vec<u8>, Ended> {
         let packet_id = self.packet_id();
-        self.send(Packet::Subscribe(Subscribe {
+        self.send_packet(Packet::Subscribe(Subscribe {
             packet_id,
             properties,
             filters,
         }))
         .await?;
         match self
-            .await_ack(
-                "SUBACK",
-                |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
-            )
+            .expect(|p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id))
             .await?
         {
             Packet::SubAck(a) => Ok(a.reason_codes),

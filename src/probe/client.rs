@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    ConnAck, Connect, Packet, Properties, Protocol, PubResponse, Publish, QoS, Subscribe,
-    Subscription, SubscriptionOptions,
+    ConnAck, Connect, Packet, Properties, Protocol, PubResponse, Publish, QoS, Subscription,
+    SubscriptionOptions,
 };
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -229,7 +229,6 @@ impl Client {
         qos: QoS,
         properties: Properties,
     ) -> Result<Vec<u8>, NoAnswer> {
-        let id = self.id();
         let filters = filters
             .iter()
             .map(|f| Subscription {
@@ -237,19 +236,8 @@ impl Client {
                 options: SubscriptionOptions::qos(qos),
             })
             .collect();
-        self.send(Packet::Subscribe(Subscribe {
-            packet_id: id,
-            properties,
-            filters,
-        }))
-        .await?;
-        match self
-            .expect(|p| matches!(p, Packet::SubAck(s) if s.packet_id == id))
-            .await?
-        {
-            Packet::SubAck(s) => Ok(s.reason_codes),
-            _ => Err(NoAnswer::Timeout),
-        }
+        let r = self.session()?.try_subscribe(filters, properties).await;
+        self.seen(r)
     }
 
     /// Publishes and waits for its acknowledgement (PUBACK, or PUBREC then
