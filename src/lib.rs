@@ -23,7 +23,9 @@
 //!   every packet exchanged; the reference broker listens through it too.
 //! - [`client`]: a small MQTT session over [`net::Connection`] (connect with
 //!   every option, publish through the QoS handshakes, subscribe, receive
-//!   and acknowledge, keep alive), which `pub` and `sub` use.
+//!   and acknowledge, keep alive), which `pub` and `sub` use; a raw session
+//!   (packets or bytes sent as asked, waits under deadlines that still
+//!   acknowledge deliveries) is what `probe` tries a broker with.
 //! - [`library`]: the scenario library built into the binary.
 //! - [`fuzz`]: the network fuzzer: inputs from the library's exchanges,
 //!   mutated, run against a live broker over [`net`], judged by oracles;
@@ -39,8 +41,8 @@
 //!   the scenarios that check it and their recorded exchanges, from one run.
 //! - [`probe`]: what a broker supports and its limits, found by trying
 //!   (`probe`), each finding with its exchange; [`bench`]: load and what
-//!   the broker did with it (`bench`). Both connect through [`net`] and
-//!   speak codec packets.
+//!   the broker did with it (`bench`). Both connect through [`client`];
+//!   the bench's load then runs on the bare stream (its hot path).
 //! - [`cmd`]: one module per subcommand (`run`, `mutate`, `decode`, `encode`,
 //!   `explain`, `fields`, `coverage`, `scenarios`…); each takes its parsed
 //!   flags and its input and output streams and returns a [`cmd::Status`].

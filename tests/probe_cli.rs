@@ -60,6 +60,37 @@ fn finding<'a>(report: &'a Value, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no finding {key}"))
 }
 
+/// Every QoS 1 or 2 PUBLISH the probe received, in any try, that it did
+/// not acknowledge (PUBACK / PUBREC with its id, before its next CONNECT):
+/// a delivery the probe waited for is acknowledged like any other.
+fn unacknowledged(report: &Value) -> Vec<String> {
+    let mut missing = Vec::new();
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    for f in &findings {
+        for t in f["evidence"].as_array().into_iter().flatten() {
+            let lines = t["exchange"].as_array().cloned().unwrap_or_default();
+            for (i, l) in lines.iter().enumerate() {
+                let p = &l["packet"];
+                if l["dir"] != "received" || p["type"] != "PUBLISH" || p["qos"] == 0 {
+                    continue;
+                }
+                let acked = lines[i + 1..]
+                    .iter()
+                    .take_while(|n| !(n["dir"] == "sent" && n["packet"]["type"] == "CONNECT"))
+                    .any(|n| {
+                        n["dir"] == "sent"
+                            && (n["packet"]["type"] == "PUBACK" || n["packet"]["type"] == "PUBREC")
+                            && n["packet"]["id"] == p["id"]
+                    });
+                if !acked {
+                    missing.push(format!("{} / {}: {p}", f["key"], t["try"]));
+                }
+            }
+        }
+    }
+    missing
+}
+
 const LIMITED: &str = "maximum_qos: 1
 retain_available: false
 max_packet_size: 2000
@@ -169,6 +200,7 @@ fn the_default_reference_broker_offers_everything_with_its_default_limits() {
         &serde_json::json!({"minimum": 0, "maximum": 65535})
     );
     assert_eq!(value(&r, "empty_client_id")["accepted"], true);
+    assert_eq!(unacknowledged(&r), Vec::<String>::new());
 }
 
 #[test]
@@ -203,6 +235,7 @@ fn mosquitto_is_found_to_speak_all_versions_with_every_feature() {
         value(&r, "maximum_topic_levels"),
         &serde_json::json!({"at_least": 64})
     );
+    assert_eq!(unacknowledged(&r), Vec::<String>::new());
 }
 
 #[test]

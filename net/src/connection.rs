@@ -415,6 +415,13 @@ impl Connection {
         }
     }
 
+    /// The stream and the bytes read but not decoded yet, for a caller that
+    /// goes on without packets or a log (the bench's load, once connected);
+    /// `None` when the connection is closed.
+    pub fn into_stream(self) -> Option<(Stream, BytesMut)> {
+        Some((self.stream?, self.buf))
+    }
+
     /// The log so far; the connection starts a new one.
     pub fn take_log(&mut self) -> Vec<LogEntry> {
         std::mem::take(&mut self.log)

@@ -122,7 +122,7 @@ async fn open_many(
         set.spawn(async move {
             let _permit = gate.acquire_owned().await;
             let t = Instant::now();
-            let r = wire::connect(&target, connect, Instant::now() + timeout).await;
+            let r = wire::connect(&target, connect, timeout).await;
             (i, r, t.elapsed())
         });
     }
@@ -165,8 +165,15 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Shared, Duration)) -> 
     let end = opts.duration.map(|d| started + d);
     let mut pubs = Vec::new();
     for (i, (r, _)) in pubs_open.into_iter().enumerate() {
-        let Ok((stream, buf, receive_maximum)) = r else {
+        let Ok((session, receive_maximum)) = r else {
             continue;
+        };
+        let (stream, buf) = match wire::stream(session) {
+            Ok(s) => s,
+            Err(e) => {
+                shared.error(format!("a publisher could not start: {e}"));
+                continue;
+            }
         };
         let p = Publishing {
             index: u32::try_from(i).unwrap_or(u32::MAX),
@@ -359,21 +366,12 @@ async fn start_subscribers(
     let mut subs = Vec::new();
     for (r, t) in open_many(opts, &format!("mhb{nonce}s"), opts.subscribers).await {
         conns.note(&r, t, "a subscriber could not connect", shared);
-        let Ok((mut stream, mut buf, _)) = r else {
+        let Ok((mut session, _)) = r else {
             continue;
         };
-        let deadline = Instant::now() + opts.timeout;
-        match wire::subscribe(
-            &mut stream,
-            &mut buf,
-            opts.protocol,
-            topics,
-            opts.qos,
-            deadline,
-        )
-        .await
-        {
-            Ok(()) => {
+        let subscribed = wire::subscribe(&mut session, topics, opts.qos).await;
+        match subscribed.and_then(|()| wire::stream(session)) {
+            Ok((stream, buf)) => {
                 let s = tasks::Subscribing {
                     protocol: opts.protocol,
                     publishers: opts.publishers,

@@ -1,18 +1,23 @@
-//! The bench's few packets on a raw `net::Stream`: the CONNECT and
-//! SUBSCRIBE handshakes under a deadline, and the stamp each PUBLISH
-//! payload carries (when it was written, who sent it, its number).
+//! The bench's connections: opened and brought up (CONNECT / CONNACK,
+//! SUBSCRIBE / SUBACK) by the shared [`crate::client::Session`], then handed
+//! to the load tasks as a bare [`Stream`] with what was read past the
+//! handshake; and the stamp each PUBLISH payload carries (when it was
+//! written, who sent it, its number).
 //!
-//! Not `net::Connection`: that one logs every packet, which a load
-//! generator cannot afford; packets still go through the codec both ways.
+//! Why the load itself is not a `Session` (nor a `net::Connection`): those
+//! log every packet and encode each into a buffer of its own, which a load
+//! generator cannot afford at tens of thousands of messages a second. The
+//! hot path (`tasks`) encodes batches of PUBLISH into one reused buffer and
+//! decodes in place from the read buffer (`decode_slice`); packets still go
+//! through the codec both ways. Only the handshakes, where speed does not
+//! matter, go through the shared client.
 
 use bytes::BytesMut;
 use mqtt_codec::{
-    decode_slice, Connect, DecodeOptions, Decoded, Packet, Properties, Protocol, QoS, Sender,
-    Subscribe, Subscription, SubscriptionOptions,
+    Connect, DecodeOptions, Properties, Protocol, QoS, Sender, Subscription, SubscriptionOptions,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{timeout_at, Instant};
 
+use crate::client::Session;
 use crate::net::{Stream, Target};
 
 /// Bytes at the start of every payload: nanoseconds since the run's epoch
@@ -41,125 +46,63 @@ pub fn from_server(protocol: Protocol) -> DecodeOptions {
     DecodeOptions::new(protocol, Sender::Server)
 }
 
-/// An open connection: the stream, what was read past the CONNACK, and
-/// the broker's Receive Maximum (5.0; 65535 when it says none).
-pub type Opened = (Stream, BytesMut, u16);
+/// A connected session and the broker's Receive Maximum (5.0; 65535
+/// when it says none).
+pub type Opened = (Session, u16);
 
-/// Opens a connection and completes CONNECT / CONNACK before `deadline`.
+/// Opens a connection and completes CONNECT / CONNACK, each step within
+/// `timeout`.
 pub async fn connect(
     target: &Target,
     connect: Connect,
-    deadline: Instant,
+    timeout: std::time::Duration,
 ) -> Result<Opened, String> {
-    let protocol = connect.protocol;
-    let mut stream = crate::net::connect(target, deadline)
+    let name = connect.client_id.to_string();
+    let mut session = Session::open_raw(target, connect.protocol, &name, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let bytes = mqtt_codec::encode_bytes(&Packet::Connect(Box::new(connect)), protocol)
-        .map_err(|e| e.to_string())?;
-    write(&mut stream, &bytes, deadline).await?;
-    let mut buf = BytesMut::with_capacity(8192);
-    match until(&mut stream, &mut buf, protocol, deadline, |p| {
-        matches!(p, Packet::ConnAck(_))
-    })
-    .await?
-    {
-        Packet::ConnAck(a) if a.code == 0 => {
+    match session.connect_with(connect).await {
+        Ok(a) if a.code == 0 => {
             let receive = a.properties.receive_maximum().unwrap_or(u16::MAX);
-            Ok((stream, buf, receive))
+            // Nothing of the handshake is shown: its log is not kept.
+            session.take_log();
+            Ok((session, receive))
         }
-        Packet::ConnAck(a) => Err(format!(
+        Ok(a) => Err(format!(
             "CONNACK refused the connection with 0x{:02X}",
             a.code
         )),
-        _ => Err("no CONNACK".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// Subscribes to `filters` (in SUBSCRIBEs of at most 100) and waits for
 /// each SUBACK; a refused filter is an error.
-pub async fn subscribe(
-    stream: &mut Stream,
-    buf: &mut BytesMut,
-    protocol: Protocol,
-    filters: &[String],
-    qos: QoS,
-    deadline: Instant,
-) -> Result<(), String> {
-    for (i, chunk) in filters.chunks(100).enumerate() {
-        let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
-        let packet = Packet::Subscribe(Subscribe {
-            packet_id: id,
-            properties: Properties::new(),
-            filters: chunk
-                .iter()
-                .map(|f| Subscription {
-                    filter: f.as_str().into(),
-                    options: SubscriptionOptions::qos(qos),
-                })
-                .collect(),
-        });
-        let bytes = mqtt_codec::encode_bytes(&packet, protocol).map_err(|e| e.to_string())?;
-        write(stream, &bytes, deadline).await?;
-        match until(
-            stream,
-            buf,
-            protocol,
-            deadline,
-            |p| matches!(p, Packet::SubAck(s) if s.packet_id == id),
-        )
-        .await?
-        {
-            Packet::SubAck(s) if s.reason_codes.iter().all(|&c| c < 0x80) => {}
-            Packet::SubAck(s) => {
-                return Err(format!("SUBACK refused a filter: {:02X?}", s.reason_codes))
-            }
-            _ => return Err("no SUBACK".into()),
+pub async fn subscribe(session: &mut Session, filters: &[String], qos: QoS) -> Result<(), String> {
+    for chunk in filters.chunks(100) {
+        let filters = chunk
+            .iter()
+            .map(|f| Subscription {
+                filter: f.as_str().into(),
+                options: SubscriptionOptions::qos(qos),
+            })
+            .collect();
+        let codes = session
+            .try_subscribe(filters, Properties::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        session.take_log();
+        if codes.iter().any(|&c| c >= 0x80) {
+            return Err(format!("SUBACK refused a filter: {codes:02X?}"));
         }
     }
     Ok(())
 }
 
-async fn write(stream: &mut Stream, bytes: &[u8], deadline: Instant) -> Result<(), String> {
-    match timeout_at(deadline, stream.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("writing failed: {e}")),
-        Err(_) => Err("the broker did not take the bytes in time".into()),
-    }
-}
-
-/// Reads until a packet for which `wanted` holds (others are dropped: none
-/// is expected during a handshake), a close, garbage or the deadline.
-async fn until(
-    stream: &mut Stream,
-    buf: &mut BytesMut,
-    protocol: Protocol,
-    deadline: Instant,
-    wanted: impl Fn(&Packet) -> bool,
-) -> Result<Packet, String> {
-    let opts = from_server(protocol);
-    loop {
-        while !buf.is_empty() {
-            match decode_slice(buf, &opts) {
-                Ok(Decoded::Packet { packet, len }) => {
-                    let owned = packet.to_owned_packet();
-                    let _ = buf.split_to(len);
-                    if wanted(&owned) {
-                        return Ok(owned);
-                    }
-                    if let Packet::Disconnect(d) = owned {
-                        return Err(format!("DISCONNECT 0x{:02X}", d.reason_code));
-                    }
-                }
-                Ok(Decoded::Incomplete { .. }) => break,
-                Err(e) => return Err(format!("the broker sent what does not decode: {e}")),
-            }
-        }
-        match timeout_at(deadline, stream.read_buf(buf)).await {
-            Ok(Ok(0)) => return Err("the broker closed the connection".into()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("reading failed: {e}")),
-            Err(_) => return Err("no answer before the deadline".into()),
-        }
-    }
+/// The session's transport and what was read past its handshakes, for the
+/// load tasks.
+pub fn stream(session: Session) -> Result<(Stream, BytesMut), String> {
+    session
+        .into_stream()
+        .ok_or_else(|| "the broker closed the connection".to_string())
 }

@@ -18,7 +18,10 @@ use mqtt_codec::{
 };
 use tokio::time::Instant;
 
-use crate::net::{ConnectError, Connection, Event, LogEntry, Target};
+use crate::net::{ConnectError, Connection, LogEntry, Target};
+
+mod wait;
+pub use wait::Ended;
 
 /// Messages kept while the session waits for something else (an
 /// acknowledgement); past this the oldest are dropped, so that a busy
@@ -139,6 +142,11 @@ pub struct Session {
     aliases_out: HashMap<u16, String>,
     maximum_packet_size: Option<u32>,
     closed: bool,
+    /// At most this many messages kept in `inbox`.
+    inbox_limit: usize,
+    /// A raw session (the probe's): no keep-alive PINGREQ, packets before
+    /// CONNACK passed over.
+    raw: bool,
 }
 
 fn closed_why(why: Option<String>) -> String {
@@ -160,12 +168,22 @@ impl Session {
         let conn = Connection::open(&opts.client_id, &opts.target, opts.protocol, deadline)
             .await
             .map_err(|e| ClientError::Unreachable(Box::new(e)))?;
-        Ok(Session {
+        let keep_alive = (opts.keep_alive > 0).then(|| Duration::from_secs(opts.keep_alive.into()));
+        Ok(Session::over(conn, opts.protocol, opts.timeout, keep_alive))
+    }
+
+    fn over(
+        conn: Connection,
+        protocol: Protocol,
+        timeout: Duration,
+        keep_alive: Option<Duration>,
+    ) -> Session {
+        Session {
             conn,
-            protocol: opts.protocol,
+            protocol,
             connack: ConnAck::default(),
-            timeout: opts.timeout,
-            keep_alive: (opts.keep_alive > 0).then(|| Duration::from_secs(opts.keep_alive.into())),
+            timeout,
+            keep_alive,
             last_sent: Instant::now(),
             ping_sent: None,
             next_id: 0,
@@ -175,12 +193,30 @@ impl Session {
             aliases_out: HashMap::new(),
             maximum_packet_size: None,
             closed: false,
-        })
+            inbox_limit: INBOX_LIMIT,
+            raw: false,
+        }
+    }
+
+    /// Opens the transport for a raw session, which sends what its caller
+    /// asks and nothing of its own (no keep-alive PINGREQ, whatever the
+    /// CONNECT and CONNACK say): the probe's, which tries a broker packet by
+    /// packet. It still acknowledges deliveries while waiting
+    /// ([`Session::expect_until`]); `name` names it in the log.
+    pub async fn open_raw(
+        target: &Target,
+        protocol: Protocol,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Session, ConnectError> {
+        let conn = Connection::open(name, target, protocol, Instant::now() + timeout).await?;
+        let mut s = Session::over(conn, protocol, timeout, None);
+        s.raw = true;
+        Ok(s)
     }
 
     /// Sends the CONNECT of `opts` and waits for a successful CONNACK.
     pub async fn handshake(&mut self, opts: &Options) -> Result<(), ClientError> {
-        let deadline = Instant::now() + opts.timeout;
         let mut connect = Connect::new(opts.protocol, opts.client_id.as_str());
         connect.clean_start = opts.clean_start;
         connect.keep_alive = opts.keep_alive;
@@ -188,32 +224,17 @@ impl Session {
         connect.username = opts.username.as_deref().map(ByteString::from);
         connect.password = opts.password.clone();
         connect.properties = opts.properties.clone();
-        let s = self;
-        s.send(Packet::Connect(Box::new(connect))).await?;
-        let ack = {
-            match s.conn.next_event(deadline).await {
-                Event::Packet(Packet::ConnAck(a), _) => a,
-                Event::Packet(Packet::Auth(_), _) => {
-                    return Err(ClientError::Protocol(
-                        "the broker asks for enhanced authentication (AUTH), which pub/sub do not speak".into(),
-                    ))
-                }
-                Event::Packet(other, _) => {
-                    return Err(ClientError::Protocol(format!(
-                        "the broker sent {} before CONNACK [MQTT-3.2.0-1]",
-                        other.packet_type().name()
-                    )))
-                }
-                Event::Malformed(e, _) => return Err(malformed(&e)),
-                Event::Closed(why) => {
-                    return Err(ClientError::Closed(format!(
-                        "{} before its CONNACK (does it speak MQTT {} on this port and transport?)",
-                        closed_why(why),
-                        opts.protocol
-                    )))
-                }
-                Event::Timeout => return Err(ClientError::Timeout("the CONNACK".into())),
+        let ack = match self.connect_with(connect).await {
+            Ok(ack) => ack,
+            Err(Ended::Closed(why)) => {
+                return Err(ClientError::Closed(format!(
+                    "{} before its CONNACK (does it speak MQTT {} on this port and transport?)",
+                    closed_why(why),
+                    opts.protocol
+                )))
             }
+            Err(Ended::Timeout) => return Err(ClientError::Timeout("the CONNACK".into())),
+            Err(e) => return Err(self.cooked(e)),
         };
         if ack.code != 0 {
             let reason = crate::packet::reason_name(
@@ -221,22 +242,12 @@ impl Session {
                 mqtt_codec::PacketType::ConnAck,
                 opts.protocol,
             );
-            s.conn.close().await;
+            self.conn.close().await;
             return Err(ClientError::Refused {
                 code: ack.code,
                 reason: reason.to_string(),
             });
         }
-        for p in ack.properties.iter() {
-            match p {
-                Property::ServerKeepAlive(k) => {
-                    s.keep_alive = (*k > 0).then(|| Duration::from_secs((*k).into()))
-                }
-                Property::MaximumPacketSize(m) => s.maximum_packet_size = Some(*m),
-                _ => {}
-            }
-        }
-        s.connack = ack;
         Ok(())
     }
 
@@ -258,32 +269,17 @@ impl Session {
         })
     }
 
+    /// Encodes and writes `packet`, refusing one above the broker's
+    /// Maximum Packet Size.
     async fn send(&mut self, packet: Packet) -> Result<(), ClientError> {
-        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol).map_err(|e| {
-            ClientError::Input(format!(
-                "cannot encode the {}: {e}",
-                packet.packet_type().name()
-            ))
-        })?;
-        if let Some(max) = self.maximum_packet_size {
-            if bytes.len() as u64 > u64::from(max) {
-                return Err(ClientError::Input(format!(
-                    "the {} is {} bytes, above the broker's Maximum Packet Size {max} [MQTT-3.2.2-15]",
-                    packet.packet_type().name(),
-                    bytes.len()
-                )));
-            }
+        match self.send_packet(packet).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.cooked(e)),
         }
-        let deadline = Instant::now() + self.timeout;
-        self.conn
-            .send(&bytes, Some(packet), deadline)
-            .await
-            .map_err(|e| ClientError::Closed(e.to_string()))?;
-        self.last_sent = Instant::now();
-        Ok(())
     }
 
-    fn fresh_id(&mut self) -> u16 {
+    /// A packet identifier not used yet on this connection (1 to 65535, then round again).
+    pub fn packet_id(&mut self) -> u16 {
         self.next_id = self.next_id.checked_add(1).filter(|&i| i != 0).unwrap_or(1);
         self.next_id
     }
@@ -294,7 +290,7 @@ impl Session {
         let packet_id = if msg.qos == QoS::AtMostOnce {
             0
         } else {
-            self.fresh_id()
+            self.packet_id()
         };
         let mut topic = msg.topic.clone();
         // An alias already set for this topic: the topic may be left out.
@@ -357,18 +353,28 @@ impl Session {
         filters: Vec<Subscription>,
         properties: Properties,
     ) -> Result<Vec<u8>, ClientError> {
-        let packet_id = self.fresh_id();
-        self.send(Packet::Subscribe(Subscribe {
+        match self.try_subscribe(filters, properties).await {
+            Ok(codes) => Ok(codes),
+            Err(Ended::Timeout) => Err(ClientError::Timeout("the SUBACK".into())),
+            Err(e) => Err(self.cooked(e)),
+        }
+    }
+
+    /// [`Session::subscribe`] with every detail of a failure ([`Ended`]).
+    pub async fn try_subscribe(
+        &mut self,
+        filters: Vec<Subscription>,
+        properties: Properties,
+    ) -> Result<Vec<u8>, Ended> {
+        let packet_id = self.packet_id();
+        self.send_packet(Packet::Subscribe(Subscribe {
             packet_id,
             properties,
             filters,
         }))
         .await?;
         match self
-            .await_ack(
-                "SUBACK",
-                |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
-            )
+            .expect(|p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id))
             .await?
         {
             Packet::SubAck(a) => Ok(a.reason_codes),
@@ -382,7 +388,7 @@ impl Session {
         filters: Vec<String>,
         properties: Properties,
     ) -> Result<Vec<u8>, ClientError> {
-        let packet_id = self.fresh_id();
+        let packet_id = self.packet_id();
         self.send(Packet::Unsubscribe(Unsubscribe {
             packet_id,
             properties,
@@ -407,13 +413,10 @@ impl Session {
         what: &str,
         wanted: impl Fn(&Packet) -> bool,
     ) -> Result<Packet, ClientError> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.next_packet(deadline).await? {
-                Some(p) if wanted(&p) => return Ok(p),
-                Some(p) => self.handle(p).await?,
-                None => return Err(ClientError::Timeout(format!("the {what}"))),
-            }
+        match self.expect(wanted).await {
+            Ok(p) => Ok(p),
+            Err(Ended::Timeout) => Err(ClientError::Timeout(format!("the {what}"))),
+            Err(e) => Err(self.cooked(e)),
         }
     }
 
@@ -423,121 +426,19 @@ impl Session {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<Publish>, ClientError> {
-        loop {
-            if let Some(m) = self.inbox.pop_front() {
-                return Ok(Some(m));
-            }
-            // Far enough to be "for ever", near enough not to overflow.
-            let until =
-                deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
-            match self.next_packet(until).await? {
-                Some(p) => self.handle(p).await?,
-                None => return Ok(None),
-            }
+        if let Some(m) = self.inbox.pop_front() {
+            return Ok(Some(m));
         }
-    }
-
-    /// The next packet before `deadline` (`None` then), sending PINGREQ as
-    /// keep alive asks and failing when its PINGRESP does not come.
-    async fn next_packet(&mut self, deadline: Instant) -> Result<Option<Packet>, ClientError> {
-        loop {
-            let ping_due = self.keep_alive.map(|k| match self.ping_sent {
-                // A PINGRESP is awaited for the time given to any answer.
-                Some(at) => at + self.timeout,
-                None => self.last_sent + k,
-            });
-            let until = ping_due.map_or(deadline, |p| p.min(deadline));
-            match self.conn.next_event(until).await {
-                Event::Packet(Packet::PingResp, _) => self.ping_sent = None,
-                Event::Packet(p, _) => return Ok(Some(p)),
-                Event::Malformed(e, _) => return Err(malformed(&e)),
-                Event::Closed(why) => {
-                    self.closed = true;
-                    return Err(ClientError::Closed(closed_why(why)));
-                }
-                Event::Timeout if Instant::now() >= deadline => return Ok(None),
-                Event::Timeout => {
-                    if self.ping_sent.is_some() {
-                        return Err(ClientError::Timeout(
-                            "the PINGRESP to a keep-alive PINGREQ".into(),
-                        ));
-                    }
-                    self.send(Packet::PingReq).await?;
-                    self.ping_sent = Some(Instant::now());
-                }
-            }
+        // Far enough to be "for ever", near enough not to overflow.
+        let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        match self
+            .expect_until(until, |p| matches!(p, Packet::Publish(_)))
+            .await
+        {
+            Ok(Packet::Publish(m)) => Ok(Some(m)),
+            Ok(_) | Err(Ended::Timeout) => Ok(None),
+            Err(e) => Err(self.cooked(e)),
         }
-    }
-
-    /// Deals with a packet nobody waited for: a message is acknowledged
-    /// and kept for [`Session::recv`].
-    async fn handle(&mut self, packet: Packet) -> Result<(), ClientError> {
-        if self.inbox.len() >= INBOX_LIMIT {
-            self.inbox.pop_front();
-        }
-        match packet {
-            Packet::Publish(mut m) => {
-                self.resolve_alias(&mut m)?;
-                match m.qos {
-                    QoS::AtMostOnce => self.inbox.push_back(m),
-                    QoS::AtLeastOnce => {
-                        self.send(Packet::PubAck(PubResponse::new(m.packet_id)))
-                            .await?;
-                        self.inbox.push_back(m);
-                    }
-                    QoS::ExactlyOnce => {
-                        let id = m.packet_id;
-                        // Delivered once, however often it comes before its PUBREL.
-                        if self.incoming_qos2.insert(id) {
-                            self.inbox.push_back(m);
-                        }
-                        self.send(Packet::PubRec(PubResponse::new(id))).await?;
-                    }
-                }
-            }
-            Packet::PubRel(r) => {
-                self.incoming_qos2.remove(&r.packet_id);
-                self.send(Packet::PubComp(PubResponse::new(r.packet_id)))
-                    .await?;
-            }
-            Packet::Disconnect(d) => {
-                let reason = crate::packet::reason_name(
-                    d.reason_code,
-                    mqtt_codec::PacketType::Disconnect,
-                    self.protocol,
-                );
-                self.conn.close().await;
-                self.closed = true;
-                return Err(ClientError::Closed(format!(
-                    "DISCONNECT 0x{:02X} ({reason})",
-                    d.reason_code
-                )));
-            }
-            // Late or stray acknowledgements are left alone.
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn resolve_alias(&mut self, m: &mut Publish) -> Result<(), ClientError> {
-        let alias = m.properties.iter().find_map(|p| match p {
-            Property::TopicAlias(a) => Some(*a),
-            _ => None,
-        });
-        let Some(a) = alias else { return Ok(()) };
-        if m.topic.is_empty() {
-            match self.aliases_in.get(&a) {
-                Some(t) => m.topic = t.clone(),
-                None => {
-                    return Err(ClientError::Protocol(format!(
-                        "the broker used topic alias {a} before setting it"
-                    )))
-                }
-            }
-        } else {
-            self.aliases_in.insert(a, m.topic.clone());
-        }
-        Ok(())
     }
 
     /// Sends DISCONNECT (with `properties` and `reason_code` in 5.0) and closes.
@@ -557,6 +458,12 @@ impl Session {
         self.conn.close().await;
         self.closed = true;
         Ok(())
+    }
+
+    /// The transport and what was read past the last packet, for a caller
+    /// that goes on with bytes (the bench's load); `None` when closed.
+    pub fn into_stream(self) -> Option<(crate::net::Stream, bytes::BytesMut)> {
+        self.conn.into_stream()
     }
 
     /// Closes the socket without DISCONNECT (the broker then publishes the will).

@@ -1,6 +1,8 @@
-//! The probe's one client: a [`Connection`] that sends packets encoded by the
-//! codec, waits for an answer under the try's deadline, acknowledges what it
-//! is delivered, and turns its log into evidence (`packet_to_json` lines).
+//! The probe's client: a raw [`crate::client::Session`] (it sends only
+//! what a try asks, acknowledges what it is delivered, waits under the
+//! try's deadline), with what is the probe's own on top — why a try got
+//! no answer ([`NoAnswer`], worded for a finding) and the exchange as
+//! evidence (`packet_to_json` lines, long strings cut).
 //!
 //! Deliberately small: each try opens its own client, does one thing, and
 //! keeps the exchange as the evidence of its finding.
@@ -9,13 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    ConnAck, Connect, Packet, Properties, Protocol, PubResponse, Publish, QoS, Subscribe,
-    Subscription, SubscriptionOptions,
+    ConnAck, Connect, Packet, Properties, Protocol, PubResponse, Publish, QoS, Subscription,
+    SubscriptionOptions,
 };
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::net::{Connection, Direction, Event, LogEntry, Target};
+use crate::client::{Ended, Session};
+use crate::net::{Direction, LogEntry, SendError, Target};
 
 /// Strings in evidence longer than this are cut (a 1 MiB payload is shown
 /// by its length, not printed).
@@ -67,17 +70,35 @@ impl NoAnswer {
     }
 }
 
+impl From<Ended> for NoAnswer {
+    fn from(e: Ended) -> NoAnswer {
+        match e {
+            Ended::Disconnected(code) => NoAnswer::Disconnected(code),
+            Ended::Closed(why) => NoAnswer::Closed(why),
+            Ended::Malformed(e) => NoAnswer::Garbage(e.to_string()),
+            Ended::Protocol(m) => NoAnswer::Garbage(m),
+            Ended::BeforeConnAck(p) => {
+                NoAnswer::Garbage(format!("{} before CONNACK", p.packet_type().name()))
+            }
+            Ended::Timeout | Ended::NoPingResp => NoAnswer::Timeout,
+            Ended::Encode(m) => NoAnswer::SendFailed(m),
+            Ended::Send(e @ (SendError::Broken(_) | SendError::NotOpen)) => {
+                NoAnswer::Closed(Some(e.to_string()))
+            }
+            Ended::Send(e) => NoAnswer::SendFailed(e.to_string()),
+        }
+    }
+}
+
 /// One probe connection.
 pub struct Client {
-    conn: Option<Connection>,
+    /// `None`: the connection could not be opened.
+    session: Option<Session>,
     pub protocol: Protocol,
-    timeout: Duration,
-    next_id: u16,
-    /// PUBLISH packets delivered while waiting for something else.
-    pub delivered: Vec<Publish>,
     /// Evidence lines kept from before (an earlier connection of the try).
     pub earlier: Vec<Value>,
-    /// The server ended the connection (DISCONNECT, close): nothing more is sent.
+    /// The server ended the connection (refusal, DISCONNECT, close,
+    /// garbage): nothing more is sent.
     ended: bool,
 }
 
@@ -89,15 +110,13 @@ impl Client {
         name: &str,
         timeout: Duration,
     ) -> Result<Client, NoAnswer> {
-        let conn = Connection::open(name, target, protocol, Instant::now() + timeout)
+        let mut session = Session::open_raw(target, protocol, name, timeout)
             .await
             .map_err(|e| NoAnswer::Unreachable(e.to_string()))?;
+        session.set_delivery_limit(KEPT_DELIVERIES);
         Ok(Client {
-            conn: Some(conn),
+            session: Some(session),
             protocol,
-            timeout,
-            next_id: 0,
-            delivered: Vec::new(),
             earlier: Vec::new(),
             ended: false,
         })
@@ -113,7 +132,7 @@ impl Client {
         let name = connect.client_id.to_string();
         let mut c = match Client::open(target, protocol, &name, timeout).await {
             Ok(c) => c,
-            Err(e) => return (Err(e), Client::detached(protocol, timeout)),
+            Err(e) => return (Err(e), Client::detached(protocol)),
         };
         let acked = c.handshake(connect).await;
         (acked, c)
@@ -121,66 +140,70 @@ impl Client {
 
     /// A client with no connection, for a try that could not open one:
     /// every send fails, and its exchange is empty.
-    fn detached(protocol: Protocol, timeout: Duration) -> Client {
+    fn detached(protocol: Protocol) -> Client {
         Client {
-            conn: None,
+            session: None,
             protocol,
-            timeout,
-            next_id: 0,
-            delivered: Vec::new(),
             earlier: Vec::new(),
             ended: false,
         }
     }
 
+    fn session(&mut self) -> Result<&mut Session, NoAnswer> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| NoAnswer::Closed(Some("not connected".into())))
+    }
+
+    /// Notes that an error ended the connection.
+    fn seen<T>(&mut self, r: Result<T, Ended>) -> Result<T, NoAnswer> {
+        r.map_err(|e| {
+            let e = NoAnswer::from(e);
+            if matches!(
+                e,
+                NoAnswer::Disconnected(_) | NoAnswer::Closed(_) | NoAnswer::Garbage(_)
+            ) {
+                self.ended = true;
+            }
+            e
+        })
+    }
+
     async fn handshake(&mut self, connect: Connect) -> Result<ConnAck, NoAnswer> {
-        self.send(Packet::Connect(Box::new(connect))).await?;
-        match self.expect(|p| matches!(p, Packet::ConnAck(_))).await? {
-            Packet::ConnAck(a) if a.code == 0 => Ok(a),
-            Packet::ConnAck(a) => {
+        let r = self.session()?.connect_with(connect).await;
+        match self.seen(r)? {
+            a if a.code == 0 => Ok(a),
+            a => {
                 // A refused connection is closed by the server (MQTT-3.2.2-5 / -7).
                 self.ended = true;
                 Err(NoAnswer::Refused(a.code))
             }
-            _ => Err(NoAnswer::Timeout),
         }
     }
 
     /// A packet identifier not used yet on this connection.
     pub fn id(&mut self) -> u16 {
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.next_id
+        self.session.as_mut().map_or(1, Session::packet_id)
     }
 
     /// Encodes `packet` and writes it before the deadline.
     pub async fn send(&mut self, packet: Packet) -> Result<(), NoAnswer> {
-        let bytes = mqtt_codec::encode_bytes(&packet, self.protocol)
-            .map_err(|e| NoAnswer::SendFailed(e.to_string()))?;
-        self.send_raw(&bytes, Some(packet)).await
+        let r = self.session()?.send_packet(packet).await.map(drop);
+        self.seen(r)
     }
 
     /// Writes bytes as they are (`packet`: what they encode, for the log).
     pub async fn send_raw(&mut self, bytes: &[u8], packet: Option<Packet>) -> Result<(), NoAnswer> {
-        let deadline = Instant::now() + self.timeout;
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(NoAnswer::Closed(Some("not connected".into())));
-        };
-        conn.send(bytes, packet, deadline)
-            .await
-            .map_err(|e| match e {
-                crate::net::SendError::Broken(_) | crate::net::SendError::NotOpen => {
-                    NoAnswer::Closed(Some(e.to_string()))
-                }
-                other => NoAnswer::SendFailed(other.to_string()),
-            })
+        let r = self.session()?.send_raw(bytes, packet).await;
+        self.seen(r)
     }
 
     /// The next packet for which `wanted` holds, before the try's deadline.
-    /// Deliveries on the way are acknowledged and kept in `delivered`; a
-    /// DISCONNECT, a close or garbage ends the wait.
+    /// Deliveries on the way are acknowledged and kept (see
+    /// [`Client::delivered`]); a DISCONNECT, a close or garbage ends the wait.
     pub async fn expect(&mut self, wanted: impl Fn(&Packet) -> bool) -> Result<Packet, NoAnswer> {
-        self.expect_until(Instant::now() + self.timeout, wanted)
-            .await
+        let r = self.session()?.expect(wanted).await;
+        self.seen(r)
     }
 
     pub async fn expect_until(
@@ -188,45 +211,15 @@ impl Client {
         deadline: Instant,
         wanted: impl Fn(&Packet) -> bool,
     ) -> Result<Packet, NoAnswer> {
-        loop {
-            let Some(conn) = self.conn.as_mut() else {
-                return Err(NoAnswer::Closed(Some("not connected".into())));
-            };
-            match conn.next_event(deadline).await {
-                Event::Packet(p, _) if wanted(&p) => return Ok(p),
-                Event::Packet(Packet::Disconnect(d), _) => {
-                    self.ended = true;
-                    return Err(NoAnswer::Disconnected(d.reason_code));
-                }
-                Event::Packet(Packet::Publish(p), _) => {
-                    let ack = match p.qos {
-                        QoS::AtMostOnce => None,
-                        QoS::AtLeastOnce => Some(Packet::PubAck(PubResponse::new(p.packet_id))),
-                        QoS::ExactlyOnce => Some(Packet::PubRec(PubResponse::new(p.packet_id))),
-                    };
-                    if self.delivered.len() < KEPT_DELIVERIES {
-                        self.delivered.push(p);
-                    }
-                    if let Some(ack) = ack {
-                        self.send(ack).await?;
-                    }
-                }
-                Event::Packet(Packet::PubRel(r), _) => {
-                    self.send(Packet::PubComp(PubResponse::new(r.packet_id)))
-                        .await?;
-                }
-                Event::Packet(..) => {}
-                Event::Closed(why) => {
-                    self.ended = true;
-                    return Err(NoAnswer::Closed(why));
-                }
-                Event::Malformed(e, _) => {
-                    self.ended = true;
-                    return Err(NoAnswer::Garbage(e.to_string()));
-                }
-                Event::Timeout => return Err(NoAnswer::Timeout),
-            }
-        }
+        let r = self.session()?.expect_until(deadline, wanted).await;
+        self.seen(r)
+    }
+
+    /// The deliveries kept while waiting for something else, taken out.
+    pub fn delivered(&mut self) -> Vec<Publish> {
+        self.session
+            .as_mut()
+            .map_or_else(Vec::new, Session::drain_delivered)
     }
 
     /// Subscribes to `filters` at `qos` (with `properties`); the SUBACK codes.
@@ -236,7 +229,6 @@ impl Client {
         qos: QoS,
         properties: Properties,
     ) -> Result<Vec<u8>, NoAnswer> {
-        let id = self.id();
         let filters = filters
             .iter()
             .map(|f| Subscription {
@@ -244,23 +236,14 @@ impl Client {
                 options: SubscriptionOptions::qos(qos),
             })
             .collect();
-        self.send(Packet::Subscribe(Subscribe {
-            packet_id: id,
-            properties,
-            filters,
-        }))
-        .await?;
-        match self
-            .expect(|p| matches!(p, Packet::SubAck(s) if s.packet_id == id))
-            .await?
-        {
-            Packet::SubAck(s) => Ok(s.reason_codes),
-            _ => Err(NoAnswer::Timeout),
-        }
+        let r = self.session()?.try_subscribe(filters, properties).await;
+        self.seen(r)
     }
 
     /// Publishes and waits for its acknowledgement (PUBACK, or PUBREC then
-    /// PUBCOMP): the reason code of the first answer (0 at QoS 0).
+    /// PUBCOMP): the reason code of the first answer (0 at QoS 0). Unlike
+    /// [`Session::publish`], a refusal or a PUBACK to a QoS 2 message is
+    /// an answer, not an error: the probe reports what the broker did.
     pub async fn publish(&mut self, mut p: Publish) -> Result<u8, NoAnswer> {
         if p.qos != QoS::AtMostOnce {
             p.packet_id = self.id();
@@ -291,8 +274,8 @@ impl Client {
 
     /// A delivery on `topic` (kept earlier, or arriving before `wait` has passed).
     pub async fn delivery(&mut self, topic: &str, wait: Duration) -> Result<Publish, NoAnswer> {
-        if let Some(i) = self.delivered.iter().position(|p| &*p.topic == topic) {
-            return Ok(self.delivered.remove(i));
+        if let Some(p) = self.session()?.take_delivered(|p| &*p.topic == topic) {
+            return Ok(p);
         }
         let deadline = Instant::now() + wait;
         let t = topic.to_string();
@@ -315,16 +298,16 @@ impl Client {
                 .send(Packet::Disconnect(mqtt_codec::Disconnect::default()))
                 .await;
         }
-        if let Some(c) = self.conn.as_mut() {
-            c.close().await;
+        if let Some(s) = self.session.as_mut() {
+            s.drop_connection().await;
         }
     }
 
     /// The exchange so far, as evidence lines.
     pub fn exchange(&mut self) -> Vec<Value> {
         let mut out = std::mem::take(&mut self.earlier);
-        if let Some(c) = self.conn.as_mut() {
-            out.extend(c.take_log().iter().map(evidence_line));
+        if let Some(s) = self.session.as_mut() {
+            out.extend(s.take_log().iter().map(evidence_line));
         }
         out
     }

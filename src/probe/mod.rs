@@ -1,8 +1,8 @@
 //! `mqtt-harness probe`: what a broker supports and its limits, found by
 //! trying, each finding with the exchange that shows it.
 //!
-//! - [`client`]: the one small client every try uses (a `net::Connection`
-//!   speaking codec packets, its log turned into evidence);
+//! - [`client`]: the client every try uses (a raw [`crate::client::Session`],
+//!   with the probe's answers and its log turned into evidence);
 //! - [`features`]: protocol levels, CONNACK properties, QoS, retain,
 //!   wildcards, shared subscriptions, subscription identifiers, topic
 //!   aliases, receive maximum;

@@ -182,7 +182,7 @@ pub async fn sys(ctx: &Ctx) -> Finding {
                 _ => break,
             }
         }
-        topics.extend(c.delivered.drain(..).map(|p| p.topic.to_string()));
+        topics.extend(c.delivered().into_iter().map(|p| p.topic.to_string()));
     }
     c.disconnect().await;
     let value = json!(!topics.is_empty());
