@@ -145,3 +145,47 @@ fn a_redelivery_without_dup_breaks_the_dup_statement() {
     let r = Sim::new(resends(true, "a")).run(RESENT, Protocol::V3_1_1);
     assert_eq!(r.status, Status::Pass, "{:?}", r.message);
 }
+
+const UNSUBSCRIBE_TWO: &str = r#"name: an in-flight QoS 1 message completes after UNSUBSCRIBE
+statements:
+  "3.1.1": [MQTT-3.10.4-3]
+clients:
+  c: {}
+steps:
+  - c: { send: UNSUBSCRIBE, id: 2, filters: [a, b] }
+  - statements: [MQTT-3.10.4-4]
+    c: { expect: UNSUBACK, id: 2 }
+  - c: { send: PINGREQ }
+  - c: { expect: PINGRESP }
+"#;
+
+#[test]
+fn a_second_unsuback_for_one_unsubscribe_breaks_its_own_statement() {
+    // One UNSUBACK per filter: the second arrives where the PINGRESP is awaited.
+    let mut sim = Sim::new(|client, p| match p {
+        Packet::Unsubscribe(u) => u
+            .filters
+            .iter()
+            .map(|_| {
+                packet(Packet::UnsubAck(mqtt_codec::UnsubAck {
+                    packet_id: u.packet_id,
+                    ..Default::default()
+                }))
+            })
+            .collect(),
+        _ => well_behaved(client, p),
+    });
+    let r = sim.run(UNSUBSCRIBE_TWO, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Fail, "{:?}", r.message);
+    assert_eq!(r.failed_statements, ["MQTT-3.10.4-6"]);
+    // One UNSUBACK passes.
+    let r = Sim::new(|client, p| match p {
+        Packet::Unsubscribe(u) => vec![packet(Packet::UnsubAck(mqtt_codec::UnsubAck {
+            packet_id: u.packet_id,
+            ..Default::default()
+        }))],
+        _ => well_behaved(client, p),
+    })
+    .run(UNSUBSCRIBE_TWO, Protocol::V3_1_1);
+    assert_eq!(r.status, Status::Pass, "{:?}", r.message);
+}

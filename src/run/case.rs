@@ -81,6 +81,9 @@ pub(super) struct Logic {
     subscriptions: HashMap<String, Option<Vec<String>>>,
     /// Every filter each client subscribed to in this case, held or not.
     ever_subscribed: HashMap<String, Vec<String>>,
+    /// Per client, the packet ids of its UNSUBSCRIBEs not yet answered, and
+    /// of those answered (a second UNSUBACK for one is a finding).
+    unsubscribes: HashMap<String, (Vec<u16>, Vec<u16>)>,
     /// Topics this case left a retained message on, and the version it was
     /// published in: cleared after a case that did not reach its end.
     retained: Vec<(String, Protocol)>,
@@ -123,6 +126,7 @@ pub(super) async fn run(
         accepted: false,
         subscriptions: HashMap::new(),
         ever_subscribed: HashMap::new(),
+        unsubscribes: HashMap::new(),
         retained: Vec::new(),
         malformed: None,
     };

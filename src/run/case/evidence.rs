@@ -21,6 +21,8 @@ impl Logic {
     pub(super) fn track_sent(&mut self, client: &str, packet: &Packet, protocol: Protocol) {
         match packet {
             Packet::Connect(c) => {
+                // A new connection: no UNSUBSCRIBE of it is outstanding.
+                self.unsubscribes.remove(client);
                 let own = self.vars.client_ids.get(client).map(String::as_str);
                 if own != Some(&*c.client_id) {
                     // Another id: another session, whose filters it cannot know.
@@ -48,6 +50,9 @@ impl Logic {
                 }
             }
             Packet::Unsubscribe(u) => {
+                let (open, answered) = self.unsubscribes.entry(client.to_string()).or_default();
+                open.push(u.packet_id);
+                answered.retain(|id| *id != u.packet_id);
                 if let Some(Some(filters)) = self.subscriptions.get_mut(client) {
                     filters.retain(|f| !u.filters.iter().any(|x| &**x == f));
                 }
@@ -82,6 +87,9 @@ impl Logic {
                     .map(|st| st.id.to_string()),
             );
             return Ok(ev);
+        }
+        if let Event::Packet(Packet::UnsubAck(a), _) = &ev {
+            return self.judge_unsuback(client, a.packet_id, ev);
         }
         let Event::Packet(Packet::Publish(p), _) = &ev else {
             return Ok(ev);
@@ -128,6 +136,32 @@ impl Logic {
             format!(
                 "no PUBLISH on a topic that matches none of client `{client}`'s subscriptions ({})",
                 Value::Array(shown)
+            ),
+            &ev,
+            self.protocol,
+            Duration::ZERO,
+        ))
+    }
+
+    /// MQTT-3.10.4-6: one UNSUBSCRIBE, however many filters, gets one
+    /// UNSUBACK. A second UNSUBACK for an UNSUBSCRIBE already answered (and
+    /// not sent again) is a finding on that statement, wherever it comes.
+    fn judge_unsuback(&mut self, client: &str, id: u16, ev: Event) -> Result<Event, Stop> {
+        let Some((open, answered)) = self.unsubscribes.get_mut(client) else {
+            return Ok(ev);
+        };
+        if let Some(i) = open.iter().position(|x| *x == id) {
+            open.remove(i);
+            answered.push(id);
+            return Ok(ev);
+        }
+        if !answered.contains(&id) {
+            return Ok(ev);
+        }
+        self.broken = Some(vec!["MQTT-3.10.4-6".to_string()]);
+        Err(fail(
+            format!(
+                "no second UNSUBACK for the UNSUBSCRIBE {id}, which one UNSUBACK answered already"
             ),
             &ev,
             self.protocol,
