@@ -90,7 +90,9 @@ impl Browser {
             .spawn()
             .expect("chromium starts");
         // Chromium writes the port it chose into the profile, then lists its
-        // pages over HTTP: poll both, bounded.
+        // pages over HTTP. Neither announces itself to a process that did not
+        // start the browser's pipe protocol, so both are polled, every 50 ms,
+        // bounded by DEADLINE: a wait for a state, not for time to pass.
         let started = Instant::now();
         let (port, ws_url) = loop {
             assert!(
@@ -172,14 +174,24 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// Polls `expression` until it is true: the page reacts to input and
-    /// loads asynchronously, and has no event the test could wait on instead.
-    /// While a page is being replaced there is nothing to evaluate in:
-    /// an error then counts as not yet.
+    /// Waits until `expression` is true: the page reacts to input and loads
+    /// asynchronously. The waiting happens in the page, on its animation
+    /// frames (a promise that settles when the expression holds, or after
+    /// 2 s, whichever comes first), so the test sends one request per
+    /// interval instead of sleeping. While a page is being replaced there is
+    /// nothing to evaluate in: an error then counts as not yet, and the next
+    /// request waits in the new page.
     async fn wait_for(&mut self, expression: &str) {
+        let waiter = format!(
+            "new Promise(done => {{ \
+               const holds = () => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }}; \
+               setTimeout(() => done(holds()), 2000); \
+               (function check() {{ if (holds()) done(true); else requestAnimationFrame(check); }})(); \
+             }})"
+        );
         let started = Instant::now();
         loop {
-            let params = json!({"expression": expression, "returnByValue": true});
+            let params = json!({"expression": waiter, "returnByValue": true, "awaitPromise": true});
             let r = self.try_call("Runtime.evaluate", params).await;
             if r.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return;
@@ -188,7 +200,6 @@ impl Browser {
                 started.elapsed() < DEADLINE,
                 "not true within {DEADLINE:?}: {expression}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -9,7 +9,7 @@ mod support;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -259,33 +259,21 @@ fn drain(s: &mut TcpStream) {
 /// with an exit status of its table, without a panic.
 fn survives(name: &str, serve: fn(TcpStream)) {
     let port = fake(serve);
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args([
-            "fuzz",
-            "-t",
-            &format!("mqtt://127.0.0.1:{port}"),
-            "--max-execs",
-            "6",
-        ])
-        .args(["--timeout", "300ms", "-j", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the harness runs");
-    let bound = Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            panic!("{name}: the fuzzer did not end within {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let args = [
+        "fuzz",
+        "-t",
+        &url,
+        "--max-execs",
+        "6",
+        "--timeout",
+        "300ms",
+        "-j",
+        "2",
+    ];
+    let done =
+        support::process::start(BIN, &args, Some(b"")).finish_within(Duration::from_secs(90));
+    let (status, err) = (done.status, done.stderr);
     assert!(!err.contains("panicked"), "{name}: {err}");
     assert!(
         matches!(status.code(), Some(0 | 1 | 3)),
@@ -320,9 +308,11 @@ fn a_target_that_stalls_mid_packet_does_not_hang_the_fuzzer() {
     survives("stall", |mut s| {
         use std::io::Write;
         drain(&mut s);
-        // Half a CONNACK, then nothing, while the connection stays open.
+        // Half a CONNACK, then nothing, while the connection stays open
+        // (until the fuzzer closes it).
         let _ = s.write_all(&[0x20, 0x02]);
-        std::thread::sleep(Duration::from_secs(120));
+        let _ = s.set_read_timeout(None);
+        let _ = s.read_to_end(&mut Vec::new());
     });
 }
 
@@ -391,31 +381,19 @@ fn differential_fuzzing_classifies_each_difference_by_the_catalogue() {
 
 #[test]
 fn a_websocket_target_is_fuzzed_through_the_same_network_layer() {
-    // Started here rather than by `support::embedded`, which reads only the
-    // first line the broker prints: it prints one per listener.
-    let addr = format!("127.0.0.1:{}", support::free_port());
-    let plain = format!("127.0.0.1:{}", support::free_port());
-    let mut broker = Command::new(BIN)
-        .args(["broker", "--listen", &plain, "--ws", &addr])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the broker starts");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _kill = Kill(&mut broker);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the WebSocket listener is not up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A broker with a WebSocket listener: the line naming it says it is bound.
+    let mut broker = support::process::start(
+        BIN,
+        &["broker", "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0"],
+        None,
+    );
+    let line = broker.wait_for(false, |l| l.contains("ws://"));
+    let addr = line
+        .rsplit("ws://")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let dir = TempDir::new("fuzz-ws");
     let json = dir.path.join("s.json");
     let url = format!("ws://{addr}/mqtt");

@@ -398,6 +398,7 @@ mod tests {
                 u.protocol
             );
             let st = statements(u.protocol).iter().find(|s| s.id == u.id);
+            // A test of the committed catalogue files: a failing row is what it reports.
             let st = st.unwrap_or_else(|| panic!("{} is not a {} statement", u.id, u.protocol));
             assert_ne!(
                 st.wire,

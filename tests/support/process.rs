@@ -113,30 +113,37 @@ impl Running {
     }
 
     /// Waits for the process to end (killing it at the deadline, and failing).
-    pub fn finish(mut self) -> Done {
+    pub fn finish(self) -> Done {
+        self.finish_within(DEADLINE)
+    }
+
+    /// [`Running::finish`] with a deadline of `bound`. The end is the event
+    /// of both output pipes closing (the reader threads hang up when the
+    /// process exits); the exit status is then collected.
+    pub fn finish_within(mut self, bound: Duration) -> Done {
         drop(self.child.stdin.take());
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
+        let deadline = Instant::now() + bound;
+        let mut open = [true, true];
+        while let Some(i) = open.iter().position(|o| *o) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (rx, kept) = if i == 0 {
+                (&self.out, &mut self.stdout)
+            } else {
+                (&self.err, &mut self.stderr)
+            };
+            match rx.recv_timeout(left) {
+                Ok(line) => kept.push(line),
+                Err(RecvTimeoutError::Disconnected) => open[i] = false,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "still running after {bound:?}; stdout {:?} stderr {:?}",
+                        self.stdout, self.stderr
+                    );
+                }
             }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "still running after {DEADLINE:?}; stdout {:?} stderr {:?}",
-                    self.stdout, self.stderr
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The reader threads end with the pipes.
-        let rest = |rx: &Receiver<String>, kept: &mut Vec<String>| {
-            while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
-                kept.push(l);
-            }
-        };
-        rest(&self.out, &mut self.stdout);
-        rest(&self.err, &mut self.stderr);
+        }
+        let status = self.child.wait().expect("wait");
         Done {
             status,
             stdout: self.stdout.iter().map(|l| format!("{l}\n")).collect(),
