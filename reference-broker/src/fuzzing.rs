@@ -169,6 +169,13 @@ struct World {
     model: Model,
     /// Wills announced: each may land on a full queue with no publisher to pause.
     wills: usize,
+    /// Retained PUBLISHes the harness sent (an upper bound on the retained
+    /// messages the core holds), and the deliveries SUBSCRIBEs may have
+    /// queued from them: each subscription with Retain Handling 0 sends the
+    /// matching retained messages again (MQTT-3.3.1-9), with no publisher to
+    /// pause, so they count towards the queue bound as wills do.
+    retained_sent: usize,
+    retained_deliveries: usize,
 }
 
 /// One operation of the script, as carried out.
@@ -190,6 +197,8 @@ impl World {
             conns: Vec::new(),
             script: Vec::new(),
             wills: 0,
+            retained_sent: 0,
+            retained_deliveries: 0,
         }
     }
 
@@ -270,15 +279,22 @@ impl World {
 
     /// A packet the core is about to be handed, shown to the model first.
     fn model_in(&mut self, i: usize, packet: &Packet) {
-        if matches!(packet, Packet::Connect(c) if c.will.is_some()) {
-            self.wills += 1;
+        match packet {
+            Packet::Connect(c) if c.will.is_some() => self.wills += 1,
+            Packet::Publish(p) if p.retain => self.retained_sent += 1,
+            Packet::Subscribe(s) => {
+                let more = s.filters.len().saturating_mul(self.retained_sent);
+                self.retained_deliveries = self.retained_deliveries.saturating_add(more);
+            }
+            _ => {}
         }
         self.model.client_sent(i, packet);
     }
 
     /// Memory stays within the configured limits: a session's queue holds at
     /// most `max_queued_messages`, plus one message per time a publisher was
-    /// paused for it and one per will (which has no publisher to pause); the
+    /// paused for it, one per will and one per retained message a SUBSCRIBE
+    /// delivers (neither has a publisher to pause); the
     /// core holds no session and no retained message no client made.
     fn check_limits(&mut self) {
         while self.broker.poll_resumed().is_some() {}
@@ -289,14 +305,15 @@ impl World {
             .config()
             .max_queued_messages
             .saturating_add(pauses)
-            .saturating_add(self.wills);
+            .saturating_add(self.wills)
+            .saturating_add(self.retained_deliveries);
         let ids: Vec<String> = self.model.client_ids().map(String::from).collect();
         for id in ids {
             let queued = self.broker.queued(&id);
             if queued > bound {
                 self.finding(format!(
                     "{queued} messages queued for {id:?}, above the bound {bound} \
-                     (max_queued_messages + publisher pauses + wills)"
+                     (max_queued_messages + publisher pauses + wills + retained deliveries)"
                 ));
             }
         }
