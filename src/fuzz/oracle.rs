@@ -18,8 +18,8 @@
 //! - a QoS 1/2 message acknowledged to its publisher (PUBACK, or PUBCOMP)
 //!   and never delivered to a client of another session that had a
 //!   subscription matching it granted at QoS 1 or 2 before it was sent and
-//!   stayed connected, sent nothing odd and announced no limits
-//!   (MQTT-4.5.0-1);
+//!   stayed connected, sent nothing odd and announced no limits, and whose
+//!   client id no later CONNECT took over (MQTT-4.5.0-1);
 //! - and, from the liveness client, a PINGREQ without PINGRESP
 //!   (MQTT-3.12.4-1), a CONNECT without CONNACK, a refused connection.
 
@@ -125,6 +125,8 @@ struct Conn {
     /// The session id when it is the client's own (not empty, not another).
     session: Option<String>,
     connacks: u32,
+    /// The record of its CONNECT.
+    connect_sent: Option<usize>,
     connected_at: Option<usize>,
     open: bool,
     /// Sent bytes that are no valid packet.
@@ -217,6 +219,11 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
     // Each client's current connection: the executor closes the one before
     // when it opens another, and on a drop or a disconnect.
     let mut current: HashMap<usize, u32> = HashMap::new();
+    // Every CONNECT with a client id: (id, connection, record). A later one
+    // with a session's id takes that session over, whichever client sends
+    // it, and the broker then closes the connection that had it
+    // (MQTT-3.1.4-3) even where the close was not seen.
+    let mut takeovers: Vec<(String, u32, usize)> = Vec::new();
     for (i, rec) in obs.recs.iter().enumerate() {
         match rec {
             Rec::Closing { client, .. } => {
@@ -284,6 +291,10 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
                 }
                 match p {
                     Packet::Connect(cn) => {
+                        c.connect_sent = Some(i);
+                        if !cn.client_id.is_empty() {
+                            takeovers.push((cn.client_id.to_string(), *conn, i));
+                        }
                         c.session = (!cn.client_id.is_empty() && *cn.client_id == *own)
                             .then(|| own.clone());
                         if let Some(s) = &c.session {
@@ -476,7 +487,15 @@ fn walk(input: &Input, obs: &Observation) -> Vec<Finding> {
             Rec::OpenFailed { .. } | Rec::NotSent { .. } => {}
         }
     }
-    out.extend(losses(protocol, obs, &conns, &sessions, &pubs, &deliveries));
+    out.extend(losses(
+        protocol,
+        obs,
+        &conns,
+        &sessions,
+        &pubs,
+        &deliveries,
+        &takeovers,
+    ));
     out
 }
 
@@ -528,6 +547,7 @@ fn losses(
     sessions: &HashMap<String, Session>,
     pubs: &[Pub],
     deliveries: &[(u32, String, usize)],
+    takeovers: &[(String, u32, usize)],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in pubs.iter().filter(|p| p.acked && p.plain) {
@@ -551,6 +571,9 @@ fn losses(
                 && s.unacked < 10
                 && s.connected_at.is_some_and(|at| at < p.sent_at)
                 && Some(session) != publisher.as_ref()
+                && !takeovers.iter().any(|(id, conn, at)| {
+                    id == session && conn != serial && s.connect_sent.is_none_or(|c| *at > c)
+                })
                 && sess.is_some_and(|x| !x.unknown && !x.touched)
                 && s.subs.iter().any(|(f, granted, at)| {
                     *granted >= 1

@@ -255,3 +255,35 @@ fn a_publish_without_the_execution_s_token_is_another_execution_s() {
     ));
     assert_eq!(kinds(&obs), vec![Kind::Misdelivery]);
 }
+
+#[test]
+fn a_subscriber_whose_client_id_another_client_took_over_is_owed_nothing() {
+    // c2 connects with c0's client id: the broker hands the session to c2
+    // and closes c0's connection, whether or not that close is seen.
+    let mut obs = base();
+    obs.ids.push("id2".into());
+    obs.recs.push(Rec::Opened {
+        client: 2,
+        conn: 3,
+        op: None,
+    });
+    let takeover = Packet::Connect(Box::new(mqtt_codec::Connect {
+        protocol: Protocol::V5,
+        clean_start: false,
+        keep_alive: 60,
+        properties: Default::default(),
+        client_id: "id0".into(),
+        will: None,
+        username: None,
+        password: None,
+    }));
+    obs.recs.push(Rec::Sent {
+        client: 2,
+        conn: 3,
+        op: Some(0),
+        bytes: mqtt_codec::encode_bytes(&takeover, Protocol::V5).unwrap(),
+        packet: Some(takeover),
+    });
+    qos2_flow(&mut obs, b"m");
+    assert!(kinds(&obs).is_empty(), "{:?}", kinds(&obs));
+}
