@@ -126,7 +126,7 @@ struct Conn {
     /// Since CONNACK resumed a session, only resent (DUP) PUBLISHes so far.
     resending: bool,
     /// SUBSCRIBE packet id → (new subscription, the one it replaces).
-    pending_subs: HashMap<u16, Vec<(usize, Option<usize>)>>,
+    pending_subs: HashMap<u16, Vec<usize>>,
 }
 
 /// The model (see the module's documentation).
@@ -318,10 +318,6 @@ impl Model {
                 let mut added = Vec::new();
                 for f in &s.filters {
                     let filter = f.filter.to_string();
-                    let replaced = session
-                        .subs
-                        .iter()
-                        .position(|s| s.filter == filter && s.until.is_none() && !s.refused);
                     let matched = match filter.strip_prefix("$share/") {
                         Some(rest) => rest.split_once('/').map(|(_, f)| f.to_string()),
                         None => Some(filter.clone()),
@@ -336,7 +332,7 @@ impl Model {
                         confirmed: false,
                         refused: false,
                     });
-                    added.push((session.subs.len() - 1, replaced));
+                    added.push(session.subs.len() - 1);
                 }
                 if let Some(c) = self.conns.get_mut(conn) {
                     c.pending_subs.insert(s.packet_id, added);
@@ -432,7 +428,7 @@ impl Model {
                 let Some(s) = c.session.as_ref().and_then(|k| self.sessions.get_mut(k)) else {
                     return Ok(());
                 };
-                for ((new, replaced), &code) in added.into_iter().zip(&a.reason_codes) {
+                for (new, &code) in added.into_iter().zip(&a.reason_codes) {
                     let Some(from) = s.subs.get(new).map(|s| s.from) else {
                         continue;
                     };
@@ -446,8 +442,17 @@ impl Model {
                         sub.granted = code.min(2);
                         sub.confirmed = true;
                     }
-                    if let Some(old) = replaced.and_then(|r| s.subs.get_mut(r)) {
-                        old.until.get_or_insert(from);
+                    // A granted filter replaces every earlier one that is
+                    // identical and still in force: one from a SUBSCRIBE
+                    // before, and one earlier in this same SUBSCRIBE, which
+                    // the server handles filter by filter (MQTT-3.8.4-3).
+                    let Some(filter) = s.subs.get(new).map(|s| s.filter.clone()) else {
+                        continue;
+                    };
+                    for old in s.subs.iter_mut().take(new) {
+                        if old.filter == filter && old.until.is_none() && !old.refused {
+                            old.until = Some(from);
+                        }
                     }
                 }
                 Ok(())
