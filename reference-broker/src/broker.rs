@@ -139,6 +139,10 @@ struct Session {
     expires_at: Option<Instant>,
     subscriptions: BTreeMap<ByteString, Subscription>,
     inflight: BTreeMap<u16, OutFlight>,
+    /// In-flight ids still owed a resend on the current connection, in
+    /// order: after a resume, those past the client's Receive Maximum wait
+    /// for acknowledgements like new messages do (MQTT-3.3.4-9).
+    resend: VecDeque<u16>,
     queue: VecDeque<(Message, SubscriptionOptions, Vec<u32>)>,
     /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
     incoming_qos2: HashSet<u16>,
@@ -958,6 +962,7 @@ impl Broker {
                 expires_at: None,
                 subscriptions: BTreeMap::new(),
                 inflight: BTreeMap::new(),
+                resend: VecDeque::new(),
                 queue: VecDeque::new(),
                 incoming_qos2: HashSet::new(),
                 next_packet_id: 1,
@@ -1109,6 +1114,8 @@ impl Broker {
         // MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
         if !self.breaks("MQTT-4.4.0-1") {
             self.resend_inflight(&client_id, conn, now);
+        } else if let Some(s) = self.sessions.get_mut(&client_id) {
+            s.resend.clear();
         }
         self.drain_queue(&client_id, now);
     }
@@ -1130,17 +1137,40 @@ impl Broker {
                 });
             }
         }
-        let Some(session) = self.sessions.get(client_id) else {
-            return;
+        if let Some(s) = self.sessions.get_mut(client_id) {
+            s.resend = s.inflight.keys().copied().collect();
+        }
+        self.resend_owed(client_id, conn);
+    }
+
+    /// Resends what `resend_inflight` marked, in order, as far as the
+    /// client's Receive Maximum leaves room beside what was already resent
+    /// on this connection and is not yet acknowledged (MQTT-3.3.4-9; the
+    /// violation sends them all at once). Called again as acknowledgements
+    /// come, from `drain_queue`.
+    fn resend_owed(&mut self, client_id: &ByteString, conn: ConnId) {
+        let quota = match self.conns.get(&conn) {
+            Some(_) if self.breaks("MQTT-3.3.4-9") => usize::MAX,
+            Some(c) => usize::from(c.send_quota),
+            None => return,
         };
         // MQTT-3.3.1-1: DUP on retransmissions; MQTT-4.3.3-6: no PUBLISH
         // once PUBREL has gone out. The violations break each.
         let no_dup = self.breaks("MQTT-3.3.1-1");
         let republish = self.breaks("MQTT-4.3.3-6");
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        session
+            .resend
+            .retain(|id| session.inflight.contains_key(id));
+        let sent = session.inflight.len() - session.resend.len();
+        let n = quota.saturating_sub(sent).min(session.resend.len());
         let packets: Vec<Packet> = session
-            .inflight
-            .iter()
-            .map(|(&id, f)| match f.state {
+            .resend
+            .drain(..n)
+            .filter_map(|id| session.inflight.get(&id).map(|f| (id, f)))
+            .map(|(id, f)| match f.state {
                 OutState::Publish(..) => {
                     let mut p = f.packet.clone();
                     p.dup = !no_dup;
@@ -1755,6 +1785,15 @@ impl Broker {
         let newest_first = v.breaks("MQTT-4.6.0-6");
         let fire_and_forget = v.breaks("MQTT-4.3.2-3");
         let track_expiry = v.breaks("MQTT-4.3.3-7");
+        // What a resume still owes goes out before anything new.
+        if let Some(conn) = self
+            .sessions
+            .get(cid)
+            .filter(|s| !s.resend.is_empty())
+            .and_then(|s| s.conn)
+        {
+            self.resend_owed(cid, conn);
+        }
         let mut expiring = Vec::new();
         let Some(s) = self.sessions.get_mut(cid) else {
             return 0;

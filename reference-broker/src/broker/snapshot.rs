@@ -454,6 +454,7 @@ impl Broker {
             inflight,
             queue,
             incoming_qos2,
+            resend: Default::default(),
             next_packet_id: s.next_packet_id.max(1),
             pending_will,
             user: s.user.map(ByteString::from),

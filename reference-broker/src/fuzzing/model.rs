@@ -123,8 +123,6 @@ struct Conn {
     aliases_out: HashMap<u16, String>,
     /// The client's latest QoS 1/2 PUBLISH: (packet id, message).
     last_publish: Option<(u16, usize)>,
-    /// Since CONNACK resumed a session, only resent (DUP) PUBLISHes so far.
-    resending: bool,
     /// SUBSCRIBE packet id → (new subscription, the one it replaces).
     pending_subs: HashMap<u16, Vec<usize>>,
 }
@@ -521,9 +519,6 @@ impl Model {
                 s.and_then(|s| s.closed_at).map(|at| now - at)
             ));
         }
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.resending = present;
-        }
         let s = self.sessions.entry(key).or_default();
         // A 3.1 client resuming a session the model lost track of: whatever
         // it had may have come back, and stays permitted.
@@ -614,16 +609,10 @@ impl Model {
                 ));
             }
             c.inflight.insert(p.packet_id, qos);
-            // A known finding, left to the broker's owner (README, "In-process
-            // fuzzing, stronger"): on resumption the core
-            // resends the session's whole in-flight window at once, even
-            // past a smaller Receive Maximum of the new connection
-            // (MQTT-4.4.0-1 asks for the resend, MQTT-3.3.4-9 for the
-            // limit). The burst of resends is let through; anything sent
-            // after it is held to the limit.
-            let burst = c.resending && p.dup;
-            c.resending &= p.dup;
-            if c.inflight.len() > c.receive_maximum && !burst {
+            // Resends after a resume count too: the core holds back what
+            // a smaller Receive Maximum has no room for (found by this
+            // target: `seed-found-resend-past-receive-maximum`).
+            if c.inflight.len() > c.receive_maximum {
                 return Err(format!(
                     "{} QoS 1/2 messages in flight to {key:?}, above its receive maximum {} \
                      (MQTT-3.3.4-9; for 3.x the configured max_inflight)",
