@@ -99,6 +99,17 @@ impl Stream {
         }
     }
 
+    /// Ready when a read can make progress: for plain TCP, once the socket
+    /// has bytes (or has ended), so that a caller can wait for input without
+    /// holding a buffer; TLS and WebSocket keep decoded bytes of their own,
+    /// which the socket does not show, so for them at once.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.inner {
+            Inner::Tcp(s) => s.poll_read_ready(cx),
+            Inner::Tls(_) | Inner::Ws(_) | Inner::Wss(_) => Poll::Ready(Ok(())),
+        }
+    }
+
     /// The other end's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.tcp().peer_addr()

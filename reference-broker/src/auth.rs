@@ -893,14 +893,19 @@ pub fn scram_client_final(
     Ok(format!("{without_proof},p={}", b64(&proof)))
 }
 
-/// Where a connection stands in authentication (kept in the core's per-connection state).
+/// Where a connection stands in authentication (kept in the core's
+/// per-connection state). A SCRAM exchange is boxed, so that every
+/// connection does not carry the room for one.
 #[derive(Debug, Default)]
 pub enum ConnAuth {
     /// No CONNECT yet.
     #[default]
     Start,
     /// CONNECT held back while a SCRAM exchange runs.
-    Connecting { connect: Box<Connect>, scram: Scram },
+    Connecting {
+        connect: Box<Connect>,
+        scram: Box<Scram>,
+    },
     /// The exchange succeeded: CONNECT is being processed; the server-final
     /// message goes into CONNACK.
     Accepted {
@@ -913,7 +918,7 @@ pub enum ConnAuth {
     Done {
         user: Option<ByteString>,
         method: Option<ByteString>,
-        reauth: Option<Scram>,
+        reauth: Option<Box<Scram>>,
     },
 }
 

@@ -147,7 +147,7 @@ struct Session {
     /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
     incoming_qos2: HashSet<u16>,
     next_packet_id: u16,
-    pending_will: Option<PendingWill>,
+    pending_will: Option<Box<PendingWill>>,
     /// User name of the last connection, for the ACL on delivery.
     user: Option<ByteString>,
 }
@@ -178,19 +178,26 @@ struct Conn {
     /// Topic aliases the client set on this connection (MQTT-3.3.2-7: per connection).
     aliases: HashMap<u16, ByteString>,
     request_problem_information: bool,
-    will: Option<(Message, u32)>,
+    // Boxed, as are the will of a session and a SCRAM exchange: most
+    // connections have none, and every one would carry the room.
+    will: Option<Box<(Message, u32)>>,
     /// Session expiry from CONNECT, for the DISCONNECT rule.
     connect_session_expiry: u32,
     /// Authentication state: user, method, a SCRAM exchange under way.
     auth: crate::auth::ConnAuth,
 }
 
+/// Every session, by client id (boxed, as `Broker::conns` says why).
+type Sessions = HashMap<ByteString, Box<Session>>;
+
 /// The broker core.
 #[derive(Debug)]
 pub struct Broker {
     config: Config,
-    conns: HashMap<ConnId, Conn>,
-    sessions: HashMap<ByteString, Session>,
+    // Boxed: a table keeps room for up to twice its entries, which at a
+    // few hundred bytes each would be most of what an idle connection costs.
+    conns: HashMap<ConnId, Box<Conn>>,
+    sessions: Sessions,
     retained: BTreeMap<ByteString, Message>,
     /// Round-robin counters of shared subscription groups.
     share_cursor: HashMap<(String, String), usize>,
@@ -218,6 +225,12 @@ pub struct Broker {
     /// Sessions dropping messages since their queue last had room (one log line per burst).
     dropping: HashSet<ByteString>,
     counters: Counters,
+}
+
+/// `s` in an allocation of its own, not a slice of the buffer it was
+/// decoded from.
+fn own(s: &ByteString) -> ByteString {
+    ByteString::from(&**s)
 }
 
 fn expiry_instant(now: Instant, secs: u32) -> Option<Instant> {
@@ -363,7 +376,7 @@ impl Broker {
         let deadline = now + self.config.connect_timeout;
         self.conns.insert(
             id,
-            Conn {
+            Box::new(Conn {
                 state: ConnState::AwaitConnect { deadline },
                 protocol: Protocol::V3_1_1,
                 keep_alive: None,
@@ -375,7 +388,7 @@ impl Broker {
                 will: None,
                 connect_session_expiry: 0,
                 auth: crate::auth::ConnAuth::Start,
-            },
+            }),
         );
         Some(id)
     }
@@ -692,18 +705,19 @@ impl Broker {
         let expiry = session.expiry;
         session.expires_at = expiry_instant(now, expiry);
         let mut publish_now = None;
-        if let Some((message, delay)) =
-            will.filter(|_| with_will && !self.config.violations.breaks("MQTT-3.1.2-8"))
+        if let Some((message, delay)) = will
+            .map(|w| *w)
+            .filter(|_| with_will && !self.config.violations.breaks("MQTT-3.1.2-8"))
         {
             // The will waits for its delay or the session's end, whichever is first.
             let delay = delay.min(expiry);
             if delay == 0 {
                 publish_now = Some(message);
             } else {
-                session.pending_will = Some(PendingWill {
+                session.pending_will = Some(Box::new(PendingWill {
                     message,
                     at: now + Duration::from_secs(u64::from(delay)),
-                });
+                }));
             }
         }
         if expiry == 0 {
@@ -774,7 +788,17 @@ impl Broker {
         }
     }
 
-    fn connect(&mut self, conn: ConnId, connect: Connect, now: Instant) {
+    fn connect(&mut self, conn: ConnId, mut connect: Connect, now: Instant) {
+        // Kept for the connection's life and beyond: copies of their own,
+        // or each would keep the whole read buffer it was decoded from
+        // (what an idle connection costs, README). A will's properties are
+        // rare and stay shared.
+        connect.client_id = own(&connect.client_id);
+        connect.username = connect.username.as_ref().map(own);
+        if let Some(w) = &mut connect.will {
+            w.topic = own(&w.topic);
+            w.payload = Bytes::copy_from_slice(&w.payload);
+        }
         let protocol = connect.protocol;
         let v5 = protocol.is_v5();
         let refuse = |b: &mut Broker, code_v5: u8, code_v3: u8| {
@@ -952,10 +976,8 @@ impl Broker {
         // MQTT-3.2.2-2 (3.1.1) / 3.2.2-3 (5.0): Session Present says whether
         // stored state was resumed, whatever that state holds.
         let mut session_present = !connect.clean_start && self.sessions.contains_key(&client_id);
-        let session = self
-            .sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| Session {
+        let session = self.sessions.entry(client_id.clone()).or_insert_with(|| {
+            Box::new(Session {
                 conn: None,
                 protocol,
                 expiry,
@@ -968,7 +990,8 @@ impl Broker {
                 next_packet_id: 1,
                 pending_will: None,
                 user: None,
-            });
+            })
+        });
         // MQTT-3.1.3-9: a reconnection before the will delay cancels the will
         // (the violation lets it fire at its time all the same).
         if !self.config.violations.breaks("MQTT-3.1.3-9") {
@@ -1021,7 +1044,7 @@ impl Broker {
             let delay = w.properties.will_delay_interval().unwrap_or(0);
             let mut properties = w.properties.clone();
             properties.remove(0x18);
-            (
+            Box::new((
                 Message {
                     topic: w.topic,
                     payload: w.payload,
@@ -1034,16 +1057,16 @@ impl Broker {
                     origin: Some(client_id.clone()),
                 },
                 delay,
-            )
+            ))
         });
         // MQTT-3.1.2-12 (3.1.1): no Will Flag, no will; the violation reuses
         // the will of the client id's previous 3.x connection.
         if !v5 && self.config.violations.breaks("MQTT-3.1.2-12") {
             match &c.will {
                 Some(w) => {
-                    self.stale_wills.insert(client_id.clone(), w.clone());
+                    self.stale_wills.insert(client_id.clone(), (**w).clone());
                 }
-                None => c.will = self.stale_wills.get(&client_id).cloned(),
+                None => c.will = self.stale_wills.get(&client_id).cloned().map(Box::new),
             }
         }
         c.state = ConnState::Connected {
@@ -1566,7 +1589,13 @@ impl Broker {
             self.retained.remove(&m.topic);
             return;
         }
-        self.retained.insert(m.topic.clone(), m.clone());
+        // Copies of their own, as for a client id (`connect`).
+        let kept = Message {
+            topic: own(&m.topic),
+            payload: Bytes::copy_from_slice(&m.payload),
+            ..m.clone()
+        };
+        self.retained.insert(kept.topic.clone(), kept);
     }
 
     fn matches(&self, filter: &str, name: &str) -> bool {
@@ -1989,7 +2018,7 @@ impl Broker {
                     let keep_old = exists && self.config.violations.breaks("MQTT-3.8.4-3");
                     if !keep_old {
                         s.subscriptions.insert(
-                            f.filter.clone(),
+                            own(&f.filter),
                             Subscription {
                                 options,
                                 id: sub_id,

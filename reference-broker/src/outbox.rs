@@ -1,17 +1,17 @@
-//! One connection's outgoing bytes, between the core and the writer task.
+//! One connection's outgoing bytes, between the core and the connection task.
 //!
 //! The dispatcher encodes each packet straight onto the end of the pending
 //! buffer (under the state lock, so packets keep the core's order); the
-//! writer takes everything pending in one swap and sends it in one write.
-//! Compared with a channel of encoded packets this allocates nothing per
-//! packet, wakes the writer once per burst instead of once per packet, and
+//! connection task takes everything pending in one swap and sends it in one
+//! write. Compared with a channel of encoded packets this allocates nothing
+//! per packet, wakes the task once per burst instead of once per packet, and
 //! holds exactly the bytes queued.
 //!
 //! The limit is in bytes: a QoS 0 PUBLISH that would take the pending bytes
 //! beyond it is dropped (the caller counts it), every other packet is kept.
 //! What else can pile up is bounded elsewhere: QoS 1/2 messages by the
 //! receive window, the answers to the client's own packets by the reader,
-//! which stops reading while the outbox is over its limit ([`Outbox::room`]).
+//! which stops reading while the outbox is over its limit.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use mqtt_codec::{EncodeError, Packet, Protocol, QoS};
 use tokio::sync::Notify;
 
-/// A writer's buffer that grew beyond this is given back after a burst.
+/// A buffer that grew beyond this is given back after a burst.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 #[derive(Debug)]
@@ -32,17 +32,37 @@ pub enum PushError {
 #[derive(Default)]
 struct Pending {
     buf: BytesMut,
-    /// No more packets: the writer sends what is left and ends.
+    /// No more packets: the task sends what is left and ends.
     closed: bool,
+    /// The core no longer pauses the connection (see [`Outbox::resume`]).
+    resumed: bool,
+    /// The largest burst taken (up to [`KEEP_CAPACITY`]): the room an empty
+    /// buffer is given, so that a busy connection whose task gave its
+    /// buffer back while it waited allocates once per burst, not once per
+    /// doubling.
+    hint: usize,
 }
 
+/// What [`Outbox::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Bytes, now in the caller's buffer.
+    Bytes,
+    /// Nothing pending; more may come.
+    Nothing,
+    /// Nothing pending and closed: nothing more will come.
+    Closed,
+}
+
+/// The connection task's side of one connection: what to write, and the
+/// wake-ups the core sends it. One allocation per connection.
 #[derive(Default)]
 pub struct Outbox {
     // Held only to append or swap, never across an await.
     pending: Mutex<Pending>,
+    /// Notified by the first packet after a take, by close and by resume:
+    /// one wake-up for the task to wait on.
     ready: Notify,
-    /// Notified when the writer takes what is pending.
-    taken: Notify,
 }
 
 impl Outbox {
@@ -59,6 +79,10 @@ impl Outbox {
             return Ok(());
         }
         let len = p.buf.len();
+        if p.buf.capacity() == 0 {
+            let room = p.hint;
+            p.buf.reserve(room);
+        }
         if let Err(e) = mqtt_codec::encode(packet, protocol, &mut p.buf) {
             p.buf.truncate(len);
             return Err(PushError::Encode(e));
@@ -70,7 +94,7 @@ impl Outbox {
         let wake = len == 0;
         drop(p);
         if wake {
-            // A stored permit if the writer is busy: it looks again after its write.
+            // A stored permit if the task is busy: it looks again after its write.
             self.ready.notify_one();
         }
         Ok(())
@@ -81,59 +105,58 @@ impl Outbox {
         self.lock().buf.len() > limit
     }
 
-    /// Resolves after the writer next takes what is pending (or at once if
-    /// it did since the last call).
-    pub async fn room(&self) {
-        self.taken.notified().await
-    }
-
-    /// No more packets; the writer ends once what is pending is sent.
+    /// No more packets; the task sends what is pending and ends.
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
     }
 
-    /// Waits until bytes are pending and moves them into `into` (which must be
-    /// empty); `false` once closed with nothing left to send.
-    pub async fn take(&self, into: &mut BytesMut) -> bool {
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Resolves after a packet was pushed to an empty outbox, or after
+    /// [`Outbox::close`] or [`Outbox::resume`], since the last time it
+    /// resolved (a permit is kept).
+    pub async fn changed(&self) {
+        self.ready.notified().await
+    }
+
+    /// Tells the task that the core no longer pauses its connection.
+    pub fn resume(&self) {
+        self.lock().resumed = true;
+        self.ready.notify_one();
+    }
+
+    /// Whether [`Outbox::resume`] was called since the last time this was asked.
+    pub fn take_resumed(&self) -> bool {
+        std::mem::take(&mut self.lock().resumed)
+    }
+
+    /// Moves what is pending into `into`, which must be empty: the two
+    /// buffers alternate, so each keeps its capacity while the connection is
+    /// busy.
+    pub fn take(&self, into: &mut BytesMut) -> Taken {
         debug_assert!(into.is_empty());
         if into.capacity() > KEEP_CAPACITY {
             *into = BytesMut::new();
         }
-        loop {
-            {
-                let mut p = self.lock();
-                if !p.buf.is_empty() {
-                    // The two buffers alternate, so each keeps its capacity.
-                    std::mem::swap(&mut p.buf, into);
-                    drop(p);
-                    self.taken.notify_one();
-                    return true;
-                }
-                if p.closed {
-                    return false;
-                }
-            }
-            self.ready.notified().await;
+        let mut p = self.lock();
+        if !p.buf.is_empty() {
+            p.hint = p.hint.max(p.buf.capacity()).min(KEEP_CAPACITY);
+            std::mem::swap(&mut p.buf, into);
+            Taken::Bytes
+        } else if p.closed {
+            Taken::Closed
+        } else {
+            Taken::Nothing
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::task::{Context, Poll};
-
     use super::*;
-
-    /// Polls `take` once: `None` when it would wait.
-    fn take_now(o: &Outbox, into: &mut BytesMut) -> Option<bool> {
-        let waker = futures_util::task::noop_waker();
-        match std::pin::pin!(o.take(into)).poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(b) => Some(b),
-            Poll::Pending => None,
-        }
-    }
 
     fn qos(qos: QoS) -> Packet {
         Packet::Publish(mqtt_codec::Publish {
@@ -165,7 +188,7 @@ mod tests {
             .expect("kept beyond the limit");
         assert!(o.over(12));
         let mut into = BytesMut::new();
-        assert_eq!(take_now(&o, &mut into), Some(true));
+        assert_eq!(o.take(&mut into), Taken::Bytes);
         assert_eq!(into.len(), 6 + 6 + 8 + 2);
         assert!(!o.over(12));
     }
@@ -174,12 +197,12 @@ mod tests {
     fn packets_batch_and_close() {
         let o = Outbox::default();
         let mut into = BytesMut::new();
-        assert_eq!(take_now(&o, &mut into), None, "nothing pending yet");
+        assert_eq!(o.take(&mut into), Taken::Nothing, "nothing pending yet");
         o.push(&Packet::PingResp, Protocol::V3_1_1, 2)
             .expect("room");
         o.push(&Packet::PingResp, Protocol::V3_1_1, 2)
             .expect("room");
-        assert_eq!(take_now(&o, &mut into), Some(true));
+        assert_eq!(o.take(&mut into), Taken::Bytes);
         assert_eq!(
             &into[..],
             &[0xD0, 0x00, 0xD0, 0x00],
@@ -192,12 +215,12 @@ mod tests {
         o.push(&Packet::PingResp, Protocol::V3_1_1, 2)
             .expect("dropped after close");
         assert_eq!(
-            take_now(&o, &mut into),
-            Some(true),
+            o.take(&mut into),
+            Taken::Bytes,
             "what was pending before close still goes out"
         );
         assert_eq!(&into[..], &[0xD0, 0x00]);
         into.clear();
-        assert_eq!(take_now(&o, &mut into), Some(false));
+        assert_eq!(o.take(&mut into), Taken::Closed);
     }
 }

@@ -96,7 +96,7 @@ impl Broker {
                 Start::Continue { scram, data } => {
                     c.auth = ConnAuth::Connecting {
                         connect: Box::new(connect.clone()),
-                        scram,
+                        scram: Box::new(scram),
                     };
                     c.protocol = connect.protocol;
                     // MQTT-4.12.0-2: 0x18 asks for more; the violation sends 0x19.
@@ -201,7 +201,7 @@ impl Broker {
                     if let Some(ConnAuth::Done { reauth, .. }) =
                         self.conns.get_mut(&conn).map(|c| &mut c.auth)
                     {
-                        *reauth = Some(scram);
+                        *reauth = Some(Box::new(scram));
                     }
                     self.send(
                         conn,

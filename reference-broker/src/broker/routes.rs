@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use mqtt_codec::{topic, ByteString};
 
-use super::Session;
+use super::{Session, Sessions};
 
 #[derive(Debug, Default)]
 pub(super) struct Routes {
@@ -47,7 +47,7 @@ impl Routes {
     }
 
     /// Rebuilds the index if it is out of date; call before [`Routes::sessions`].
-    pub(super) fn refresh(&mut self, sessions: &HashMap<ByteString, Session>) {
+    pub(super) fn refresh(&mut self, sessions: &Sessions) {
         if self.valid {
             return;
         }
@@ -69,7 +69,7 @@ impl Routes {
     /// them when `all` (deliberate violations change the matching rules).
     pub(super) fn sessions<'a>(
         &'a self,
-        sessions: &'a HashMap<ByteString, Session>,
+        sessions: &'a Sessions,
         topic: &str,
         all: bool,
     ) -> Candidates<'a> {
@@ -88,7 +88,7 @@ impl Routes {
 
     /// No session left out of the candidates has a filter matching `topic`.
     #[cfg(debug_assertions)]
-    fn check(&self, sessions: &HashMap<ByteString, Session>, name: &str) {
+    fn check(&self, sessions: &Sessions, name: &str) {
         let exact = self.exact.get(name).map_or(&[][..], Vec::as_slice);
         for (cid, s) in sessions {
             if self.scan.contains(cid) || exact.contains(cid) {
@@ -109,9 +109,9 @@ impl Routes {
 }
 
 pub(super) enum Candidates<'a> {
-    All(std::collections::hash_map::Iter<'a, ByteString, Session>),
+    All(std::collections::hash_map::Iter<'a, ByteString, Box<Session>>),
     Some {
-        sessions: &'a HashMap<ByteString, Session>,
+        sessions: &'a Sessions,
         ids: std::iter::Chain<std::slice::Iter<'a, ByteString>, std::slice::Iter<'a, ByteString>>,
     },
 }
@@ -121,11 +121,11 @@ impl<'a> Iterator for Candidates<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Candidates::All(it) => it.next(),
+            Candidates::All(it) => it.next().map(|(k, v)| (k, &**v)),
             Candidates::Some { sessions, ids } => {
                 for id in ids.by_ref() {
-                    if let Some(kv) = sessions.get_key_value(id) {
-                        return Some(kv);
+                    if let Some((k, v)) = sessions.get_key_value(id) {
+                        return Some((k, &**v));
                     }
                 }
                 None

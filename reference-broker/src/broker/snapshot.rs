@@ -322,7 +322,7 @@ impl Broker {
                 .restore_session(s, &clocks, max)
                 .map_err(|e| format!("session {cid:?}: {e}"))?;
             if sessions
-                .insert(ByteString::from(cid.clone()), session)
+                .insert(ByteString::from(cid.clone()), Box::new(session))
                 .is_some()
             {
                 return Err(format!("session {cid:?} appears twice"));
@@ -456,7 +456,7 @@ impl Broker {
             incoming_qos2,
             resend: Default::default(),
             next_packet_id: s.next_packet_id.max(1),
-            pending_will,
+            pending_will: pending_will.map(Box::new),
             user: s.user.map(ByteString::from),
         })
     }
