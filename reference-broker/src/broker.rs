@@ -1780,14 +1780,20 @@ impl Broker {
             // The publisher's connection (a will's is usually gone) waits
             // for room. The newest queued message is this one (drain takes
             // from the front; under the MQTT-4.6.0-6 violation it may be an
-            // earlier one, whose publisher then waits instead).
-            let publisher = self
-                .sessions
-                .get(cid)
-                .and_then(|s| s.queue.back())
-                .and_then(|(m, ..)| m.origin.as_ref())
-                .and_then(|o| self.sessions.get(o))
-                .and_then(|o| o.conn);
+            // earlier one, whose publisher then waits instead). Retained
+            // messages a SUBSCRIBE sends are the subscriber's doing: its
+            // own connection waits, so that subscribing again and again
+            // without acknowledging cannot grow the queue.
+            let publisher = if from_retained {
+                self.sessions.get(cid).and_then(|s| s.conn)
+            } else {
+                self.sessions
+                    .get(cid)
+                    .and_then(|s| s.queue.back())
+                    .and_then(|(m, ..)| m.origin.as_ref())
+                    .and_then(|o| self.sessions.get(o))
+                    .and_then(|o| o.conn)
+            };
             if let Some(conn) = publisher {
                 self.pause(conn, cid);
             }

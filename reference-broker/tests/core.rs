@@ -1197,6 +1197,45 @@ fn full_queue_of_a_connected_session_pauses_its_publisher() {
     assert_eq!(counters.queue_high_water, 6);
 }
 
+/// Retained messages a SUBSCRIBE sends are the subscriber's own doing: when
+/// they fill its queue it is the subscriber's connection that waits (its
+/// acknowledgements still pass), not whoever once published them, and a
+/// client re-subscribing without acknowledging cannot grow its queue
+/// further.
+#[test]
+fn retained_messages_filling_a_queue_pause_the_subscriber() {
+    let mut net = small_queues();
+    let publ = net.client(V311, "pub");
+    for (i, t) in ["r/1", "r/2", "r/3", "r/4"].into_iter().enumerate() {
+        let p = Publish {
+            retain: true,
+            ..publish(t, "x", QoS::AtLeastOnce, i as u16 + 1)
+        };
+        net.publish(publ, p);
+    }
+    assert_eq!(net.recv(publ).len(), 4, "four PUBACKs");
+    let sub = net.client(V311, "sub");
+    // 2 in flight, 2 queued; then (3.1.1 re-sends retained messages on
+    // every SUBSCRIBE) 4 more: 6 queued, beyond the 5 allowed.
+    net.subscribe(sub, "r/#", QoS::AtLeastOnce);
+    assert!(!net.broker.paused(sub));
+    net.subscribe(sub, "r/#", QoS::AtLeastOnce);
+    assert!(net.broker.paused(sub), "the subscriber waits for its queue");
+    assert!(
+        !net.broker.paused(publ),
+        "not the retained messages' publisher"
+    );
+    let mut got = 0;
+    while got < 8 {
+        let ps = net.recv_publishes(sub);
+        assert!(!ps.is_empty(), "stalled after {got}");
+        acks(&mut net, sub, &ps);
+        got += ps.len();
+    }
+    assert!(!net.broker.paused(sub));
+    assert_eq!(net.broker.poll_resumed(), Some(sub));
+}
+
 #[test]
 fn paused_publisher_resumes_when_the_subscriber_goes_offline() {
     let mut net = small_queues();
