@@ -185,3 +185,55 @@ pub fn start_mosquitto(exe: &std::path::Path, nodelay: bool) -> Result<BrokerPro
     };
     BrokerProcess::spawn(name, cmd, addr, Some(dir))
 }
+
+/// The rumqttd executable: `$RUMQTTD`, else the one
+/// `targets/rumqttd-v4/install.sh` builds (0.20.0, from the crate's source)
+/// in `$MQTT_HARNESS_CACHE` (default `~/.cache/mqtt-harness`).
+pub fn rumqttd_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RUMQTTD") {
+        return Some(PathBuf::from(p));
+    }
+    let cache = std::env::var_os("MQTT_HARNESS_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mqtt-harness"))
+        })?;
+    Some(cache.join("rumqttd/bin/rumqttd")).filter(|p| p.exists())
+}
+
+/// rumqttd with a generated configuration: its sample's router and MQTT
+/// 3.1.1 listener settings (as `targets/rumqttd-v4/rumqttd.toml`), with room
+/// for every connection the bench opens and no delay between accepts, so
+/// that the idle-memory run does not wait a millisecond per connection.
+pub fn start_rumqttd(exe: &std::path::Path) -> Result<BrokerProcess, String> {
+    let addr = free_port()?;
+    let dir = std::env::temp_dir().join(format!(
+        "broker-bench-rumqttd-{}-{}",
+        std::process::id(),
+        addr.port()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let conf = dir.join("rumqttd.toml");
+    let text = format!(
+        "id = 0\n\
+         [router]\n\
+         id = 0\n\
+         max_connections = 100000\n\
+         max_outgoing_packet_count = 200\n\
+         max_segment_size = 104857600\n\
+         max_segment_count = 10\n\
+         [v4.1]\n\
+         name = \"v4-1\"\n\
+         listen = \"{addr}\"\n\
+         next_connection_delay_ms = 0\n\
+         [v4.1.connections]\n\
+         connection_timeout_ms = 60000\n\
+         max_payload_size = 20480\n\
+         max_inflight_count = 100\n\
+         dynamic_filters = true\n"
+    );
+    std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("-c").arg(&conf);
+    BrokerProcess::spawn("rumqttd", cmd, addr, Some(dir))
+}

@@ -107,7 +107,8 @@ pub struct Client {
 
 impl Client {
     /// Opens a TCP connection and completes CONNECT / CONNACK (clean session,
-    /// no keep alive, so that idle connections stay open).
+    /// a keep alive of ten minutes: longer than any run, so that idle
+    /// connections stay open without pings; not 0, which rumqttd refuses).
     pub async fn connect(addr: SocketAddr, client_id: &str) -> Result<Client, String> {
         let deadline = Instant::now() + PROMPT;
         let stream = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
@@ -124,7 +125,7 @@ impl Client {
             decoder: Decoder::new(DecodeOptions::new(PROTOCOL, Sender::Server)),
         };
         let mut connect = Connect::new(PROTOCOL, client_id);
-        connect.keep_alive = 0;
+        connect.keep_alive = 600;
         write(
             &mut writer,
             &encode(&Packet::Connect(Box::new(connect))),

@@ -1,5 +1,6 @@
 //! Memory per idle connection: the broker's resident set before and after
-//! `n` clients connect (CONNECT / CONNACK, no keep alive) and then do nothing.
+//! `n` clients connect (CONNECT / CONNACK, a keep alive longer than the
+//! measurement) and then do nothing.
 
 use std::time::Duration;
 

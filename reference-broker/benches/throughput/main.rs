@@ -1,4 +1,4 @@
-//! Load benchmark: reference-broker against mosquitto, in one run.
+//! Load benchmark: reference-broker against mosquitto and rumqttd, in one run.
 //!
 //! `cargo bench -p reference-broker --bench throughput [-- FILTER] [--quick]`
 //! (run without `--bench`, as `cargo test --benches` does, it makes one
@@ -15,10 +15,12 @@
 //!
 //! Environment: `BENCH_RUNS` (default 5), `BENCH_MESSAGES` (deliveries per
 //! run, default 100000), `BENCH_IDLE` (idle connections, default 1000),
-//! `BENCH_BROKERS` (`ours`, `mosquitto` or both, default both),
+//! `BENCH_BROKERS` (any of `ours`, `mosquitto`, `rumqttd`, default all),
 //! `BENCH_MOSQUITTO_NODELAY` (1: mosquitto with Nagle off only, 0: with its
 //! default Nagle on only; default both),
-//! `MOSQUITTO` (path to the executable).
+//! `MOSQUITTO`, `RUMQTTD` (paths to the executables; rumqttd is the one
+//! `targets/rumqttd-v4/install.sh` builds, and is left out when it is not
+//! built).
 
 mod brokers;
 mod client;
@@ -42,6 +44,8 @@ struct Options {
     filter: Option<String>,
     ours: bool,
     mosquitto: bool,
+    /// rumqttd, when it is built (not in the smoke run: CI does not build it).
+    rumqttd: bool,
     /// `set_tcp_nodelay` for each mosquitto to run (its default is false).
     mosquitto_nodelay: Vec<bool>,
     /// Run as a test (`cargo test --benches`): one small run, no report file.
@@ -81,6 +85,7 @@ impl Options {
                 filter,
                 ours: true,
                 mosquitto: true,
+                rumqttd: false,
                 mosquitto_nodelay: vec![true],
                 smoke,
             });
@@ -92,6 +97,7 @@ impl Options {
             filter,
             ours: brokers.is_empty() || brokers.contains("ours") || brokers.contains("reference"),
             mosquitto: brokers.is_empty() || brokers.contains("mosquitto"),
+            rumqttd: brokers.is_empty() || brokers.contains("rumqttd"),
             mosquitto_nodelay: match env_num("BENCH_MOSQUITTO_NODELAY", 2u8)? {
                 0 => vec![false],
                 1 => vec![true],
@@ -210,6 +216,25 @@ async fn bench(o: Options) -> Result<Report, String> {
                 }
             }
             None => header.push("mosquitto not found: set MOSQUITTO=/path/to/mosquitto".into()),
+        }
+    }
+    if o.rumqttd {
+        match brokers::rumqttd_path() {
+            Some(exe) => {
+                header.push(
+                    "rumqttd 0.20.0 (built from the crate's source by targets/rumqttd-v4/install.sh): the router and \
+                     3.1.1 listener settings of its sample configuration (in-flight 100, max_outgoing_packet_count 200), \
+                     no delay between accepts; it leaves Nagle on (no TCP_NODELAY), which its QoS 0 fan-in feels"
+                        .into(),
+                );
+                let b = brokers::start_rumqttd(&exe)?;
+                println!("{}: pid {} on {}", b.name, b.pid(), b.addr);
+                brokers.push(b);
+            }
+            None => header.push(
+                "rumqttd not built, left out: run targets/rumqttd-v4/install.sh (about 5 minutes) or set RUMQTTD=/path/to/rumqttd"
+                    .into(),
+            ),
         }
     }
 

@@ -106,7 +106,10 @@ pub struct Report {
 impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# Broker benchmark: reference-broker vs mosquitto\n");
+        let _ = writeln!(
+            s,
+            "# Broker benchmark: reference-broker vs mosquitto and rumqttd\n"
+        );
         for h in &self.header {
             let _ = writeln!(s, "- {h}");
         }
@@ -135,40 +138,8 @@ impl Report {
                 );
             }
         }
-        // The first broker against the best of the others, per scenario:
-        // the highest throughput, and separately the lowest p99.
-        let pairs: Vec<_> = self
-            .scenarios
-            .iter()
-            .filter_map(|(sc, r)| {
-                let best = r
-                    .iter()
-                    .skip(1)
-                    .max_by(|a, b| a.1.rate_median.total_cmp(&b.1.rate_median))?;
-                let best_p99 = r.iter().skip(1).map(|(_, m)| m.p99).min()?;
-                Some((sc, r.first()?, best, best_p99))
-            })
-            .collect();
-        if let Some(first) = pairs.first() {
-            let _ = writeln!(s, "\n## {} vs mosquitto\n", first.1 .0);
-            let _ = writeln!(
-                s,
-                "| Scenario | faster mosquitto | throughput ratio (target ≥ 1.5×) | p99 ratio to the lower mosquitto p99 (target ≤ 1.0×) | CPU per delivery ratio | target met |"
-            );
-            let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
-            for (sc, (_, a), (other, b), best_p99) in pairs {
-                let tput = a.rate_median / b.rate_median.max(1e-9);
-                let p99 = a.p99 as f64 / (best_p99.max(1) as f64);
-                let cpu = a.cpu_us / b.cpu_us.max(1e-9);
-                let met = tput >= 1.5 && p99 <= 1.0 && a.problems.is_empty();
-                let _ = writeln!(
-                    s,
-                    "| {} | {other} | {tput:.2}× | {p99:.2}× | {cpu:.2}× | {} |",
-                    sc.name,
-                    if met { "yes" } else { "no" }
-                );
-            }
-        }
+        self.ratios(&mut s, "mosquitto", 1.5);
+        self.ratios(&mut s, "rumqttd", 1.0);
         let _ = writeln!(s, "\n## Memory per idle connection\n");
         let _ = writeln!(
             s,
@@ -207,5 +178,42 @@ impl Report {
             }
         }
         s
+    }
+
+    /// The first broker against the best of the peers whose names start
+    /// with `peer`, per scenario: the highest throughput, and separately
+    /// the lowest p99; `target` is the throughput ratio to reach.
+    fn ratios(&self, s: &mut String, peer: &str, target: f64) {
+        let pairs: Vec<_> = self
+            .scenarios
+            .iter()
+            .filter_map(|(sc, r)| {
+                let peers = || r.iter().skip(1).filter(|(name, _)| name.starts_with(peer));
+                let best = peers().max_by(|a, b| a.1.rate_median.total_cmp(&b.1.rate_median))?;
+                let best_p99 = peers().map(|(_, m)| m.p99).min()?;
+                Some((sc, r.first()?, best, best_p99))
+            })
+            .collect();
+        let Some(first) = pairs.first() else {
+            return;
+        };
+        let _ = writeln!(s, "\n## {} vs {peer}\n", first.1 .0);
+        let _ = writeln!(
+            s,
+            "| Scenario | faster {peer} | throughput ratio (target ≥ {target:.1}×) | p99 ratio to the lower {peer} p99 (target ≤ 1.0×) | CPU per delivery ratio | target met |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
+        for (sc, (_, a), (other, b), best_p99) in pairs {
+            let tput = a.rate_median / b.rate_median.max(1e-9);
+            let p99 = a.p99 as f64 / (best_p99.max(1) as f64);
+            let cpu = a.cpu_us / b.cpu_us.max(1e-9);
+            let met = tput >= target && p99 <= 1.0 && a.problems.is_empty();
+            let _ = writeln!(
+                s,
+                "| {} | {other} | {tput:.2}× | {p99:.2}× | {cpu:.2}× | {} |",
+                sc.name,
+                if met { "yes" } else { "no" }
+            );
+        }
     }
 }
