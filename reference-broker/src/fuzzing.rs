@@ -169,8 +169,8 @@ struct World {
     model: Model,
     /// Wills announced: each may land on a full queue with no publisher to pause.
     wills: usize,
-    /// Retained PUBLISHes the harness sent (an upper bound on the retained
-    /// messages the core holds), and the deliveries SUBSCRIBEs may have
+    /// Retained PUBLISHes and retained wills the harness sent (an upper
+    /// bound on the retained messages the core holds), and the deliveries SUBSCRIBEs may have
     /// queued from them: each subscription with Retain Handling 0 sends the
     /// matching retained messages again (MQTT-3.3.1-9), with no publisher to
     /// pause, so they count towards the queue bound as wills do.
@@ -280,7 +280,15 @@ impl World {
     /// A packet the core is about to be handed, shown to the model first.
     fn model_in(&mut self, i: usize, packet: &Packet) {
         match packet {
-            Packet::Connect(c) if c.will.is_some() => self.wills += 1,
+            Packet::Connect(c) if c.will.is_some() => {
+                self.wills += 1;
+                // Published, a retained will is a retained message like
+                // any other, sent again by every SUBSCRIBE that matches it
+                // (found by this target: `seed-found-retained-will-resubscribe`).
+                if c.will.as_ref().is_some_and(|w| w.retain) {
+                    self.retained_sent += 1;
+                }
+            }
             Packet::Publish(p) if p.retain => self.retained_sent += 1,
             Packet::Subscribe(s) => {
                 let more = s.filters.len().saturating_mul(self.retained_sent);
