@@ -403,8 +403,9 @@ fn poll_io<S: Transport>(
 ///
 /// One task per connection both reads and writes (one `select!` over the
 /// socket, the outbox and the core's wake-ups), and an idle connection
-/// holds neither a read nor a write buffer: about a kilobyte of task and
-/// core state in all (README, "Memory per idle connection"). Long because
+/// holds neither a read nor a write buffer: 2 KiB of task, socket
+/// registration and core state in all (README, "Memory per idle
+/// connection"). Long because
 /// its parts share the loop's state: what was read and not decoded, the
 /// batch being sent, what a paused connection holds back.
 pub async fn handle_connection_from<S: Transport>(
