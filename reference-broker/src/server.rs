@@ -43,7 +43,7 @@ const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Deadline for flushing what is queued when a connection is closed.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// The way to one connection's writer task.
+/// The way to one connection's task.
 struct Outbound {
     /// Its bytes to write; closing it ends the connection's task.
     outbox: Arc<Outbox>,

@@ -137,6 +137,9 @@ fn wait_until_listening(port: u16, child: &mut Child, what: &str) {
             Instant::now() < deadline,
             "{what} did not listen on port {port} within {START_DEADLINE:?}"
         );
+        // The child announces nothing (and its output may be a test's to
+        // read): its port is polled, bounded by the deadline above, which
+        // waits for a state, not for time to pass.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -130,6 +130,25 @@ fn free_port() -> Result<SocketAddr, String> {
         .map_err(|e| format!("local_addr: {e}"))
 }
 
+/// A scratch directory for the broker `name` on `addr` (removed with the
+/// process's guard) holding `file` with `text`: its path and the file's.
+fn scratch_config(
+    name: &str,
+    addr: SocketAddr,
+    file: &str,
+    text: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "broker-bench-{name}-{}-{}",
+        std::process::id(),
+        addr.port()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let conf = dir.join(file);
+    std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    Ok((dir, conf))
+}
+
 /// Our broker: the release binary cargo built for this bench.
 pub fn start_reference() -> Result<BrokerProcess, String> {
     let addr = free_port()?;
@@ -159,13 +178,6 @@ pub fn mosquitto_path() -> Option<PathBuf> {
 /// it drop; Nagle off as in our broker unless `nodelay` is false.
 pub fn start_mosquitto(exe: &std::path::Path, nodelay: bool) -> Result<BrokerProcess, String> {
     let addr = free_port()?;
-    let dir = std::env::temp_dir().join(format!(
-        "broker-bench-mosquitto-{}-{}",
-        std::process::id(),
-        addr.port()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let conf = dir.join("mosquitto.conf");
     let text = format!(
         "listener {port} 127.0.0.1\n\
          allow_anonymous true\n\
@@ -175,7 +187,7 @@ pub fn start_mosquitto(exe: &std::path::Path, nodelay: bool) -> Result<BrokerPro
          log_dest none\n",
         port = addr.port()
     );
-    std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    let (dir, conf) = scratch_config("mosquitto", addr, "mosquitto.conf", &text)?;
     let mut cmd = Command::new(exe);
     cmd.arg("-c").arg(&conf);
     let name = if nodelay {
@@ -207,13 +219,6 @@ pub fn rumqttd_path() -> Option<PathBuf> {
 /// that the idle-memory run does not wait a millisecond per connection.
 pub fn start_rumqttd(exe: &std::path::Path) -> Result<BrokerProcess, String> {
     let addr = free_port()?;
-    let dir = std::env::temp_dir().join(format!(
-        "broker-bench-rumqttd-{}-{}",
-        std::process::id(),
-        addr.port()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let conf = dir.join("rumqttd.toml");
     let text = format!(
         "id = 0\n\
          [router]\n\
@@ -232,7 +237,7 @@ pub fn start_rumqttd(exe: &std::path::Path) -> Result<BrokerProcess, String> {
          max_inflight_count = 100\n\
          dynamic_filters = true\n"
     );
-    std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    let (dir, conf) = scratch_config("rumqttd", addr, "rumqttd.toml", &text)?;
     let mut cmd = Command::new(exe);
     cmd.arg("-c").arg(&conf);
     BrokerProcess::spawn("rumqttd", cmd, addr, Some(dir))
