@@ -43,8 +43,11 @@ use mqtt_codec::{
 use crate::config::Config;
 
 mod authn;
+pub mod journal;
 mod routes;
 mod snapshot;
+use journal::Sessions;
+pub use journal::{Journal, Record};
 pub use snapshot::{Clocks, Snapshot};
 
 /// A network connection, as numbered by the broker.
@@ -101,6 +104,8 @@ struct Message {
     expires_at: Option<Instant>,
     /// Client id of the publisher, for No Local.
     origin: Option<ByteString>,
+    /// A session's queue entry number (see [`Broker::next_seq`]); 0 elsewhere.
+    seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +126,8 @@ enum OutState {
 struct OutFlight {
     packet: Publish,
     state: OutState,
+    /// The entry number it had in the queue (the journal's key for it).
+    seq: u64,
 }
 
 /// A delayed will.
@@ -188,7 +195,7 @@ struct Conn {
 }
 
 /// Every session, by client id (boxed, as `Broker::conns` says why).
-type Sessions = HashMap<ByteString, Box<Session>>;
+type SessionMap = HashMap<ByteString, Box<Session>>;
 
 /// The broker core.
 #[derive(Debug)]
@@ -199,6 +206,13 @@ pub struct Broker {
     conns: HashMap<ConnId, Box<Conn>>,
     sessions: Sessions,
     retained: BTreeMap<ByteString, Message>,
+    /// Retained topics changed since the journal last looked (only while
+    /// a journal is kept, see `journal.rs`).
+    retained_changed: Option<HashSet<ByteString>>,
+    /// Number of the next message a session queues: unique for the
+    /// broker's life and across restarts, so that the journal can name
+    /// a session's messages (`journal.rs`).
+    next_seq: u64,
     /// Round-robin counters of shared subscription groups.
     share_cursor: HashMap<(String, String), usize>,
     /// Which sessions a topic can concern (see routes.rs).
@@ -246,8 +260,10 @@ impl Broker {
         Broker {
             config,
             conns: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: Sessions::default(),
             retained: BTreeMap::new(),
+            retained_changed: None,
+            next_seq: 1,
             share_cursor: HashMap::new(),
             kept_aliases: HashMap::new(),
             expiring_out: HashMap::new(),
@@ -976,7 +992,7 @@ impl Broker {
         // MQTT-3.2.2-2 (3.1.1) / 3.2.2-3 (5.0): Session Present says whether
         // stored state was resumed, whatever that state holds.
         let mut session_present = !connect.clean_start && self.sessions.contains_key(&client_id);
-        let session = self.sessions.entry(client_id.clone()).or_insert_with(|| {
+        let session = self.sessions.get_or_insert_with(&client_id, || {
             Box::new(Session {
                 conn: None,
                 protocol,
@@ -1055,6 +1071,7 @@ impl Broker {
                     // publication (3.1.3.2.4), set in `publish_will`.
                     expires_at: None,
                     origin: Some(client_id.clone()),
+                    seq: 0,
                 },
                 delay,
             ))
@@ -1479,6 +1496,7 @@ impl Broker {
             properties,
             expires_at,
             origin: Some(client_id.clone()),
+            seq: 0,
         };
         if p.retain {
             self.retain(&message);
@@ -1554,6 +1572,7 @@ impl Broker {
             properties,
             expires_at: None,
             origin: None,
+            seq: 0,
         };
         for filter in filters {
             let mut others: Vec<(ByteString, SubscriptionOptions, Option<u32>)> = self
@@ -1584,6 +1603,9 @@ impl Broker {
     fn retain(&mut self, m: &Message) {
         if self.breaks("MQTT-3.3.1-5") {
             return;
+        }
+        if let Some(changed) = &mut self.retained_changed {
+            changed.insert(own(&m.topic));
         }
         if m.payload.is_empty() && !self.breaks("MQTT-3.3.1-6") {
             self.retained.remove(&m.topic);
@@ -1771,6 +1793,8 @@ impl Broker {
                 None => return,
             }
         };
+        m.seq = self.next_seq;
+        self.next_seq += 1;
         s.queue.push_back((m, opts, ids));
         let len = self.drain_queue(cid, now);
         if len > self.counters.queue_high_water {
@@ -1947,6 +1971,7 @@ impl Broker {
                         OutFlight {
                             packet: p.clone(),
                             state: OutState::Publish(qos),
+                            seq: m.seq,
                         },
                     );
                 }
@@ -2199,12 +2224,28 @@ impl Broker {
         }
         let mut wills = Vec::new();
         let mut expired = Vec::new();
-        for (cid, s) in &mut self.sessions {
+        // Only the sessions that change are taken mutably (the journal
+        // notes every session taken so).
+        let keep_expired = self.config.violations.breaks("MQTT-4.1.0-1");
+        let due: Vec<ByteString> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.pending_will.as_ref().is_some_and(|w| w.at <= now)
+                    || ((s.conn.is_none() || keep_expired)
+                        && s.expires_at.is_some_and(|at| at <= now))
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in due {
+            let Some(s) = self.sessions.get_mut(&cid) else {
+                continue;
+            };
             if let Some(w) = s.pending_will.as_ref().filter(|w| w.at <= now) {
                 wills.push(w.message.clone());
                 s.pending_will = None;
             }
-            let detached = s.conn.is_none() || self.config.violations.breaks("MQTT-4.1.0-1");
+            let detached = s.conn.is_none() || keep_expired;
             if detached && s.expires_at.is_some_and(|at| at <= now) {
                 // MQTT-4.1.0-2: an expired session is discarded (the violation keeps it).
                 if self.config.violations.breaks("MQTT-4.1.0-2") {
@@ -2238,8 +2279,14 @@ impl Broker {
         for w in wills {
             self.publish_will(w, now);
         }
-        self.retained
-            .retain(|_, m| m.expires_at.filter(|at| *at <= now).is_none());
+        let changed = &mut self.retained_changed;
+        self.retained.retain(|topic, m| {
+            let live = m.expires_at.filter(|at| *at <= now).is_none();
+            if let Some(changed) = changed.as_mut().filter(|_| !live) {
+                changed.insert(topic.clone());
+            }
+            live
+        });
     }
 
     /// When [`Broker::tick`] must next be called, if any timer is pending.

@@ -50,6 +50,9 @@ pub struct Config {
     pub auth: crate::auth::Auth,
     /// Where sessions and retained messages persist (`--persist`); read by the tokio layer.
     pub persist_dir: Option<std::path::PathBuf>,
+    /// Journal size (bytes) from which `--persist` compacts it into a new
+    /// snapshot, when it is also four times the last snapshot.
+    pub persist_compact_bytes: u64,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             violations: Violations::none(),
             auth: crate::auth::Auth::default(),
             persist_dir: None,
+            persist_compact_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -153,6 +157,8 @@ pub struct FileConfig {
     pub max_inflight: Option<u16>,
     /// Bytes pending towards one connection before QoS 0 messages to it are dropped.
     pub max_outbound_bytes: Option<usize>,
+    /// Journal size (bytes) from which `--persist` writes a new snapshot.
+    pub persist_compact_bytes: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_subscriptions_per_client: Option<usize>,
     pub max_topic_length: Option<usize>,
@@ -197,6 +203,7 @@ impl FileConfig {
             max_queued_messages,
             max_inflight,
             max_outbound_bytes,
+            persist_compact_bytes,
             max_connections,
             max_subscriptions_per_client,
             max_topic_length,

@@ -32,7 +32,10 @@
 //!   reconnects (at the end, every client acknowledges what it holds and every
 //!   owed session comes back for it);
 //! - memory stays within the configured limits: session queues, sessions and
-//!   retained messages (see `check_limits`).
+//!   retained messages (see `check_limits`);
+//! - the journal `--persist` appends (`broker/journal.rs`), replayed onto
+//!   the state it started from, is the state: what a restart would read
+//!   is what the core holds (see `check_journal`).
 //!
 //! As the tokio layer does, the harness holds back the PUBLISH packets of a
 //! connection the core paused (here: they are never read).
@@ -47,7 +50,7 @@ use mqtt_codec::{
     Subscription, SubscriptionOptions, Unsubscribe, Will,
 };
 
-use crate::broker::{Action, Broker, ConnId, OnError};
+use crate::broker::{journal, Action, Broker, Clocks, ConnId, Journal, OnError, Snapshot};
 use crate::config::Config;
 
 mod model;
@@ -125,6 +128,17 @@ pub fn run_breaking(data: &[u8], statements: &[&str]) {
     }
 }
 
+/// Clocks for the journal's check: the wall clock runs with the fake one,
+/// from a whole second, so that times convert the same way at every step.
+fn journal_clocks(start: Instant, now: Instant) -> Clocks {
+    Clocks {
+        now,
+        wall: std::time::SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_700_000_000)
+            + now.saturating_duration_since(start),
+    }
+}
+
 /// A configuration with small limits, so that they are reached.
 fn config(u: &mut Unstructured<'_>) -> Result<Config> {
     let mut c = Config {
@@ -162,6 +176,10 @@ struct Conn {
 struct World {
     broker: Broker,
     now: Instant,
+    start: Instant,
+    /// The journal kept of the core, and the state it replays to.
+    journal: Journal,
+    replayed: Snapshot,
     conns: Vec<Conn>,
     /// What was done so far, for the report of a finding.
     script: Vec<Op>,
@@ -190,10 +208,16 @@ enum Op {
 
 impl World {
     fn new(config: Config) -> World {
+        let now = Instant::now();
+        let mut broker = Broker::new(config.clone());
+        let clocks = journal_clocks(now, now);
         World {
             model: Model::new(&config),
-            broker: Broker::new(config),
-            now: Instant::now(),
+            journal: broker.start_journal(clocks),
+            replayed: broker.snapshot(clocks),
+            broker,
+            now,
+            start: now,
             conns: Vec::new(),
             script: Vec::new(),
             wills: 0,
@@ -274,7 +298,33 @@ impl World {
         }
         self.check_count();
         self.check_limits();
+        self.check_journal();
         Ok(())
+    }
+
+    /// The journal's records since the last step, replayed, give the state
+    /// a snapshot would hold.
+    fn check_journal(&mut self) {
+        let clocks = journal_clocks(self.start, self.now);
+        let mut records = Vec::new();
+        self.broker.journal(&mut self.journal, clocks, &mut records);
+        if let Err(e) = journal::replay(&mut self.replayed, &records) {
+            self.finding(format!("the journal does not replay: {e}"));
+        }
+        // Where a session's search for a free packet identifier starts is
+        // journaled only with the rest of the session (`log_session`).
+        let mut state = self.broker.snapshot(clocks);
+        for (a, b) in state.sessions.iter_mut().zip(&self.replayed.sessions) {
+            a.next_packet_id = b.next_packet_id;
+        }
+        if state != self.replayed {
+            let text = |s: &Snapshot| String::from_utf8_lossy(&s.to_json()).into_owned();
+            self.finding(format!(
+                "the journal replayed is not the state\n journal: {}\n   state: {}",
+                text(&self.replayed),
+                text(&state)
+            ));
+        }
     }
 
     /// A packet the core is about to be handed, shown to the model first.

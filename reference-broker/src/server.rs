@@ -163,48 +163,18 @@ impl Shared {
 }
 
 impl State {
-    /// Carries out the core's actions: encode and queue, or close.
+    /// Carries out the core's actions: encode and queue, or close; with
+    /// `--persist`, after what they follow from is on disk (`persist`).
     fn dispatch(&mut self) {
-        self.persist_before_acks();
-        while let Some(action) = self.broker.poll_action() {
-            match action {
-                Action::Send {
-                    conn,
-                    protocol,
-                    packet,
-                } => {
-                    let Some(out) = self.outbound.get_mut(&conn) else {
-                        continue;
-                    };
-                    match out.outbox.push(&packet, protocol, self.outbound_limit) {
-                        Ok(()) => {
-                            if out.dropping && matches!(packet, Packet::Publish(_)) {
-                                out.dropping = false;
-                            }
-                        }
-                        Err(PushError::Encode(e)) => {
-                            tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
-                        }
-                        Err(PushError::Dropped) => {
-                            // The client reads too slowly: it loses QoS 0
-                            // messages, not its connection.
-                            self.dropped_outbound += 1;
-                            if !out.dropping {
-                                out.dropping = true;
-                                tracing::info!(
-                                    conn,
-                                    limit = self.outbound_limit,
-                                    total = self.dropped_outbound,
-                                    "outbound bytes over the limit, dropping QoS 0 messages"
-                                );
-                            }
-                        }
-                    }
+        match self.hold_for_disk() {
+            Some(ready) => {
+                for action in ready {
+                    self.carry_out(action);
                 }
-                Action::Close { conn } => {
-                    if let Some(out) = self.outbound.remove(&conn) {
-                        out.outbox.close();
-                    }
+            }
+            None => {
+                while let Some(action) = self.broker.poll_action() {
+                    self.carry_out(action);
                 }
             }
         }
@@ -216,6 +186,49 @@ impl State {
         let counters = self.broker.counters();
         if counters != *self.counters.borrow() {
             self.counters.send_replace(counters);
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Send {
+                conn,
+                protocol,
+                packet,
+            } => {
+                let Some(out) = self.outbound.get_mut(&conn) else {
+                    return;
+                };
+                match out.outbox.push(&packet, protocol, self.outbound_limit) {
+                    Ok(()) => {
+                        if out.dropping && matches!(packet, Packet::Publish(_)) {
+                            out.dropping = false;
+                        }
+                    }
+                    Err(PushError::Encode(e)) => {
+                        tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
+                    }
+                    Err(PushError::Dropped) => {
+                        // The client reads too slowly: it loses QoS 0
+                        // messages, not its connection.
+                        self.dropped_outbound += 1;
+                        if !out.dropping {
+                            out.dropping = true;
+                            tracing::info!(
+                                conn,
+                                limit = self.outbound_limit,
+                                total = self.dropped_outbound,
+                                "outbound bytes over the limit, dropping QoS 0 messages"
+                            );
+                        }
+                    }
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(out) = self.outbound.remove(&conn) {
+                    out.outbox.close();
+                }
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use mqtt_codec::{
     ByteString, Connect, Packet, Properties, Property, Protocol, PubResponse, Publish, QoS,
     Subscribe, Subscription, SubscriptionOptions,
 };
-use reference_broker::broker::{Clocks, Snapshot};
+use reference_broker::broker::{journal, Clocks, Snapshot};
 use reference_broker::{Broker, Config, ConnId};
 
 const V311: Protocol = Protocol::V3_1_1;
@@ -437,4 +437,85 @@ fn mutated_snapshots_never_panic() {
     }
     // Some mutations only change values; they must have come through too.
     assert!(restored > 0);
+}
+
+/// The journal's records, replayed onto the snapshot they continue, give
+/// the state; a batch cut short (a crash during the write) is left out as
+/// a whole; a damaged record before a commit stops the replay, naming its
+/// line.
+#[test]
+fn the_journal_replays_whole_batches_only() {
+    let (mut net, start) = populated();
+    let clocks = net.clocks();
+    let mut journal = net.broker.start_journal(clocks);
+    // Batch 1: the subscriber comes back (its in-flight messages are sent
+    // again) and acknowledges one; a retained message is cleared.
+    let (sub, present) = net.connect_ok(persistent(V5, "sub"));
+    assert!(present);
+    let resent = net.recv(sub);
+    let id = resent
+        .iter()
+        .find_map(|p| match p {
+            Packet::Publish(p) if p.qos == QoS::AtLeastOnce => Some(p.packet_id),
+            _ => None,
+        })
+        .expect("the QoS 1 message is sent again");
+    net.send(sub, Packet::PubAck(PubResponse::new(id)));
+    let (publ, _) = net.connect_ok(persistent(V311, "pub"));
+    net.send(
+        publ,
+        Packet::Publish(Publish {
+            retain: true,
+            topic: "r/x".into(),
+            ..Publish::default()
+        }),
+    );
+    let mut log = Vec::new();
+    assert!(net.broker.journal(&mut journal, clocks, &mut log));
+    let after_first = net.broker.snapshot(clocks);
+    // Batch 2: a new message for the subscriber.
+    net.send(publ, publish("t/5", "five", QoS::AtLeastOnce, 5));
+    let first_len = log.len();
+    assert!(net.broker.journal(&mut journal, clocks, &mut log));
+    let after_second = net.broker.snapshot(clocks);
+    assert_ne!(after_first, after_second);
+
+    // Where the search for a free packet identifier starts is journaled
+    // with the rest of a session only (see `journal.rs`).
+    let same = |mut replayed: Snapshot, state: &Snapshot| {
+        for (a, b) in replayed.sessions.iter_mut().zip(&state.sessions) {
+            a.next_packet_id = b.next_packet_id;
+        }
+        assert_eq!(&replayed, state);
+    };
+    let replay = |bytes: &[u8]| {
+        let mut s = start.clone();
+        let done = journal::replay(&mut s, bytes).expect("replays");
+        (s, done)
+    };
+    let (whole, done) = replay(&log);
+    assert_eq!(done.batches, 2);
+    assert_eq!(done.discarded, 0);
+    same(whole, &after_second);
+    // Cut anywhere inside the second batch: the first batch only.
+    for cut in first_len..log.len() {
+        let (s, done) = replay(&log[..cut]);
+        assert_eq!(done.batches, 1, "cut at {cut}");
+        same(s, &after_first);
+    }
+    // A damaged record that a commit follows is an error naming its line.
+    let lines_before = log[..first_len].iter().filter(|&&b| b == b'\n').count();
+    let mut damaged = log.clone();
+    damaged[first_len + 2] = b'#';
+    let mut s = start.clone();
+    let e = journal::replay(&mut s, &damaged).expect_err("refused");
+    assert!(
+        e.contains(&format!("line {}", lines_before + 1)) && e.contains("not a journal record"),
+        "{e}"
+    );
+    // A message for a session the journal never opened.
+    let mut s = start.clone();
+    let stray = b"{\"op\":\"done\",\"client_id\":\"nobody\",\"seq\":1}\n{\"op\":\"commit\"}\n";
+    let e = journal::replay(&mut s, stray).expect_err("refused");
+    assert!(e.contains("line 1") && e.contains("\"nobody\""), "{e}");
 }

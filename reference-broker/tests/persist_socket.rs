@@ -262,3 +262,54 @@ async fn a_directory_serves_one_broker_at_a_time() {
     );
     b.stop_within(PROMPT).await;
 }
+
+/// The names of the journal files in `dir`.
+fn journals(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read the directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("journal."))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_journal_is_compacted_and_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        persist_dir: Some(dir.path().to_path_buf()),
+        persist_compact_bytes: 4096,
+        ..Config::default()
+    };
+    let a = Running::serve(Shared::open(config).expect("open")).await;
+    // Start-up wrote a snapshot and began journal 1.
+    assert_eq!(journals(dir.path()), ["journal.1"]);
+    let (mut sub, _) = connect(a.addr, persistent_v5("compacted")).await;
+    sub.subscribe("compact/#", QoS::AtLeastOnce).await;
+    sub.disconnect().await;
+    let (mut publ, _) = connect(a.addr, Connect::new(Protocol::V5, "pub")).await;
+    for id in 1..=300u16 {
+        publ.send(&publish("compact/x", b"a message to keep", false, id))
+            .await;
+        assert_eq!(publ.recv().await, Packet::PubAck(PubResponse::new(id)));
+    }
+    // Compacted on the way: a later journal, and only it.
+    let names = journals(dir.path());
+    let generation: u64 = match &names[..] {
+        [one] => one["journal.".len()..].parse().expect("a number"),
+        more => panic!("one journal expected, found {more:?}"),
+    };
+    assert!(generation > 1, "never compacted: {names:?}");
+    // What a crash now would leave: the snapshot and its journal hold all 300.
+    let on_disk = persist::load(dir.path())
+        .expect("readable")
+        .expect("a state file");
+    let session = on_disk
+        .sessions
+        .iter()
+        .find(|s| s.client_id == "compacted")
+        .expect("the session is on disk");
+    assert_eq!(session.queue.len(), 300);
+    publ.disconnect().await;
+    a.stop_within(PROMPT).await;
+}

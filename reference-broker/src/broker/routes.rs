@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use mqtt_codec::{topic, ByteString};
 
-use super::{Session, Sessions};
+use super::{Session, SessionMap as Sessions};
 
 #[derive(Debug, Default)]
 pub(super) struct Routes {

@@ -34,10 +34,11 @@ use mqtt_codec::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Broker, Message, OutFlight, OutState, PendingWill, Session, Subscription};
+use super::{Broker, Message, OutFlight, OutState, PendingWill, Session, Subscription};
 
-/// The snapshot format this code writes and reads.
-pub const FORMAT: u32 = 1;
+/// The snapshot format this code writes; it reads 1 too (no entry
+/// numbers, no journal after it).
+pub const FORMAT: u32 = 2;
 
 /// The broker's durable state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +49,10 @@ pub struct Snapshot {
     pub next_assigned: u64,
     pub sessions: Vec<SessionState>,
     pub retained: Vec<StoredMessage>,
+    /// Generation of the journal that continues this snapshot
+    /// (`journal.N` beside it; see `server::persist`).
+    #[serde(default)]
+    pub journal: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -99,6 +104,9 @@ pub struct SubscriptionState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct InflightState {
+    /// The message's entry number (see `Broker::next_seq`); 0 in format 1.
+    #[serde(default)]
+    pub seq: u64,
     pub packet_id: u16,
     /// `publish`: waiting for PUBACK / PUBREC; `release`: PUBREL sent, waiting for PUBCOMP.
     pub state: String,
@@ -109,6 +117,9 @@ pub struct InflightState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct QueuedState {
+    /// The message's entry number (see `Broker::next_seq`); 0 in format 1.
+    #[serde(default)]
+    pub seq: u64,
     pub message: StoredMessage,
     /// Granted QoS and options of the subscription it came through.
     pub qos: u8,
@@ -168,7 +179,7 @@ fn encode_publish(p: &Publish) -> String {
     }
 }
 
-fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish, String> {
+pub(super) fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish, String> {
     let bytes = B64
         .decode(text)
         .map_err(|e| format!("not valid base64: {e}"))?;
@@ -191,7 +202,7 @@ fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish, String> {
 }
 
 impl Message {
-    fn stored(&self, clocks: &Clocks) -> StoredMessage {
+    pub(super) fn stored(&self, clocks: &Clocks) -> StoredMessage {
         let p = Publish {
             dup: false,
             qos: self.qos,
@@ -221,7 +232,88 @@ impl Message {
             properties: p.properties,
             expires_at: s.expires_at_ms.map(|ms| clocks.instant_of(ms)),
             origin: s.origin.map(ByteString::from),
+            seq: 0,
         })
+    }
+}
+
+/// What a session keeps (see [`SessionState`]); its messages only with
+/// `messages` (the journal logs them one by one).
+pub(super) fn session_state(
+    cid: &str,
+    s: &Session,
+    clocks: &Clocks,
+    messages: bool,
+) -> SessionState {
+    SessionState {
+        client_id: cid.to_string(),
+        protocol: s.protocol.level(),
+        expiry: s.expiry,
+        expires_at_ms: s
+            .expires_at
+            .filter(|_| s.conn.is_none())
+            .map(|at| clocks.ms_of(at)),
+        user: s.user.as_ref().map(|u| u.to_string()),
+        subscriptions: s
+            .subscriptions
+            .iter()
+            .map(|(f, sub)| SubscriptionState {
+                filter: f.to_string(),
+                qos: sub.options.qos.as_u8(),
+                no_local: sub.options.no_local,
+                retain_as_published: sub.options.retain_as_published,
+                retain_handling: sub.options.retain_handling,
+                id: sub.id,
+            })
+            .collect(),
+        inflight: if messages {
+            s.inflight
+                .iter()
+                .map(|(&id, f)| inflight_state(id, f))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        queue: if messages {
+            s.queue.iter().map(|q| queued_state(q, clocks)).collect()
+        } else {
+            Vec::new()
+        },
+        incoming_qos2: {
+            let mut ids: Vec<u16> = s.incoming_qos2.iter().copied().collect();
+            ids.sort_unstable();
+            ids
+        },
+        next_packet_id: s.next_packet_id,
+        pending_will: s.pending_will.as_ref().map(|w| PendingWillState {
+            message: w.message.stored(clocks),
+            at_ms: clocks.ms_of(w.at),
+        }),
+    }
+}
+
+pub(super) fn inflight_state(id: u16, f: &OutFlight) -> InflightState {
+    InflightState {
+        seq: f.seq,
+        packet_id: id,
+        state: match f.state {
+            OutState::Publish(_) => "publish".into(),
+            OutState::Release => "release".into(),
+        },
+        publish: encode_publish(&f.packet),
+    }
+}
+
+pub(super) fn queued_state(
+    (m, opts, ids): &(Message, SubscriptionOptions, Vec<u32>),
+    clocks: &Clocks,
+) -> QueuedState {
+    QueuedState {
+        seq: m.seq,
+        message: m.stored(clocks),
+        qos: opts.qos.as_u8(),
+        retain_as_published: opts.retain_as_published,
+        subscription_ids: ids.clone(),
     }
 }
 
@@ -237,64 +329,12 @@ impl Broker {
             .sessions
             .iter()
             .filter(|(_, s)| s.expiry > 0)
-            .map(|(cid, s)| SessionState {
-                client_id: cid.to_string(),
-                protocol: s.protocol.level(),
-                expiry: s.expiry,
-                expires_at_ms: s
-                    .expires_at
-                    .filter(|_| s.conn.is_none())
-                    .map(|at| clocks.ms_of(at)),
-                user: s.user.as_ref().map(|u| u.to_string()),
-                subscriptions: s
-                    .subscriptions
-                    .iter()
-                    .map(|(f, sub)| SubscriptionState {
-                        filter: f.to_string(),
-                        qos: sub.options.qos.as_u8(),
-                        no_local: sub.options.no_local,
-                        retain_as_published: sub.options.retain_as_published,
-                        retain_handling: sub.options.retain_handling,
-                        id: sub.id,
-                    })
-                    .collect(),
-                inflight: s
-                    .inflight
-                    .iter()
-                    .map(|(&id, f)| InflightState {
-                        packet_id: id,
-                        state: match f.state {
-                            OutState::Publish(_) => "publish".into(),
-                            OutState::Release => "release".into(),
-                        },
-                        publish: encode_publish(&f.packet),
-                    })
-                    .collect(),
-                queue: s
-                    .queue
-                    .iter()
-                    .map(|(m, opts, ids)| QueuedState {
-                        message: m.stored(&clocks),
-                        qos: opts.qos.as_u8(),
-                        retain_as_published: opts.retain_as_published,
-                        subscription_ids: ids.clone(),
-                    })
-                    .collect(),
-                incoming_qos2: {
-                    let mut ids: Vec<u16> = s.incoming_qos2.iter().copied().collect();
-                    ids.sort_unstable();
-                    ids
-                },
-                next_packet_id: s.next_packet_id,
-                pending_will: s.pending_will.as_ref().map(|w| PendingWillState {
-                    message: w.message.stored(&clocks),
-                    at_ms: clocks.ms_of(w.at),
-                }),
-            })
+            .map(|(cid, s)| session_state(cid, s, &clocks, true))
             .collect();
         sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Snapshot {
             format: FORMAT,
+            journal: 0,
             next_assigned: self.next_assigned,
             sessions,
             retained: self.retained.values().map(|m| m.stored(&clocks)).collect(),
@@ -305,7 +345,7 @@ impl Broker {
     /// entry is checked against this broker's limits; the first problem is
     /// returned and nothing is changed.
     pub fn restore(&mut self, snapshot: Snapshot, clocks: Clocks) -> Result<(), String> {
-        if snapshot.format != FORMAT {
+        if snapshot.format != FORMAT && snapshot.format != 1 {
             return Err(format!(
                 "format {} is not the one this broker reads ({FORMAT})",
                 snapshot.format
@@ -342,7 +382,28 @@ impl Broker {
             })?;
             retained.insert(m.topic.clone(), m);
         }
-        self.sessions = sessions;
+        // Format 1 has no entry numbers: number its messages now. Numbers
+        // go on from the highest kept, so that none is used twice.
+        let mut next = 1 + sessions
+            .values()
+            .flat_map(|s| {
+                let queued = s.queue.iter().map(|(m, ..)| m.seq);
+                s.inflight.values().map(|f| f.seq).chain(queued)
+            })
+            .max()
+            .unwrap_or(0);
+        for s in sessions.values_mut() {
+            for f in s.inflight.values_mut().filter(|f| f.seq == 0) {
+                f.seq = next;
+                next += 1;
+            }
+            for (m, ..) in s.queue.iter_mut().filter(|(m, ..)| m.seq == 0) {
+                m.seq = next;
+                next += 1;
+            }
+        }
+        self.next_seq = self.next_seq.max(next);
+        self.sessions.replace(sessions);
         self.routes.invalidate();
         self.retained = retained;
         self.next_assigned = self.next_assigned.max(snapshot.next_assigned);
@@ -408,7 +469,11 @@ impl Broker {
             if id == 0 || packet.packet_id != id {
                 return Err(format!("in-flight message {id}: bad packet identifier"));
             }
-            if inflight.insert(id, OutFlight { packet, state }).is_some() {
+            let seq = f.seq;
+            if inflight
+                .insert(id, OutFlight { packet, state, seq })
+                .is_some()
+            {
                 return Err(format!("in-flight packet identifier {id} appears twice"));
             }
         }
@@ -420,8 +485,9 @@ impl Broker {
         }
         let mut queue = VecDeque::with_capacity(s.queue.len());
         for (i, q) in s.queue.into_iter().enumerate() {
-            let m = Message::restored(q.message, clocks, max)
+            let mut m = Message::restored(q.message, clocks, max)
                 .map_err(|e| format!("queued message {}: {e}", i + 1))?;
+            m.seq = q.seq;
             let options = SubscriptionOptions {
                 qos: qos(q.qos)?,
                 retain_as_published: q.retain_as_published,
@@ -460,38 +526,6 @@ impl Broker {
             user: s.user.map(ByteString::from),
         })
     }
-
-    /// Whether actions waiting for the I/O layer acknowledge something to a
-    /// client (CONNACK, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK): state
-    /// must be durable before they go out.
-    pub fn acknowledges(&self) -> bool {
-        self.actions.iter().any(is_acknowledgement)
-    }
-}
-
-impl Broker {
-    /// Drops the acknowledgements waiting to be sent (their state could not
-    /// be made durable: the clients will send again).
-    pub fn drop_acknowledgements(&mut self) {
-        self.actions.retain(|a| !is_acknowledgement(a));
-    }
-}
-
-/// A packet that tells a client its request took effect: CONNACK, PUBACK,
-/// PUBREC, PUBCOMP, SUBACK or UNSUBACK.
-fn is_acknowledgement(a: &Action) -> bool {
-    matches!(
-        a,
-        Action::Send {
-            packet: Packet::ConnAck(_)
-                | Packet::PubAck(_)
-                | Packet::PubRec(_)
-                | Packet::PubComp(_)
-                | Packet::SubAck(_)
-                | Packet::UnsubAck(_),
-            ..
-        }
-    )
 }
 
 impl Snapshot {

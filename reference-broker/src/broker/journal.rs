@@ -1,0 +1,543 @@
+//! The journal: what changed in the durable state, as records appended to
+//! a log, so that `--persist` writes what a burst changed rather than the
+//! whole state (`server::persist` says when and where).
+//!
+//! The core notes which sessions were taken mutably ([`Sessions`] does it
+//! for every `get_mut`, `remove` and insertion) and which retained topics
+//! changed. [`Broker::journal`] then compares each noted session with
+//! what the journal last logged of it ([`Journal`] keeps, per session, its
+//! state without messages as logged, and the entry number and state of
+//! each message) and writes only the difference: the session's own state
+//! when it changed, each message new or changed (queued, sent with a
+//! packet identifier, PUBREL sent), each message done, the session's
+//! end; a retained topic's message or its removal; the next assigned
+//! client id. A message is written once when it arrives and once per
+//! change of its state, never again for being in a session that changed.
+//! Messages are named by an entry number unique for the broker's life
+//! and carried across restarts (`Broker::next_seq`).
+//!
+//! Format: JSON lines, one [`Record`] each, like the snapshot a person can
+//! read. A batch (what one or more dispatches changed) ends with a
+//! `commit` record; [`replay`] applies whole batches only, so that a crash
+//! in the middle of a write leaves the state as it was before the batch,
+//! none of whose acknowledgements had left (they wait for the disk).
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::ops::Deref;
+
+use mqtt_codec::ByteString;
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{
+    decode_publish, inflight_state, queued_state, session_state, InflightState, QueuedState,
+    SessionState, Snapshot, StoredMessage,
+};
+use super::{Action, Broker, Clocks, OutState, Session, SessionMap};
+use mqtt_codec::{Packet, QoS};
+
+/// The sessions by client id, noting which were taken mutably while a
+/// journal is kept. Reading goes through `Deref`; every way to change a
+/// session is a method here, so none can be missed.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    map: SessionMap,
+    changed: Option<HashSet<ByteString>>,
+}
+
+impl Deref for Sessions {
+    type Target = SessionMap;
+    fn deref(&self) -> &SessionMap {
+        &self.map
+    }
+}
+
+impl Sessions {
+    fn note<Q>(&mut self, cid: &Q)
+    where
+        ByteString: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(changed) = &mut self.changed {
+            if !changed.contains(cid) {
+                if let Some((k, _)) = self.map.get_key_value(cid) {
+                    changed.insert(k.clone());
+                }
+            }
+        }
+    }
+
+    pub(super) fn get_mut<Q>(&mut self, cid: &Q) -> Option<&mut Box<Session>>
+    where
+        ByteString: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.note(cid);
+        self.map.get_mut(cid)
+    }
+
+    pub(super) fn remove<Q>(&mut self, cid: &Q) -> Option<Box<Session>>
+    where
+        ByteString: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.note(cid);
+        self.map.remove(cid)
+    }
+
+    pub(super) fn get_or_insert_with(
+        &mut self,
+        cid: &ByteString,
+        new: impl FnOnce() -> Box<Session>,
+    ) -> &mut Box<Session> {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(cid.clone());
+        }
+        self.map.entry(cid.clone()).or_insert_with(new)
+    }
+
+    /// Every session replaced (a restore); a journal then starts afresh.
+    pub(super) fn replace(&mut self, map: SessionMap) {
+        self.map = map;
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Record {
+    /// A session's own state (its `inflight` and `queue` empty): created or
+    /// changed. Its messages are kept.
+    Session { session: SessionState },
+    /// The session ended (or no longer outlives its connection).
+    End { client_id: String },
+    /// A message of the session sent and not yet acknowledged, or its PUBREL sent.
+    Inflight {
+        client_id: String,
+        entry: InflightState,
+    },
+    /// A message of the session waiting for its receive window.
+    Queued {
+        client_id: String,
+        entry: QueuedState,
+    },
+    /// A message of the session acknowledged, dropped or expired.
+    Done { client_id: String, seq: u64 },
+    /// A retained message stored, replaced, or (none) removed.
+    Retain {
+        topic: String,
+        message: Option<StoredMessage>,
+    },
+    /// The next number for an assigned client id.
+    Assigned { next: u64 },
+    /// The end of a batch: what comes before it is applied together.
+    Commit,
+}
+
+/// What the journal last logged of a message in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Sent(u16),
+    Released(u16),
+}
+
+#[derive(Debug, Default)]
+struct Logged {
+    /// The session's `Record::Session` line as last written, with next
+    /// packet identifier 0 (see `log_session`).
+    meta: Vec<u8>,
+    /// Entry numbers (ascending) and states of its messages in flight.
+    flight: Vec<(u64, Mark)>,
+    /// Entry numbers of its queued messages, in queue order (ascending).
+    queue: VecDeque<u64>,
+}
+
+/// What the journal holds of the state, to write only what changes.
+#[derive(Debug, Default)]
+pub struct Journal {
+    sessions: HashMap<ByteString, Logged>,
+    next_assigned: u64,
+}
+
+fn line(out: &mut Vec<u8>, record: &Record) {
+    // Records are plain data: serialising them cannot fail.
+    if serde_json::to_writer(&mut *out, record).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// A session's messages in flight, by ascending entry number.
+fn flight(s: &Session) -> Vec<(u64, Mark, u16)> {
+    let mut all: Vec<(u64, Mark, u16)> = s
+        .inflight
+        .iter()
+        .map(|(&id, f)| {
+            let mark = match f.state {
+                OutState::Publish(_) => Mark::Sent(id),
+                OutState::Release => Mark::Released(id),
+            };
+            (f.seq, mark, id)
+        })
+        .collect();
+    all.sort_unstable_by_key(|e| e.0);
+    all
+}
+
+/// Whether `action` must wait until the state it follows from is on disk:
+/// an acknowledgement (CONNACK, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK),
+/// and the packets after which a restarted broker must not send the same
+/// message differently: a QoS 2 PUBLISH (its packet identifier, or the
+/// receiver would take a resend under a new one as a new message) and a
+/// PUBREL (MQTT-4.3.3-5: the PUBLISH is not sent again after it).
+pub fn waits_for_disk(action: &Action) -> bool {
+    match action {
+        Action::Send { packet, .. } => match packet {
+            Packet::ConnAck(_)
+            | Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubComp(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PubRel(_) => true,
+            Packet::Publish(p) => p.qos == QoS::ExactlyOnce,
+            _ => false,
+        },
+        Action::Close { .. } => false,
+    }
+}
+
+impl Broker {
+    /// Whether an action waiting for the I/O layer must wait for the disk
+    /// (see [`waits_for_disk`]).
+    pub fn actions_wait_for_disk(&self) -> bool {
+        self.actions.iter().any(waits_for_disk)
+    }
+
+    /// Starts (or starts again) noting changes for a journal that holds
+    /// the state as it is now, as a snapshot written now would.
+    pub fn start_journal(&mut self, clocks: Clocks) -> Journal {
+        self.sessions.changed = Some(HashSet::new());
+        self.retained_changed = Some(HashSet::new());
+        let mut journal = Journal {
+            sessions: HashMap::new(),
+            next_assigned: self.next_assigned,
+        };
+        for (cid, s) in self.sessions.iter().filter(|(_, s)| s.expiry > 0) {
+            let mut meta = Vec::new();
+            let mut session = session_state(cid, s, &clocks, false);
+            session.next_packet_id = 0;
+            line(&mut meta, &Record::Session { session });
+            let flight = flight(s).into_iter().map(|(seq, m, _)| (seq, m)).collect();
+            let queue = s.queue.iter().map(|(m, ..)| m.seq).collect();
+            journal.sessions.insert(
+                cid.clone(),
+                Logged {
+                    meta,
+                    flight,
+                    queue,
+                },
+            );
+        }
+        journal
+    }
+
+    /// Appends to `out` the records of what changed since the journal last
+    /// looked, ended by a commit; returns whether there were any.
+    pub fn journal(&mut self, journal: &mut Journal, clocks: Clocks, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        if let Some(changed) = self.sessions.changed.as_mut().map(std::mem::take) {
+            for cid in changed {
+                self.log_session(journal, &cid, &clocks, out);
+            }
+        }
+        if let Some(changed) = self.retained_changed.as_mut().map(std::mem::take) {
+            for topic in changed {
+                let message = self.retained.get(&topic).map(|m| m.stored(&clocks));
+                line(
+                    out,
+                    &Record::Retain {
+                        topic: topic.to_string(),
+                        message,
+                    },
+                );
+            }
+        }
+        if self.next_assigned != journal.next_assigned {
+            journal.next_assigned = self.next_assigned;
+            line(
+                out,
+                &Record::Assigned {
+                    next: self.next_assigned,
+                },
+            );
+        }
+        if out.len() == start {
+            return false;
+        }
+        line(out, &Record::Commit);
+        true
+    }
+
+    fn log_session(
+        &self,
+        journal: &mut Journal,
+        cid: &ByteString,
+        clocks: &Clocks,
+        out: &mut Vec<u8>,
+    ) {
+        // Sessions that end with their connection are not kept (as in a snapshot).
+        let Some(s) = self.sessions.get(cid).filter(|s| s.expiry > 0) else {
+            if journal.sessions.remove(cid).is_some() {
+                line(
+                    out,
+                    &Record::End {
+                        client_id: cid.to_string(),
+                    },
+                );
+            }
+            return;
+        };
+        let logged = journal.sessions.entry(cid.clone()).or_default();
+        // The next packet identifier changes with every message sent and is
+        // only where the search for a free one starts: written when the
+        // rest changes, not for itself.
+        let mut session = session_state(cid, s, clocks, false);
+        let next_packet_id = std::mem::take(&mut session.next_packet_id);
+        let mut meta = Vec::with_capacity(logged.meta.len());
+        line(&mut meta, &Record::Session { session });
+        if meta != logged.meta {
+            let mut session = session_state(cid, s, clocks, false);
+            session.next_packet_id = next_packet_id;
+            line(out, &Record::Session { session });
+            logged.meta = meta;
+        }
+        let client_id = || cid.to_string();
+        let done = |out: &mut Vec<u8>, seq: u64| {
+            let client_id = client_id();
+            line(out, &Record::Done { client_id, seq })
+        };
+        // In flight: a few (the receive window); both lists ascend by
+        // entry number, one merge finds what is new, changed or gone.
+        let now = flight(s);
+        let old = std::mem::take(&mut logged.flight);
+        let put = |out: &mut Vec<u8>, id: u16| {
+            if let Some(f) = s.inflight.get(&id) {
+                let entry = inflight_state(id, f);
+                let client_id = client_id();
+                line(out, &Record::Inflight { client_id, entry });
+            }
+        };
+        let (mut i, mut k) = (0, 0);
+        loop {
+            match (now.get(i), old.get(k)) {
+                (Some(n), Some(o)) if n.0 == o.0 => {
+                    if n.1 != o.1 {
+                        put(out, n.2);
+                    }
+                    i += 1;
+                    k += 1;
+                }
+                (Some(n), Some(o)) if n.0 < o.0 => {
+                    put(out, n.2);
+                    i += 1;
+                }
+                (Some(n), None) => {
+                    put(out, n.2);
+                    i += 1;
+                }
+                (_, Some(o)) => {
+                    done(out, o.0);
+                    k += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        // Queued: perhaps a thousand, which leave from the front and arrive
+        // at the back. If every logged message still queued is one of a
+        // run from the logged queue's front on (counted, not compared: both
+        // ascend), only the ends changed, found in logarithmic time.
+        let newest = logged.queue.back().copied().unwrap_or(0);
+        let kept = s.queue.partition_point(|(m, ..)| m.seq <= newest);
+        let gone = s
+            .queue
+            .front()
+            .filter(|_| kept > 0)
+            .map_or(logged.queue.len(), |(m, ..)| {
+                logged.queue.partition_point(|&seq| seq < m.seq)
+            });
+        let (left, arrived): (Vec<u64>, std::ops::Range<usize>) =
+            if kept == logged.queue.len() - gone {
+                (logged.queue.drain(..gone).collect(), kept..s.queue.len())
+            } else {
+                let current: HashSet<u64> = s.queue.iter().map(|(m, ..)| m.seq).collect();
+                let left = logged
+                    .queue
+                    .iter()
+                    .copied()
+                    .filter(|seq| !current.contains(seq))
+                    .collect();
+                let logged_now: HashSet<u64> = logged.queue.iter().copied().collect();
+                logged.queue.retain(|seq| current.contains(seq));
+                let first_new = s
+                    .queue
+                    .iter()
+                    .position(|(m, ..)| !logged_now.contains(&m.seq))
+                    .unwrap_or(s.queue.len());
+                (left, first_new..s.queue.len())
+            };
+        for seq in left {
+            // Sent since: its record in flight replaces the queued one.
+            if now.binary_search_by_key(&seq, |e| e.0).is_err() {
+                done(out, seq);
+            }
+        }
+        for q in s.queue.range(arrived) {
+            if logged.queue.back().is_none_or(|&last| last < q.0.seq) {
+                let entry = queued_state(q, clocks);
+                let client_id = client_id();
+                line(out, &Record::Queued { client_id, entry });
+                logged.queue.push_back(q.0.seq);
+            }
+        }
+        logged.flight = now.into_iter().map(|(seq, m, _)| (seq, m)).collect();
+    }
+}
+
+/// What [`replay`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Batches applied.
+    pub batches: usize,
+    /// Records after the last commit: a write the crash cut short, never
+    /// acknowledged, left out.
+    pub discarded: usize,
+}
+
+struct ReplaySession {
+    meta: SessionState,
+    entries: BTreeMap<u64, Entry2>,
+}
+
+enum Entry2 {
+    Flight(InflightState),
+    Queued(QueuedState),
+}
+
+/// The messages of session `cid`, which a record on line `n` names.
+fn opened<'a>(
+    sessions: &'a mut BTreeMap<String, ReplaySession>,
+    cid: &str,
+    n: usize,
+) -> Result<&'a mut BTreeMap<u64, Entry2>, String> {
+    sessions
+        .get_mut(cid)
+        .map(|s| &mut s.entries)
+        .ok_or_else(|| {
+            format!("line {n}: a message for session {cid:?}, which the journal has not opened")
+        })
+}
+
+/// Applies the journal `log` (the bytes of `journal.N`) to `snapshot`, the
+/// snapshot it continues. Errors name the line.
+pub fn replay(snapshot: &mut Snapshot, log: &[u8]) -> Result<Replayed, String> {
+    let mut lines: Vec<(usize, Result<Record, String>)> = Vec::new();
+    let mut rest = log;
+    let mut n = 0;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        n += 1;
+        let parsed = serde_json::from_slice::<Record>(&rest[..end])
+            .map_err(|e| format!("line {n}, column {}: not a journal record: {e}", e.column()));
+        lines.push((n, parsed));
+        rest = &rest[end + 1..];
+    }
+    let committed = lines
+        .iter()
+        .rposition(|(_, r)| matches!(r, Ok(Record::Commit)))
+        .map_or(0, |i| i + 1);
+    let mut done = Replayed {
+        discarded: lines.len() - committed + usize::from(!rest.is_empty()),
+        ..Replayed::default()
+    };
+    let mut sessions: BTreeMap<String, ReplaySession> = BTreeMap::new();
+    for s in std::mem::take(&mut snapshot.sessions) {
+        let mut meta = s;
+        let mut entries = BTreeMap::new();
+        for f in std::mem::take(&mut meta.inflight) {
+            entries.insert(f.seq, Entry2::Flight(f));
+        }
+        for q in std::mem::take(&mut meta.queue) {
+            entries.insert(q.seq, Entry2::Queued(q));
+        }
+        sessions.insert(meta.client_id.clone(), ReplaySession { meta, entries });
+    }
+    let mut retained: BTreeMap<String, StoredMessage> = BTreeMap::new();
+    for (i, m) in std::mem::take(&mut snapshot.retained)
+        .into_iter()
+        .enumerate()
+    {
+        let p = decode_publish(&m.publish, u32::MAX)
+            .map_err(|e| format!("retained message {}: {e}", i + 1))?;
+        retained.insert(p.topic.to_string(), m);
+    }
+    for (n, record) in lines.into_iter().take(committed) {
+        let record = record?;
+        match record {
+            Record::Session { session } => match sessions.get_mut(&session.client_id) {
+                Some(s) => s.meta = session,
+                None => {
+                    let cid = session.client_id.clone();
+                    let entries = BTreeMap::new();
+                    sessions.insert(
+                        cid,
+                        ReplaySession {
+                            meta: session,
+                            entries,
+                        },
+                    );
+                }
+            },
+            Record::End { client_id } => {
+                sessions.remove(&client_id);
+            }
+            Record::Inflight { client_id, entry } => {
+                opened(&mut sessions, &client_id, n)?.insert(entry.seq, Entry2::Flight(entry));
+            }
+            Record::Queued { client_id, entry } => {
+                opened(&mut sessions, &client_id, n)?.insert(entry.seq, Entry2::Queued(entry));
+            }
+            Record::Done { client_id, seq } => {
+                opened(&mut sessions, &client_id, n)?.remove(&seq);
+            }
+            Record::Retain { topic, message } => match message {
+                Some(m) => {
+                    retained.insert(topic, m);
+                }
+                None => {
+                    retained.remove(&topic);
+                }
+            },
+            Record::Assigned { next } => {
+                snapshot.next_assigned = snapshot.next_assigned.max(next);
+            }
+            Record::Commit => done.batches += 1,
+        }
+    }
+    snapshot.sessions = sessions
+        .into_values()
+        .map(|s| {
+            let mut meta = s.meta;
+            for e in s.entries.into_values() {
+                match e {
+                    Entry2::Flight(f) => meta.inflight.push(f),
+                    Entry2::Queued(q) => meta.queue.push(q),
+                }
+            }
+            // As a snapshot lists them (the queue is in entry order already).
+            meta.inflight.sort_by_key(|f| f.packet_id);
+            meta
+        })
+        .collect();
+    snapshot.retained = retained.into_values().collect();
+    Ok(done)
+}
