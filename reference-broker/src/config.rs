@@ -53,6 +53,9 @@ pub struct Config {
     /// Journal size (bytes) from which `--persist` compacts it into a new
     /// snapshot, when it is also four times the last snapshot.
     pub persist_compact_bytes: u64,
+    /// Journal bytes waiting for the disk beyond which `--persist` stops
+    /// reading connections until the writer has caught up.
+    pub persist_max_pending_bytes: usize,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             auth: crate::auth::Auth::default(),
             persist_dir: None,
             persist_compact_bytes: 64 * 1024 * 1024,
+            persist_max_pending_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct FileConfig {
     pub max_outbound_bytes: Option<usize>,
     /// Journal size (bytes) from which `--persist` writes a new snapshot.
     pub persist_compact_bytes: Option<u64>,
+    /// Journal bytes waiting for the disk beyond which connections are not read.
+    pub persist_max_pending_bytes: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_subscriptions_per_client: Option<usize>,
     pub max_topic_length: Option<usize>,
@@ -204,6 +210,7 @@ impl FileConfig {
             max_inflight,
             max_outbound_bytes,
             persist_compact_bytes,
+            persist_max_pending_bytes,
             max_connections,
             max_subscriptions_per_client,
             max_topic_length,

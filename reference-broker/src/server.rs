@@ -72,6 +72,9 @@ pub struct Shared {
     /// The number of open connections, published on every open and close,
     /// so that a test or a metrics reader can wait for a count.
     count: tokio::sync::watch::Sender<usize>,
+    /// `--persist`: the journal is this far behind, connections are not read
+    /// (see `persist`).
+    disk_behind: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shared {
@@ -87,6 +90,7 @@ impl Shared {
             }),
             timers: Notify::new(),
             count: tokio::sync::watch::Sender::new(0),
+            disk_behind: Arc::default(),
         })
     }
 
@@ -483,7 +487,11 @@ pub async fn handle_connection_from<S: Transport>(
     while !closing {
         // A client that does not read what it is sent is not read either
         // (the answers to its packets would pile up).
-        let reading = held.len() < HELD_PACKETS && !outbox.over(outbound_limit);
+        let reading = held.len() < HELD_PACKETS
+            && !outbox.over(outbound_limit)
+            && !shared
+                .disk_behind
+                .load(std::sync::atomic::Ordering::Relaxed);
         let io = tokio::select! {
             io = std::future::poll_fn(|cx| poll_io(cx, &mut stream, &mut bufs, reading)) => Some(io),
             _ = outbox.changed() => None,

@@ -313,3 +313,39 @@ async fn the_journal_is_compacted_and_keeps_what_was_acknowledged() {
     publ.disconnect().await;
     a.stop_within(PROMPT).await;
 }
+
+/// With the disk "behind" after every batch (a limit of one byte), no
+/// connection is read until each write is done, and reading resumes after
+/// it: a stream of QoS 1 messages still flows, every one acknowledged and
+/// delivered.
+#[tokio::test]
+async fn connections_wait_while_the_disk_is_behind_and_resume() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        persist_dir: Some(dir.path().to_path_buf()),
+        persist_max_pending_bytes: 1,
+        ..Config::default()
+    };
+    let a = Running::serve(Shared::open(config).expect("open")).await;
+    let (mut sub, _) = connect(a.addr, persistent_v5("behind-sub")).await;
+    sub.subscribe("behind/#", QoS::AtLeastOnce).await;
+    let (mut publ, _) = connect(a.addr, Connect::new(Protocol::V5, "pub")).await;
+    for id in 1..=50u16 {
+        publ.send(&publish("behind/x", b"slowly", false, id)).await;
+        assert_eq!(publ.recv().await, Packet::PubAck(PubResponse::new(id)));
+        match sub.recv().await {
+            Packet::Publish(p) => {
+                sub.send(&Packet::PubAck(PubResponse::new(p.packet_id)))
+                    .await
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    // The subscriber's task stopped reading while the last write was under
+    // way and gets nothing more to send: only the catching up wakes it.
+    sub.send(&Packet::PingReq).await;
+    assert_eq!(sub.recv().await, Packet::PingResp);
+    publ.disconnect().await;
+    sub.disconnect().await;
+    a.stop_within(PROMPT).await;
+}

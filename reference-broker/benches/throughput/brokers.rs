@@ -157,6 +157,26 @@ pub fn start_reference() -> Result<BrokerProcess, String> {
     BrokerProcess::spawn("reference-broker", cmd, addr, None)
 }
 
+/// Name of our broker with `--persist`.
+pub const PERSISTING: &str = "reference-broker --persist";
+
+/// Our broker with `--persist` on a scratch directory (removed with it).
+pub fn start_reference_persisting() -> Result<BrokerProcess, String> {
+    let addr = free_port()?;
+    let (dir, _) = scratch_config(
+        "persist",
+        addr,
+        "README",
+        "reference-broker --persist dir\n",
+    )?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-broker"));
+    cmd.arg("--listen")
+        .arg(addr.to_string())
+        .arg("--persist")
+        .arg(dir.join("state"));
+    BrokerProcess::spawn(PERSISTING, cmd, addr, Some(dir))
+}
+
 /// The mosquitto executable: `$MOSQUITTO`, else the Debian path, else `PATH`.
 pub fn mosquitto_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("MOSQUITTO") {

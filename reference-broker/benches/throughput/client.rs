@@ -110,6 +110,16 @@ impl Client {
     /// a keep alive of ten minutes: longer than any run, so that idle
     /// connections stay open without pings; not 0, which rumqttd refuses).
     pub async fn connect(addr: SocketAddr, client_id: &str) -> Result<Client, String> {
+        Client::connect_session(addr, client_id, true).await
+    }
+
+    /// [`Client::connect`], keeping the session after the connection when
+    /// `clean` is false.
+    pub async fn connect_session(
+        addr: SocketAddr,
+        client_id: &str,
+        clean: bool,
+    ) -> Result<Client, String> {
         let deadline = Instant::now() + PROMPT;
         let stream = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
             .await
@@ -126,6 +136,7 @@ impl Client {
         };
         let mut connect = Connect::new(PROTOCOL, client_id);
         connect.keep_alive = 600;
+        connect.clean_start = clean;
         write(
             &mut writer,
             &encode(&Packet::Connect(Box::new(connect))),

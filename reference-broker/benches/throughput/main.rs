@@ -111,6 +111,8 @@ impl Options {
 const FAN: usize = 20;
 /// Connected clients, each subscribed to a topic of its own, in the last scenario.
 const BYSTANDERS: usize = 1000;
+/// Offline sessions holding messages in the `--persist` scenario.
+const HELD: usize = 1000;
 
 fn scenarios(o: &Options) -> Vec<Scenario> {
     let mut v = Vec::new();
@@ -127,6 +129,9 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             inflight: 100,
             payload: 64,
             bystanders: 0,
+            persistent: false,
+            held_sessions: 0,
+            ours_only: false,
         });
         v.push(Scenario {
             name: format!("fan-out QoS {q} (1 pub → {FAN} sub)"),
@@ -139,6 +144,9 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             inflight: 500,
             payload: 64,
             bystanders: 0,
+            persistent: false,
+            held_sessions: 0,
+            ours_only: false,
         });
     }
     // Routing cost grows with the sessions a broker holds, matching or not.
@@ -147,6 +155,20 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
         slug: "in0-many".into(),
         bystanders: BYSTANDERS,
         ..v[0].clone()
+    });
+    // What `--persist` costs, our broker with and without it: the
+    // subscriber's session is kept (so every message is journaled before
+    // its PUBACK), beside offline sessions holding 10,000 messages.
+    v.push(Scenario {
+        name: format!(
+            "fan-in QoS 1, persistent subscriber, {HELD} sessions holding {} messages",
+            HELD * usize::from(scenario::HELD_EACH)
+        ),
+        slug: "in1-persist".into(),
+        persistent: true,
+        held_sessions: if o.smoke { 20 } else { HELD },
+        ours_only: true,
+        ..v[2].clone()
     });
     if let Some(f) = &o.filter {
         v.retain(|s| s.name.contains(f.as_str()) || s.slug == *f);
@@ -199,6 +221,13 @@ async fn bench(o: Options) -> Result<Report, String> {
         println!("reference-broker: pid {} on {}", b.pid(), b.addr);
         header.push("reference-broker: release build, default configuration (in-flight 20, queue 1000 per session)".into());
         brokers.push(b);
+        let b = brokers::start_reference_persisting()?;
+        println!("{}: pid {} on {}", b.name, b.pid(), b.addr);
+        header.push(format!(
+            "{}: the same with `--persist` on a scratch directory (journal, one fsync per batch), in the last scenario only",
+            b.name
+        ));
+        brokers.push(b);
     }
     if o.mosquitto {
         match brokers::mosquitto_path() {
@@ -240,7 +269,7 @@ async fn bench(o: Options) -> Result<Report, String> {
 
     let mut memory = Vec::new();
     if o.idle > 0 {
-        for b in &brokers {
+        for b in brokers.iter().filter(|b| b.name != brokers::PERSISTING) {
             let m = idle::measure(b, o.idle).await;
             match &m {
                 Ok(m) => println!(
@@ -257,8 +286,18 @@ async fn bench(o: Options) -> Result<Report, String> {
     let mut results = Vec::new();
     for sc in scenarios(&o) {
         let mut runs: Vec<Vec<_>> = brokers.iter().map(|_| Vec::new()).collect();
+        let takes_part = |b: &BrokerProcess| {
+            if sc.ours_only {
+                b.name.starts_with("reference-broker")
+            } else {
+                b.name != brokers::PERSISTING
+            }
+        };
         for run in 0..=o.runs {
             for (i, b) in brokers.iter_mut().enumerate() {
+                if !takes_part(b) {
+                    continue;
+                }
                 b.check_alive()?;
                 let cpu = b.cpu_time()?;
                 let mut stats = scenario::run_once(b.addr, &sc, run)
@@ -289,6 +328,7 @@ async fn bench(o: Options) -> Result<Report, String> {
         let summaries = brokers
             .iter()
             .zip(runs.iter_mut())
+            .filter(|(b, _)| takes_part(b))
             .map(|(b, r)| (b.name, Summary::of(r)))
             .collect();
         results.push((sc, summaries));

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::brokers::PERSISTING;
 use crate::idle::IdleMemory;
 use crate::scenario::{RunStats, Scenario};
 
@@ -140,6 +141,7 @@ impl Report {
         }
         self.ratios(&mut s, "mosquitto", 1.5);
         self.ratios(&mut s, "rumqttd", 1.0);
+        self.persist_cost(&mut s);
         let _ = writeln!(s, "\n## Memory per idle connection\n");
         let _ = writeln!(
             s,
@@ -178,6 +180,39 @@ impl Report {
             }
         }
         s
+    }
+
+    /// Our broker with `--persist` against itself without, where both ran:
+    /// the target is at least half the throughput.
+    fn persist_cost(&self, s: &mut String) {
+        let mut rows = Vec::new();
+        for (sc, r) in &self.scenarios {
+            let find = |n: &str| r.iter().find(|(name, _)| *name == n).map(|(_, m)| m);
+            if let (Some(a), Some(b)) = (find("reference-broker"), find(PERSISTING)) {
+                rows.push((sc, a, b));
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n## {PERSISTING} vs reference-broker\n");
+        let _ = writeln!(
+            s,
+            "| Scenario | throughput ratio (target ≥ 0.5×) | p99 ratio | CPU per delivery ratio | target met |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---|");
+        for (sc, a, b) in rows {
+            let tput = b.rate_median / a.rate_median.max(1e-9);
+            let p99 = b.p99 as f64 / (a.p99.max(1) as f64);
+            let cpu = b.cpu_us / a.cpu_us.max(1e-9);
+            let met = tput >= 0.5 && b.problems.is_empty();
+            let _ = writeln!(
+                s,
+                "| {} | {tput:.2}× | {p99:.2}× | {cpu:.2}× | {} |",
+                sc.name,
+                if met { "yes" } else { "no" }
+            );
+        }
     }
 
     /// The first broker against the best of the peers whose names start

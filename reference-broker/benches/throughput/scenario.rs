@@ -41,7 +41,18 @@ pub struct Scenario {
     /// Clients connected during the run, each subscribed to a topic nobody
     /// publishes to.
     pub bystanders: usize,
+    /// Subscribers keep their sessions (clean session 0), which a broker
+    /// with `--persist` writes to disk.
+    pub persistent: bool,
+    /// Offline sessions, each holding [`HELD_EACH`] QoS 1 messages, made
+    /// before the first run: the state a persisting broker carries.
+    pub held_sessions: usize,
+    /// Run on our brokers only (it compares them with each other).
+    pub ours_only: bool,
 }
+
+/// Messages each held session keeps (see [`Scenario::held_sessions`]).
+pub const HELD_EACH: u16 = 10;
 
 impl Scenario {
     /// Deliveries a complete run makes (messages × subscribers).
@@ -314,10 +325,14 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
     let sc = Arc::new(sc.clone());
     let tag = format!("{}-{}-{run}", std::process::id(), sc.slug);
     let topic = format!("bench/{tag}");
+    if run == 0 && sc.held_sessions > 0 {
+        hold_sessions(addr, sc.held_sessions).await?;
+    }
     let bystanders = connect_bystanders(addr, sc.bystanders, &tag).await?;
     let mut subs = Vec::with_capacity(sc.subscribers);
     for i in 0..sc.subscribers {
-        let mut c = Client::connect(addr, &format!("s{i}-{tag}")).await?;
+        let id = format!("s{i}-{tag}");
+        let mut c = Client::connect_session(addr, &id, !sc.persistent).await?;
         c.subscribe(&topic, sc.qos).await?;
         subs.push(c);
     }
@@ -390,6 +405,39 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         c.disconnect().await;
     }
     Ok(stats)
+}
+
+/// `n` offline sessions `held{i}`, subscribed at QoS 1 to `held/{i}`,
+/// each then sent [`HELD_EACH`] QoS 1 messages, every one acknowledged.
+async fn hold_sessions(addr: SocketAddr, n: usize) -> Result<(), String> {
+    for i in 0..n {
+        let mut c = Client::connect_session(addr, &format!("held{i}"), false).await?;
+        c.subscribe(&format!("held/{i}"), QoS::AtLeastOnce).await?;
+        c.disconnect().await;
+    }
+    let mut publisher = Client::connect(addr, "held-publisher").await?;
+    for i in 0..n {
+        let template = PublishTemplate::new(&format!("held/{i}"), QoS::AtLeastOnce, 64);
+        let mut out = Vec::new();
+        for id in 1..=HELD_EACH {
+            template.append(&mut out, id, now_ns());
+        }
+        let deadline = Instant::now() + STALL;
+        write(&mut publisher.writer, &out, deadline).await?;
+        let mut acked = 0;
+        while acked < usize::from(HELD_EACH) {
+            let mut acks = Vec::new();
+            match publisher.reader.read_batch(&mut acks, deadline).await? {
+                Read::Packets => acked += acks.len(),
+                _ => return Err(format!("held/{i}: PUBACKs missing")),
+            }
+            if let Some(other) = acks.iter().find(|p| !matches!(p, Packet::PubAck(_))) {
+                return Err(format!("held/{i}: PUBLISH answered with {other:?}"));
+            }
+        }
+    }
+    publisher.disconnect().await;
+    Ok(())
 }
 
 /// `n` clients subscribed to `idle/{i}/{tag}`, connected 50 at a time.

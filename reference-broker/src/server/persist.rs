@@ -18,8 +18,10 @@
 //! sends what was held for it: while it waits for the disk, every
 //! connection's changes gather for the next write (group commit, one sync
 //! per batch however many connections it serves). Connections are not
-//! stopped while a write is under way; they are paused with their own
-//! flow control, by the subscribers' queues.
+//! stopped while a write is under way; but should the disk fall behind by
+//! `persist_max_pending_bytes` (64 MiB) of records, no connection is read
+//! until the writer has caught up (TCP then slows the clients), so that
+//! memory stays bounded however long a sync takes.
 //!
 //! Compaction: when the journal grows past four times the snapshot (and at
 //! least `persist_compact_bytes`, 64 MiB by default: a compaction writes
@@ -41,6 +43,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -113,6 +116,10 @@ pub(super) struct Persister {
     compact: bool,
     stopping: bool,
     signal: Arc<Signal>,
+    /// Set while `pending` is over `max_pending` (`Shared::disk_behind`).
+    behind: Arc<AtomicBool>,
+    /// `persist_max_pending_bytes`.
+    max_pending: usize,
     writer: Option<std::thread::JoinHandle<()>>,
     /// Holds the directory's lock until the broker is dropped.
     _lock: std::fs::File,
@@ -316,6 +323,13 @@ impl State {
         if broker.journal(&mut p.journal, clocks(), &mut p.pending) {
             p.appended += 1;
             p.signal.wake();
+            if p.pending.len() > p.max_pending && !p.behind.swap(true, Ordering::Relaxed) {
+                tracing::debug!(
+                    dir = %p.dir.display(),
+                    bytes = p.pending.len(),
+                    "the disk is behind: connections wait until the journal is written"
+                );
+            }
         }
         if p.appended == p.durable && p.held.is_empty() {
             return None;
@@ -374,6 +388,12 @@ impl State {
         }
         p.held = later;
         p.held_for.retain(|_, n| *n > durable);
+        // Caught up: every connection may be read again.
+        if p.pending.len() <= p.max_pending && p.behind.swap(false, Ordering::Relaxed) {
+            for out in self.outbound.values() {
+                out.outbox.resume();
+            }
+        }
         for action in ready {
             if failed && journal::waits_for_disk(&action) {
                 continue;
@@ -446,6 +466,8 @@ impl Shared {
             compact: false,
             stopping: false,
             signal: signal.clone(),
+            behind: Arc::default(),
+            max_pending: config.persist_max_pending_bytes,
             writer: None,
             _lock: held,
         };
@@ -457,6 +479,7 @@ impl Shared {
             .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
         persister.snapshot_bytes = written;
         let shared = Shared::new(config);
+        persister.behind = shared.disk_behind.clone();
         {
             let weak = Arc::downgrade(&shared);
             let thread = std::thread::Builder::new()
