@@ -954,8 +954,12 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
 
     fn topic_filter(&mut self) -> R<Src::Str> {
         let at = self.pos;
-        let filter = self.utf8("topic_filter")?;
-        if let Err(error) = topic::validate_filter(filter.as_ref(), self.opts.protocol.is_v5()) {
+        // The pass that looks for U+0000 also says whether there is a
+        // wildcard to check the placement of.
+        let (filter, wild) = self.utf8_wild("topic_filter")?;
+        if let Err(error) =
+            topic::validate_filter_scanned(filter.as_ref(), self.opts.protocol.is_v5(), wild)
+        {
             return Err(self.err(at, ErrorKind::TopicFilter { error }));
         }
         Ok(filter)
