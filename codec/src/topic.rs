@@ -172,20 +172,54 @@ pub(crate) fn validate_filter_scanned(
 }
 
 /// Whether every `#` is the whole last level and every `+` a whole level:
-/// the rule [`misplaced`] checks level by level, as a fold over each pair
-/// of neighbouring bytes `(x, y)` without early exit (it vectorises). No
-/// `#` may have a byte after it; a `+` may be followed only by `/`; and a
-/// `+` or `#` may follow only a `/`. The start and the end count as `/`.
+/// the rule [`misplaced`] checks level by level, as a check of each pair of
+/// neighbouring bytes `(x, y)`: no `#` may have a byte after it; a `+` may
+/// be followed only by `/`; and a `+` or `#` may follow only a `/` (the
+/// start and the end count as `/`). The pairs are taken sixteen at a time,
+/// from two windows one byte apart, without early exit (it vectorises); the
+/// last windows overlap the ones before, which checks some pairs twice.
 #[inline]
 fn wildcards_placed(b: &[u8]) -> bool {
-    let Some(rest) = b.get(1..) else {
+    let Some(pairs) = b.len().checked_sub(1).filter(|&p| p > 0) else {
         return true;
     };
-    !b.iter().zip(rest).fold(false, |bad, (&x, &y)| {
-        bad | (x == b'#')
-            | ((x == b'+') & (y != b'/'))
-            | (((y == b'+') | (y == b'#')) & (x != b'/'))
-    })
+    if pairs <= 16 {
+        // Padded with `/` pairs, which pass.
+        let (mut x, mut y) = ([b'/'; 16], [b'/'; 16]);
+        for (i, w) in b.windows(2).enumerate() {
+            if let (Some(a), Some(c), [p, q]) = (x.get_mut(i), y.get_mut(i), w) {
+                *a = *p;
+                *c = *q;
+            }
+        }
+        return !misplaced16(&x, &y);
+    }
+    let mut start = 0;
+    loop {
+        // Never past the last pair: `pairs > 16`.
+        let at = start.min(pairs - 16);
+        let x = b.get(at..at + 16).and_then(|w| w.first_chunk::<16>());
+        let y = b.get(at + 1..at + 17).and_then(|w| w.first_chunk::<16>());
+        match (x, y) {
+            (Some(x), Some(y)) if !misplaced16(x, y) => {}
+            _ => return false,
+        }
+        if at == pairs - 16 {
+            return true;
+        }
+        start += 16;
+    }
+}
+
+/// Whether any of the sixteen pairs `(x[i], y[i])` breaks the rule of
+/// [`wildcards_placed`].
+#[inline(always)]
+fn misplaced16(x: &[u8; 16], y: &[u8; 16]) -> bool {
+    x.iter().zip(y).fold(0u8, |bad, (&x, &y)| {
+        bad | u8::from(x == b'#')
+            | u8::from((x == b'+') & (y != b'/'))
+            | u8::from(((y == b'+') | (y == b'#')) & (x != b'/'))
+    }) != 0
 }
 
 /// Which wildcard of a filter is misplaced, level by level (the first
@@ -328,9 +362,10 @@ mod tests {
         );
     }
 
-    /// The one-pass check against the level-by-level rule, for every
-    /// filter of up to eight bytes over `a / + #`, plain and after a share
-    /// name; and the decoder's no-wildcard shortcut on the rest.
+    /// The wildcard check against the level-by-level rule, for every
+    /// filter of up to eight bytes over `a / + #`, plain, after a share
+    /// name, and padded on either side to lengths around the 16- and
+    /// 32-byte windows; and the decoder's no-wildcard shortcut on them.
     #[test]
     fn wildcard_scan_matches_the_level_rule() {
         let alphabet = [b'a', b'/', b'+', b'#'];
