@@ -1307,11 +1307,14 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
             Properties::new()
         };
         let at = r.pos;
-        let topic = r.utf8("will_topic")?;
+        // `topic::validate_name`'s one check, from the NUL scan's pass.
+        let (topic, wild) = r.utf8_wild("will_topic")?;
         let check = if topic.as_ref().is_empty() {
             Err(topic::TopicError::Empty)
+        } else if wild {
+            Err(topic::TopicError::WildcardInName)
         } else {
-            topic::validate_name(topic.as_ref())
+            Ok(())
         };
         if let Err(error) = check {
             return Err(r.err(

@@ -13,6 +13,9 @@
 //! error is the general encoder's own. The tests below hold the two
 //! together, byte for byte and error for error, for every packet kind and
 //! version.
+//!
+//! Why one file of about 900 lines: some 400 of them are those tests, which
+//! belong beside the code they hold to the general encoder.
 
 use bytes::{BufMut, BytesMut};
 
