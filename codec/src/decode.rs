@@ -954,8 +954,12 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
 
     fn topic_filter(&mut self) -> R<Src::Str> {
         let at = self.pos;
-        let filter = self.utf8("topic_filter")?;
-        if let Err(error) = topic::validate_filter(filter.as_ref(), self.opts.protocol.is_v5()) {
+        // The pass that looks for U+0000 also says whether there is a
+        // wildcard to check the placement of.
+        let (filter, wild) = self.utf8_wild("topic_filter")?;
+        if let Err(error) =
+            topic::validate_filter_scanned(filter.as_ref(), self.opts.protocol.is_v5(), wild)
+        {
             return Err(self.err(at, ErrorKind::TopicFilter { error }));
         }
         Ok(filter)
@@ -1303,11 +1307,14 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
             Properties::new()
         };
         let at = r.pos;
-        let topic = r.utf8("will_topic")?;
+        // `topic::validate_name`'s one check, from the NUL scan's pass.
+        let (topic, wild) = r.utf8_wild("will_topic")?;
         let check = if topic.as_ref().is_empty() {
             Err(topic::TopicError::Empty)
+        } else if wild {
+            Err(topic::TopicError::WildcardInName)
         } else {
-            topic::validate_name(topic.as_ref())
+            Ok(())
         };
         if let Err(error) = check {
             return Err(r.err(

@@ -1,15 +1,13 @@
 //! The encoder: packets → bytes, valid or, on request, deliberately not.
 //!
-//! The body of a packet is written through a [`Sink`] twice: once into a
-//! counter to learn the remaining length, once into the buffer. A third sink
-//! records where each named field lies, which is how [`Overrides`] replace a
-//! field's bytes (an invalid UTF-8 topic, a duplicate property block, a wrong
-//! length) while everything else stays as the packet says.
-//!
-//! Why one file of about 800 lines: every packet type's writer and the fault
-//! overrides it honours sit side by side, so that a reader sees, field by
-//! field, what is written and what a deliberate fault may replace; split by
-//! packet type, each fault would be looked up in another file.
+//! [`encode`] and [`encoded_len`] run the direct encoder ([`direct`]): per
+//! packet type, a length function that makes every check, then each field
+//! written once. The general encoder here writes a packet's body through a
+//! [`Sink`]: a counter to learn a length, or a tracer that records where each
+//! named field lies, which is how [`Overrides`] replace a field's bytes (an
+//! invalid UTF-8 topic, a duplicate property block, a wrong length) while
+//! everything else stays as the packet says. The two make the same checks in
+//! the same order; `direct`'s tests hold them to the same bytes and errors.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -17,6 +15,8 @@ use crate::decode::{Span, MAX_REMAINING_LENGTH};
 use crate::props::{Properties, Value};
 use crate::types::*;
 use crate::Protocol;
+
+mod direct;
 
 /// Why a packet cannot be written as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,21 +82,6 @@ impl Sink for Counter {
     }
     fn pos(&self) -> usize {
         self.0
-    }
-}
-
-struct Writer<'a> {
-    out: &'a mut BytesMut,
-    start: usize,
-}
-
-impl Sink for Writer<'_> {
-    #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) {
-        self.out.put_slice(bytes);
-    }
-    fn pos(&self) -> usize {
-        self.out.len() - self.start
     }
 }
 
@@ -411,183 +396,15 @@ fn first_byte(packet: &Packet) -> u8 {
     ((ty as u8) << 4) | flags
 }
 
-/// The body length of the common packets without properties, after the
-/// same checks in the same order as [`Enc::body`]; `None` for everything
-/// else, which goes through a [`Counter`].
-#[inline]
-fn fast_body_len(packet: &Packet, protocol: Protocol) -> Option<R<usize>> {
-    let v5 = protocol.is_v5();
-    match packet {
-        Packet::Publish(p) if p.properties.is_empty() => {
-            let topic = p.topic.len();
-            if u16::try_from(topic).is_err() {
-                return Some(Err(EncodeError::FieldTooLong {
-                    field: "topic",
-                    len: topic,
-                }));
-            }
-            let id = if p.qos != QoS::AtMostOnce { 2 } else { 0 };
-            // 5.0: an empty property block is its length, 0.
-            Some(Ok(2 + topic + id + usize::from(v5) + p.payload.len()))
-        }
-        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r)
-            if r.properties.is_empty() =>
-        {
-            if !v5 && r.reason_code != 0 {
-                return Some(Err(EncodeError::NotInVersion {
-                    field: "reason_code",
-                    protocol,
-                }));
-            }
-            Some(Ok(if v5 && r.reason_code != 0 { 3 } else { 2 }))
-        }
-        Packet::PingReq | Packet::PingResp => Some(Ok(0)),
-        _ => None,
-    }
-}
-
-fn body_len(packet: &Packet, protocol: Protocol) -> R<usize> {
-    if let Some(len) = fast_body_len(packet, protocol) {
-        return len;
-    }
-    let mut counter = Counter(0);
-    Enc {
-        s: &mut counter,
-        v5: protocol.is_v5(),
-        protocol,
-    }
-    .body(packet)?;
-    Ok(counter.0)
-}
-
 /// The size `packet` takes on the wire (fixed header included).
 pub fn encoded_len(packet: &Packet, protocol: Protocol) -> R<usize> {
-    let protocol = effective(packet, protocol);
-    let len = body_len(packet, protocol)?;
-    // Not `ok_or`: that builds (and drops) the error every time.
-    let Some(rl) = u32::try_from(len)
-        .ok()
-        .filter(|&l| l <= MAX_REMAINING_LENGTH)
-    else {
-        return Err(EncodeError::PacketTooLarge { len });
-    };
-    Ok(1 + varint_len(rl) + len)
+    direct::encoded_len(packet, protocol)
 }
 
 /// Appends `packet`, encoded for `protocol`, to `out`.
+#[inline]
 pub fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
-    // The common packets without properties (never a CONNECT, so the
-    // protocol stands) are written straight out.
-    match packet {
-        Packet::Publish(p) if p.properties.is_empty() => return encode_publish(p, protocol, out),
-        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r)
-            if r.properties.is_empty() =>
-        {
-            return encode_response(first_byte(packet), r, protocol, out)
-        }
-        Packet::PingReq | Packet::PingResp => {
-            out.reserve(2);
-            out.put_slice(&[first_byte(packet), 0]);
-            return Ok(());
-        }
-        _ => {}
-    }
-    encode_general(packet, protocol, out)
-}
-
-/// [`encode`] through the [`Sink`]s: a [`Counter`] pass, then a [`Writer`] pass.
-#[inline(never)]
-fn encode_general(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
-    let protocol = effective(packet, protocol);
-    let len = body_len(packet, protocol)?;
-    // Not `ok_or`: that builds (and drops) the error every time.
-    let Some(rl) = u32::try_from(len)
-        .ok()
-        .filter(|&l| l <= MAX_REMAINING_LENGTH)
-    else {
-        return Err(EncodeError::PacketTooLarge { len });
-    };
-    let (vbi, n) = varint_bytes(rl, "remaining_length")?;
-    out.reserve(1 + n + len);
-    out.put_u8(first_byte(packet));
-    out.put_slice(vbi.get(..n).unwrap_or(&[]));
-    let start = out.len();
-    Enc {
-        s: &mut Writer { out, start },
-        v5: protocol.is_v5(),
-        protocol,
-    }
-    .body(packet)
-}
-
-/// [`encode`] for a PUBLISH without properties: the checks of [`Enc::body`]
-/// and [`encode`] in their order, then each field written once.
-#[inline]
-fn encode_publish(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> R {
-    let v5 = protocol.is_v5();
-    let topic = p.topic.as_bytes();
-    let Ok(topic_len) = u16::try_from(topic.len()) else {
-        return Err(EncodeError::FieldTooLong {
-            field: "topic",
-            len: topic.len(),
-        });
-    };
-    let with_id = p.qos != QoS::AtMostOnce;
-    // 5.0: an empty property block is its length, 0.
-    let len = 2 + topic.len() + if with_id { 2 } else { 0 } + usize::from(v5) + p.payload.len();
-    // Not `ok_or`: that builds (and drops) the error every time.
-    let Some(rl) = u32::try_from(len)
-        .ok()
-        .filter(|&l| l <= MAX_REMAINING_LENGTH)
-    else {
-        return Err(EncodeError::PacketTooLarge { len });
-    };
-    let first = ((PacketType::Publish as u8) << 4)
-        | (u8::from(p.dup) << 3)
-        | (p.qos.as_u8() << 1)
-        | u8::from(p.retain);
-    out.reserve(5 + len);
-    let [t0, t1] = topic_len.to_be_bytes();
-    if rl < 128 {
-        // Fixed-size writes compile to plain stores.
-        out.put_slice(&[first, rl as u8, t0, t1]);
-    } else {
-        let (vbi, n) = varint_bytes(rl, "remaining_length")?;
-        out.put_u8(first);
-        out.put_slice(vbi.get(..n).unwrap_or(&[]));
-        out.put_slice(&[t0, t1]);
-    }
-    out.put_slice(topic);
-    let [i0, i1] = p.packet_id.to_be_bytes();
-    match (with_id, v5) {
-        (true, true) => out.put_slice(&[i0, i1, 0]),
-        (true, false) => out.put_slice(&[i0, i1]),
-        (false, true) => out.put_u8(0),
-        (false, false) => {}
-    }
-    out.put_slice(&p.payload);
-    Ok(())
-}
-
-/// [`encode`] for a PUBACK, PUBREC, PUBREL or PUBCOMP without properties.
-#[inline]
-fn encode_response(first: u8, r: &PubResponse, protocol: Protocol, out: &mut BytesMut) -> R {
-    let v5 = protocol.is_v5();
-    if !v5 && r.reason_code != 0 {
-        return Err(EncodeError::NotInVersion {
-            field: "reason_code",
-            protocol,
-        });
-    }
-    let [hi, lo] = r.packet_id.to_be_bytes();
-    if v5 && r.reason_code != 0 {
-        out.reserve(5);
-        out.put_slice(&[first, 3, hi, lo, r.reason_code]);
-    } else {
-        out.reserve(4);
-        out.put_slice(&[first, 2, hi, lo]);
-    }
-    Ok(())
+    direct::encode(packet, protocol, out)
 }
 
 /// Encodes `packet` into a new buffer.
@@ -699,111 +516,4 @@ pub fn encode_with(packet: &Packet, protocol: Protocol, o: &Overrides) -> R<Byte
         out.truncate(n);
     }
     Ok(out.freeze())
-}
-
-#[cfg(test)]
-mod fast_path_tests {
-    use super::*;
-    use arbitrary::Unstructured;
-
-    /// What the general path writes: the packet through the [`Sink`]s.
-    fn general(packet: &Packet, protocol: Protocol) -> R<Vec<u8>> {
-        let protocol = effective(packet, protocol);
-        let len = {
-            let mut counter = Counter(0);
-            Enc {
-                s: &mut counter,
-                v5: protocol.is_v5(),
-                protocol,
-            }
-            .body(packet)?;
-            counter.0
-        };
-        // Not `ok_or`: that builds (and drops) the error every time.
-        let Some(rl) = u32::try_from(len)
-            .ok()
-            .filter(|&l| l <= MAX_REMAINING_LENGTH)
-        else {
-            return Err(EncodeError::PacketTooLarge { len });
-        };
-        let (vbi, n) = varint_bytes(rl, "remaining_length")?;
-        let (body, _) = layout(packet, protocol)?;
-        let mut out = vec![first_byte(packet)];
-        out.extend_from_slice(&vbi[..n]);
-        out.extend_from_slice(&body);
-        Ok(out)
-    }
-
-    fn check(packet: &Packet, protocol: Protocol) {
-        let expected = general(packet, protocol);
-        let mut out = BytesMut::new();
-        let got = encode(packet, protocol, &mut out).map(|()| out.to_vec());
-        assert_eq!(got, expected, "{packet:?} {protocol}");
-        assert_eq!(
-            encoded_len(packet, protocol),
-            expected.map(|b| b.len()),
-            "{packet:?} {protocol}"
-        );
-    }
-
-    #[test]
-    fn fast_paths_match_the_general_path() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut bytes = vec![0u8; 4096];
-        for _ in 0..3000 {
-            for b in bytes.iter_mut() {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                *b = seed as u8;
-            }
-            for protocol in Protocol::ALL {
-                for from in [crate::Sender::Client, crate::Sender::Server] {
-                    let mut u = Unstructured::new(&bytes);
-                    if let Ok(p) = crate::gen::packet(&mut u, protocol, from) {
-                        check(&p, protocol);
-                    }
-                }
-            }
-        }
-        // Edge cases the generator may not reach.
-        let long = ByteString::from("t".repeat(70_000));
-        let big = Bytes::from(vec![7u8; 200]);
-        for protocol in Protocol::ALL {
-            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-                for (topic, payload) in [
-                    (ByteString::from("a/b"), Bytes::new()),
-                    (ByteString::from(""), big.clone()),
-                    (long.clone(), Bytes::new()),
-                    (ByteString::from("x".repeat(125)), Bytes::new()),
-                    (ByteString::from("x".repeat(16_400)), Bytes::new()),
-                ] {
-                    let p = Packet::Publish(Publish {
-                        dup: qos != QoS::AtMostOnce,
-                        qos,
-                        retain: true,
-                        topic,
-                        packet_id: 513,
-                        properties: Properties::new(),
-                        payload,
-                    });
-                    check(&p, protocol);
-                }
-            }
-            for code in [0u8, 0x10, 0x80] {
-                let mut r = PubResponse::new(258);
-                r.reason_code = code;
-                for p in [
-                    Packet::PubAck(r.clone()),
-                    Packet::PubRec(r.clone()),
-                    Packet::PubRel(r.clone()),
-                    Packet::PubComp(r.clone()),
-                ] {
-                    check(&p, protocol);
-                }
-            }
-            check(&Packet::PingReq, protocol);
-            check(&Packet::PingResp, protocol);
-        }
-    }
 }

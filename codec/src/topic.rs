@@ -52,13 +52,49 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// Whether any of the 16 bytes is NUL, `+` or `#`: written as a fold
-/// without early exit so that it compiles to a few vector instructions.
+/// Whether any of the 16 bytes is NUL, `+` or `#` (non-zero if so).
+/// Written as a fold without early exit so that it compiles to a few
+/// vector instructions; so is [`which16`].
 #[inline(always)]
-fn special16(w: &[u8; 16]) -> bool {
+fn special16(w: &[u8; 16]) -> u8 {
     w.iter().fold(0u8, |m, &c| {
         m | u8::from(c == 0) | u8::from(c == b'+') | u8::from(c == b'#')
-    }) != 0
+    })
+}
+
+/// Which of NUL (bit 0) and `+` or `#` (bit 1) the 16 bytes hold.
+#[inline(always)]
+fn which16(w: &[u8; 16]) -> u8 {
+    w.iter().fold(0u8, |m, &c| {
+        m | u8::from(c == 0) | (u8::from((c == b'+') | (c == b'#')) << 1)
+    })
+}
+
+/// `f` over sixteen-byte windows that cover every byte of `b`, ORed, as
+/// [`scan_nul_wildcard`] goes over them.
+#[inline(always)]
+fn over_windows(b: &[u8], f: impl Fn(&[u8; 16]) -> u8) -> u8 {
+    match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        // 16 to 32 bytes, the usual topic: two windows that overlap (which
+        // changes nothing) and cover every byte.
+        (Some(head), Some(tail)) if b.len() <= 32 => f(head) | f(tail),
+        (Some(_), Some(tail)) => {
+            let mut chunks = b.chunks_exact(16);
+            let mut found = 0;
+            for c in &mut chunks {
+                found |= f(c.try_into().unwrap_or(&[1; 16]));
+            }
+            found | f(tail)
+        }
+        // Shorter: padded with a byte that is none of the three.
+        _ => {
+            let mut t = [1u8; 16];
+            for (d, s) in t.iter_mut().zip(b) {
+                *d = *s;
+            }
+            f(&t)
+        }
+    }
 }
 
 /// One pass over `b`, sixteen bytes at a time: whether it holds a NUL byte
@@ -72,7 +108,7 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
         (Some(head), Some(tail)) if b.len() <= 32 => special16(head) | special16(tail),
         (Some(_), Some(tail)) => {
             let mut chunks = b.chunks_exact(16);
-            let mut any = false;
+            let mut any = 0;
             for c in &mut chunks {
                 any |= window(c);
             }
@@ -87,16 +123,36 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
             special16(&t)
         }
     };
-    if !any {
+    if any == 0 {
         return (false, false);
     }
-    // Rare: tell which.
-    (b.contains(&0), b.iter().any(|&c| c == b'+' || c == b'#'))
+    which(b)
+}
+
+/// Which of the two `b` holds (a topic filter with a wildcard comes here):
+/// a second pass, as cheap as the first, kept out of the hot path.
+#[inline(never)]
+fn which(b: &[u8]) -> (bool, bool) {
+    let found = over_windows(b, which16);
+    (found & 1 != 0, found & 2 != 0)
 }
 
 /// Checks a topic filter. With `shared` (5.0), `$share/{name}/{filter}` is
 /// checked as a shared subscription.
 pub fn validate_filter(filter: &str, shared: bool) -> Result<(), TopicError> {
+    validate_filter_scanned(filter, shared, true)
+}
+
+/// [`validate_filter`] for a filter whose bytes are known to hold no `+`
+/// or `#` when `wildcards` is false (the decoder's one pass over a string
+/// tells it so): then only emptiness and the shared-subscription form are
+/// left to check.
+#[inline]
+pub(crate) fn validate_filter_scanned(
+    filter: &str,
+    shared: bool,
+    wildcards: bool,
+) -> Result<(), TopicError> {
     if filter.is_empty() {
         return Err(TopicError::Empty);
     }
@@ -109,6 +165,67 @@ pub fn validate_filter(filter: &str, shared: bool) -> Result<(), TopicError> {
     } else {
         filter
     };
+    if !wildcards || wildcards_placed(plain.as_bytes()) {
+        return Ok(());
+    }
+    misplaced(plain)
+}
+
+/// Whether every `#` is the whole last level and every `+` a whole level:
+/// the rule [`misplaced`] checks level by level, as a check of each pair of
+/// neighbouring bytes `(x, y)`: no `#` may have a byte after it; a `+` may
+/// be followed only by `/`; and a `+` or `#` may follow only a `/` (the
+/// start and the end count as `/`). The pairs are taken sixteen at a time,
+/// from two windows one byte apart, without early exit (it vectorises); the
+/// last windows overlap the ones before, which checks some pairs twice.
+#[inline]
+fn wildcards_placed(b: &[u8]) -> bool {
+    let Some(pairs) = b.len().checked_sub(1).filter(|&p| p > 0) else {
+        return true;
+    };
+    if pairs <= 16 {
+        // Padded with `/` pairs, which pass.
+        let (mut x, mut y) = ([b'/'; 16], [b'/'; 16]);
+        for (i, w) in b.windows(2).enumerate() {
+            if let (Some(a), Some(c), [p, q]) = (x.get_mut(i), y.get_mut(i), w) {
+                *a = *p;
+                *c = *q;
+            }
+        }
+        return !misplaced16(&x, &y);
+    }
+    let mut start = 0;
+    loop {
+        // Never past the last pair: `pairs > 16`.
+        let at = start.min(pairs - 16);
+        let x = b.get(at..at + 16).and_then(|w| w.first_chunk::<16>());
+        let y = b.get(at + 1..at + 17).and_then(|w| w.first_chunk::<16>());
+        match (x, y) {
+            (Some(x), Some(y)) if !misplaced16(x, y) => {}
+            _ => return false,
+        }
+        if at == pairs - 16 {
+            return true;
+        }
+        start += 16;
+    }
+}
+
+/// Whether any of the sixteen pairs `(x[i], y[i])` breaks the rule of
+/// [`wildcards_placed`].
+#[inline(always)]
+fn misplaced16(x: &[u8; 16], y: &[u8; 16]) -> bool {
+    x.iter().zip(y).fold(0u8, |bad, (&x, &y)| {
+        bad | u8::from(x == b'#')
+            | u8::from((x == b'+') & (y != b'/'))
+            | u8::from(((y == b'+') | (y == b'#')) & (x != b'/'))
+    }) != 0
+}
+
+/// Which wildcard of a filter is misplaced, level by level (the first
+/// level at fault; `#` before `+` within it). `Ok` if none is.
+#[cold]
+fn misplaced(plain: &str) -> Result<(), TopicError> {
     let mut levels = plain.split('/').peekable();
     while let Some(level) = levels.next() {
         let last = levels.peek().is_none();
@@ -197,6 +314,16 @@ mod tests {
                         "len {len}, {byte:#x} at {at}"
                     );
                 }
+                // Both at once, the NUL anywhere after a wildcard.
+                let mut b = text.clone();
+                b[0] = b'#';
+                b[at] = 0;
+                let expect = (true, at != 0);
+                assert_eq!(
+                    scan_nul_wildcard(&b),
+                    expect,
+                    "len {len}, both, NUL at {at}"
+                );
             }
         }
     }
@@ -233,6 +360,52 @@ mod tests {
             validate_filter("+a/b", false),
             Err(TopicError::SingleLevelMisplaced)
         );
+    }
+
+    /// The wildcard check against the level-by-level rule, for every
+    /// filter of up to eight bytes over `a / + #`, plain, after a share
+    /// name, and padded on either side to lengths around the 16- and
+    /// 32-byte windows; and the decoder's no-wildcard shortcut on them.
+    #[test]
+    fn wildcard_scan_matches_the_level_rule() {
+        let alphabet = [b'a', b'/', b'+', b'#'];
+        let mut filter = Vec::new();
+        for len in 0..=8u32 {
+            for n in 0..alphabet.len().pow(len) {
+                filter.clear();
+                let mut k = n;
+                for _ in 0..len {
+                    filter.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                let f = std::str::from_utf8(&filter).unwrap();
+                let levels = if f.is_empty() {
+                    Err(TopicError::Empty)
+                } else {
+                    misplaced(f)
+                };
+                assert_eq!(validate_filter(f, false), levels, "{f}");
+                let wild = f.contains(['+', '#']);
+                assert_eq!(validate_filter_scanned(f, false, wild), levels, "{f}");
+                assert_eq!(
+                    wildcards_placed(filter.as_slice()),
+                    misplaced(f).is_ok(),
+                    "{f}"
+                );
+                let shared = format!("$share/g/{f}");
+                let expect = match split_shared(&shared) {
+                    Some(Ok((_, inner))) => misplaced(inner),
+                    Some(Err(e)) => Err(e),
+                    None => unreachable!(),
+                };
+                assert_eq!(validate_filter(&shared, true), expect, "{shared}");
+                assert_eq!(
+                    validate_filter_scanned(&shared, true, wild),
+                    expect,
+                    "{shared}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,890 @@
+//! The no-fault encoder: what [`encode`](super::encode) and
+//! [`encoded_len`](super::encoded_len) run.
+//!
+//! The general encoder (`Enc` over a `Sink`) exists for the fault path: it
+//! can say where each field lies so that [`Overrides`](super::Overrides) can
+//! replace it. For a plain encode that costs a counting pass through the
+//! sink, a nested counting pass per property block, a property-name look-up
+//! per property per pass, and a `Result` carried out of every field. Here
+//! each packet type adds up its fields' sizes and folds every check into one
+//! flag, then writes each field once into the buffer reserved for it. When
+//! the flag says a check failed, nothing has been written and the general
+//! encoder runs instead: it finds the same failure and names it, so every
+//! error is the general encoder's own. The tests below hold the two
+//! together, byte for byte and error for error, for every packet kind and
+//! version.
+//!
+//! Why one file of about 900 lines: some 400 of them are those tests, which
+//! belong beside the code they hold to the general encoder.
+
+use bytes::{BufMut, BytesMut};
+
+use super::{effective, first_byte, layout, varint_len, Counter, Enc, EncodeError, R};
+use crate::decode::MAX_REMAINING_LENGTH;
+use crate::props::{Properties, Value};
+use crate::types::*;
+use crate::Protocol;
+
+/// The longest length-prefixed field.
+const MAX_FIELD: usize = u16::MAX as usize;
+
+/// A property list's size, or `None` when a value cannot be written (a
+/// field over 65,535 bytes, a Variable Byte Integer over its maximum).
+fn list_len(props: &Properties) -> Option<usize> {
+    let mut n = 0;
+    // Every field length ORed: over `MAX_FIELD` if any one is.
+    let mut fields = 0;
+    let mut varints = 0;
+    for p in props.iter() {
+        n += 1 + match p.value() {
+            Value::Byte(_) => 1,
+            Value::TwoByte(_) => 2,
+            Value::FourByte(_) => 4,
+            Value::Varint(v) => {
+                varints |= v;
+                varint_len(v)
+            }
+            Value::Binary(v) => {
+                fields |= v.len();
+                2 + v.len()
+            }
+            Value::Utf8(v) => {
+                fields |= v.len();
+                2 + v.len()
+            }
+            Value::Utf8Pair(k, v) => {
+                fields |= k.len() | v.len();
+                4 + k.len() + v.len()
+            }
+        };
+    }
+    (fields <= MAX_FIELD && varints <= MAX_REMAINING_LENGTH).then_some(n)
+}
+
+/// A property block: `(size with its length prefix, list size)`; none at
+/// all before 5.0, where a property cannot be written.
+#[inline(always)]
+fn block(props: &Properties, v5: bool) -> Option<(usize, usize)> {
+    match (v5, props.is_empty()) {
+        (false, true) => Some((0, 0)),
+        (false, false) => None,
+        (true, true) => Some((1, 0)),
+        (true, false) => block_list(props),
+    }
+}
+
+#[inline(never)]
+fn block_list(props: &Properties) -> Option<(usize, usize)> {
+    let list = list_len(props)?;
+    let value = u32::try_from(list)
+        .ok()
+        .filter(|&l| l <= MAX_REMAINING_LENGTH)?;
+    Some((varint_len(value) + list, list))
+}
+
+/// The reason code and properties of a PUBACK…PUBCOMP, DISCONNECT or AUTH
+/// (after any packet identifier): before 5.0 neither may be set; in 5.0
+/// both are left out when the code is 0 and there are no properties.
+#[inline(always)]
+fn reason_tail(code: u8, props: &Properties, v5: bool) -> Option<(usize, usize)> {
+    if !v5 {
+        return (code == 0 && props.is_empty()).then_some((0, 0));
+    }
+    if props.is_empty() {
+        return Some((usize::from(code != 0), 0));
+    }
+    let (b, l) = block_list(props)?;
+    Some((1 + b, l))
+}
+
+/// A list of length-prefixed fields of these lengths, each followed by
+/// `each` bytes: its size, or `None` if a field is too long.
+#[inline(always)]
+fn fields_len(lens: impl Iterator<Item = usize>, each: usize) -> Option<usize> {
+    let (mut n, mut or) = (0, 0);
+    for len in lens {
+        or |= len;
+        n += 2 + each + len;
+    }
+    (or <= MAX_FIELD).then_some(n)
+}
+
+/// A CONNECT's sizes, in the version it announces: `(body, property list,
+/// will property list)`.
+#[inline(always)]
+fn connect_len(c: &Connect) -> Option<(usize, usize, usize)> {
+    let v5 = c.protocol.is_v5();
+    // Protocol name, level, flags, keep alive, client identifier length.
+    let fixed = if c.protocol == Protocol::V3_1 { 14 } else { 12 };
+    let (b, props) = block(&c.properties, v5)?;
+    let mut body = fixed + b + c.client_id.len();
+    let mut fields = c.client_id.len();
+    let mut will_props = 0;
+    if let Some(w) = &c.will {
+        let (b, l) = block(&w.properties, v5)?;
+        will_props = l;
+        fields |= w.topic.len() | w.payload.len();
+        body += b + 4 + w.topic.len() + w.payload.len();
+    }
+    if let Some(u) = &c.username {
+        fields |= u.len();
+        body += 2 + u.len();
+    }
+    if let Some(p) = &c.password {
+        fields |= p.len();
+        body += 2 + p.len();
+    }
+    (fields <= MAX_FIELD).then_some((body, props, will_props))
+}
+
+/// A body's size and its property list's, or `None` when the packet cannot
+/// be written as it is (then the general encoder says why). A CONNECT is
+/// measured by [`connect_len`].
+#[inline(always)]
+fn body_len(packet: &Packet, v5: bool) -> Option<(usize, usize)> {
+    match packet {
+        Packet::Connect(c) => connect_len(c).map(|(b, p, _)| (b, p)),
+        Packet::ConnAck(c) => block(&c.properties, v5).map(|(b, l)| (2 + b, l)),
+        Packet::Publish(p) => {
+            let id = if p.qos != QoS::AtMostOnce { 2 } else { 0 };
+            let (b, l) = block(&p.properties, v5)?;
+            (p.topic.len() <= MAX_FIELD)
+                .then_some((2 + p.topic.len() + id + b + p.payload.len(), l))
+        }
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            reason_tail(r.reason_code, &r.properties, v5).map(|(b, l)| (2 + b, l))
+        }
+        Packet::Subscribe(s) => {
+            let (b, l) = block(&s.properties, v5)?;
+            let f = fields_len(s.filters.iter().map(|f| f.filter.len()), 1)?;
+            Some((2 + b + f, l))
+        }
+        Packet::SubAck(s) => {
+            block(&s.properties, v5).map(|(b, l)| (2 + b + s.reason_codes.len(), l))
+        }
+        Packet::Unsubscribe(u) => {
+            let (b, l) = block(&u.properties, v5)?;
+            let f = fields_len(u.filters.iter().map(|f| f.len()), 0)?;
+            Some((2 + b + f, l))
+        }
+        Packet::UnsubAck(u) => {
+            if !v5 && !u.reason_codes.is_empty() {
+                return None;
+            }
+            block(&u.properties, v5).map(|(b, l)| (2 + b + u.reason_codes.len(), l))
+        }
+        Packet::PingReq | Packet::PingResp => Some((0, 0)),
+        Packet::Disconnect(Disconnect {
+            reason_code,
+            properties,
+        })
+        | Packet::Auth(Auth {
+            reason_code,
+            properties,
+        }) => reason_tail(*reason_code, properties, v5),
+    }
+}
+
+/// The remaining length for a body of `len` bytes, if it has one.
+#[inline(always)]
+fn remaining_length(len: usize) -> Option<u32> {
+    u32::try_from(len)
+        .ok()
+        .filter(|&l| l <= MAX_REMAINING_LENGTH)
+}
+
+/// The size `packet` takes on the wire (fixed header included).
+pub(super) fn encoded_len(packet: &Packet, protocol: Protocol) -> R<usize> {
+    let protocol = effective(packet, protocol);
+    let body = match body_len(packet, protocol.is_v5()) {
+        Some((b, _)) => b,
+        None => general_len(packet, protocol)?,
+    };
+    match remaining_length(body) {
+        Some(rl) => Ok(1 + varint_len(rl) + body),
+        None => Err(EncodeError::PacketTooLarge { len: body }),
+    }
+}
+
+/// The body length by the general encoder, which names any failure.
+#[cold]
+fn general_len(packet: &Packet, protocol: Protocol) -> R<usize> {
+    let mut counter = Counter(0);
+    Enc {
+        s: &mut counter,
+        v5: protocol.is_v5(),
+        protocol,
+    }
+    .body(packet)?;
+    Ok(counter.0)
+}
+
+/// [`encode`] by the general encoder, for a packet the direct one cannot
+/// write: it finds the reason and returns it (nothing is written then).
+#[cold]
+#[inline(never)]
+fn general(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
+    let protocol = effective(packet, protocol);
+    let len = general_len(packet, protocol)?;
+    let Some(rl) = remaining_length(len) else {
+        return Err(EncodeError::PacketTooLarge { len });
+    };
+    // Not reached while the two encoders agree (the tests hold them to it);
+    // were it reached, the general encoder's bytes are the right ones.
+    let (body, _) = layout(packet, protocol)?;
+    out.reserve(1 + varint_len(rl) + body.len());
+    out.put_u8(first_byte(packet));
+    put_varint(out, rl);
+    out.put_slice(&body);
+    Ok(())
+}
+
+/// Appends `packet`, encoded for `protocol`, to `out`.
+#[inline]
+pub(super) fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
+    if direct(packet, protocol, out) {
+        Ok(())
+    } else {
+        general(packet, protocol, out)
+    }
+}
+
+/// [`encode`] by the direct encoder; `false`, having written nothing, if
+/// the packet cannot be written as it is.
+#[inline(always)]
+fn direct(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> bool {
+    let v5 = protocol.is_v5();
+    match packet {
+        Packet::Publish(p) if p.properties.is_empty() => encode_publish(p, v5, out),
+        Packet::PubAck(r) => response(0x40, r, v5, out),
+        Packet::PubRec(r) => response(0x50, r, v5, out),
+        Packet::PubRel(r) => response(0x62, r, v5, out),
+        Packet::PubComp(r) => response(0x70, r, v5, out),
+        Packet::PingReq => ping(0xC0, out),
+        Packet::PingResp => ping(0xD0, out),
+        Packet::Publish(p) => publish_props(first_byte(packet), p, v5, out),
+        Packet::Connect(c) => connect(c, out),
+        Packet::ConnAck(c) => connack(c, v5, out),
+        Packet::Subscribe(s) => subscribe(s, protocol, out),
+        Packet::SubAck(s) => ack(0x90, s.packet_id, &s.properties, &s.reason_codes, v5, out),
+        Packet::Unsubscribe(u) => unsubscribe(u, v5, out),
+        // No reason codes before 5.0.
+        Packet::UnsubAck(u) if !v5 && !u.reason_codes.is_empty() => false,
+        Packet::UnsubAck(u) => ack(0xB0, u.packet_id, &u.properties, &u.reason_codes, v5, out),
+        Packet::Disconnect(d) => reason_only(0xE0, d.reason_code, &d.properties, v5, out),
+        Packet::Auth(a) => reason_only(0xF0, a.reason_code, &a.properties, v5, out),
+    }
+}
+
+/// Checks that a body of `len` bytes has a remaining length, then reserves
+/// room for the packet and writes its fixed header.
+#[inline(always)]
+fn header(out: &mut BytesMut, first: u8, len: usize) -> bool {
+    let Some(rl) = remaining_length(len) else {
+        return false;
+    };
+    out.reserve(5 + len);
+    if rl < 0x80 {
+        out.put_slice(&[first, rl as u8]);
+    } else {
+        out.put_u8(first);
+        put_varint(out, rl);
+    }
+    true
+}
+
+#[inline(always)]
+fn ping(first: u8, out: &mut BytesMut) -> bool {
+    out.reserve(2);
+    out.put_slice(&[first, 0]);
+    true
+}
+
+/// A PUBACK, PUBREC, PUBREL or PUBCOMP.
+#[inline(always)]
+fn response(first: u8, r: &PubResponse, v5: bool, out: &mut BytesMut) -> bool {
+    if !r.properties.is_empty() {
+        return response_props(first, r, v5, out);
+    }
+    if !v5 && r.reason_code != 0 {
+        return false;
+    }
+    let [hi, lo] = r.packet_id.to_be_bytes();
+    if v5 && r.reason_code != 0 {
+        out.reserve(5);
+        out.put_slice(&[first, 3, hi, lo, r.reason_code]);
+    } else {
+        out.reserve(4);
+        out.put_slice(&[first, 2, hi, lo]);
+    }
+    true
+}
+
+#[inline(never)]
+fn response_props(first: u8, r: &PubResponse, v5: bool, out: &mut BytesMut) -> bool {
+    let Some((b, list)) = reason_tail(r.reason_code, &r.properties, v5) else {
+        return false;
+    };
+    if !header(out, first, 2 + b) {
+        return false;
+    }
+    out.put_u16(r.packet_id);
+    put_reason_tail(out, r.reason_code, &r.properties, list, v5);
+    true
+}
+
+#[inline(never)]
+fn connect(c: &Connect, out: &mut BytesMut) -> bool {
+    let Some((len, props, will_props)) = connect_len(c) else {
+        return false;
+    };
+    if !header(out, 0x10, len) {
+        return false;
+    }
+    let v5 = c.protocol.is_v5();
+    let mut flags = u8::from(c.clean_start) << 1;
+    if let Some(w) = &c.will {
+        flags |= 0b100 | (w.qos.as_u8() << 3) | (u8::from(w.retain) << 5);
+    }
+    if c.password.is_some() {
+        flags |= 0b100_0000;
+    }
+    if c.username.is_some() {
+        flags |= 0b1000_0000;
+    }
+    let [k0, k1] = c.keep_alive.to_be_bytes();
+    let level = c.protocol.level();
+    if c.protocol == Protocol::V3_1 {
+        out.put_slice(&[
+            0, 6, b'M', b'Q', b'I', b's', b'd', b'p', level, flags, k0, k1,
+        ]);
+    } else {
+        out.put_slice(&[0, 4, b'M', b'Q', b'T', b'T', level, flags, k0, k1]);
+    }
+    put_block(out, &c.properties, props, v5);
+    put_bin(out, c.client_id.as_bytes());
+    if let Some(w) = &c.will {
+        put_block(out, &w.properties, will_props, v5);
+        put_bin(out, w.topic.as_bytes());
+        put_bin(out, &w.payload);
+    }
+    if let Some(u) = &c.username {
+        put_bin(out, u.as_bytes());
+    }
+    if let Some(p) = &c.password {
+        put_bin(out, p);
+    }
+    true
+}
+
+#[inline(never)]
+fn subscribe(s: &Subscribe, protocol: Protocol, out: &mut BytesMut) -> bool {
+    let v5 = protocol.is_v5();
+    let Some((b, list)) = block(&s.properties, v5) else {
+        return false;
+    };
+    let Some(f) = fields_len(s.filters.iter().map(|f| f.filter.len()), 1) else {
+        return false;
+    };
+    let len = 2 + b + f;
+    if !header(out, 0x82, len) {
+        return false;
+    }
+    out.put_u16(s.packet_id);
+    put_block(out, &s.properties, list, v5);
+    for f in &s.filters {
+        put_bin(out, f.filter.as_bytes());
+        out.put_u8(f.options.to_byte(protocol));
+    }
+    true
+}
+
+#[inline(never)]
+fn connack(c: &ConnAck, v5: bool, out: &mut BytesMut) -> bool {
+    let Some((b, list)) = block(&c.properties, v5) else {
+        return false;
+    };
+    if !header(out, 0x20, 2 + b) {
+        return false;
+    }
+    out.put_slice(&[u8::from(c.session_present), c.code]);
+    put_block(out, &c.properties, list, v5);
+    true
+}
+
+/// A PUBLISH with properties.
+#[inline(never)]
+fn publish_props(first: u8, p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
+    let Some((b, list)) = block(&p.properties, v5) else {
+        return false;
+    };
+    let id = if p.qos != QoS::AtMostOnce { 2 } else { 0 };
+    if p.topic.len() > MAX_FIELD
+        || !header(out, first, 2 + p.topic.len() + id + b + p.payload.len())
+    {
+        return false;
+    }
+    put_bin(out, p.topic.as_bytes());
+    if p.qos != QoS::AtMostOnce {
+        out.put_u16(p.packet_id);
+    }
+    put_block(out, &p.properties, list, v5);
+    out.put_slice(&p.payload);
+    true
+}
+
+/// A SUBACK or UNSUBACK: packet identifier, properties, reason codes.
+#[inline(never)]
+fn ack(
+    first: u8,
+    packet_id: u16,
+    props: &Properties,
+    codes: &[u8],
+    v5: bool,
+    out: &mut BytesMut,
+) -> bool {
+    let Some((b, list)) = block(props, v5) else {
+        return false;
+    };
+    if !header(out, first, 2 + b + codes.len()) {
+        return false;
+    }
+    out.put_u16(packet_id);
+    put_block(out, props, list, v5);
+    out.put_slice(codes);
+    true
+}
+
+#[inline(never)]
+fn unsubscribe(u: &Unsubscribe, v5: bool, out: &mut BytesMut) -> bool {
+    let Some((b, list)) = block(&u.properties, v5) else {
+        return false;
+    };
+    let Some(f) = fields_len(u.filters.iter().map(|f| f.len()), 0) else {
+        return false;
+    };
+    if !header(out, 0xA2, 2 + b + f) {
+        return false;
+    }
+    out.put_u16(u.packet_id);
+    put_block(out, &u.properties, list, v5);
+    for f in &u.filters {
+        put_bin(out, f.as_bytes());
+    }
+    true
+}
+
+/// A DISCONNECT or AUTH.
+#[inline(never)]
+fn reason_only(first: u8, code: u8, props: &Properties, v5: bool, out: &mut BytesMut) -> bool {
+    let Some((b, list)) = reason_tail(code, props, v5) else {
+        return false;
+    };
+    if !header(out, first, b) {
+        return false;
+    }
+    put_reason_tail(out, code, props, list, v5);
+    true
+}
+
+/// A length-prefixed field whose length has been checked.
+#[inline(always)]
+fn put_bin(out: &mut BytesMut, v: &[u8]) {
+    // Never saturates: the length functions refused anything longer.
+    out.put_u16(u16::try_from(v.len()).unwrap_or(u16::MAX));
+    out.put_slice(v);
+}
+
+/// A Variable Byte Integer, shortest form, of a value checked to fit.
+#[inline(always)]
+fn put_varint(out: &mut BytesMut, value: u32) {
+    let mut v = value;
+    while v >= 0x80 {
+        out.put_u8((v & 0x7F) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+/// A property block of `list` bytes (from [`block`]); nothing before 5.0.
+#[inline(always)]
+fn put_block(out: &mut BytesMut, props: &Properties, list: usize, v5: bool) {
+    if !v5 {
+        return;
+    }
+    if props.is_empty() {
+        out.put_u8(0);
+        return;
+    }
+    put_list(out, props, list);
+}
+
+#[inline(never)]
+fn put_list(out: &mut BytesMut, props: &Properties, list: usize) {
+    // Never saturates: `block` refused a longer list.
+    put_varint(out, u32::try_from(list).unwrap_or(u32::MAX));
+    for p in props.iter() {
+        out.put_u8(p.id());
+        match p.value() {
+            Value::Byte(v) => out.put_u8(v),
+            Value::TwoByte(v) => out.put_u16(v),
+            Value::FourByte(v) => out.put_u32(v),
+            Value::Varint(v) => put_varint(out, v),
+            Value::Binary(v) => put_bin(out, v),
+            Value::Utf8(v) => put_bin(out, v.as_bytes()),
+            Value::Utf8Pair(k, v) => {
+                put_bin(out, k.as_bytes());
+                put_bin(out, v.as_bytes());
+            }
+        }
+    }
+}
+
+/// What [`reason_tail`] measured.
+#[inline(always)]
+fn put_reason_tail(out: &mut BytesMut, code: u8, props: &Properties, list: usize, v5: bool) {
+    if v5 && (code != 0 || !props.is_empty()) {
+        out.put_u8(code);
+        if !props.is_empty() {
+            put_list(out, props, list);
+        }
+    }
+}
+
+/// A PUBLISH without properties.
+#[inline(always)]
+fn encode_publish(p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
+    let topic = p.topic.as_bytes();
+    let Ok(topic_len) = u16::try_from(topic.len()) else {
+        return false;
+    };
+    let with_id = p.qos != QoS::AtMostOnce;
+    // 5.0: an empty property block is its length, 0.
+    let len = 2 + topic.len() + if with_id { 2 } else { 0 } + usize::from(v5) + p.payload.len();
+    let Some(rl) = remaining_length(len) else {
+        return false;
+    };
+    let first = ((PacketType::Publish as u8) << 4)
+        | (u8::from(p.dup) << 3)
+        | (p.qos.as_u8() << 1)
+        | u8::from(p.retain);
+    out.reserve(5 + len);
+    let [t0, t1] = topic_len.to_be_bytes();
+    if rl < 128 {
+        // Fixed-size writes compile to plain stores.
+        out.put_slice(&[first, rl as u8, t0, t1]);
+    } else {
+        out.put_u8(first);
+        put_varint(out, rl);
+        out.put_slice(&[t0, t1]);
+    }
+    out.put_slice(topic);
+    let [i0, i1] = p.packet_id.to_be_bytes();
+    match (with_id, v5) {
+        (true, true) => out.put_slice(&[i0, i1, 0]),
+        (true, false) => out.put_slice(&[i0, i1]),
+        (false, true) => out.put_u8(0),
+        (false, false) => {}
+    }
+    out.put_slice(&p.payload);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::varint_bytes;
+    use super::*;
+    use crate::props::Property;
+    use arbitrary::Unstructured;
+    use bytes::Bytes;
+
+    /// What the general encoder (the fault path's) writes: a [`Counter`]
+    /// pass for the length, then the body as [`layout`] traces it.
+    fn reference(packet: &Packet, protocol: Protocol) -> R<Vec<u8>> {
+        let protocol = effective(packet, protocol);
+        let len = {
+            let mut counter = Counter(0);
+            Enc {
+                s: &mut counter,
+                v5: protocol.is_v5(),
+                protocol,
+            }
+            .body(packet)?;
+            counter.0
+        };
+        let Some(rl) = remaining_length(len) else {
+            return Err(EncodeError::PacketTooLarge { len });
+        };
+        let (vbi, n) = varint_bytes(rl, "remaining_length")?;
+        let (body, _) = layout(packet, protocol)?;
+        let mut out = vec![first_byte(packet)];
+        out.extend_from_slice(&vbi[..n]);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// `encode` and `encoded_len` agree with the general encoder, and the
+    /// direct encoder writes exactly the packets the general one accepts
+    /// (it never falls back for a valid one, never writes an invalid one).
+    fn check(packet: &Packet, protocol: Protocol) {
+        let expected = reference(packet, protocol);
+        let mut out = BytesMut::new();
+        let got = encode(packet, protocol, &mut out).map(|()| out.to_vec());
+        assert_eq!(got, expected, "{packet:?} {protocol}");
+        assert_eq!(
+            encoded_len(packet, protocol),
+            expected.as_ref().map(|b| b.len()).map_err(Clone::clone),
+            "{packet:?} {protocol}"
+        );
+        // Appending after other bytes writes the same, and only the direct
+        // encoder writes.
+        let mut out = BytesMut::from(&b"xyz"[..]);
+        let wrote = direct(packet, protocol, &mut out);
+        assert_eq!(wrote, expected.is_ok(), "{packet:?} {protocol}");
+        assert_eq!(&out[..3], b"xyz");
+        match &expected {
+            Ok(bytes) => assert_eq!(&out[3..], &bytes[..], "{packet:?} {protocol}"),
+            Err(_) => assert_eq!(out.len(), 3, "{packet:?} {protocol}"),
+        }
+        let effective = effective(packet, protocol);
+        assert_eq!(
+            body_len(packet, effective.is_v5())
+                .and_then(|(b, _)| remaining_length(b))
+                .is_some(),
+            expected.is_ok(),
+            "{packet:?} {protocol}"
+        );
+    }
+
+    fn xorshift(seed: &mut u64, bytes: &mut [u8]) {
+        for b in bytes.iter_mut() {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *b = *seed as u8;
+        }
+    }
+
+    /// The packet with one thing a generated (valid, canonical) packet never
+    /// has, chosen by `pick`: a property or a reason code where the version
+    /// has none, a field too long for its length prefix, a Variable Byte
+    /// Integer too large, or properties of every wire type.
+    fn spoil(packet: &Packet, pick: u8) -> Packet {
+        let long = || ByteString::from("l".repeat(65_536));
+        let mut p = packet.clone();
+        let every_type: Properties = Properties(vec![
+            Property::PayloadFormatIndicator(1),
+            Property::TopicAlias(9),
+            Property::MessageExpiryInterval(70_000),
+            Property::SubscriptionIdentifier(200_000),
+            Property::CorrelationData(Bytes::from_static(b"\x00\x01")),
+            Property::ContentType(ByteString::from("text/plain")),
+            Property::UserProperty(ByteString::from("k"), ByteString::from("v")),
+        ]);
+        let props = |props: &mut Properties| match pick % 6 {
+            0 => props.push(Property::ReasonString(ByteString::from("r"))),
+            1 => props.push(Property::SubscriptionIdentifier(MAX_REMAINING_LENGTH + 1)),
+            2 => props.push(Property::ContentType(long())),
+            3 => props.push(Property::CorrelationData(Bytes::from(vec![0; 65_536]))),
+            4 => props.push(Property::UserProperty(
+                ByteString::from("k"),
+                if pick & 0x40 == 0 {
+                    long()
+                } else {
+                    ByteString::new()
+                },
+            )),
+            _ => props.0.extend(every_type.0.iter().cloned()),
+        };
+        match &mut p {
+            Packet::Connect(c) => match pick % 8 {
+                0 => c.client_id = long(),
+                1 => c.username = Some(long()),
+                2 => c.password = Some(Bytes::from(vec![1; 65_536])),
+                3 => match &mut c.will {
+                    Some(w) => w.topic = long(),
+                    None => props(&mut c.properties),
+                },
+                4 => match &mut c.will {
+                    Some(w) => w.payload = Bytes::from(vec![2; 65_536]),
+                    None => c.client_id = long(),
+                },
+                5 => match &mut c.will {
+                    Some(w) => props(&mut w.properties),
+                    None => props(&mut c.properties),
+                },
+                _ => props(&mut c.properties),
+            },
+            Packet::ConnAck(c) => props(&mut c.properties),
+            Packet::Publish(x) => match pick % 3 {
+                0 => x.topic = long(),
+                1 => x.payload = Bytes::from(vec![3; 300]),
+                _ => props(&mut x.properties),
+            },
+            Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+                match pick % 3 {
+                    0 => r.reason_code = 0x10,
+                    1 => {
+                        r.reason_code = 0x80;
+                        props(&mut r.properties)
+                    }
+                    _ => props(&mut r.properties),
+                }
+            }
+            Packet::Subscribe(s) => match (pick % 2, s.filters.first_mut()) {
+                (0, Some(f)) => f.filter = long(),
+                _ => props(&mut s.properties),
+            },
+            Packet::SubAck(s) => props(&mut s.properties),
+            Packet::Unsubscribe(u) => match (pick % 2, u.filters.last_mut()) {
+                (0, Some(f)) => *f = long(),
+                _ => props(&mut u.properties),
+            },
+            Packet::UnsubAck(u) => match pick % 2 {
+                0 => u.reason_codes.push(0x11),
+                _ => props(&mut u.properties),
+            },
+            Packet::PingReq | Packet::PingResp => {}
+            Packet::Disconnect(Disconnect {
+                reason_code,
+                properties,
+            })
+            | Packet::Auth(Auth {
+                reason_code,
+                properties,
+            }) => match pick % 3 {
+                0 => *reason_code = 0x04,
+                1 => {
+                    *reason_code = 0x80;
+                    props(properties)
+                }
+                _ => props(properties),
+            },
+        }
+        p
+    }
+
+    #[test]
+    fn direct_encoder_matches_the_general_encoder() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = vec![0u8; 4096];
+        let mut kinds = std::collections::HashSet::new();
+        for _ in 0..3000 {
+            xorshift(&mut seed, &mut bytes);
+            for protocol in Protocol::ALL {
+                for from in [Sender::Client, Sender::Server] {
+                    let mut u = Unstructured::new(&bytes);
+                    let Ok(p) = crate::gen::packet(&mut u, protocol, from) else {
+                        continue;
+                    };
+                    kinds.insert((p.packet_type(), protocol));
+                    check(&p, protocol);
+                    // Each packet once more for every other version, where
+                    // its 5.0-only fields are errors, and spoilt once and
+                    // twice (two faults: the first in field order is the
+                    // error).
+                    let (a, b) = (bytes[4095], bytes[4094]);
+                    let once = spoil(&p, a);
+                    let twice = spoil(&once, b);
+                    for other in Protocol::ALL {
+                        check(&p, other);
+                        check(&once, other);
+                        check(&twice, other);
+                    }
+                }
+            }
+        }
+        // Every packet kind in every version it exists in.
+        for protocol in Protocol::ALL {
+            for from in [Sender::Client, Sender::Server] {
+                for ty in PacketType::ALL {
+                    if ty.allowed_from(from, protocol) {
+                        assert!(kinds.contains(&(ty, protocol)), "{ty} {protocol}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn direct_encoder_matches_at_the_edges() {
+        let long = ByteString::from("t".repeat(70_000));
+        let big = Bytes::from(vec![7u8; 200]);
+        for protocol in Protocol::ALL {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                for (topic, payload) in [
+                    (ByteString::from("a/b"), Bytes::new()),
+                    (ByteString::from(""), big.clone()),
+                    (long.clone(), Bytes::new()),
+                    (ByteString::from("x".repeat(125)), Bytes::new()),
+                    (ByteString::from("x".repeat(16_400)), Bytes::new()),
+                ] {
+                    let p = Packet::Publish(Publish {
+                        dup: qos != QoS::AtMostOnce,
+                        qos,
+                        retain: true,
+                        topic,
+                        packet_id: 513,
+                        properties: Properties::new(),
+                        payload,
+                    });
+                    check(&p, protocol);
+                }
+            }
+            for code in [0u8, 0x10, 0x80] {
+                let mut r = PubResponse::new(258);
+                r.reason_code = code;
+                for p in [
+                    Packet::PubAck(r.clone()),
+                    Packet::PubRec(r.clone()),
+                    Packet::PubRel(r.clone()),
+                    Packet::PubComp(r.clone()),
+                    Packet::Disconnect(Disconnect {
+                        reason_code: code,
+                        properties: Properties::new(),
+                    }),
+                    Packet::Auth(Auth {
+                        reason_code: code,
+                        properties: Properties::new(),
+                    }),
+                ] {
+                    check(&p, protocol);
+                }
+            }
+            check(&Packet::PingReq, protocol);
+            check(&Packet::PingResp, protocol);
+            // Property blocks whose length prefix takes two and three bytes,
+            // and a body whose remaining length takes three.
+            for n in [1usize, 50, 3000] {
+                let props = Properties(
+                    (0..n)
+                        .map(|i| {
+                            Property::UserProperty(
+                                ByteString::from(format!("k{i}")),
+                                ByteString::from("v".repeat(i % 40)),
+                            )
+                        })
+                        .collect(),
+                );
+                let mut c = Connect::new(protocol, "c");
+                c.properties = props.clone();
+                c.will = Some(Will {
+                    qos: QoS::ExactlyOnce,
+                    retain: false,
+                    properties: props.clone(),
+                    topic: ByteString::from("w"),
+                    payload: Bytes::new(),
+                });
+                check(&Packet::Connect(Box::new(c)), protocol);
+                check(
+                    &Packet::SubAck(SubAck {
+                        packet_id: 1,
+                        properties: props,
+                        reason_codes: vec![0; n],
+                    }),
+                    protocol,
+                );
+            }
+        }
+    }
+}
