@@ -350,16 +350,7 @@ impl<S: Sink> Enc<'_, S> {
         };
         self.binary("protocol_name", name)?;
         self.u8("protocol_level", c.protocol.level());
-        let mut flags = u8::from(c.clean_start) << 1;
-        if let Some(w) = &c.will {
-            flags |= 0b100 | (w.qos.as_u8() << 3) | (u8::from(w.retain) << 5);
-        }
-        if c.password.is_some() {
-            flags |= 0b100_0000;
-        }
-        if c.username.is_some() {
-            flags |= 0b1000_0000;
-        }
+        let flags = connect_flags(c);
         self.u8("connect_flags", flags);
         self.u16("keep_alive", c.keep_alive);
         self.properties(&c.properties)?;
@@ -385,6 +376,21 @@ fn effective(packet: &Packet, protocol: Protocol) -> Protocol {
         Packet::Connect(c) => c.protocol,
         _ => protocol,
     }
+}
+
+/// CONNECT's flags byte (3.1.2.3) for what `c` holds.
+fn connect_flags(c: &Connect) -> u8 {
+    let mut flags = u8::from(c.clean_start) << 1;
+    if let Some(w) = &c.will {
+        flags |= 0b100 | (w.qos.as_u8() << 3) | (u8::from(w.retain) << 5);
+    }
+    if c.password.is_some() {
+        flags |= 0b100_0000;
+    }
+    if c.username.is_some() {
+        flags |= 0b1000_0000;
+    }
+    flags
 }
 
 fn first_byte(packet: &Packet) -> u8 {

@@ -19,7 +19,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{effective, first_byte, layout, varint_len, Counter, Enc, EncodeError, R};
+use super::{
+    connect_flags, effective, first_byte, layout, varint_len, Counter, Enc, EncodeError, R,
+};
 use crate::decode::MAX_REMAINING_LENGTH;
 use crate::props::{Properties, Value};
 use crate::types::*;
@@ -342,16 +344,7 @@ fn connect(c: &Connect, out: &mut BytesMut) -> bool {
         return false;
     }
     let v5 = c.protocol.is_v5();
-    let mut flags = u8::from(c.clean_start) << 1;
-    if let Some(w) = &c.will {
-        flags |= 0b100 | (w.qos.as_u8() << 3) | (u8::from(w.retain) << 5);
-    }
-    if c.password.is_some() {
-        flags |= 0b100_0000;
-    }
-    if c.username.is_some() {
-        flags |= 0b1000_0000;
-    }
+    let flags = connect_flags(c);
     let [k0, k1] = c.keep_alive.to_be_bytes();
     let level = c.protocol.level();
     if c.protocol == Protocol::V3_1 {
