@@ -158,10 +158,17 @@ impl Clocks {
         .unwrap_or(u64::MAX)
     }
 
+    /// The wall-clock time of `at`, past or future: the same whenever it is
+    /// asked (a past instant is not "now", or a journal's record of it
+    /// would differ from a later snapshot's).
     fn ms_of(&self, at: Instant) -> u64 {
-        let ahead = at.saturating_duration_since(self.now);
-        self.wall_ms()
-            .saturating_add(u64::try_from(ahead.as_millis()).unwrap_or(u64::MAX))
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match at.checked_duration_since(self.now) {
+            Some(ahead) => self.wall_ms().saturating_add(ms(ahead)),
+            None => self
+                .wall_ms()
+                .saturating_sub(ms(self.now.saturating_duration_since(at))),
+        }
     }
 
     /// Past instants come back as `now`: expired, reaped at the next tick.
