@@ -11,8 +11,9 @@
 //!
 //! Beside them: [`auth`] (password file, SCRAM-SHA-256, topic ACLs: pure
 //! functions the core calls) and persistence, split the same way: the core
-//! turns its state into a [`broker::Snapshot`] and back, and
-//! [`server::persist`] writes it to disk before acknowledgements leave.
+//! turns its state into a [`broker::Snapshot`] and back, and what changes
+//! into journal records ([`broker::journal`]); [`server::persist`] appends
+//! them to disk, one sync per batch, before acknowledgements leave.
 #![forbid(unsafe_code)]
 
 pub mod auth;

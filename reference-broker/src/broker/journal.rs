@@ -2,7 +2,7 @@
 //! a log, so that `--persist` writes what a burst changed rather than the
 //! whole state (`server::persist` says when and where).
 //!
-//! The core notes which sessions were taken mutably ([`Sessions`] does it
+//! The core notes which sessions were taken mutably (`Sessions` does it
 //! for every `get_mut`, `remove` and insertion) and which retained topics
 //! changed. [`Broker::journal`] then compares each noted session with
 //! what the journal last logged of it ([`Journal`] keeps, per session, its
