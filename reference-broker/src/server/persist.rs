@@ -269,9 +269,13 @@ impl Persister {
     }
 
     fn next_job(&mut self, broker: &mut Broker) -> Option<Job> {
-        if self.compact
-            || self.journal_bytes > self.compact_at.max(self.snapshot_bytes.saturating_mul(4))
-        {
+        // Never past half of what start-up reads (a journal longer than
+        // MAX_FILE would keep the broker from starting again).
+        let limit = self
+            .compact_at
+            .max(self.snapshot_bytes.saturating_mul(4))
+            .min(MAX_FILE / 2);
+        if self.compact || self.journal_bytes > limit {
             let (snapshot, upto) = self.compaction(broker);
             return Some(Job::Compact { snapshot, upto });
         }
