@@ -378,6 +378,7 @@ mod tests {
                     filter.push(alphabet[k % alphabet.len()]);
                     k /= alphabet.len();
                 }
+                // Test code: the alphabet is ASCII, so the bytes are UTF-8.
                 let f = std::str::from_utf8(&filter).unwrap();
                 let levels = if f.is_empty() {
                     Err(TopicError::Empty)
@@ -396,6 +397,7 @@ mod tests {
                 let expect = match split_shared(&shared) {
                     Some(Ok((_, inner))) => misplaced(inner),
                     Some(Err(e)) => Err(e),
+                    // Test code: the string starts with `$share/` by construction.
                     None => unreachable!(),
                 };
                 assert_eq!(validate_filter(&shared, true), expect, "{shared}");

@@ -40,6 +40,10 @@
 //! As the tokio layer does, the harness holds back the PUBLISH packets of a
 //! connection the core paused (here: they are never read).
 
+// Why one file of ~840 lines: the script's operations, the checks after
+// each and the report of a finding share one `World`; the model of who may
+// receive what already stands alone (`fuzzing/model.rs`).
+
 use std::time::{Duration, Instant};
 
 use arbitrary::{Result, Unstructured};
