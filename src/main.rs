@@ -140,7 +140,7 @@ fn run(command: &Command, out: &mut dyn Write) -> Result<Status, CmdError> {
         Command::Bench(args) => cmd::bench::run(args, &mut stdin, out),
         Command::Fuzz(args) => cmd::fuzz::run(args, &mut stdin, out),
         Command::Broker(args) => {
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = reference_broker::cli::runtime(args)?;
             match runtime.block_on(reference_broker::cli::run((**args).clone())) {
                 0 => Ok(Status::Pass),
                 _ => Err(CmdError::Runtime(

@@ -10,7 +10,13 @@ struct Cli {
     args: reference_broker::cli::Args,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    ExitCode::from(reference_broker::cli::run(Cli::parse().args).await)
+fn main() -> ExitCode {
+    let args = Cli::parse().args;
+    match reference_broker::cli::runtime(&args) {
+        Ok(rt) => ExitCode::from(rt.block_on(reference_broker::cli::run(args))),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -149,11 +149,21 @@ fn scratch_config(
     Ok((dir, conf))
 }
 
-/// Our broker: the release binary cargo built for this bench.
-pub fn start_reference() -> Result<BrokerProcess, String> {
-    let addr = free_port()?;
+/// The release binary cargo built for this bench, listening on `addr`,
+/// with `--threads $BENCH_THREADS` when that is set.
+fn reference_command(addr: SocketAddr) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-broker"));
     cmd.arg("--listen").arg(addr.to_string());
+    if let Some(n) = std::env::var_os("BENCH_THREADS") {
+        cmd.arg("--threads").arg(n);
+    }
+    cmd
+}
+
+/// Our broker.
+pub fn start_reference() -> Result<BrokerProcess, String> {
+    let addr = free_port()?;
+    let cmd = reference_command(addr);
     BrokerProcess::spawn("reference-broker", cmd, addr, None)
 }
 
@@ -169,11 +179,8 @@ pub fn start_reference_persisting() -> Result<BrokerProcess, String> {
         "README",
         "reference-broker --persist dir\n",
     )?;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reference-broker"));
-    cmd.arg("--listen")
-        .arg(addr.to_string())
-        .arg("--persist")
-        .arg(dir.join("state"));
+    let mut cmd = reference_command(addr);
+    cmd.arg("--persist").arg(dir.join("state"));
     BrokerProcess::spawn(PERSISTING, cmd, addr, Some(dir))
 }
 

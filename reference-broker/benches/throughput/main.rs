@@ -17,7 +17,8 @@
 //! run, default 100000), `BENCH_IDLE` (idle connections, default 1000),
 //! `BENCH_BROKERS` (any of `ours`, `mosquitto`, `rumqttd`, default all),
 //! `BENCH_MOSQUITTO_NODELAY` (1: mosquitto with Nagle off only, 0: with its
-//! default Nagle on only; default both),
+//! default Nagle on only; default both), `BENCH_THREADS` (our broker's
+//! `--threads`; default its own default),
 //! `MOSQUITTO`, `RUMQTTD` (paths to the executables; rumqttd is the one
 //! `targets/rumqttd-v4/install.sh` builds, and is left out when it is not
 //! built).
