@@ -12,7 +12,7 @@
 //! reading the socket, so that TCP slows the publisher; the core's
 //! [`Broker::poll_resumed`] wakes it to hand over what it held.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::broker::{Action, Broker, ConnId, Counters, OnError};
+use crate::broker::{Action, Broker, ConnMap, Counters, OnError};
 use crate::config::Config;
 use crate::outbox::{Outbox, PushError, Taken};
 
@@ -53,7 +53,7 @@ struct Outbound {
 
 struct State {
     broker: Broker,
-    outbound: HashMap<ConnId, Outbound>,
+    outbound: ConnMap<Outbound>,
     /// `--persist`: where and when the core's state is written.
     persist: Option<persist::Persister>,
     /// Bytes pending towards one connection beyond which QoS 0 messages are dropped.
@@ -83,7 +83,7 @@ impl Shared {
             state: Mutex::new(State {
                 outbound_limit: config.max_outbound_bytes,
                 broker: Broker::new(config),
-                outbound: HashMap::new(),
+                outbound: ConnMap::default(),
                 persist: None,
                 dropped_outbound: 0,
                 counters: tokio::sync::watch::Sender::new(Counters::default()),

@@ -40,7 +40,7 @@
 //! the same directory refuses to start instead of overwriting the first's
 //! state with its own.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::{Shared, State};
-use crate::broker::{journal, Action, Broker, Clocks, ConnId, Journal, Snapshot};
+use crate::broker::{journal, Action, Broker, Clocks, ConnMap, Journal, Snapshot};
 use crate::config::Config;
 
 /// File name of the snapshot inside the persistence directory.
@@ -107,7 +107,7 @@ pub(super) struct Persister {
     /// in the order the core made them.
     held: VecDeque<(u64, Action)>,
     /// Connections with actions held, and the batch the last one waits for.
-    held_for: HashMap<ConnId, u64>,
+    held_for: ConnMap<u64>,
     journal_bytes: u64,
     snapshot_bytes: u64,
     /// `persist_compact_bytes`.
@@ -463,7 +463,7 @@ impl Shared {
             appended: 0,
             durable: 0,
             held: VecDeque::new(),
-            held_for: HashMap::new(),
+            held_for: ConnMap::default(),
             journal_bytes: 0,
             snapshot_bytes: 0,
             compact_at: config.persist_compact_bytes,
