@@ -30,7 +30,12 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Messages queued per session beyond the in-flight window.
     pub max_queued_messages: usize,
-    /// QoS 1/2 messages in flight towards a 3.x client (5.0 clients announce their own).
+    /// QoS 1/2 messages in flight towards a 3.x client (5.0 clients announce
+    /// their own Receive Maximum). 3.1.1 sets no limit; the default, 100, is
+    /// the Receive Maximum the broker announces for the other direction. At
+    /// mosquitto's 20 one subscriber's throughput is capped at 20 messages
+    /// per round trip: 245k against 767k messages/s in the QoS 1 fan-in
+    /// benchmark on two cores.
     pub max_inflight: u16,
     /// Bytes waiting to be written to one connection beyond which QoS 0
     /// messages to it are dropped (QoS 1/2 wait in the session's queue, and
@@ -73,7 +78,7 @@ impl Default for Config {
             server_keep_alive: None,
             connect_timeout: Duration::from_secs(10),
             max_queued_messages: 1000,
-            max_inflight: 20,
+            max_inflight: 100,
             max_outbound_bytes: 1024 * 1024,
             max_connections: default_max_connections(),
             max_subscriptions_per_client: 1000,
