@@ -161,7 +161,7 @@ impl Clocks {
     /// The wall-clock time of `at`, past or future: the same whenever it is
     /// asked (a past instant is not "now", or a journal's record of it
     /// would differ from a later snapshot's).
-    fn ms_of(&self, at: Instant) -> u64 {
+    pub(super) fn ms_of(&self, at: Instant) -> u64 {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         match at.checked_duration_since(self.now) {
             Some(ahead) => self.wall_ms().saturating_add(ms(ahead)),
@@ -179,11 +179,29 @@ impl Clocks {
 }
 
 fn encode_publish(p: &Publish) -> String {
-    // A message the core holds always encodes: it was decoded or built by it.
-    match mqtt_codec::encode_bytes(&Packet::Publish(p.clone()), Protocol::V5) {
-        Ok(b) => B64.encode(b),
-        Err(_) => String::new(),
+    let mut out = Vec::new();
+    append_publish_base64(&mut out, &mut BytesMut::new(), p);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `p`, encoded as a 5.0 PUBLISH, in base64 to `out`; `scratch`
+/// holds the encoding on the way (kept by a caller that does this often).
+/// A message the core holds always encodes (it was decoded or built by
+/// it); if one did not, nothing is appended, which replay refuses.
+pub(super) fn append_publish_base64(out: &mut Vec<u8>, scratch: &mut BytesMut, p: &Publish) {
+    scratch.clear();
+    if mqtt_codec::encode(&Packet::Publish(p.clone()), Protocol::V5, scratch).is_err() {
+        return;
     }
+    let start = out.len();
+    out.resize(
+        start + base64::encoded_len(scratch.len(), true).unwrap_or(0),
+        0,
+    );
+    let written = B64
+        .encode_slice(&scratch[..], &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
 }
 
 pub(super) fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish, String> {
@@ -209,8 +227,9 @@ pub(super) fn decode_publish(text: &str, max_packet_size: u32) -> Result<Publish
 }
 
 impl Message {
-    pub(super) fn stored(&self, clocks: &Clocks) -> StoredMessage {
-        let p = Publish {
+    /// The PUBLISH a stored message is kept as.
+    pub(super) fn stored_publish(&self) -> Publish {
+        Publish {
             dup: false,
             qos: self.qos,
             retain: self.retain,
@@ -218,9 +237,12 @@ impl Message {
             packet_id: if self.qos == QoS::AtMostOnce { 0 } else { 1 },
             properties: self.properties.clone(),
             payload: self.payload.clone(),
-        };
+        }
+    }
+
+    pub(super) fn stored(&self, clocks: &Clocks) -> StoredMessage {
         StoredMessage {
-            publish: encode_publish(&p),
+            publish: encode_publish(&self.stored_publish()),
             expires_at_ms: self.expires_at.map(|at| clocks.ms_of(at)),
             origin: self.origin.as_ref().map(|o| o.to_string()),
         }
