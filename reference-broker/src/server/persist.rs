@@ -71,25 +71,44 @@ pub fn journal_file(n: u64) -> String {
 /// Wakes the writer thread.
 #[derive(Default)]
 struct Signal {
-    woken: Mutex<bool>,
+    state: Mutex<SignalState>,
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct SignalState {
+    woken: bool,
+    /// The writer waits on `cv`. Only then is it notified: std's condition
+    /// variable makes a futex call on every notification, waiter or not,
+    /// and the core wakes the writer after every dispatch that changed
+    /// something (7% of the broker's CPU with `--persist`, perf).
+    sleeping: bool,
 }
 
 impl Signal {
     fn wake(&self) {
-        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_one();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.woken = true;
+        let sleeping = st.sleeping;
+        drop(st);
+        if sleeping {
+            self.cv.notify_one();
+        }
     }
 
     fn wait(&self, within: Duration) {
-        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        if !*woken {
-            woken = self
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.woken {
+            // `sleeping` is set and cleared under the lock the wait
+            // releases, so a `wake` sees it whenever a notification is due.
+            st.sleeping = true;
+            st = self
                 .cv
-                .wait_timeout(woken, within)
+                .wait_timeout(st, within)
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
+            st.sleeping = false;
         }
-        *woken = false;
+        st.woken = false;
     }
 }
 
