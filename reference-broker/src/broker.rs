@@ -159,6 +159,11 @@ struct OutFlight {
     state: OutState,
     /// The entry number it had in the queue (the journal's key for it).
     seq: u64,
+    /// Built from its queued message by [`snapshot::plain_publish`] for a
+    /// 5.0 (`Some(true)`) or 3.x (`Some(false)`) connection, so that the
+    /// journal can name it instead of writing it again; `None`: built
+    /// otherwise (an expiry to count down, a deliberate violation) or restored.
+    plain: Option<bool>,
 }
 
 /// A delayed will.
@@ -1875,6 +1880,7 @@ impl Broker {
         let newest_first = v.breaks("MQTT-4.6.0-6");
         let fire_and_forget = v.breaks("MQTT-4.3.2-3");
         let track_expiry = v.breaks("MQTT-4.3.3-7");
+        let no_violations = v.is_empty();
         let mut expiring = Vec::new();
         // One look-up of the session (hashing its client id) in the usual case.
         let Some(mut s) = self.sessions.get_mut(cid) else {
@@ -1921,52 +1927,68 @@ impl Broker {
                 }
                 None => None,
             };
-            let mut properties = Properties::new();
-            if v5 {
-                for prop in m.properties.iter() {
-                    match prop {
-                        // MQTT-3.3.2-6: the interval is what remains.
-                        Property::MessageExpiryInterval(_) if keep_expiry => {
-                            properties.push(prop.clone())
-                        }
-                        Property::MessageExpiryInterval(_) => {
-                            if let Some(r) = remaining {
-                                properties.push(Property::MessageExpiryInterval(r));
+            // Without an expiry to count down or a violation to commit, the
+            // PUBLISH follows from the queued message and the connection's
+            // version alone, which is what lets the journal name it.
+            let plain = (no_violations && m.expires_at.is_none()).then_some(v5);
+            let mut p = if plain.is_some() {
+                snapshot::plain_publish(
+                    m.qos,
+                    m.retain,
+                    m.topic,
+                    &m.properties,
+                    m.payload,
+                    &ids,
+                    v5,
+                )
+            } else {
+                let mut properties = Properties::new();
+                if v5 {
+                    for prop in m.properties.iter() {
+                        match prop {
+                            // MQTT-3.3.2-6: the interval is what remains.
+                            Property::MessageExpiryInterval(_) if keep_expiry => {
+                                properties.push(prop.clone())
                             }
+                            Property::MessageExpiryInterval(_) => {
+                                if let Some(r) = remaining {
+                                    properties.push(Property::MessageExpiryInterval(r));
+                                }
+                            }
+                            Property::UserProperty(..) if drop_user => {}
+                            // MQTT-3.3.2-4/15/16/20: forwarded unchanged, unless violated.
+                            Property::PayloadFormatIndicator(f) if flip_format => {
+                                properties.push(Property::PayloadFormatIndicator(1 - f.min(&1)))
+                            }
+                            Property::ResponseTopic(_) if drop_response_topic => {}
+                            Property::CorrelationData(_) if drop_correlation => {}
+                            Property::ContentType(_) if drop_content_type => {}
+                            other => properties.push(other.clone()),
                         }
-                        Property::UserProperty(..) if drop_user => {}
-                        // MQTT-3.3.2-4/15/16/20: forwarded unchanged, unless violated.
-                        Property::PayloadFormatIndicator(f) if flip_format => {
-                            properties.push(Property::PayloadFormatIndicator(1 - f.min(&1)))
-                        }
-                        Property::ResponseTopic(_) if drop_response_topic => {}
-                        Property::CorrelationData(_) if drop_correlation => {}
-                        Property::ContentType(_) if drop_content_type => {}
-                        other => properties.push(other.clone()),
+                    }
+                    for id in &ids {
+                        properties.push(Property::SubscriptionIdentifier(*id));
+                    }
+                    // MQTT-3.1.2-26/27: the violation uses a topic alias whatever
+                    // maximum the client announced (none, in practice).
+                    if send_alias {
+                        properties.push(Property::TopicAlias(u16::MAX));
                     }
                 }
-                for id in &ids {
-                    properties.push(Property::SubscriptionIdentifier(*id));
+                Publish {
+                    // MQTT-3.3.1-3: DUP only on our own retransmissions; the
+                    // violation marks first transmissions of QoS 1/2 as DUP.
+                    dup: (dup_qos0 && m.qos == QoS::AtMostOnce)
+                        || (dup_first && m.qos != QoS::AtMostOnce),
+                    qos: m.qos,
+                    retain: m.retain,
+                    // Moved, not cloned: each clone and drop is an atomic
+                    // reference count on the buffer they share.
+                    topic: m.topic,
+                    packet_id: 0,
+                    properties,
+                    payload: m.payload,
                 }
-                // MQTT-3.1.2-26/27: the violation uses a topic alias whatever
-                // maximum the client announced (none, in practice).
-                if send_alias {
-                    properties.push(Property::TopicAlias(u16::MAX));
-                }
-            }
-            let mut p = Publish {
-                // MQTT-3.3.1-3: DUP only on our own retransmissions; the
-                // violation marks first transmissions of QoS 1/2 as DUP.
-                dup: (dup_qos0 && m.qos == QoS::AtMostOnce)
-                    || (dup_first && m.qos != QoS::AtMostOnce),
-                qos: m.qos,
-                retain: m.retain,
-                // Moved, not cloned: each clone and drop is an atomic
-                // reference count on the buffer they share.
-                topic: m.topic,
-                packet_id: 0,
-                properties,
-                payload: m.payload,
             };
             // MQTT-3.1.2-25: a PUBLISH too large for the client is discarded as
             // if delivered; it must not take a packet identifier or a slot of
@@ -2005,6 +2027,7 @@ impl Broker {
                             packet: p.clone(),
                             state: OutState::Publish(qos),
                             seq: m.seq,
+                            plain,
                         },
                     );
                 }

@@ -519,3 +519,78 @@ fn the_journal_replays_whole_batches_only() {
     let e = journal::replay(&mut s, stray).expect_err("refused");
     assert!(e.contains("line 1") && e.contains("\"nobody\""), "{e}");
 }
+
+/// A message sent from the queue is journaled as `sent` (named, not
+/// written again), and replay rebuilds the PUBLISH the broker sent: with
+/// its properties and the subscription's identifier towards a 5.0 client,
+/// without them towards a 3.1.1 one.
+#[test]
+fn a_message_sent_from_the_queue_replays_as_it_was_sent() {
+    let mut net = Net::with(Config {
+        max_inflight: 2,
+        ..Config::default()
+    });
+    let subscribe = |net: &mut Net, conn: ConnId, with_id: bool| {
+        let mut properties = Properties::new();
+        if with_id {
+            properties.push(Property::SubscriptionIdentifier(7));
+        }
+        net.send(
+            conn,
+            Packet::Subscribe(Subscribe {
+                packet_id: 1,
+                properties,
+                filters: vec![Subscription {
+                    filter: "t/#".into(),
+                    options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                }],
+            }),
+        );
+        assert!(matches!(&net.recv(conn)[..], [Packet::SubAck(_)]));
+    };
+    // A 5.0 subscriber that takes one message at a time, a 3.1.1 one that
+    // takes the broker's window (2).
+    let mut c = persistent(V5, "five");
+    c.properties.push(Property::ReceiveMaximum(1));
+    let (five, _) = net.connect_ok(c);
+    subscribe(&mut net, five, true);
+    let (three, _) = net.connect_ok(persistent(V311, "three"));
+    subscribe(&mut net, three, false);
+    let clocks = net.clocks();
+    let start = net.broker.snapshot(clocks);
+    let mut journal = net.broker.start_journal(clocks);
+    let (publ, _) = net.connect_ok(Connect::new(V5, "pub"));
+    for i in 1..=4 {
+        net.send(publ, publish("t/x", "payload", QoS::AtLeastOnce, i));
+    }
+    let mut log = Vec::new();
+    assert!(net.broker.journal(&mut journal, clocks, &mut log));
+    // Each acknowledges its first message: the next leaves the queue.
+    for conn in [five, three] {
+        let first = net
+            .recv(conn)
+            .iter()
+            .find_map(|p| match p {
+                Packet::Publish(p) => Some(p.packet_id),
+                _ => None,
+            })
+            .expect("a message in flight");
+        net.send(conn, Packet::PubAck(PubResponse::new(first)));
+    }
+    let sent_from = log.len();
+    assert!(net.broker.journal(&mut journal, clocks, &mut log));
+    let second = String::from_utf8_lossy(&log[sent_from..]).into_owned();
+    assert!(
+        second.contains(r#""op":"sent","client_id":"five""#)
+            && second.contains(r#""op":"sent","client_id":"three""#)
+            && !second.contains(r#""op":"inflight""#),
+        "{second}"
+    );
+    let mut replayed = start.clone();
+    journal::replay(&mut replayed, &log).expect("replays");
+    let state = net.broker.snapshot(clocks);
+    for (a, b) in replayed.sessions.iter_mut().zip(&state.sessions) {
+        a.next_packet_id = b.next_packet_id;
+    }
+    assert_eq!(replayed, state);
+}

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use bytes::BytesMut;
 
 use super::snapshot::{
-    append_publish_base64, decode_publish, session_state, InflightState, QueuedState, SessionState,
-    Snapshot, StoredMessage,
+    append_publish_base64, decode_publish, sent_state, session_state, InflightState, QueuedState,
+    SessionState, Snapshot, StoredMessage,
 };
 use super::{Action, Broker, Clocks, Message, OutFlight, OutState, Session, SessionMap};
 use mqtt_codec::{Packet, QoS, SubscriptionOptions};
@@ -118,6 +118,16 @@ pub enum Record {
     Inflight {
         client_id: String,
         entry: InflightState,
+    },
+    /// A message the journal has queued was sent under `packet_id`, to a
+    /// 5.0 connection (`v5`) or a 3.x one, as `snapshot::plain_publish`
+    /// builds it from the queued record: in flight now, without writing
+    /// the PUBLISH again.
+    Sent {
+        client_id: String,
+        seq: u64,
+        packet_id: u16,
+        v5: bool,
     },
     /// A message of the session waiting for its receive window.
     Queued {
@@ -257,6 +267,21 @@ fn queued_line(
         num(out, id);
     }
     out.extend_from_slice(b"]}}\n");
+}
+
+/// `Record::Sent`.
+fn sent_line(out: &mut Vec<u8>, cid: &str, seq: u64, packet_id: u16, v5: bool) {
+    out.extend_from_slice(br#"{"op":"sent","client_id":"#);
+    json_str(out, cid);
+    out.extend_from_slice(br#","seq":"#);
+    num(out, seq);
+    out.extend_from_slice(br#","packet_id":"#);
+    num(out, packet_id);
+    out.extend_from_slice(if v5 {
+        b",\"v5\":true}\n"
+    } else {
+        b",\"v5\":false}\n"
+    });
 }
 
 /// `Record::Done`.
@@ -420,9 +445,18 @@ impl Broker {
         // entry number, one merge finds what is new, changed or gone.
         let now = flight(s);
         let old = std::mem::take(&mut logged.flight);
+        let queued = &logged.queue;
         let mut put = |out: &mut Vec<u8>, id: u16| {
-            if let Some(f) = s.inflight.get(&id) {
-                inflight_line(out, scratch, cid, id, f);
+            let Some(f) = s.inflight.get(&id) else { return };
+            // Sent as the journal has it queued: named, not written again.
+            match f.plain {
+                Some(v5)
+                    if matches!(f.state, OutState::Publish(_))
+                        && queued.binary_search(&f.seq).is_ok() =>
+                {
+                    sent_line(out, cid, f.seq, id, v5)
+                }
+                _ => inflight_line(out, scratch, cid, id, f),
             }
         };
         let (mut i, mut k) = (0, 0);
@@ -601,6 +635,21 @@ pub fn replay(snapshot: &mut Snapshot, log: &[u8]) -> Result<Replayed, String> {
             Record::Queued { client_id, entry } => {
                 opened(&mut sessions, &client_id, n)?.insert(entry.seq, Entry2::Queued(entry));
             }
+            Record::Sent {
+                client_id,
+                seq,
+                packet_id,
+                v5,
+            } => {
+                let entries = opened(&mut sessions, &client_id, n)?;
+                let Some(Entry2::Queued(q)) = entries.get(&seq) else {
+                    return Err(format!(
+                        "line {n}: message {seq} of session {client_id:?} was sent, but the journal does not have it queued"
+                    ));
+                };
+                let f = sent_state(q, packet_id, v5).map_err(|e| format!("line {n}: {e}"))?;
+                entries.insert(seq, Entry2::Flight(f));
+            }
             Record::Done { client_id, seq } => {
                 opened(&mut sessions, &client_id, n)?.remove(&seq);
             }
@@ -714,6 +763,7 @@ mod tests {
                         },
                         state,
                         seq: 78,
+                        plain: None,
                     };
                     let (mut fast, mut slow) = (Vec::new(), Vec::new());
                     inflight_line(&mut fast, &mut scratch, cid, 9, &f);
@@ -730,6 +780,21 @@ mod tests {
                         String::from_utf8_lossy(&slow)
                     );
                 }
+            }
+            for v5 in [true, false] {
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                sent_line(&mut fast, cid, 0, u16::MAX, v5);
+                let client_id = cid.into();
+                line(
+                    &mut slow,
+                    &Record::Sent {
+                        client_id,
+                        seq: 0,
+                        packet_id: u16::MAX,
+                        v5,
+                    },
+                );
+                assert_eq!(fast, slow);
             }
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             done_line(&mut fast, cid, u64::MAX);

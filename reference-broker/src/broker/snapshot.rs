@@ -27,10 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_codec::{
-    topic, ByteString, DecodeOptions, Decoder, Packet, Protocol, Publish, QoS, Sender,
-    SubscriptionOptions,
+    topic, ByteString, DecodeOptions, Decoder, Packet, Properties, Property, Protocol, Publish,
+    QoS, Sender, SubscriptionOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -333,6 +333,72 @@ pub(super) fn inflight_state(id: u16, f: &OutFlight) -> InflightState {
     }
 }
 
+/// The PUBLISH that delivers a queued message when nothing but the
+/// receiving connection's version shapes it (no expiry to count down, no
+/// deliberate violation): its properties for a 5.0 connection, with the
+/// matching subscriptions' identifiers (MQTT-3.3.4-3), none for 3.x. The
+/// core sends this, and replay rebuilds it from the queued record when the
+/// journal says only that the message was sent (`Record::Sent`).
+#[allow(clippy::too_many_arguments)] // the parts of a message, as both callers hold them
+pub(super) fn plain_publish(
+    qos: QoS,
+    retain: bool,
+    topic: ByteString,
+    properties: &Properties,
+    payload: Bytes,
+    ids: &[u32],
+    v5: bool,
+) -> Publish {
+    let mut out = Properties::new();
+    if v5 {
+        for prop in properties.iter() {
+            // Without an expiry the message has no interval to forward.
+            if !matches!(prop, Property::MessageExpiryInterval(_)) {
+                out.push(prop.clone());
+            }
+        }
+        for &id in ids {
+            out.push(Property::SubscriptionIdentifier(id));
+        }
+    }
+    Publish {
+        dup: false,
+        qos,
+        retain,
+        topic,
+        packet_id: 0,
+        properties: out,
+        payload,
+    }
+}
+
+/// The in-flight entry a queued one becomes when it is sent under
+/// `packet_id` to a connection of version 5.0 (`v5`) or 3.x, as
+/// [`plain_publish`] builds it.
+pub(super) fn sent_state(
+    q: &QueuedState,
+    packet_id: u16,
+    v5: bool,
+) -> Result<InflightState, String> {
+    let p = decode_publish(&q.message.publish, u32::MAX)?;
+    let mut sent = plain_publish(
+        p.qos,
+        p.retain,
+        p.topic,
+        &p.properties,
+        p.payload,
+        &q.subscription_ids,
+        v5,
+    );
+    sent.packet_id = packet_id;
+    Ok(InflightState {
+        seq: q.seq,
+        packet_id,
+        state: "publish".into(),
+        publish: encode_publish(&sent),
+    })
+}
+
 pub(super) fn queued_state(
     (m, opts, ids): &(Message, SubscriptionOptions, Vec<u32>),
     clocks: &Clocks,
@@ -500,7 +566,15 @@ impl Broker {
             }
             let seq = f.seq;
             if inflight
-                .insert(id, OutFlight { packet, state, seq })
+                .insert(
+                    id,
+                    OutFlight {
+                        packet,
+                        state,
+                        seq,
+                        plain: None,
+                    },
+                )
                 .is_some()
             {
                 return Err(format!("in-flight packet identifier {id} appears twice"));
