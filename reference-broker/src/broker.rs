@@ -53,6 +53,18 @@ pub use snapshot::{Clocks, Snapshot};
 /// A network connection, as numbered by the broker.
 pub type ConnId = u64;
 
+/// Whether a paused connection's `packet` is handed to the core all the
+/// same: acknowledgements of what the broker sent and pings, so that the
+/// queues the connection waits for can drain and it is not taken for dead.
+/// Everything else, and whatever follows a held packet, waits. The tokio
+/// layer holds them; the fuzz harness, which models it, never reads them.
+pub fn passes_pause(packet: &Packet) -> bool {
+    matches!(
+        packet,
+        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
+    )
+}
+
 /// Hashes [`ConnId`]s. They are the broker's own numbers, counted up from
 /// 1 and never chosen by a client, so the collisions a keyed hasher guards
 /// against cannot be provoked; SipHash on them was about 5% of the CPU of
@@ -353,9 +365,10 @@ impl Broker {
         self.sessions.get(client_id).map_or(0, |s| s.queue.len())
     }
 
-    /// Whether the PUBLISH packets of `conn` are to wait: a session one of
-    /// its messages went to is full (see the module docs). The core still
-    /// handles what it is given; holding back is the I/O layer's part.
+    /// Whether the packets of `conn` are to wait (all but those
+    /// [`passes_pause`] lets through): a session one of its messages went
+    /// to is full (see the module docs). The core still handles what it is
+    /// given; holding back is the I/O layer's part.
     pub fn paused(&self, conn: ConnId) -> bool {
         !self.waiting.is_empty() && self.waiting.contains_key(&conn)
     }

@@ -37,8 +37,9 @@
 //!   the state it started from, is the state: what a restart would read
 //!   is what the core holds (see `check_journal`).
 //!
-//! As the tokio layer does, the harness holds back the PUBLISH packets of a
-//! connection the core paused (here: they are never read).
+//! As the tokio layer does, the harness holds back what a connection the
+//! core paused sends, but for acknowledgements and pings
+//! (`broker::passes_pause`; here: what is held is never read).
 
 // Why one file of ~840 lines: the script's operations, the checks after
 // each and the report of a finding share one `World`; the model of who may
@@ -54,7 +55,9 @@ use mqtt_codec::{
     Subscription, SubscriptionOptions, Unsubscribe, Will,
 };
 
-use crate::broker::{journal, Action, Broker, Clocks, ConnId, Journal, OnError, Snapshot};
+use crate::broker::{
+    journal, passes_pause, Action, Broker, Clocks, ConnId, Journal, OnError, Snapshot,
+};
 use crate::config::Config;
 
 mod model;
@@ -491,9 +494,9 @@ impl World {
         let Some(id) = self.conns.get(i).map(|c| c.id) else {
             return;
         };
-        // The I/O layer holds a paused connection's PUBLISH packets; this
-        // one is never read.
-        if matches!(packet, Packet::Publish(_)) && self.broker.paused(id) {
+        // The I/O layer holds what a paused connection sends but its
+        // acknowledgements and pings; this is never read.
+        if !passes_pause(&packet) && self.broker.paused(id) {
             return;
         }
         self.script.push(Op::Packet(i, packet.clone()));
@@ -522,7 +525,7 @@ impl World {
                     if let Packet::Connect(c) = &packet {
                         conn.protocol = c.protocol;
                     }
-                    if matches!(packet, Packet::Publish(_)) && self.broker.paused(id) {
+                    if !passes_pause(&packet) && self.broker.paused(id) {
                         continue;
                     }
                     self.model_in(i, &packet);

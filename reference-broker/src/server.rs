@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::broker::{Action, Broker, ConnMap, Counters, OnError};
+use crate::broker::{passes_pause, Action, Broker, ConnMap, Counters, OnError};
 use crate::config::Config;
 use crate::outbox::{Outbox, PushError, Taken};
 
@@ -603,11 +603,7 @@ pub async fn handle_connection_from<S: Transport>(
                 // Held behind what already waits, or while the core pauses
                 // the connection; acknowledgements and pings pass, so that
                 // the queues this connection's messages wait for can drain.
-                let passes = matches!(
-                    packet,
-                    Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
-                );
-                if !passes && (!held.is_empty() || st.broker.paused(conn)) {
+                if !passes_pause(&packet) && (!held.is_empty() || st.broker.paused(conn)) {
                     held.push_back(packet);
                 } else {
                     st.broker.packet(conn, packet, now);
