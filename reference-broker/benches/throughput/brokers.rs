@@ -202,7 +202,10 @@ pub fn mosquitto_path() -> Option<PathBuf> {
 
 /// mosquitto with a generated configuration: anonymous, no persistence, no
 /// logging, queues large enough that the bench's bounded windows never make
-/// it drop; Nagle off as in our broker unless `nodelay` is false.
+/// it drop, the in-flight window the other two brokers have by default (100
+/// QoS 1/2 messages towards a client; its own default, 20, caps a single
+/// subscriber at 20 per round trip); Nagle off as in our broker unless
+/// `nodelay` is false.
 pub fn start_mosquitto(exe: &std::path::Path, nodelay: bool) -> Result<BrokerProcess, String> {
     let addr = free_port()?;
     let text = format!(
@@ -210,6 +213,7 @@ pub fn start_mosquitto(exe: &std::path::Path, nodelay: bool) -> Result<BrokerPro
          allow_anonymous true\n\
          persistence false\n\
          max_queued_messages 1000000\n\
+         max_inflight_messages 100\n\
          set_tcp_nodelay {nodelay}\n\
          log_dest none\n",
         port = addr.port()

@@ -234,7 +234,7 @@ async fn bench(o: Options) -> Result<Report, String> {
         match brokers::mosquitto_path() {
             Some(exe) => {
                 header.push(format!(
-                    "{}: listener on 127.0.0.1, allow_anonymous, persistence false, max_queued_messages 1000000, log_dest none (in-flight 20 by default); \
+                    "{}: listener on 127.0.0.1, allow_anonymous, persistence false, max_queued_messages 1000000, max_inflight_messages 100 (its default is 20; 100 is our default and rumqttd's), log_dest none; \
                      run twice, with `set_tcp_nodelay true` as our broker (\"mosquitto\") and with its default, Nagle on (\"mosquitto (Nagle)\"), \
                      since either can be the faster depending on the load; ratios compare with the faster of the two",
                     mosquitto_version(&exe),
