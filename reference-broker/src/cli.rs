@@ -52,7 +52,8 @@ pub struct Args {
     /// Keep sessions, queued and in-flight messages and retained messages in DIR across restarts.
     #[arg(long, value_name = "DIR")]
     persist: Option<std::path::PathBuf>,
-    /// Threads that serve connections (see `runtime`). 1: one thread does it all.
+    /// Threads that serve connections. Every packet goes through the core's one lock, so more
+    /// than one helps only where much of the work is outside it (TLS, WebSocket framing).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: u16,
 }
