@@ -1227,7 +1227,13 @@ impl Broker {
             }
         }
         if let Some(s) = self.sessions.get_mut(client_id) {
-            s.resend = s.inflight.keys().copied().collect();
+            // MQTT-4.6.0-1: in the order first sent, which is the order of
+            // their entry numbers; identifiers wrap around 65535, so
+            // theirs is not.
+            let mut order: Vec<(u64, u16)> =
+                s.inflight.iter().map(|(&id, f)| (f.seq, id)).collect();
+            order.sort_unstable();
+            s.resend = order.into_iter().map(|(_, id)| id).collect();
         }
         self.resend_owed(client_id, conn);
     }

@@ -521,6 +521,41 @@ fn inflight_resent_in_another_version_fits_it() {
     );
 }
 
+/// MQTT-4.6.0-1: messages in flight are resent in the order they were first
+/// sent, also when their packet identifiers wrapped around 65535 between
+/// them (the core kept them by identifier and resent 1, 2 before 65534).
+#[test]
+fn inflight_resent_in_sending_order_across_identifier_wrap() {
+    let mut net = Net::new();
+    let mut c = Connect::new(V311, "dev");
+    c.clean_start = false;
+    let (sub, _) = net.connect_with(c.clone());
+    net.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publ = net.client(V311, "pub");
+    // Identifiers 1 to 65533 used and acknowledged, one at a time.
+    for _ in 1..=65_533u32 {
+        net.publish(publ, publish("t", "x", QoS::AtLeastOnce, 1));
+        let got = net.recv_publishes(sub);
+        let id = got.first().map(|p| p.packet_id).expect("delivered");
+        net.send(sub, Packet::PubAck(PubResponse::new(id)));
+        net.recv(publ);
+    }
+    // Four more, unacknowledged: 65534, 65535, then 1 and 2.
+    let mut sent = Vec::new();
+    for m in ["a", "b", "c", "d"] {
+        net.publish(publ, publish("t", m, QoS::AtLeastOnce, 1));
+        net.recv(publ);
+        sent.extend(net.recv_publishes(sub));
+    }
+    let ids: Vec<u16> = sent.iter().map(|p| p.packet_id).collect();
+    assert_eq!(ids, [65534, 65535, 1, 2]);
+    net.drop_conn(sub);
+    let (sub, ack) = net.connect_with(c);
+    assert!(ack.session_present);
+    let resent = net.recv_publishes(sub);
+    assert_eq!(payloads(&resent), ["a", "b", "c", "d"]);
+}
+
 #[test]
 fn pubrec_for_unknown_id() {
     let mut net = Net::new();
