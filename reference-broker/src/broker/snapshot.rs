@@ -296,10 +296,13 @@ pub(super) fn session_state(
             })
             .collect(),
         inflight: if messages {
-            s.inflight
+            let mut all: Vec<InflightState> = s
+                .inflight
                 .iter()
                 .map(|(&id, f)| inflight_state(id, f))
-                .collect()
+                .collect();
+            all.sort_unstable_by_key(|f| f.packet_id);
+            all
         } else {
             Vec::new()
         },
@@ -488,9 +491,14 @@ impl Broker {
             .max()
             .unwrap_or(0);
         for s in sessions.values_mut() {
-            for f in s.inflight.values_mut().filter(|f| f.seq == 0) {
-                f.seq = next;
-                next += 1;
+            // In identifier order: the order format 1 kept them in.
+            let mut ids: Vec<u16> = s.inflight.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                if let Some(f) = s.inflight.get_mut(&id).filter(|f| f.seq == 0) {
+                    f.seq = next;
+                    next += 1;
+                }
             }
             for (m, ..) in s.queue.iter_mut().filter(|(m, ..)| m.seq == 0) {
                 m.seq = next;
@@ -546,7 +554,7 @@ impl Broker {
                 },
             );
         }
-        let mut inflight = BTreeMap::new();
+        let mut inflight = super::Inflight::default();
         for f in s.inflight {
             let id = f.packet_id;
             let packet = decode_publish(&f.publish, max)
