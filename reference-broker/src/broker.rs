@@ -65,9 +65,9 @@ pub fn passes_pause(packet: &Packet) -> bool {
     )
 }
 
-/// Hashes numbers the broker chooses itself: [`ConnId`]s (counted up from
-/// 1) and the packet identifiers of the messages it sends. No client picks
-/// them, so the collisions a keyed hasher guards against cannot be
+/// Hashes numbers the broker chooses itself: [`ConnId`]s, counted up from
+/// one, and the packet identifiers of the messages it sends. No client
+/// picks them, so the collisions a keyed hasher guards against cannot be
 /// provoked; SipHash on connection numbers was about 5% of the CPU of a
 /// QoS 1 fan-out (every packet sent looks its connection up two or three
 /// times). One multiplication by an odd constant maps consecutive numbers
