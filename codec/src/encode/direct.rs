@@ -256,8 +256,15 @@ pub(super) fn encode(packet: &Packet, protocol: Protocol, out: &mut BytesMut) ->
 #[inline(always)]
 fn direct(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> bool {
     let v5 = protocol.is_v5();
+    // PUBLISH is the variant that holds the enum's niche, so this test is
+    // one load and a sign test. Inside the `match` it cost every packet a
+    // decoded discriminant and an indirect jump.
+    if let Packet::Publish(p) = packet {
+        if p.properties.is_empty() {
+            return encode_publish(p, v5, out);
+        }
+    }
     match packet {
-        Packet::Publish(p) if p.properties.is_empty() => encode_publish(p, v5, out),
         Packet::PubAck(r) => response(0x40, r, v5, out),
         Packet::PubRec(r) => response(0x50, r, v5, out),
         Packet::PubRel(r) => response(0x62, r, v5, out),
