@@ -273,14 +273,31 @@ fn direct(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> bool {
         Packet::PingResp => ping(0xD0, out),
         Packet::Publish(p) => publish_props(first_byte(packet), p, v5, out),
         Packet::Connect(c) => connect(c, out),
+        Packet::ConnAck(c) if c.properties.is_empty() => {
+            let [sp, code] = [u8::from(c.session_present), c.code];
+            if v5 {
+                out.put_slice(&[0x20, 3, sp, code, 0]);
+            } else {
+                out.put_slice(&[0x20, 2, sp, code]);
+            }
+            true
+        }
         Packet::ConnAck(c) => connack(c, v5, out),
         Packet::Subscribe(s) => subscribe(s, protocol, out),
+        Packet::SubAck(s) if s.properties.is_empty() => {
+            short_ack(0x90, s.packet_id, &s.reason_codes, v5, out)
+        }
         Packet::SubAck(s) => ack(0x90, s.packet_id, &s.properties, &s.reason_codes, v5, out),
         Packet::Unsubscribe(u) => unsubscribe(u, v5, out),
         // No reason codes before 5.0.
         Packet::UnsubAck(u) if !v5 && !u.reason_codes.is_empty() => false,
+        Packet::UnsubAck(u) if u.properties.is_empty() => {
+            short_ack(0xB0, u.packet_id, &u.reason_codes, v5, out)
+        }
         Packet::UnsubAck(u) => ack(0xB0, u.packet_id, &u.properties, &u.reason_codes, v5, out),
+        Packet::Disconnect(d) if d.properties.is_empty() => code_only(0xE0, d.reason_code, v5, out),
         Packet::Disconnect(d) => reason_only(0xE0, d.reason_code, &d.properties, v5, out),
+        Packet::Auth(a) if a.properties.is_empty() => code_only(0xF0, a.reason_code, v5, out),
         Packet::Auth(a) => reason_only(0xF0, a.reason_code, &a.properties, v5, out),
     }
 }
@@ -306,6 +323,38 @@ fn header(out: &mut BytesMut, first: u8, len: usize) -> bool {
 fn ping(first: u8, out: &mut BytesMut) -> bool {
     out.reserve(2);
     out.put_slice(&[first, 0]);
+    true
+}
+
+/// A SUBACK or UNSUBACK without properties. Its fixed part is one store
+/// and its codes one copy; a long list (a remaining length of two bytes)
+/// goes the general way.
+#[inline(always)]
+fn short_ack(first: u8, packet_id: u16, codes: &[u8], v5: bool, out: &mut BytesMut) -> bool {
+    let len = 2 + usize::from(v5) + codes.len();
+    if len >= 0x80 {
+        return ack(first, packet_id, &Properties::new(), codes, v5, out);
+    }
+    let [hi, lo] = packet_id.to_be_bytes();
+    out.reserve(2 + len);
+    if v5 {
+        out.put_slice(&[first, len as u8, hi, lo, 0]);
+    } else {
+        out.put_slice(&[first, len as u8, hi, lo]);
+    }
+    out.put_slice(codes);
+    true
+}
+
+/// A DISCONNECT or AUTH without properties: its reason code, if any.
+#[inline(always)]
+fn code_only(first: u8, code: u8, v5: bool, out: &mut BytesMut) -> bool {
+    match (v5, code) {
+        (_, 0) => out.put_slice(&[first, 0]),
+        (true, _) => out.put_slice(&[first, 1, code]),
+        // No reason codes before 5.0.
+        (false, _) => return false,
+    }
     true
 }
 
@@ -853,6 +902,25 @@ mod tests {
             }
             check(&Packet::PingReq, protocol);
             check(&Packet::PingResp, protocol);
+            // Code lists either side of a one-byte remaining length.
+            for n in [0usize, 4, 124, 125, 126, 200] {
+                check(
+                    &Packet::SubAck(SubAck {
+                        packet_id: 1,
+                        properties: Properties::new(),
+                        reason_codes: vec![0x80; n],
+                    }),
+                    protocol,
+                );
+                check(
+                    &Packet::UnsubAck(UnsubAck {
+                        packet_id: 1,
+                        properties: Properties::new(),
+                        reason_codes: vec![0x11; n],
+                    }),
+                    protocol,
+                );
+            }
             // Property blocks whose length prefix takes two and three bytes,
             // and a body whose remaining length takes three.
             for n in [1usize, 50, 3000] {
