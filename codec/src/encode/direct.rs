@@ -234,10 +234,10 @@ fn general(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> R {
     // Not reached while the two encoders agree (the tests hold them to it);
     // were it reached, the general encoder's bytes are the right ones.
     let (body, _) = layout(packet, protocol)?;
-    out.reserve(1 + varint_len(rl) + body.len());
-    out.put_u8(first_byte(packet));
-    put_varint(out, rl);
-    out.put_slice(&body);
+    let mut w = room(out, 1 + varint_len(rl) + body.len());
+    w.u8(first_byte(packet));
+    w.varint(rl);
+    w.bytes(&body);
     Ok(())
 }
 
@@ -302,21 +302,15 @@ fn direct(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> bool {
     }
 }
 
-/// Checks that a body of `len` bytes has a remaining length, then reserves
-/// room for the packet and writes its fixed header.
+/// Checks that a body of `len` bytes has a remaining length, then makes
+/// room for the packet, writes its fixed header and hands back the rest.
 #[inline(always)]
-fn header(out: &mut BytesMut, first: u8, len: usize) -> bool {
-    let Some(rl) = remaining_length(len) else {
-        return false;
-    };
-    out.reserve(5 + len);
-    if rl < 0x80 {
-        out.put_slice(&[first, rl as u8]);
-    } else {
-        out.put_u8(first);
-        put_varint(out, rl);
-    }
-    true
+fn header(out: &mut BytesMut, first: u8, len: usize) -> Option<Cursor<'_>> {
+    let rl = remaining_length(len)?;
+    let mut w = room(out, 1 + varint_len(rl) + len);
+    w.u8(first);
+    w.varint(rl);
+    Some(w)
 }
 
 #[inline(always)]
@@ -383,11 +377,11 @@ fn response_props(first: u8, r: &PubResponse, v5: bool, out: &mut BytesMut) -> b
     let Some((b, list)) = reason_tail(r.reason_code, &r.properties, v5) else {
         return false;
     };
-    if !header(out, first, 2 + b) {
+    let Some(mut w) = header(out, first, 2 + b) else {
         return false;
-    }
-    out.put_u16(r.packet_id);
-    put_reason_tail(out, r.reason_code, &r.properties, list, v5);
+    };
+    w.array(r.packet_id.to_be_bytes());
+    put_reason_tail(&mut w, r.reason_code, &r.properties, list, v5);
     true
 }
 
@@ -396,32 +390,32 @@ fn connect(c: &Connect, out: &mut BytesMut) -> bool {
     let Some((len, props, will_props)) = connect_len(c) else {
         return false;
     };
-    if !header(out, 0x10, len) {
+    let Some(mut w) = header(out, 0x10, len) else {
         return false;
-    }
+    };
     let v5 = c.protocol.is_v5();
     let flags = connect_flags(c);
     let [k0, k1] = c.keep_alive.to_be_bytes();
     let level = c.protocol.level();
     if c.protocol == Protocol::V3_1 {
-        out.put_slice(&[
+        w.array([
             0, 6, b'M', b'Q', b'I', b's', b'd', b'p', level, flags, k0, k1,
         ]);
     } else {
-        out.put_slice(&[0, 4, b'M', b'Q', b'T', b'T', level, flags, k0, k1]);
+        w.array([0, 4, b'M', b'Q', b'T', b'T', level, flags, k0, k1]);
     }
-    put_block(out, &c.properties, props, v5);
-    put_bin(out, c.client_id.as_bytes());
-    if let Some(w) = &c.will {
-        put_block(out, &w.properties, will_props, v5);
-        put_bin(out, w.topic.as_bytes());
-        put_bin(out, &w.payload);
+    put_block(&mut w, &c.properties, props, v5);
+    w.bin(c.client_id.as_bytes());
+    if let Some(will) = &c.will {
+        put_block(&mut w, &will.properties, will_props, v5);
+        w.bin(will.topic.as_bytes());
+        w.bin(&will.payload);
     }
     if let Some(u) = &c.username {
-        put_bin(out, u.as_bytes());
+        w.bin(u.as_bytes());
     }
     if let Some(p) = &c.password {
-        put_bin(out, p);
+        w.bin(p);
     }
     true
 }
@@ -436,14 +430,14 @@ fn subscribe(s: &Subscribe, protocol: Protocol, out: &mut BytesMut) -> bool {
         return false;
     };
     let len = 2 + b + f;
-    if !header(out, 0x82, len) {
+    let Some(mut w) = header(out, 0x82, len) else {
         return false;
-    }
-    out.put_u16(s.packet_id);
-    put_block(out, &s.properties, list, v5);
+    };
+    w.array(s.packet_id.to_be_bytes());
+    put_block(&mut w, &s.properties, list, v5);
     for f in &s.filters {
-        put_bin(out, f.filter.as_bytes());
-        out.put_u8(f.options.to_byte(protocol));
+        w.bin(f.filter.as_bytes());
+        w.u8(f.options.to_byte(protocol));
     }
     true
 }
@@ -453,11 +447,11 @@ fn connack(c: &ConnAck, v5: bool, out: &mut BytesMut) -> bool {
     let Some((b, list)) = block(&c.properties, v5) else {
         return false;
     };
-    if !header(out, 0x20, 2 + b) {
+    let Some(mut w) = header(out, 0x20, 2 + b) else {
         return false;
-    }
-    out.put_slice(&[u8::from(c.session_present), c.code]);
-    put_block(out, &c.properties, list, v5);
+    };
+    w.array([u8::from(c.session_present), c.code]);
+    put_block(&mut w, &c.properties, list, v5);
     true
 }
 
@@ -468,17 +462,18 @@ fn publish_props(first: u8, p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
         return false;
     };
     let id = if p.qos != QoS::AtMostOnce { 2 } else { 0 };
-    if p.topic.len() > MAX_FIELD
-        || !header(out, first, 2 + p.topic.len() + id + b + p.payload.len())
-    {
+    if p.topic.len() > MAX_FIELD {
         return false;
     }
-    put_bin(out, p.topic.as_bytes());
+    let Some(mut w) = header(out, first, 2 + p.topic.len() + id + b + p.payload.len()) else {
+        return false;
+    };
+    w.bin(p.topic.as_bytes());
     if p.qos != QoS::AtMostOnce {
-        out.put_u16(p.packet_id);
+        w.array(p.packet_id.to_be_bytes());
     }
-    put_block(out, &p.properties, list, v5);
-    out.put_slice(&p.payload);
+    put_block(&mut w, &p.properties, list, v5);
+    w.bytes(&p.payload);
     true
 }
 
@@ -495,12 +490,12 @@ fn ack(
     let Some((b, list)) = block(props, v5) else {
         return false;
     };
-    if !header(out, first, 2 + b + codes.len()) {
+    let Some(mut w) = header(out, first, 2 + b + codes.len()) else {
         return false;
-    }
-    out.put_u16(packet_id);
-    put_block(out, props, list, v5);
-    out.put_slice(codes);
+    };
+    w.array(packet_id.to_be_bytes());
+    put_block(&mut w, props, list, v5);
+    w.bytes(codes);
     true
 }
 
@@ -512,13 +507,13 @@ fn unsubscribe(u: &Unsubscribe, v5: bool, out: &mut BytesMut) -> bool {
     let Some(f) = fields_len(u.filters.iter().map(|f| f.len()), 0) else {
         return false;
     };
-    if !header(out, 0xA2, 2 + b + f) {
+    let Some(mut w) = header(out, 0xA2, 2 + b + f) else {
         return false;
-    }
-    out.put_u16(u.packet_id);
-    put_block(out, &u.properties, list, v5);
+    };
+    w.array(u.packet_id.to_be_bytes());
+    put_block(&mut w, &u.properties, list, v5);
     for f in &u.filters {
-        put_bin(out, f.as_bytes());
+        w.bin(f.as_bytes());
     }
     true
 }
@@ -529,19 +524,11 @@ fn reason_only(first: u8, code: u8, props: &Properties, v5: bool, out: &mut Byte
     let Some((b, list)) = reason_tail(code, props, v5) else {
         return false;
     };
-    if !header(out, first, b) {
+    let Some(mut w) = header(out, first, b) else {
         return false;
-    }
-    put_reason_tail(out, code, props, list, v5);
+    };
+    put_reason_tail(&mut w, code, props, list, v5);
     true
-}
-
-/// A length-prefixed field whose length has been checked.
-#[inline(always)]
-fn put_bin(out: &mut BytesMut, v: &[u8]) {
-    // Never saturates: the length functions refused anything longer.
-    out.put_u16(u16::try_from(v.len()).unwrap_or(u16::MAX));
-    out.put_slice(v);
 }
 
 /// A Variable Byte Integer, shortest form, of a value checked to fit.
@@ -557,33 +544,33 @@ fn put_varint(out: &mut BytesMut, value: u32) {
 
 /// A property block of `list` bytes (from [`block`]); nothing before 5.0.
 #[inline(always)]
-fn put_block(out: &mut BytesMut, props: &Properties, list: usize, v5: bool) {
+fn put_block(w: &mut Cursor, props: &Properties, list: usize, v5: bool) {
     if !v5 {
         return;
     }
     if props.is_empty() {
-        out.put_u8(0);
+        w.u8(0);
         return;
     }
-    put_list(out, props, list);
+    put_list(w, props, list);
 }
 
 #[inline(never)]
-fn put_list(out: &mut BytesMut, props: &Properties, list: usize) {
+fn put_list(w: &mut Cursor, props: &Properties, list: usize) {
     // Never saturates: `block` refused a longer list.
-    put_varint(out, u32::try_from(list).unwrap_or(u32::MAX));
+    w.varint(u32::try_from(list).unwrap_or(u32::MAX));
     for p in props.iter() {
-        out.put_u8(p.id());
+        w.u8(p.id());
         match p.value() {
-            Value::Byte(v) => out.put_u8(v),
-            Value::TwoByte(v) => out.put_u16(v),
-            Value::FourByte(v) => out.put_u32(v),
-            Value::Varint(v) => put_varint(out, v),
-            Value::Binary(v) => put_bin(out, v),
-            Value::Utf8(v) => put_bin(out, v.as_bytes()),
+            Value::Byte(v) => w.u8(v),
+            Value::TwoByte(v) => w.array(v.to_be_bytes()),
+            Value::FourByte(v) => w.array(v.to_be_bytes()),
+            Value::Varint(v) => w.varint(v),
+            Value::Binary(v) => w.bin(v),
+            Value::Utf8(v) => w.bin(v.as_bytes()),
             Value::Utf8Pair(k, v) => {
-                put_bin(out, k.as_bytes());
-                put_bin(out, v.as_bytes());
+                w.bin(k.as_bytes());
+                w.bin(v.as_bytes());
             }
         }
     }
@@ -591,12 +578,72 @@ fn put_list(out: &mut BytesMut, props: &Properties, list: usize) {
 
 /// What [`reason_tail`] measured.
 #[inline(always)]
-fn put_reason_tail(out: &mut BytesMut, code: u8, props: &Properties, list: usize, v5: bool) {
+fn put_reason_tail(w: &mut Cursor, code: u8, props: &Properties, list: usize, v5: bool) {
     if v5 && (code != 0 || !props.is_empty()) {
-        out.put_u8(code);
+        w.u8(code);
         if !props.is_empty() {
-            put_list(out, props, list);
+            put_list(w, props, list);
         }
+    }
+}
+
+/// `n` bytes appended to `out`, to be written front to back. Zeroing them
+/// first costs a `memset` call; in return each field is a store or a copy
+/// into a slice, where a `BufMut` call checks the capacity and updates the
+/// length every time.
+#[inline(always)]
+fn room(out: &mut BytesMut, n: usize) -> Cursor<'_> {
+    let start = out.len();
+    out.put_bytes(0, n);
+    Cursor(&mut out[start..])
+}
+
+/// What is left to write of a packet (from [`room`]). Each write takes its
+/// bytes off the front. The sizes were added up beforehand, so none runs
+/// out of room (one would panic, where a `BufMut` would grow the buffer).
+struct Cursor<'a>(&'a mut [u8]);
+
+impl Cursor<'_> {
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> &mut [u8] {
+        let (head, rest) = std::mem::take(&mut self.0).split_at_mut(n);
+        self.0 = rest;
+        head
+    }
+
+    #[inline(always)]
+    fn u8(&mut self, v: u8) {
+        self.take(1)[0] = v;
+    }
+
+    #[inline(always)]
+    fn array<const N: usize>(&mut self, v: [u8; N]) {
+        self.take(N).copy_from_slice(&v);
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, v: &[u8]) {
+        self.take(v.len()).copy_from_slice(v);
+    }
+
+    /// A length-prefixed field whose length has been checked.
+    #[inline(always)]
+    fn bin(&mut self, v: &[u8]) {
+        // The length functions refused anything longer, so this cast keeps
+        // every bit.
+        self.array((v.len() as u16).to_be_bytes());
+        self.bytes(v);
+    }
+
+    /// A Variable Byte Integer, shortest form, of a value checked to fit.
+    #[inline(always)]
+    fn varint(&mut self, value: u32) {
+        let mut v = value;
+        while v >= 0x80 {
+            self.u8((v & 0x7F) as u8 | 0x80);
+            v >>= 7;
+        }
+        self.u8(v as u8);
     }
 }
 
