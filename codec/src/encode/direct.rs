@@ -313,6 +313,20 @@ fn header(out: &mut BytesMut, first: u8, len: usize) -> Option<Cursor<'_>> {
     Some(w)
 }
 
+/// [`header`] for a packet whose last `tail` bytes the caller appends once
+/// done with the cursor, after one reservation for it all: a payload, which
+/// may be large, is copied once rather than zeroed and then copied.
+#[inline(always)]
+fn header_then(out: &mut BytesMut, first: u8, len: usize, tail: usize) -> Option<Cursor<'_>> {
+    let rl = remaining_length(len)?;
+    let n = 1 + varint_len(rl) + len;
+    out.reserve(n);
+    let mut w = room(out, n - tail);
+    w.u8(first);
+    w.varint(rl);
+    Some(w)
+}
+
 #[inline(always)]
 fn ping(first: u8, out: &mut BytesMut) -> bool {
     out.reserve(2);
@@ -465,7 +479,8 @@ fn publish_props(first: u8, p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
     if p.topic.len() > MAX_FIELD {
         return false;
     }
-    let Some(mut w) = header(out, first, 2 + p.topic.len() + id + b + p.payload.len()) else {
+    let len = 2 + p.topic.len() + id + b + p.payload.len();
+    let Some(mut w) = header_then(out, first, len, p.payload.len()) else {
         return false;
     };
     w.bin(p.topic.as_bytes());
@@ -473,7 +488,7 @@ fn publish_props(first: u8, p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
         w.array(p.packet_id.to_be_bytes());
     }
     put_block(&mut w, &p.properties, list, v5);
-    w.bytes(&p.payload);
+    out.put_slice(&p.payload);
     true
 }
 
@@ -587,14 +602,22 @@ fn put_reason_tail(w: &mut Cursor, code: u8, props: &Properties, list: usize, v5
     }
 }
 
-/// `n` bytes appended to `out`, to be written front to back. Zeroing them
-/// first costs a `memset` call; in return each field is a store or a copy
-/// into a slice, where a `BufMut` call checks the capacity and updates the
-/// length every time.
+/// `n` bytes appended to `out`, to be written front to back. In return for
+/// zeroing them first, each field is a store or a copy into a slice, where a
+/// `BufMut` call checks the capacity and updates the length every time.
 #[inline(always)]
 fn room(out: &mut BytesMut, n: usize) -> Cursor<'_> {
+    /// Zeroed by a few stores in line, where `n` bytes take a `memset` call.
+    const BLOCK: usize = 128;
     let start = out.len();
-    out.put_bytes(0, n);
+    if n <= BLOCK && out.capacity() - start >= BLOCK {
+        // Only capacity the buffer has already: nothing is allocated for
+        // the bytes cut off again.
+        out.put_slice(&[0; BLOCK]);
+        out.truncate(start + n);
+    } else {
+        out.put_bytes(0, n);
+    }
     Cursor(&mut out[start..])
 }
 
