@@ -308,8 +308,7 @@ fn direct(packet: &Packet, protocol: Protocol, out: &mut BytesMut) -> bool {
 fn header(out: &mut BytesMut, first: u8, len: usize) -> Option<Cursor<'_>> {
     let rl = remaining_length(len)?;
     let mut w = room(out, 1 + varint_len(rl) + len);
-    w.u8(first);
-    w.varint(rl);
+    w.fixed_header(first, rl);
     Some(w)
 }
 
@@ -322,8 +321,7 @@ fn header_then(out: &mut BytesMut, first: u8, len: usize, tail: usize) -> Option
     let n = 1 + varint_len(rl) + len;
     out.reserve(n);
     let mut w = room(out, n - tail);
-    w.u8(first);
-    w.varint(rl);
+    w.fixed_header(first, rl);
     Some(w)
 }
 
@@ -350,7 +348,10 @@ fn short_ack(first: u8, packet_id: u16, codes: &[u8], v5: bool, out: &mut BytesM
     } else {
         out.put_slice(&[first, len as u8, hi, lo]);
     }
-    out.put_slice(codes);
+    // Before 5.0 an UNSUBACK has none: no `memcpy` call for nothing.
+    if !codes.is_empty() {
+        out.put_slice(codes);
+    }
     true
 }
 
@@ -450,8 +451,7 @@ fn subscribe(s: &Subscribe, protocol: Protocol, out: &mut BytesMut) -> bool {
     w.array(s.packet_id.to_be_bytes());
     put_block(&mut w, &s.properties, list, v5);
     for f in &s.filters {
-        w.bin(f.filter.as_bytes());
-        w.u8(f.options.to_byte(protocol));
+        w.bin_then(f.filter.as_bytes(), f.options.to_byte(protocol));
     }
     true
 }
@@ -654,8 +654,34 @@ impl Cursor<'_> {
     fn bin(&mut self, v: &[u8]) {
         // The length functions refused anything longer, so this cast keeps
         // every bit.
-        self.array((v.len() as u16).to_be_bytes());
-        self.bytes(v);
+        let prefix = (v.len() as u16).to_be_bytes();
+        // One bounds check for the prefix and the field.
+        let (head, field) = self.take(2 + v.len()).split_at_mut(2);
+        head.copy_from_slice(&prefix);
+        field.copy_from_slice(v);
+    }
+
+    /// [`bin`](Self::bin) and one byte after it (a filter and its options).
+    #[inline(always)]
+    fn bin_then(&mut self, v: &[u8], byte: u8) {
+        let prefix = (v.len() as u16).to_be_bytes();
+        let (head, rest) = self.take(3 + v.len()).split_at_mut(2);
+        head.copy_from_slice(&prefix);
+        let (field, last) = rest.split_at_mut(v.len());
+        field.copy_from_slice(v);
+        last[0] = byte;
+    }
+
+    /// The first byte and the remaining length; most bodies are short
+    /// enough for one store of both.
+    #[inline(always)]
+    fn fixed_header(&mut self, first: u8, rl: u32) {
+        if rl < 0x80 {
+            self.array([first, rl as u8]);
+        } else {
+            self.u8(first);
+            self.varint(rl);
+        }
     }
 
     /// A Variable Byte Integer, shortest form, of a value checked to fit.
