@@ -713,7 +713,12 @@ fn encode_publish(p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
         | (u8::from(p.dup) << 3)
         | (p.qos.as_u8() << 1)
         | u8::from(p.retain);
-    out.reserve(5 + len);
+    // The reservation is tested here, and made (cold) by another copy of
+    // this function: on this path the compiler then knows there is room,
+    // and the header's write needs no capacity check of its own.
+    if out.capacity() - out.len() < 5 + len {
+        return publish_grown(p, v5, out, 5 + len);
+    }
     let [t0, t1] = topic_len.to_be_bytes();
     if rl < 128 {
         // Fixed-size writes compile to plain stores.
@@ -733,6 +738,14 @@ fn encode_publish(p: &Publish, v5: bool, out: &mut BytesMut) -> bool {
     }
     out.put_slice(&p.payload);
     true
+}
+
+/// [`encode_publish`] into a buffer that first needs `n` bytes more room.
+#[cold]
+#[inline(never)]
+fn publish_grown(p: &Publish, v5: bool, out: &mut BytesMut, n: usize) -> bool {
+    out.reserve(n);
+    encode_publish(p, v5, out)
 }
 
 #[cfg(test)]
