@@ -795,14 +795,18 @@ mod tests {
             "{packet:?} {protocol}"
         );
         // Appending after other bytes writes the same, and only the direct
-        // encoder writes.
-        let mut out = BytesMut::from(&b"xyz"[..]);
-        let wrote = direct(packet, protocol, &mut out);
-        assert_eq!(wrote, expected.is_ok(), "{packet:?} {protocol}");
-        assert_eq!(&out[..3], b"xyz");
-        match &expected {
-            Ok(bytes) => assert_eq!(&out[3..], &bytes[..], "{packet:?} {protocol}"),
-            Err(_) => assert_eq!(out.len(), 3, "{packet:?} {protocol}"),
+        // encoder writes; into a buffer that must grow and into one with
+        // room to spare, which take different paths.
+        for spare in [0, 300] {
+            let mut out = BytesMut::with_capacity(3 + spare);
+            out.extend_from_slice(b"xyz");
+            let wrote = direct(packet, protocol, &mut out);
+            assert_eq!(wrote, expected.is_ok(), "{packet:?} {protocol}");
+            assert_eq!(&out[..3], b"xyz");
+            match &expected {
+                Ok(bytes) => assert_eq!(&out[3..], &bytes[..], "{packet:?} {protocol}"),
+                Err(_) => assert_eq!(out.len(), 3, "{packet:?} {protocol}"),
+            }
         }
         let effective = effective(packet, protocol);
         assert_eq!(
