@@ -447,6 +447,22 @@ fn connect(c: &Connect, out: &mut BytesMut) -> bool {
 #[inline(never)]
 fn subscribe(s: &Subscribe, protocol: Protocol, out: &mut BytesMut) -> bool {
     let v5 = protocol.is_v5();
+    if s.properties.is_empty()
+        && short(out, 0x82, |w| {
+            w.fit(3)?;
+            w.array(s.packet_id.to_be_bytes());
+            if v5 {
+                w.u8(0);
+            }
+            for f in &s.filters {
+                w.fit(3 + f.filter.len())?;
+                w.bin_then(f.filter.as_bytes(), f.options.to_byte(protocol));
+            }
+            Some(())
+        })
+    {
+        return true;
+    }
     let Some((b, list)) = block(&s.properties, v5) else {
         return false;
     };
@@ -525,6 +541,22 @@ fn ack(
 
 #[inline(never)]
 fn unsubscribe(u: &Unsubscribe, v5: bool, out: &mut BytesMut) -> bool {
+    if u.properties.is_empty()
+        && short(out, 0xA2, |w| {
+            w.fit(3)?;
+            w.array(u.packet_id.to_be_bytes());
+            if v5 {
+                w.u8(0);
+            }
+            for f in &u.filters {
+                w.fit(2 + f.len())?;
+                w.bin(f.as_bytes());
+            }
+            Some(())
+        })
+    {
+        return true;
+    }
     let Some((b, list)) = block(&u.properties, v5) else {
         return false;
     };
@@ -611,13 +643,41 @@ fn put_reason_tail(w: &mut Cursor, code: u8, props: &Properties, list: usize, v5
     }
 }
 
+/// Room of this size is zeroed by a few stores in line, where `n` bytes
+/// would take a `memset` call.
+const BLOCK: usize = 128;
+
+/// A packet of up to [`BLOCK`] bytes, written before it is measured: `body`
+/// writes the body after a two-byte fixed header, checking with
+/// [`Cursor::fit`] that each field has room, and says `None` if one has not.
+/// Then nothing has been written and `false` sends the caller to its
+/// measured path, which also makes every check this one leaves out: nothing
+/// that fits here is too long for a length prefix or a remaining length.
+/// Only with the capacity there already, as in [`room`].
+#[inline(always)]
+fn short(out: &mut BytesMut, first: u8, body: impl FnOnce(&mut Cursor) -> Option<()>) -> bool {
+    let start = out.len();
+    if out.capacity() - start < BLOCK {
+        return false;
+    }
+    out.put_slice(&[0; BLOCK]);
+    let (head, rest) = out[start..].split_at_mut(2);
+    let mut w = Cursor(rest);
+    let done = body(&mut w).is_some();
+    // At most `BLOCK - 2`: a remaining length of one byte.
+    let len = BLOCK - 2 - w.0.len();
+    if done {
+        head.copy_from_slice(&[first, len as u8]);
+    }
+    out.truncate(if done { start + 2 + len } else { start });
+    done
+}
+
 /// `n` bytes appended to `out`, to be written front to back. In return for
 /// zeroing them first, each field is a store or a copy into a slice, where a
 /// `BufMut` call checks the capacity and updates the length every time.
 #[inline(always)]
 fn room(out: &mut BytesMut, n: usize) -> Cursor<'_> {
-    /// Zeroed by a few stores in line, where `n` bytes take a `memset` call.
-    const BLOCK: usize = 128;
     let start = out.len();
     if n <= BLOCK && out.capacity() - start >= BLOCK {
         // Only capacity the buffer has already: nothing is allocated for
@@ -641,6 +701,12 @@ impl Cursor<'_> {
         let (head, rest) = std::mem::take(&mut self.0).split_at_mut(n);
         self.0 = rest;
         head
+    }
+
+    /// Whether `n` more bytes fit, for [`short`].
+    #[inline(always)]
+    fn fit(&self, n: usize) -> Option<()> {
+        (n <= self.0.len()).then_some(())
     }
 
     #[inline(always)]
