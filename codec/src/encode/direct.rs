@@ -409,25 +409,59 @@ fn response_props(first: u8, r: &PubResponse, v5: bool, out: &mut BytesMut) -> b
     true
 }
 
-#[inline(never)]
+/// A CONNECT: by [`short`] if it has no properties (and is not 3.1, which
+/// names the protocol differently), else measured. The test is made here,
+/// in line, so that each path is a function of its own: together in one,
+/// the short one crowded the measured one's registers.
+#[inline(always)]
 fn connect(c: &Connect, out: &mut BytesMut) -> bool {
+    let short_form = c.protocol != Protocol::V3_1
+        && c.properties.is_empty()
+        && c.will.as_ref().is_none_or(|w| w.properties.is_empty());
+    (short_form && short_connect(c, out)) || measured_connect(c, out)
+}
+
+#[inline(never)]
+fn short_connect(c: &Connect, out: &mut BytesMut) -> bool {
+    let v5 = c.protocol.is_v5();
+    short(out, 0x10, |w| {
+        let [k0, k1] = c.keep_alive.to_be_bytes();
+        let (level, flags) = (c.protocol.level(), connect_flags(c));
+        w.fit(11)?;
+        w.array([0, 4, b'M', b'Q', b'T', b'T', level, flags, k0, k1]);
+        put_block(w, &c.properties, 0, v5);
+        w.fit(2 + c.client_id.len())?;
+        w.bin(c.client_id.as_bytes());
+        if let Some(will) = &c.will {
+            w.fit(1)?;
+            put_block(w, &will.properties, 0, v5);
+            w.fit(2 + will.topic.len())?;
+            w.bin(will.topic.as_bytes());
+            w.fit(2 + will.payload.len())?;
+            w.bin(&will.payload);
+        }
+        if let Some(u) = &c.username {
+            w.fit(2 + u.len())?;
+            w.bin(u.as_bytes());
+        }
+        if let Some(p) = &c.password {
+            w.fit(2 + p.len())?;
+            w.bin(p);
+        }
+        Some(())
+    })
+}
+
+#[inline(never)]
+fn measured_connect(c: &Connect, out: &mut BytesMut) -> bool {
+    let v5 = c.protocol.is_v5();
     let Some((len, props, will_props)) = connect_len(c) else {
         return false;
     };
     let Some(mut w) = header(out, 0x10, len) else {
         return false;
     };
-    let v5 = c.protocol.is_v5();
-    let flags = connect_flags(c);
-    let [k0, k1] = c.keep_alive.to_be_bytes();
-    let level = c.protocol.level();
-    if c.protocol == Protocol::V3_1 {
-        w.array([
-            0, 6, b'M', b'Q', b'I', b's', b'd', b'p', level, flags, k0, k1,
-        ]);
-    } else {
-        w.array([0, 4, b'M', b'Q', b'T', b'T', level, flags, k0, k1]);
-    }
+    connect_head(&mut w, c);
     put_block(&mut w, &c.properties, props, v5);
     w.bin(c.client_id.as_bytes());
     if let Some(will) = &c.will {
@@ -442,6 +476,19 @@ fn connect(c: &Connect, out: &mut BytesMut) -> bool {
         w.bin(p);
     }
     true
+}
+
+/// A CONNECT's variable header before its properties: protocol name and
+/// level, flags, keep alive.
+#[inline(always)]
+fn connect_head(w: &mut Cursor, c: &Connect) {
+    if c.protocol == Protocol::V3_1 {
+        w.array(*b"\0\x06MQIsdp");
+    } else {
+        w.array(*b"\0\x04MQTT");
+    }
+    let [k0, k1] = c.keep_alive.to_be_bytes();
+    w.array([c.protocol.level(), connect_flags(c), k0, k1]);
 }
 
 #[inline(never)]
