@@ -36,7 +36,7 @@ use super::snapshot::{
     append_publish_base64, decode_publish, sent_state, session_state, InflightState, QueuedState,
     SessionState, Snapshot, StoredMessage,
 };
-use super::{Action, Broker, Clocks, Message, OutFlight, OutState, Session, SessionMap};
+use super::{Action, Broker, ById, Clocks, Message, OutFlight, OutState, Session, SessionMap};
 use mqtt_codec::{Packet, QoS, SubscriptionOptions};
 
 /// The sessions by client id, noting which were taken mutably while a
@@ -159,8 +159,8 @@ struct Logged {
     /// The session's `Record::Session` line as last written, with next
     /// packet identifier 0 (see `log_session`).
     meta: Vec<u8>,
-    /// Entry numbers (ascending) and states of its messages in flight.
-    flight: Vec<(u64, Mark)>,
+    /// The states of its messages in flight, by entry number.
+    flight: HashMap<u64, Mark, ById>,
     /// Entry numbers of its queued messages, in queue order (ascending).
     queue: VecDeque<u64>,
 }
@@ -293,21 +293,19 @@ fn done_line(out: &mut Vec<u8>, cid: &str, seq: u64) {
     out.extend_from_slice(b"}\n");
 }
 
-/// A session's messages in flight, by ascending entry number.
-fn flight(s: &Session) -> Vec<(u64, Mark, u16)> {
-    let mut all: Vec<(u64, Mark, u16)> = s
-        .inflight
-        .iter()
-        .map(|(&id, f)| {
-            let mark = match f.state {
-                OutState::Publish(_) => Mark::Sent(id),
-                OutState::Release => Mark::Released(id),
-            };
-            (f.seq, mark, id)
-        })
-        .collect();
-    all.sort_unstable_by_key(|e| e.0);
-    all
+fn mark(id: u16, f: &OutFlight) -> Mark {
+    match f.state {
+        OutState::Publish(_) => Mark::Sent(id),
+        OutState::Release => Mark::Released(id),
+    }
+}
+
+impl Mark {
+    fn id(self) -> u16 {
+        match self {
+            Mark::Sent(id) | Mark::Released(id) => id,
+        }
+    }
 }
 
 /// Whether `action` must wait until the state it follows from is on disk:
@@ -355,7 +353,11 @@ impl Broker {
             let mut session = session_state(cid, s, &clocks, false);
             session.next_packet_id = 0;
             line(&mut meta, &Record::Session { session });
-            let flight = flight(s).into_iter().map(|(seq, m, _)| (seq, m)).collect();
+            let flight = s
+                .inflight
+                .iter()
+                .map(|(&id, f)| (f.seq, mark(id, f)))
+                .collect();
             let queue = s.queue.iter().map(|(m, ..)| m.seq).collect();
             journal.sessions.insert(
                 cid.clone(),
@@ -441,13 +443,16 @@ impl Broker {
         }
         let scratch = &mut journal.scratch;
         let done = |out: &mut Vec<u8>, seq: u64| done_line(out, cid, seq);
-        // In flight: a few (the receive window); both lists ascend by
-        // entry number, one merge finds what is new, changed or gone.
-        let now = flight(s);
-        let old = std::mem::take(&mut logged.flight);
+        // In flight: the receive window, each looked up by entry number in
+        // what was logged (no sort, no merge: this runs after every
+        // dispatch that touched the session).
         let queued = &logged.queue;
-        let mut put = |out: &mut Vec<u8>, id: u16| {
-            let Some(f) = s.inflight.get(&id) else { return };
+        let logged_flight = &mut logged.flight;
+        for (&id, f) in &s.inflight {
+            let now = mark(id, f);
+            if logged_flight.insert(f.seq, now) == Some(now) {
+                continue;
+            }
             // Sent as the journal has it queued: named, not written again.
             match f.plain {
                 Some(v5)
@@ -458,31 +463,16 @@ impl Broker {
                 }
                 _ => inflight_line(out, scratch, cid, id, f),
             }
-        };
-        let (mut i, mut k) = (0, 0);
-        loop {
-            match (now.get(i), old.get(k)) {
-                (Some(n), Some(o)) if n.0 == o.0 => {
-                    if n.1 != o.1 {
-                        put(out, n.2);
-                    }
-                    i += 1;
-                    k += 1;
+        }
+        // Everything in flight is logged now; more logged means some left.
+        if logged_flight.len() > s.inflight.len() {
+            logged_flight.retain(|&seq, m| {
+                let still = s.inflight.get(&m.id()).is_some_and(|f| f.seq == seq);
+                if !still {
+                    done(out, seq);
                 }
-                (Some(n), Some(o)) if n.0 < o.0 => {
-                    put(out, n.2);
-                    i += 1;
-                }
-                (Some(n), None) => {
-                    put(out, n.2);
-                    i += 1;
-                }
-                (_, Some(o)) => {
-                    done(out, o.0);
-                    k += 1;
-                }
-                (None, None) => break,
-            }
+                still
+            });
         }
         // Queued: perhaps a thousand, which leave from the front and arrive
         // at the back. If every logged message still queued is one of a
@@ -519,7 +509,7 @@ impl Broker {
             };
         for seq in left {
             // Sent since: its record in flight replaces the queued one.
-            if now.binary_search_by_key(&seq, |e| e.0).is_err() {
+            if !logged.flight.contains_key(&seq) {
                 done(out, seq);
             }
         }
@@ -529,7 +519,6 @@ impl Broker {
                 logged.queue.push_back(q.0.seq);
             }
         }
-        logged.flight = now.into_iter().map(|(seq, m, _)| (seq, m)).collect();
     }
 }
 
