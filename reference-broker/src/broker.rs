@@ -22,7 +22,7 @@
 //! (oldest first), and so may any message for an *offline* session, as
 //! the spec allows; every drop is counted in [`Counters`] and logged.
 //!
-//! Why one file of 2,200 lines: the core's state machine, whose handlers share
+//! Why one file of 2,400 lines: the core's state machine, whose handlers share
 //! one `Broker` and its private invariants, grew here; `broker/` already holds
 //! the parts that stand alone (routes, authentication, snapshots). Splitting
 //! the packet handlers by concern (connect, publish, subscribe, sessions) is
