@@ -66,8 +66,8 @@ pub struct Args {
 /// encoding) beside it, and each time the two meet at the lock one of
 /// them sleeps in the kernel and has to be woken. Measured on two cores
 /// (`cargo bench -p reference-broker --bench throughput`), two threads
-/// were slower than one in every QoS 1 run (fan-out 655k against 910k
-/// messages/s, 1.55 against 1.09 µs of CPU per delivery; 17% of the CPU in
+/// were slower than one in every QoS 1 run (fan-out 715k against 937k
+/// messages/s, 1.50 against 1.06 µs of CPU per delivery; 17% of the CPU in
 /// futex calls on that lock) and equal at QoS 0. More threads pay off
 /// where most of the work is outside the lock: TLS or WebSocket framing
 /// on many cores.
