@@ -28,6 +28,11 @@ pub struct Config {
     pub server_keep_alive: Option<u16>,
     /// Time a new connection has to send CONNECT.
     pub connect_timeout: Duration,
+    /// How often plain TCP connections are asked whether anything happened
+    /// since the last ask; one with nothing between two asks gives up its
+    /// task until it has something to do (`server/lounge.rs`), as does a
+    /// new one quiet after its CONNECT. `None`: never.
+    pub park_after: Option<Duration>,
     /// Messages queued per session beyond the in-flight window.
     pub max_queued_messages: usize,
     /// QoS 1/2 messages in flight towards a 3.x client (5.0 clients announce
@@ -77,6 +82,7 @@ impl Default for Config {
             max_session_expiry: 7 * 24 * 3600,
             server_keep_alive: None,
             connect_timeout: Duration::from_secs(10),
+            park_after: Some(Duration::from_secs(2)),
             max_queued_messages: 1000,
             max_inflight: 100,
             max_outbound_bytes: 1024 * 1024,
@@ -162,6 +168,8 @@ pub struct FileConfig {
     pub server_keep_alive: Option<u16>,
     /// Seconds.
     pub connect_timeout: Option<f64>,
+    /// Seconds; 0: idle connections keep their task.
+    pub park_after: Option<f64>,
     pub max_queued_messages: Option<usize>,
     pub max_inflight: Option<u16>,
     /// Bytes pending towards one connection before QoS 0 messages to it are dropped.
@@ -232,6 +240,14 @@ impl FileConfig {
                 ));
             }
             config.connect_timeout = Duration::from_secs_f64(s);
+        }
+        if let Some(s) = self.park_after {
+            if !(s.is_finite() && (0.0..86_400.0).contains(&s)) {
+                return Err(format!(
+                    "park_after must be between 0 and 86400 seconds, not {s}"
+                ));
+            }
+            config.park_after = (s > 0.0).then(|| Duration::from_secs_f64(s));
         }
         if config.maximum_qos > 2 {
             return Err(format!(

@@ -14,10 +14,10 @@
 //! which stops reading while the outbox is over its limit.
 
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use mqtt_codec::{EncodeError, Packet, Protocol, QoS};
-use tokio::sync::Notify;
 
 /// A buffer that grew beyond this is given back after a burst.
 const KEEP_CAPACITY: usize = 64 * 1024;
@@ -41,6 +41,16 @@ struct Pending {
     /// buffer back while it waited allocates once per burst, not once per
     /// doubling.
     hint: usize,
+    /// Set by the first packet after a take, by close and by resume, until
+    /// [`Outbox::poll_changed`] sees it: the one wake-up the task waits on.
+    signalled: bool,
+    /// Who waits for it: the connection's task, or the lounge of a parked
+    /// connection (`server/lounge.rs`).
+    waker: Option<Waker>,
+    /// The timer task asked whether the connection is idle (see [`Outbox::tick`]).
+    ticked: bool,
+    /// The lounge waits for the signal, not the connection's task.
+    lounging: bool,
 }
 
 /// What [`Outbox::take`] found.
@@ -55,19 +65,28 @@ pub enum Taken {
 }
 
 /// The connection task's side of one connection: what to write, and the
-/// wake-ups the core sends it. One allocation per connection.
+/// wake-ups the core sends it. One allocation per connection; a waker
+/// rather than a `Notify`, so that waiting for it takes no future of its
+/// own (a parked connection has none).
 #[derive(Default)]
 pub struct Outbox {
     // Held only to append or swap, never across an await.
     pending: Mutex<Pending>,
-    /// Notified by the first packet after a take, by close and by resume:
-    /// one wake-up for the task to wait on.
-    ready: Notify,
 }
 
 impl Outbox {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the signal and wakes whoever waits for it, outside the lock.
+    fn signal(mut p: MutexGuard<'_, Pending>) {
+        p.signalled = true;
+        let waker = p.waker.take();
+        drop(p);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Encodes `packet` for `protocol` after what is pending; a QoS 0
@@ -91,11 +110,9 @@ impl Outbox {
             p.buf.truncate(len);
             return Err(PushError::Dropped);
         }
-        let wake = len == 0;
-        drop(p);
-        if wake {
-            // A stored permit if the task is busy: it looks again after its write.
-            self.ready.notify_one();
+        if len == 0 {
+            // Kept if the task is busy: it looks again after its write.
+            Outbox::signal(p);
         }
         Ok(())
     }
@@ -107,25 +124,75 @@ impl Outbox {
 
     /// No more packets; the task sends what is pending and ends.
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+        let mut p = self.lock();
+        p.closed = true;
+        Outbox::signal(p);
     }
 
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
-    /// Resolves after a packet was pushed to an empty outbox, or after
-    /// [`Outbox::close`] or [`Outbox::resume`], since the last time it
-    /// resolved (a permit is kept).
-    pub async fn changed(&self) {
-        self.ready.notified().await
+    /// Ready, once, after a packet was pushed to an empty outbox, or after
+    /// [`Outbox::close`] or [`Outbox::resume`], since the last time it was
+    /// (the signal is kept until seen); otherwise `cx` is woken then.
+    pub fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut p = self.lock();
+        p.lounging = false;
+        if std::mem::take(&mut p.signalled) {
+            return Poll::Ready(());
+        }
+        match &mut p.waker {
+            Some(w) => w.clone_from(cx.waker()),
+            None => p.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// [`Outbox::poll_changed`] without taking the signal: the lounge looks,
+    /// the connection's task, woken, takes it.
+    pub fn poll_signalled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut p = self.lock();
+        p.lounging = true;
+        if p.signalled {
+            return Poll::Ready(());
+        }
+        match &mut p.waker {
+            Some(w) => w.clone_from(cx.waker()),
+            None => p.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Asks the connection's task whether anything happened since the last
+    /// ask (it answers with [`Outbox::take_ticked`]); a parked connection is
+    /// not asked.
+    pub fn tick(&self) {
+        let mut p = self.lock();
+        if p.lounging || p.closed {
+            return;
+        }
+        p.ticked = true;
+        Outbox::signal(p);
+    }
+
+    /// Whether [`Outbox::tick`] was called since the last time this was asked.
+    pub fn take_ticked(&self) -> bool {
+        std::mem::take(&mut self.lock().ticked)
+    }
+
+    /// Nothing to send, nothing signalled, not closed: a connection whose
+    /// task sees this and has nothing else to do may be parked.
+    pub fn is_quiet(&self) -> bool {
+        let p = self.lock();
+        p.buf.is_empty() && !p.signalled && !p.closed
     }
 
     /// Tells the task that the core no longer pauses its connection.
     pub fn resume(&self) {
-        self.lock().resumed = true;
-        self.ready.notify_one();
+        let mut p = self.lock();
+        p.resumed = true;
+        Outbox::signal(p);
     }
 
     /// Whether [`Outbox::resume`] was called since the last time this was asked.

@@ -1,0 +1,252 @@
+//! Parked connections: a connection that had nothing to read, write or
+//! hold back between two of the timer task's asks (`Config::park_after`),
+//! or a new one quiet after its CONNECT, gives up its task (about 770
+//! bytes with tokio's header) and waits here in about 200: its socket,
+//! its outbox and its decoder, in a slot of one table that one task serves.
+//! When its socket has bytes (or ends) or its outbox a signal (a packet, a
+//! close, a resume), the connection gets a task of its own again.
+//!
+//! Each slot has a waker of its own, made once and kept for whoever takes
+//! the slot next: waking it queues the slot and wakes the lounge's task,
+//! which looks at the queued slots only, never at the whole table. A waker
+//! left behind by an earlier tenant can only make the lounge look at a slot
+//! for nothing.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Slots looked at per turn of the lounge's task before it lets others run.
+const TURN: usize = 256;
+
+/// A parked connection.
+pub(super) trait Sleeper: Send {
+    /// Ready when the connection has something to do; otherwise `cx` is
+    /// woken when it has.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Gives the connection a task again.
+    fn wake_up(self: Box<Self>);
+}
+
+/// The table of parked connections of one broker.
+#[derive(Default)]
+pub(super) struct Lounge {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// `None`: free (listed in `free`), or its sleeper is being looked at.
+    slots: Vec<Option<Box<dyn Sleeper>>>,
+    /// One per slot, kept when the slot is freed.
+    wakers: Vec<Waker>,
+    free: Vec<usize>,
+    /// Slots woken since the lounge's task last looked.
+    ready: Vec<usize>,
+    parked: usize,
+    /// Whether the lounge's task runs (it ends when nobody is parked).
+    running: bool,
+    /// The lounge's task, while it waits.
+    task: Option<Waker>,
+}
+
+struct SlotWaker {
+    lounge: Weak<Lounge>,
+    slot: usize,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(lounge) = self.lounge.upgrade() {
+            let mut inner = lounge.lock();
+            inner.ready.push(self.slot);
+            let task = inner.task.take();
+            drop(inner);
+            if let Some(task) = task {
+                task.wake();
+            }
+        }
+    }
+}
+
+impl Lounge {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections parked now (for tests and metrics).
+    pub fn parked(&self) -> usize {
+        self.lock().parked
+    }
+
+    /// Parks `sleeper` until it has something to do; starts the lounge's
+    /// task if none runs. Must be called within the tokio runtime.
+    pub fn park(self: &Arc<Lounge>, sleeper: Box<dyn Sleeper>) {
+        let mut inner = self.lock();
+        let slot = match inner.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = inner.slots.len();
+                inner.slots.push(None);
+                inner.wakers.push(Waker::from(Arc::new(SlotWaker {
+                    lounge: Arc::downgrade(self),
+                    slot,
+                })));
+                slot
+            }
+        };
+        inner.slots[slot] = Some(sleeper);
+        inner.parked += 1;
+        // Looked at once at once: that registers its wakers (and finds what
+        // came in meanwhile).
+        inner.ready.push(slot);
+        if !inner.running {
+            inner.running = true;
+            drop(inner);
+            tokio::spawn(run(self.clone()));
+        } else if let Some(task) = inner.task.take() {
+            drop(inner);
+            task.wake();
+        }
+    }
+
+    /// One turn of the lounge's task: looks at up to [`TURN`] woken slots,
+    /// gives those with something to do a task again; ready once nobody is
+    /// parked.
+    fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        for _ in 0..TURN {
+            let Some(slot) = inner.ready.pop() else {
+                if inner.parked == 0 {
+                    inner.running = false;
+                    return Poll::Ready(());
+                }
+                inner.task = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            // Taken out to be looked at without the lock: its wakers may be
+            // called meanwhile, from another thread.
+            let Some(mut sleeper) = inner.slots[slot].take() else {
+                continue;
+            };
+            let waker = inner.wakers[slot].clone();
+            drop(inner);
+            let woken = sleeper
+                .poll_wake(&mut Context::from_waker(&waker))
+                .is_ready();
+            if woken {
+                sleeper.wake_up();
+                inner = self.lock();
+                inner.free.push(slot);
+                inner.parked -= 1;
+            } else {
+                inner = self.lock();
+                inner.slots[slot] = Some(sleeper);
+            }
+        }
+        drop(inner);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// The lounge's task: runs while anybody is parked.
+async fn run(lounge: Arc<Lounge>) {
+    std::future::poll_fn(|cx| lounge.poll_turn(cx)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A sleeper woken by a flag, counting its wake-ups.
+    struct Flag {
+        set: Arc<Mutex<(bool, Option<Waker>)>>,
+        woken: Arc<AtomicUsize>,
+    }
+
+    impl Sleeper for Flag {
+        fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+            let mut s = self.set.lock().expect("lock");
+            if s.0 {
+                Poll::Ready(())
+            } else {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+
+        fn wake_up(self: Box<Self>) {
+            self.woken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn raise(set: &Mutex<(bool, Option<Waker>)>) {
+        let w = {
+            let mut s = set.lock().expect("lock");
+            s.0 = true;
+            s.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Yields until `what` holds; fails the test after ten seconds.
+    async fn until(what: impl Fn() -> bool) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while !what() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the lounge did not get there");
+    }
+
+    /// Each sleeper is woken up once, when its own flag is raised; the
+    /// lounge's task ends when nobody is left, and a later park starts it
+    /// again, reusing the freed slots.
+    #[tokio::test]
+    async fn sleepers_wake_up_when_their_flag_is_raised() {
+        let lounge = Arc::new(Lounge::default());
+        let woken = Arc::new(AtomicUsize::new(0));
+        let flags: Vec<_> = (0..3)
+            .map(|_| Arc::new(Mutex::new((false, None))))
+            .collect();
+        for set in &flags {
+            lounge.park(Box::new(Flag {
+                set: set.clone(),
+                woken: woken.clone(),
+            }));
+        }
+        // The lounge's task has looked at each and waits.
+        until(|| {
+            let inner = lounge.lock();
+            inner.ready.is_empty() && inner.task.is_some()
+        })
+        .await;
+        assert_eq!(lounge.parked(), 3);
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        raise(&flags[1]);
+        until(|| lounge.parked() == 2).await;
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        raise(&flags[0]);
+        raise(&flags[2]);
+        until(|| !lounge.lock().running).await;
+        assert_eq!(woken.load(Ordering::SeqCst), 3);
+        assert_eq!(lounge.parked(), 0);
+
+        // Raised before it is parked: woken up at the first look.
+        lounge.park(Box::new(Flag {
+            set: flags[0].clone(),
+            woken: woken.clone(),
+        }));
+        until(|| !lounge.lock().running).await;
+        assert_eq!(woken.load(Ordering::SeqCst), 4);
+        assert_eq!(lounge.lock().slots.len(), 3, "the slots were reused");
+    }
+}
