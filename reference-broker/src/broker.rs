@@ -107,6 +107,11 @@ pub type ConnSet = HashSet<ConnId, ById>;
 /// fan-out's CPU. Nothing takes them in identifier order (resending goes
 /// by entry number, MQTT-4.6.0-1; a snapshot sorts them).
 type Inflight = HashMap<u16, OutFlight, ById>;
+/// Packet identifiers or topic aliases a client chose, by [`IdHasher`] all
+/// the same (16 bytes less per connection than SipHash's keys): a client
+/// can make at most a few hundred of its 65,535 numbers share a table's
+/// low bits, which the table's tag bytes still tell apart.
+type ClientNumbers<V> = HashMap<u16, V, ById>;
 
 /// What the I/O layer must do.
 // `Send` is large and `Close` tiny; actions are short-lived and moved once,
@@ -212,7 +217,7 @@ struct Session {
     resend: VecDeque<u16>,
     queue: VecDeque<(Message, SubscriptionOptions, Vec<u32>)>,
     /// QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
-    incoming_qos2: HashSet<u16>,
+    incoming_qos2: HashSet<u16, ById>,
     next_packet_id: u16,
     pending_will: Option<Box<PendingWill>>,
     /// User name of the last connection, for the ACL on delivery.
@@ -236,14 +241,15 @@ enum ConnState {
 struct Conn {
     state: ConnState,
     protocol: Protocol,
-    keep_alive: Option<Duration>,
+    /// Seconds, 0 for none (see [`Conn::keep_alive`]).
+    keep_alive_secs: u16,
     last_packet: Instant,
     /// The client's Maximum Packet Size (5.0).
     max_packet_size: Option<u32>,
     /// The client's Receive Maximum (5.0) or our in-flight limit (3.x).
     send_quota: u16,
     /// Topic aliases the client set on this connection (MQTT-3.3.2-7: per connection).
-    aliases: HashMap<u16, ByteString>,
+    aliases: ClientNumbers<ByteString>,
     request_problem_information: bool,
     // Boxed, as are the will of a session and a SCRAM exchange: most
     // connections have none, and every one would carry the room.
@@ -252,6 +258,13 @@ struct Conn {
     connect_session_expiry: u32,
     /// Authentication state: user, method, a SCRAM exchange under way.
     auth: crate::auth::ConnAuth,
+}
+
+impl Conn {
+    /// The keep alive in force, if any.
+    fn keep_alive(&self) -> Option<Duration> {
+        (self.keep_alive_secs > 0).then(|| Duration::from_secs(u64::from(self.keep_alive_secs)))
+    }
 }
 
 /// Every session, by client id (boxed, as `Broker::conns` says why).
@@ -278,7 +291,7 @@ pub struct Broker {
     /// Which sessions a topic can concern (see routes.rs).
     routes: routes::Routes,
     /// Inbound topic aliases kept per client id, only under the MQTT-3.3.2-7 violation.
-    kept_aliases: HashMap<ByteString, HashMap<u16, ByteString>>,
+    kept_aliases: HashMap<ByteString, ClientNumbers<ByteString>>,
     /// Expiry of QoS 2 messages sent, kept only under the MQTT-4.3.3-7 violation.
     expiring_out: HashMap<(ByteString, u16), Instant>,
     /// Expiry of QoS 2 messages received, kept only under the MQTT-4.3.3-13 violation.
@@ -456,11 +469,11 @@ impl Broker {
             Box::new(Conn {
                 state: ConnState::AwaitConnect { deadline },
                 protocol: Protocol::V3_1_1,
-                keep_alive: None,
+                keep_alive_secs: 0,
                 last_packet: now,
                 max_packet_size: None,
                 send_quota: self.config.max_inflight,
-                aliases: HashMap::new(),
+                aliases: ClientNumbers::default(),
                 request_problem_information: true,
                 will: None,
                 connect_session_expiry: 0,
@@ -1063,7 +1076,7 @@ impl Broker {
                 inflight: Inflight::default(),
                 resend: VecDeque::new(),
                 queue: VecDeque::new(),
-                incoming_qos2: HashSet::new(),
+                incoming_qos2: HashSet::default(),
                 next_packet_id: 1,
                 pending_will: None,
                 user: None,
@@ -1108,7 +1121,7 @@ impl Broker {
         if let Some(kept) = self.kept_aliases.remove(&client_id) {
             c.aliases = kept;
         }
-        c.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        c.keep_alive_secs = keep_alive;
         c.max_packet_size = connect.properties.maximum_packet_size();
         c.send_quota = if v5 {
             connect.properties.receive_maximum().unwrap_or(u16::MAX)
@@ -2289,7 +2302,7 @@ impl Broker {
             match &c.state {
                 ConnState::AwaitConnect { deadline } if *deadline <= now => late_connect.push(id),
                 ConnState::Connected { .. } => {
-                    if let Some(ka) = c.keep_alive {
+                    if let Some(ka) = c.keep_alive() {
                         // MQTT-3.1.2-24 (3.1.1) / 3.1.2-22 (5.0): one and a half times the keep alive.
                         // A connection the broker stopped reading is not idle.
                         if c.last_packet + ka + ka / 2 <= now
@@ -2390,7 +2403,7 @@ impl Broker {
                     // The same for a paused connection, whose keep alive waits
                     // until it resumes (release() restarts it).
                     let paused = self.waiting.contains_key(id);
-                    if let Some(ka) = c.keep_alive.filter(|_| !ignore_keep_alive && !paused) {
+                    if let Some(ka) = c.keep_alive().filter(|_| !ignore_keep_alive && !paused) {
                         consider(c.last_packet + ka + ka / 2);
                     }
                 }

@@ -43,7 +43,8 @@ impl Broker {
             return Gate::Wait;
         };
         match std::mem::take(&mut c.auth) {
-            ConnAuth::Accepted { user, method, data } => {
+            ConnAuth::Accepted(accepted) => {
+                let crate::auth::Accepted { user, method, data } = *accepted;
                 let mut props = Vec::new();
                 // MQTT-4.12.0-5: the method again in the successful CONNACK.
                 // The violation leaves it out, and its data with it (data
@@ -57,11 +58,7 @@ impl Broker {
                         props.push(Property::AuthenticationData(d));
                     }
                 }
-                c.auth = ConnAuth::Done {
-                    user: user.clone(),
-                    method,
-                    reauth: None,
-                };
+                c.auth = ConnAuth::done(user.clone(), method);
                 Gate::Go { user, props }
             }
             ConnAuth::Start => match self.config.auth.start(connect) {
@@ -69,10 +66,8 @@ impl Broker {
                     v5: reason::BAD_AUTHENTICATION_METHOD,
                     ..
                 } if self.config.violations.breaks("MQTT-4.12.0-1") => {
-                    c.auth = ConnAuth::Done {
+                    c.auth = ConnAuth::Plain {
                         user: connect.username.clone(),
-                        method: None,
-                        reauth: None,
                     };
                     Gate::Go {
                         user: connect.username.clone(),
@@ -80,11 +75,7 @@ impl Broker {
                     }
                 }
                 Start::Accept { user } => {
-                    c.auth = ConnAuth::Done {
-                        user: user.clone(),
-                        method: None,
-                        reauth: None,
-                    };
+                    c.auth = ConnAuth::Plain { user: user.clone() };
                     let mut props = Vec::new();
                     if self.config.violations.breaks("MQTT-4.12.0-6") {
                         props.push(Property::AuthenticationMethod(ByteString::from_static(
@@ -144,11 +135,11 @@ impl Broker {
         };
         match outcome {
             Ok(server_final) => {
-                c.auth = ConnAuth::Accepted {
+                c.auth = ConnAuth::Accepted(Box::new(crate::auth::Accepted {
                     user: Some(ByteString::from(scram.user())),
                     method: Some(ByteString::from_static(SCRAM_SHA_256)),
                     data: Some(server_final),
-                };
+                }));
                 self.connect(conn, *connect, now);
             }
             Err(code) => {
@@ -175,19 +166,14 @@ impl Broker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let ConnAuth::Done {
-            user,
-            method: Some(method),
-            reauth,
-        } = &mut c.auth
-        else {
+        let ConnAuth::Enhanced(enhanced) = &mut c.auth else {
             // MQTT-4.12.0-7 binds clients: no method was negotiated, so AUTH is a protocol error.
             self.disconnect(conn, reason::PROTOCOL_ERROR, now);
             return;
         };
-        let method = method.clone();
-        let user = user.clone();
-        let pending = reauth.take();
+        let method = enhanced.method.clone();
+        let user = enhanced.user.clone();
+        let pending = enhanced.reauth.take();
         // MQTT-4.12.1-1: re-authentication uses the method of CONNECT.
         if auth.properties.authentication_method().as_ref() != Some(&method) {
             self.disconnect(conn, reason::PROTOCOL_ERROR, now);
@@ -198,10 +184,10 @@ impl Broker {
             (reason::REAUTHENTICATE, None) => match self.config.auth.scram_first(&data) {
                 // The identity cannot change on a connection.
                 Ok((scram, server_first)) if user.as_deref() == Some(scram.user()) => {
-                    if let Some(ConnAuth::Done { reauth, .. }) =
+                    if let Some(ConnAuth::Enhanced(enhanced)) =
                         self.conns.get_mut(&conn).map(|c| &mut c.auth)
                     {
-                        *reauth = Some(Box::new(scram));
+                        enhanced.reauth = Some(Box::new(scram));
                     }
                     self.send(
                         conn,

@@ -609,7 +609,7 @@ impl Broker {
         if s.incoming_qos2.contains(&0) {
             return Err("packet identifier 0 awaiting PUBREL".into());
         }
-        let incoming_qos2: HashSet<u16> = s.incoming_qos2.into_iter().collect();
+        let incoming_qos2: HashSet<u16, _> = s.incoming_qos2.into_iter().collect();
         let pending_will = match s.pending_will {
             Some(w) => Some(PendingWill {
                 message: Message::restored(w.message, clocks, max)
