@@ -310,6 +310,7 @@ pub async fn run_timers(shared: Arc<Shared>) {
                 for out in st.outbound.values() {
                     out.outbox.tick();
                 }
+                st.broker.compact();
                 ask_at = park_after.map(|d| at.max(now) + d);
             }
             st.broker.poll_timeout().map(Instant::from_std)

@@ -266,7 +266,7 @@ impl Broker {
                 if !v5 || self.breaks("MQTT-4.3.3-9") {
                     // The exchange goes on to PUBREL / PUBCOMP as for any message.
                     if let Some(s) = self.sessions.get_mut(client_id) {
-                        s.incoming_qos2.insert(p.packet_id);
+                        s.flow.incoming_qos2.insert(p.packet_id);
                     }
                 }
                 self.send(conn, Packet::PubRec(ack));

@@ -106,6 +106,14 @@ impl Sessions {
         self.map.entry(cid.clone()).or_insert_with(new)
     }
 
+    /// Gives back the empty flow boxes (see `FlowBox`): storage only, no
+    /// change a journal keeps, so nothing is noted.
+    pub(super) fn compact(&mut self) {
+        for s in self.map.values_mut() {
+            s.flow.compact();
+        }
+    }
+
     /// Every session replaced (a restore); a journal then starts afresh.
     pub(super) fn replace(&mut self, map: SessionMap) {
         self.map = map;
@@ -361,11 +369,12 @@ impl Broker {
             session.next_packet_id = 0;
             line(&mut meta, &Record::Session { session });
             let flight = s
+                .flow
                 .inflight
                 .iter()
                 .map(|(&id, f)| (f.seq, mark(id, f)))
                 .collect();
-            let queue = s.queue.iter().map(|(m, ..)| m.seq).collect();
+            let queue = s.flow.queue.iter().map(|(m, ..)| m.seq).collect();
             journal.sessions.insert(
                 cid.clone(),
                 Logged {
@@ -455,7 +464,7 @@ impl Broker {
         // dispatch that touched the session).
         let queued = &logged.queue;
         let logged_flight = &mut logged.flight;
-        for (&id, f) in &s.inflight {
+        for (&id, f) in &s.flow.inflight {
             let now = mark(id, f);
             if logged_flight.insert(f.seq, now) == Some(now) {
                 continue;
@@ -472,9 +481,9 @@ impl Broker {
             }
         }
         // Everything in flight is logged now; more logged means some left.
-        if logged_flight.len() > s.inflight.len() {
+        if logged_flight.len() > s.flow.inflight.len() {
             logged_flight.retain(|&seq, m| {
-                let still = s.inflight.get(&m.id()).is_some_and(|f| f.seq == seq);
+                let still = s.flow.inflight.get(&m.id()).is_some_and(|f| f.seq == seq);
                 if !still {
                     done(out, seq);
                 }
@@ -486,8 +495,9 @@ impl Broker {
         // run from the logged queue's front on (counted, not compared: both
         // ascend), only the ends changed, found in logarithmic time.
         let newest = logged.queue.back().copied().unwrap_or(0);
-        let kept = s.queue.partition_point(|(m, ..)| m.seq <= newest);
+        let kept = s.flow.queue.partition_point(|(m, ..)| m.seq <= newest);
         let gone = s
+            .flow
             .queue
             .front()
             .filter(|_| kept > 0)
@@ -496,9 +506,12 @@ impl Broker {
             });
         let (left, arrived): (Vec<u64>, std::ops::Range<usize>) =
             if kept == logged.queue.len() - gone {
-                (logged.queue.drain(..gone).collect(), kept..s.queue.len())
+                (
+                    logged.queue.drain(..gone).collect(),
+                    kept..s.flow.queue.len(),
+                )
             } else {
-                let current: HashSet<u64> = s.queue.iter().map(|(m, ..)| m.seq).collect();
+                let current: HashSet<u64> = s.flow.queue.iter().map(|(m, ..)| m.seq).collect();
                 let left = logged
                     .queue
                     .iter()
@@ -508,11 +521,12 @@ impl Broker {
                 let logged_now: HashSet<u64> = logged.queue.iter().copied().collect();
                 logged.queue.retain(|seq| current.contains(seq));
                 let first_new = s
+                    .flow
                     .queue
                     .iter()
                     .position(|(m, ..)| !logged_now.contains(&m.seq))
-                    .unwrap_or(s.queue.len());
-                (left, first_new..s.queue.len())
+                    .unwrap_or(s.flow.queue.len());
+                (left, first_new..s.flow.queue.len())
             };
         for seq in left {
             // Sent since: its record in flight replaces the queued one.
@@ -520,7 +534,7 @@ impl Broker {
                 done(out, seq);
             }
         }
-        for q in s.queue.range(arrived) {
+        for q in s.flow.queue.range(arrived) {
             if logged.queue.back().is_none_or(|&last| last < q.0.seq) {
                 queued_line(out, &mut journal.scratch, cid, q, clocks);
                 logged.queue.push_back(q.0.seq);

@@ -34,7 +34,9 @@ use mqtt_codec::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Broker, Message, OutFlight, OutState, PendingWill, Session, Subscription};
+use super::{
+    Broker, Flow, FlowBox, Message, OutFlight, OutState, PendingWill, Session, Subscription,
+};
 
 /// The snapshot format this code writes; it reads 1 too (no entry
 /// numbers, no journal after it).
@@ -297,6 +299,7 @@ pub(super) fn session_state(
             .collect(),
         inflight: if messages {
             let mut all: Vec<InflightState> = s
+                .flow
                 .inflight
                 .iter()
                 .map(|(&id, f)| inflight_state(id, f))
@@ -307,12 +310,16 @@ pub(super) fn session_state(
             Vec::new()
         },
         queue: if messages {
-            s.queue.iter().map(|q| queued_state(q, clocks)).collect()
+            s.flow
+                .queue
+                .iter()
+                .map(|q| queued_state(q, clocks))
+                .collect()
         } else {
             Vec::new()
         },
         incoming_qos2: {
-            let mut ids: Vec<u16> = s.incoming_qos2.iter().copied().collect();
+            let mut ids: Vec<u16> = s.flow.incoming_qos2.iter().copied().collect();
             ids.sort_unstable();
             ids
         },
@@ -485,22 +492,22 @@ impl Broker {
         let mut next = 1 + sessions
             .values()
             .flat_map(|s| {
-                let queued = s.queue.iter().map(|(m, ..)| m.seq);
-                s.inflight.values().map(|f| f.seq).chain(queued)
+                let queued = s.flow.queue.iter().map(|(m, ..)| m.seq);
+                s.flow.inflight.values().map(|f| f.seq).chain(queued)
             })
             .max()
             .unwrap_or(0);
         for s in sessions.values_mut() {
             // In identifier order: the order format 1 kept them in.
-            let mut ids: Vec<u16> = s.inflight.keys().copied().collect();
+            let mut ids: Vec<u16> = s.flow.inflight.keys().copied().collect();
             ids.sort_unstable();
             for id in ids {
-                if let Some(f) = s.inflight.get_mut(&id).filter(|f| f.seq == 0) {
+                if let Some(f) = s.flow.inflight.get_mut(&id).filter(|f| f.seq == 0) {
                     f.seq = next;
                     next += 1;
                 }
             }
-            for (m, ..) in s.queue.iter_mut().filter(|(m, ..)| m.seq == 0) {
+            for (m, ..) in s.flow.queue.iter_mut().filter(|(m, ..)| m.seq == 0) {
                 m.seq = next;
                 next += 1;
             }
@@ -628,10 +635,16 @@ impl Broker {
                 None => super::expiry_instant(clocks.now, s.expiry),
             },
             subscriptions,
-            inflight,
-            queue,
-            incoming_qos2,
-            resend: Default::default(),
+            flow: {
+                let mut flow = FlowBox(Some(Box::new(Flow {
+                    inflight,
+                    resend: Default::default(),
+                    queue,
+                    incoming_qos2,
+                })));
+                flow.compact();
+                flow
+            },
             next_packet_id: s.next_packet_id.max(1),
             pending_will: pending_will.map(Box::new),
             user: s.user.map(ByteString::from),
