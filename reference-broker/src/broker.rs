@@ -305,7 +305,8 @@ struct Conn {
     keep_alive_secs: u16,
     last_packet: Instant,
     /// The client's Maximum Packet Size (5.0).
-    max_packet_size: Option<u32>,
+    /// (0 is a protocol error in CONNECT, which the decoder refuses.)
+    max_packet: Option<std::num::NonZeroU32>,
     /// The client's Receive Maximum (5.0) or our in-flight limit (3.x).
     send_quota: u16,
     /// Topic aliases the client set on this connection (MQTT-3.3.2-7: per connection).
@@ -321,6 +322,11 @@ struct Conn {
 }
 
 impl Conn {
+    /// The client's Maximum Packet Size (5.0), if it gave one.
+    fn max_packet_size(&self) -> Option<u32> {
+        self.max_packet.map(|m| m.get())
+    }
+
     /// The keep alive in force, if any.
     fn keep_alive(&self) -> Option<Duration> {
         (self.keep_alive_secs > 0).then(|| Duration::from_secs(u64::from(self.keep_alive_secs)))
@@ -533,7 +539,7 @@ impl Broker {
                 protocol: Protocol::V3_1_1,
                 keep_alive_secs: 0,
                 last_packet: now,
-                max_packet_size: None,
+                max_packet: None,
                 send_quota: self.config.max_inflight,
                 aliases: ClientNumbers::default(),
                 request_problem_information: true,
@@ -625,7 +631,7 @@ impl Broker {
             return false;
         };
         let Some(max) = c
-            .max_packet_size
+            .max_packet_size()
             .filter(|_| !self.config.violations.breaks("MQTT-3.1.2-25"))
         else {
             return true;
@@ -1181,7 +1187,10 @@ impl Broker {
             c.aliases = kept;
         }
         c.keep_alive_secs = keep_alive;
-        c.max_packet_size = connect.properties.maximum_packet_size();
+        c.max_packet = connect
+            .properties
+            .maximum_packet_size()
+            .and_then(std::num::NonZeroU32::new);
         c.send_quota = if v5 {
             connect.properties.receive_maximum().unwrap_or(u16::MAX)
         } else {
@@ -1276,7 +1285,7 @@ impl Broker {
         if !self.fit_client(conn, &mut connack) {
             tracing::info!(
                 conn,
-                max = ?self.conns.get(&conn).and_then(|c| c.max_packet_size),
+                max = ?self.conns.get(&conn).and_then(|c| c.max_packet_size()),
                 "CONNACK exceeds the client's Maximum Packet Size, closing"
             );
             self.end_connection(conn, false, now);
@@ -2019,7 +2028,7 @@ impl Broker {
             usize::from(c.send_quota)
         };
         let v5 = c.protocol.is_v5();
-        let (protocol, max_packet_size) = (c.protocol, c.max_packet_size);
+        let (protocol, max_packet_size) = (c.protocol, c.max_packet_size());
         let mut out = Vec::new();
         while let Some((m, _, _)) = s.flow.queue.front() {
             if m.qos != QoS::AtMostOnce && s.flow.inflight.len() >= quota {

@@ -24,8 +24,12 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub enum PushError {
-    /// A QoS 0 PUBLISH that would take the pending bytes over the limit: not queued.
-    Dropped,
+    /// A QoS 0 PUBLISH that would take the pending bytes over the limit:
+    /// not queued. `first`: since a PUBLISH was last queued (one log line
+    /// per burst).
+    Dropped {
+        first: bool,
+    },
     Encode(EncodeError),
 }
 
@@ -51,6 +55,8 @@ struct Pending {
     ticked: bool,
     /// The lounge waits for the signal, not the connection's task.
     lounging: bool,
+    /// QoS 0 messages are being dropped (see [`PushError::Dropped`]).
+    dropping: bool,
 }
 
 /// What [`Outbox::take`] found.
@@ -106,9 +112,13 @@ impl Outbox {
             p.buf.truncate(len);
             return Err(PushError::Encode(e));
         }
-        if p.buf.len() > limit && matches!(packet, Packet::Publish(m) if m.qos == QoS::AtMostOnce) {
-            p.buf.truncate(len);
-            return Err(PushError::Dropped);
+        if let Packet::Publish(m) = packet {
+            if p.buf.len() > limit && m.qos == QoS::AtMostOnce {
+                p.buf.truncate(len);
+                let first = !std::mem::replace(&mut p.dropping, true);
+                return Err(PushError::Dropped { first });
+            }
+            p.dropping = false;
         }
         if len == 0 {
             // Kept if the task is busy: it looks again after its write.
@@ -247,7 +257,7 @@ mod tests {
         assert!(!o.over(12));
         assert!(matches!(
             o.push(&qos(QoS::AtMostOnce), v, 12),
-            Err(PushError::Dropped)
+            Err(PushError::Dropped { first: true })
         ));
         o.push(&qos(QoS::AtLeastOnce), v, 12)
             .expect("kept beyond the limit");

@@ -44,17 +44,11 @@ const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Deadline for flushing what is queued when a connection is closed.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// The way to one connection's task.
-struct Outbound {
-    /// Its bytes to write; closing it ends the connection's task.
-    outbox: Arc<Outbox>,
-    /// QoS 0 messages are being dropped for it (one log line per burst).
-    dropping: bool,
-}
-
 struct State {
     broker: Broker,
-    outbound: ConnMap<Outbound>,
+    /// The way to each connection's task: its bytes to write; closing it
+    /// ends the task.
+    outbound: ConnMap<Arc<Outbox>>,
     /// `--persist`: where and when the core's state is written.
     persist: Option<persist::Persister>,
     /// Bytes pending towards one connection beyond which QoS 0 messages are dropped.
@@ -194,7 +188,7 @@ impl State {
         }
         while let Some(conn) = self.broker.poll_resumed() {
             if let Some(out) = self.outbound.get(&conn) {
-                out.outbox.resume();
+                out.resume();
             }
         }
         let counters = self.broker.counters();
@@ -210,24 +204,19 @@ impl State {
                 protocol,
                 packet,
             } => {
-                let Some(out) = self.outbound.get_mut(&conn) else {
+                let Some(out) = self.outbound.get(&conn) else {
                     return;
                 };
-                match out.outbox.push(&packet, protocol, self.outbound_limit) {
-                    Ok(()) => {
-                        if out.dropping && matches!(packet, Packet::Publish(_)) {
-                            out.dropping = false;
-                        }
-                    }
+                match out.push(&packet, protocol, self.outbound_limit) {
+                    Ok(()) => {}
                     Err(PushError::Encode(e)) => {
                         tracing::warn!(conn, error = %e, "cannot encode outgoing packet");
                     }
-                    Err(PushError::Dropped) => {
+                    Err(PushError::Dropped { first }) => {
                         // The client reads too slowly: it loses QoS 0
                         // messages, not its connection.
                         self.dropped_outbound += 1;
-                        if !out.dropping {
-                            out.dropping = true;
+                        if first {
                             tracing::info!(
                                 conn,
                                 limit = self.outbound_limit,
@@ -240,7 +229,7 @@ impl State {
             }
             Action::Close { conn } => {
                 if let Some(out) = self.outbound.remove(&conn) {
-                    out.outbox.close();
+                    out.close();
                 }
             }
         }
@@ -308,7 +297,7 @@ pub async fn run_timers(shared: Arc<Shared>) {
             st.dispatch();
             if let Some(at) = ask_at.filter(|&at| now >= at) {
                 for out in st.outbound.values() {
-                    out.outbox.tick();
+                    out.tick();
                 }
                 st.broker.compact();
                 ask_at = park_after.map(|d| at.max(now) + d);
@@ -522,13 +511,7 @@ fn open<S: Transport>(shared: &Shared, c: &mut Serving<S>, accepted: Instant) ->
     match st.broker.open(accepted.into_std()) {
         Some(id) => {
             shared.count.send_replace(st.broker.connection_count());
-            st.outbound.insert(
-                id,
-                Outbound {
-                    outbox: c.outbox.clone(),
-                    dropping: false,
-                },
-            );
+            st.outbound.insert(id, c.outbox.clone());
             c.conn = id;
             c.outbound_limit = st.outbound_limit;
             c.parks = c.stream.parks() && st.broker.config().park_after.is_some();
@@ -791,7 +774,7 @@ async fn serve_connection<S: Transport>(
         shared.count.send_replace(st.broker.connection_count());
         st.dispatch();
         if let Some(out) = st.outbound.remove(&c.conn) {
-            out.outbox.close();
+            out.close();
         }
     }
     shared.timers.notify_one();

@@ -414,7 +414,7 @@ impl State {
         // Caught up: every connection may be read again.
         if p.pending.len() <= p.max_pending && p.behind.swap(false, Ordering::Relaxed) {
             for out in self.outbound.values() {
-                out.outbox.resume();
+                out.resume();
             }
         }
         for action in ready {
