@@ -13,8 +13,8 @@
 //! receive window, the answers to the client's own packets by the reader,
 //! which stops reading while the outbox is over its limit.
 
-use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::BytesMut;
 use mqtt_codec::{EncodeError, Packet, Protocol, QoS};
@@ -48,15 +48,30 @@ struct Pending {
     /// Set by the first packet after a take, by close and by resume, until
     /// [`Outbox::poll_changed`] sees it: the one wake-up the task waits on.
     signalled: bool,
-    /// Who waits for it: the connection's task, or the lounge of a parked
-    /// connection (`server/lounge.rs`).
+    /// The connection's task, waiting for it.
     waker: Option<Waker>,
     /// The timer task asked whether the connection is idle (see [`Outbox::tick`]).
     ticked: bool,
-    /// The lounge waits for the signal, not the connection's task.
-    lounging: bool,
+    /// The connection is parked (`server/lounge.rs`): the signal rings
+    /// this instead of waking a task.
+    bell: Option<crate::server::lounge::Bell>,
     /// QoS 0 messages are being dropped (see [`PushError::Dropped`]).
     dropping: bool,
+}
+
+/// A parked connection's waker: rings its bell, so that the lounge looks
+/// at it; nothing once it has a task again.
+impl Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let bell = self.lock().bell.clone();
+        if let Some(bell) = bell {
+            bell.ring();
+        }
+    }
 }
 
 /// What [`Outbox::take`] found.
@@ -88,6 +103,11 @@ impl Outbox {
     /// Sets the signal and wakes whoever waits for it, outside the lock.
     fn signal(mut p: MutexGuard<'_, Pending>) {
         p.signalled = true;
+        if let Some(bell) = p.bell.clone() {
+            drop(p);
+            bell.ring();
+            return;
+        }
         let waker = p.waker.take();
         drop(p);
         if let Some(w) = waker {
@@ -148,7 +168,6 @@ impl Outbox {
     /// (the signal is kept until seen); otherwise `cx` is woken then.
     pub fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut p = self.lock();
-        p.lounging = false;
         if std::mem::take(&mut p.signalled) {
             return Poll::Ready(());
         }
@@ -159,19 +178,24 @@ impl Outbox {
         Poll::Pending
     }
 
-    /// [`Outbox::poll_changed`] without taking the signal: the lounge looks,
-    /// the connection's task, woken, takes it.
-    pub fn poll_signalled(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Parks the connection: signals ring `bell` from now on, and so does
+    /// waking the outbox as a waker (its socket's readiness, see
+    /// [`Outbox::wake`](Wake::wake)).
+    pub fn hang(&self, bell: crate::server::lounge::Bell) {
         let mut p = self.lock();
-        p.lounging = true;
-        if p.signalled {
-            return Poll::Ready(());
-        }
-        match &mut p.waker {
-            Some(w) => w.clone_from(cx.waker()),
-            None => p.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        p.bell = Some(bell);
+        p.waker = None;
+    }
+
+    /// The connection has a task again, which takes the signal.
+    pub fn unhang(&self) {
+        self.lock().bell = None;
+    }
+
+    /// Whether a signal waits, without taking it: the lounge looks, the
+    /// connection's task, woken, takes it.
+    pub fn is_signalled(&self) -> bool {
+        self.lock().signalled
     }
 
     /// Asks the connection's task whether anything happened since the last
@@ -179,7 +203,7 @@ impl Outbox {
     /// not asked.
     pub fn tick(&self) {
         let mut p = self.lock();
-        if p.lounging || p.closed {
+        if p.bell.is_some() || p.closed {
             return;
         }
         p.ticked = true;

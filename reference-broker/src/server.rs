@@ -31,7 +31,7 @@ use crate::broker::{passes_pause, Action, Broker, ConnId, ConnMap, Counters, OnE
 use crate::config::Config;
 use crate::outbox::{Outbox, PushError, Taken};
 
-mod lounge;
+pub(crate) mod lounge;
 pub mod persist;
 mod prehash;
 
@@ -469,8 +469,16 @@ struct Parked<S> {
 }
 
 impl<S: Transport> lounge::Sleeper for Parked<S> {
+    fn hang(&mut self, bell: lounge::Bell) {
+        self.serving.outbox.hang(bell);
+    }
+
+    fn waker(&self) -> std::task::Waker {
+        std::task::Waker::from(self.serving.outbox.clone())
+    }
+
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.serving.outbox.poll_signalled(cx).is_ready() {
+        if self.serving.outbox.is_signalled() {
             return Poll::Ready(());
         }
         // Bytes, an end or an error: the task finds out which.
@@ -479,6 +487,7 @@ impl<S: Transport> lounge::Sleeper for Parked<S> {
 
     fn wake_up(self: Box<Self>) {
         let Parked { shared, serving } = *self;
+        serving.outbox.unhang();
         tokio::spawn(serve_connection(shared, serving, None));
     }
 }

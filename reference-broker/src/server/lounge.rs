@@ -6,30 +6,56 @@
 //! When its socket has bytes (or ends) or its outbox a signal (a packet, a
 //! close, a resume), the connection gets a task of its own again.
 //!
-//! Each slot has a waker of its own, made once and kept for whoever takes
-//! the slot next: waking it queues the slot and wakes the lounge's task,
-//! which looks at the queued slots only, never at the whole table. A waker
-//! left behind by an earlier tenant can only make the lounge look at a slot
-//! for nothing.
+//! A parked connection is told the [`Bell`] of its slot and gives the
+//! waker that rings it (for a connection, its outbox: no allocation of its
+//! own). Ringing queues the slot and wakes the lounge's task, which looks
+//! at the queued slots only, never at the whole table. A waker left behind
+//! by an earlier tenant of a slot can only make the lounge look at it for
+//! nothing.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 /// Slots looked at per turn of the lounge's task before it lets others run.
 const TURN: usize = 256;
 
 /// A parked connection.
 pub(super) trait Sleeper: Send {
-    /// Ready when the connection has something to do; otherwise `cx` is
-    /// woken when it has.
+    /// Called once, when parked: what rings `bell` from now on.
+    fn hang(&mut self, bell: Bell);
+    /// A waker that rings the bell given to [`Sleeper::hang`].
+    fn waker(&self) -> Waker;
+    /// Ready when the connection has something to do; otherwise `cx` (the
+    /// sleeper's own waker) is woken when it has.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()>;
     /// Gives the connection a task again.
     fn wake_up(self: Box<Self>);
 }
 
+/// What tells the lounge that the sleeper in a slot may have something to do.
+#[derive(Clone, Debug)]
+pub struct Bell {
+    lounge: Weak<Lounge>,
+    slot: usize,
+}
+
+impl Bell {
+    pub fn ring(&self) {
+        if let Some(lounge) = self.lounge.upgrade() {
+            let mut inner = lounge.lock();
+            inner.ready.push(self.slot);
+            let task = inner.task.take();
+            drop(inner);
+            if let Some(task) = task {
+                task.wake();
+            }
+        }
+    }
+}
+
 /// The table of parked connections of one broker.
-#[derive(Default)]
-pub(super) struct Lounge {
+#[derive(Default, Debug)]
+pub struct Lounge {
     inner: Mutex<Inner>,
 }
 
@@ -37,8 +63,6 @@ pub(super) struct Lounge {
 struct Inner {
     /// `None`: free (listed in `free`), or its sleeper is being looked at.
     slots: Vec<Option<Box<dyn Sleeper>>>,
-    /// One per slot, kept when the slot is freed.
-    wakers: Vec<Waker>,
     free: Vec<usize>,
     /// Slots woken since the lounge's task last looked.
     ready: Vec<usize>,
@@ -49,26 +73,12 @@ struct Inner {
     task: Option<Waker>,
 }
 
-struct SlotWaker {
-    lounge: Weak<Lounge>,
-    slot: usize,
-}
-
-impl Wake for SlotWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(lounge) = self.lounge.upgrade() {
-            let mut inner = lounge.lock();
-            inner.ready.push(self.slot);
-            let task = inner.task.take();
-            drop(inner);
-            if let Some(task) = task {
-                task.wake();
-            }
-        }
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lounge")
+            .field("parked", &self.parked)
+            .field("running", &self.running)
+            .finish()
     }
 }
 
@@ -84,20 +94,19 @@ impl Lounge {
 
     /// Parks `sleeper` until it has something to do; starts the lounge's
     /// task if none runs. Must be called within the tokio runtime.
-    pub fn park(self: &Arc<Lounge>, sleeper: Box<dyn Sleeper>) {
+    pub(super) fn park(self: &Arc<Lounge>, mut sleeper: Box<dyn Sleeper>) {
         let mut inner = self.lock();
         let slot = match inner.free.pop() {
             Some(slot) => slot,
             None => {
-                let slot = inner.slots.len();
                 inner.slots.push(None);
-                inner.wakers.push(Waker::from(Arc::new(SlotWaker {
-                    lounge: Arc::downgrade(self),
-                    slot,
-                })));
-                slot
+                inner.slots.len() - 1
             }
         };
+        sleeper.hang(Bell {
+            lounge: Arc::downgrade(self),
+            slot,
+        });
         inner.slots[slot] = Some(sleeper);
         inner.parked += 1;
         // Looked at once at once: that registers its wakers (and finds what
@@ -132,8 +141,8 @@ impl Lounge {
             let Some(mut sleeper) = inner.slots[slot].take() else {
                 continue;
             };
-            let waker = inner.wakers[slot].clone();
             drop(inner);
+            let waker = sleeper.waker();
             let woken = sleeper
                 .poll_wake(&mut Context::from_waker(&waker))
                 .is_ready();
@@ -167,9 +176,29 @@ mod tests {
     struct Flag {
         set: Arc<Mutex<(bool, Option<Waker>)>>,
         woken: Arc<AtomicUsize>,
+        bell: Arc<Ringer>,
+    }
+
+    #[derive(Default)]
+    struct Ringer(Mutex<Option<Bell>>);
+
+    impl std::task::Wake for Ringer {
+        fn wake(self: Arc<Self>) {
+            if let Some(bell) = self.0.lock().expect("lock").clone() {
+                bell.ring();
+            }
+        }
     }
 
     impl Sleeper for Flag {
+        fn hang(&mut self, bell: Bell) {
+            *self.bell.0.lock().expect("lock") = Some(bell);
+        }
+
+        fn waker(&self) -> Waker {
+            Waker::from(self.bell.clone())
+        }
+
         fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
             let mut s = self.set.lock().expect("lock");
             if s.0 {
@@ -221,6 +250,7 @@ mod tests {
             lounge.park(Box::new(Flag {
                 set: set.clone(),
                 woken: woken.clone(),
+                bell: Arc::default(),
             }));
         }
         // The lounge's task has looked at each and waits.
@@ -244,6 +274,7 @@ mod tests {
         lounge.park(Box::new(Flag {
             set: flags[0].clone(),
             woken: woken.clone(),
+            bell: Arc::default(),
         }));
         until(|| !lounge.lock().running).await;
         assert_eq!(woken.load(Ordering::SeqCst), 4);
