@@ -454,9 +454,10 @@ struct Serving<S> {
     conn: ConnId,
     outbox: Arc<Outbox>,
     decoder: Decoder,
-    /// See [`Buffers::read_hint`].
-    read_hint: usize,
-    outbound_limit: usize,
+    /// See [`Buffers::read_hint`] (at most [`MAX_READ_BUFFER`]; u32 and
+    /// the limit read from the core when the task starts keep a parked
+    /// connection in the 96-byte size class).
+    read_hint: u32,
     /// Its transport can say when it has bytes (see [`Transport::parks`])
     /// and the configuration parks idle connections.
     parks: bool,
@@ -506,8 +507,7 @@ pub fn handle_connection_from<S: Transport>(
         conn: 0,
         outbox: Arc::default(),
         decoder: Decoder::new(DecodeOptions::new(Protocol::V3_1_1, Sender::Client)),
-        read_hint: IDLE_READ_BUFFER,
-        outbound_limit: 0,
+        read_hint: IDLE_READ_BUFFER as u32,
         parks: false,
     };
     serve_connection(shared, serving, Some(accepted))
@@ -522,7 +522,6 @@ fn open<S: Transport>(shared: &Shared, c: &mut Serving<S>, accepted: Instant) ->
             shared.count.send_replace(st.broker.connection_count());
             st.outbound.insert(id, c.outbox.clone());
             c.conn = id;
-            c.outbound_limit = st.outbound_limit;
             c.parks = c.stream.parks() && st.broker.config().park_after.is_some();
             c.decoder = Decoder::new(
                 DecodeOptions::new(Protocol::V3_1_1, Sender::Client)
@@ -578,8 +577,9 @@ async fn serve_connection<S: Transport>(
         read: BytesMut::new(),
         batch: BytesMut::new(),
         sent: 0,
-        read_hint: c.read_hint,
+        read_hint: c.read_hint as usize,
     };
+    let outbound_limit = shared.lock().outbound_limit;
     // Skipping a refused packet (deliberate violations only): `skip_frame`
     // until its length is known, then `skip` bytes still to drop.
     let mut skip: usize = 0;
@@ -606,7 +606,7 @@ async fn serve_connection<S: Transport>(
         // A client that does not read what it is sent is not read either
         // (the answers to its packets would pile up).
         let reading = held.len() < HELD_PACKETS
-            && !c.outbox.over(c.outbound_limit)
+            && !c.outbox.over(outbound_limit)
             && !shared
                 .disk_behind
                 .load(std::sync::atomic::Ordering::Relaxed);
@@ -828,7 +828,7 @@ fn quiet<S: Transport>(
 
 /// Parks connection `c`, whose task then ends (`lounge.rs`).
 fn park<S: Transport>(shared: Arc<Shared>, mut c: Serving<S>, bufs: &Buffers) {
-    c.read_hint = bufs.read_hint;
+    c.read_hint = u32::try_from(bufs.read_hint).unwrap_or(MAX_READ_BUFFER as u32);
     let lounge = shared.lounge.clone();
     lounge.park(Box::new(Parked { shared, serving: c }));
 }

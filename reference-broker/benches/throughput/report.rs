@@ -91,6 +91,11 @@ fn kib(bytes: f64) -> String {
     format!("{:.1} KiB", bytes / 1024.0)
 }
 
+/// Bytes too, so that a figure near a whole KiB says on which side it is.
+fn bytes_and_kib(bytes: f64) -> String {
+    format!("{:.0} B ({})", bytes, kib(bytes))
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -157,7 +162,7 @@ impl Report {
                         m.connections,
                         mib(m.before),
                         mib(m.after),
-                        kib(m.per_connection())
+                        bytes_and_kib(m.per_connection())
                     );
                 }
                 Err(e) => {
