@@ -204,7 +204,10 @@ struct PendingWill {
 
 #[derive(Debug)]
 struct Session {
-    conn: Option<ConnId>,
+    /// Its connection, if online (see [`Session::conn`]; connection
+    /// numbers start at 1, and the niche keeps a session in the 112-byte
+    /// size class).
+    online: Option<std::num::NonZeroU64>,
     protocol: Protocol,
     /// Seconds the session outlives its connection (u32::MAX: forever).
     expiry: u32,
@@ -319,6 +322,16 @@ struct Conn {
     connect_session_expiry: u32,
     /// Authentication state: user, method, a SCRAM exchange under way.
     auth: crate::auth::ConnAuth,
+}
+
+impl Session {
+    fn conn(&self) -> Option<ConnId> {
+        self.online.map(|c| c.get())
+    }
+
+    fn set_conn(&mut self, conn: Option<ConnId>) {
+        self.online = conn.and_then(std::num::NonZeroU64::new);
+    }
 }
 
 impl Conn {
@@ -851,10 +864,10 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(&client_id) else {
             return;
         };
-        if session.conn != Some(conn) {
+        if session.conn() != Some(conn) {
             return;
         }
-        session.conn = None;
+        session.set_conn(None);
         // Offline, the queue limit drops instead of pausing publishers.
         self.release(&client_id, now);
         let Some(session) = self.sessions.get_mut(&client_id) else {
@@ -1087,7 +1100,7 @@ impl Broker {
         };
 
         // Take over an existing connection with this client id (MQTT-3.1.4-2 / 3.1.4-3).
-        if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.conn) {
+        if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.conn()) {
             if !self.breaks("MQTT-3.1.4-2") {
                 if let Some(oc) = self.conns.get(&old) {
                     if oc.protocol.is_v5() {
@@ -1111,7 +1124,7 @@ impl Broker {
         let expired = self
             .sessions
             .get(&client_id)
-            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+            .is_some_and(|s| s.conn().is_none() && s.expires_at.is_some_and(|at| at <= now))
             && !self.breaks("MQTT-4.1.0-2");
         // A session belongs to the user who made it: another user reusing the
         // client id starts afresh rather than reading its queue.
@@ -1136,7 +1149,7 @@ impl Broker {
         let mut session_present = !connect.clean_start && self.sessions.contains_key(&client_id);
         let session = self.sessions.get_or_insert_with(&client_id, || {
             Box::new(Session {
-                conn: None,
+                online: None,
                 protocol,
                 expiry,
                 expires_at: None,
@@ -1152,7 +1165,7 @@ impl Broker {
         if !self.config.violations.breaks("MQTT-3.1.3-9") {
             session.pending_will = None;
         }
-        session.conn = Some(conn);
+        session.set_conn(Some(conn));
         session.user = user;
         session.protocol = protocol;
         session.expiry = expiry;
@@ -1857,7 +1870,7 @@ impl Broker {
             let cursor = self.share_cursor.entry(key).or_insert(0);
             let online: Vec<_> = members
                 .iter()
-                .filter(|(cid, ..)| self.sessions.get(cid).is_some_and(|s| s.conn.is_some()))
+                .filter(|(cid, ..)| self.sessions.get(cid).is_some_and(|s| s.conn().is_some()))
                 .collect();
             let pool: Vec<_> = if online.is_empty() {
                 members.iter().collect()
@@ -1919,10 +1932,10 @@ impl Broker {
             m.qos.min(opts.qos)
         };
         m.qos = granted;
-        if s.conn.is_none() && granted == QoS::AtMostOnce {
+        if s.conn().is_none() && granted == QoS::AtMostOnce {
             return;
         }
-        let online = s.conn.is_some();
+        let online = s.conn().is_some();
         let limit = self.config.max_queued_messages;
         let s = if s.flow.queue.len() < limit {
             s
@@ -1969,14 +1982,14 @@ impl Broker {
             // own connection waits, so that subscribing again and again
             // without acknowledging cannot grow the queue.
             let publisher = if from_retained {
-                self.sessions.get(cid).and_then(|s| s.conn)
+                self.sessions.get(cid).and_then(|s| s.conn())
             } else {
                 self.sessions
                     .get(cid)
                     .and_then(|s| s.flow.queue.back())
                     .and_then(|(m, ..)| m.origin.as_ref())
                     .and_then(|o| self.sessions.get(o))
-                    .and_then(|o| o.conn)
+                    .and_then(|o| o.conn())
             };
             if let Some(conn) = publisher {
                 self.pause(conn, cid);
@@ -2010,7 +2023,7 @@ impl Broker {
         let Some(mut s) = self.sessions.get_mut(cid) else {
             return 0;
         };
-        let Some(conn) = s.conn else { return 0 };
+        let Some(conn) = s.conn() else { return 0 };
         // What a resume still owes goes out before anything new.
         if !s.flow.resend.is_empty() {
             self.resend_owed(cid, conn);
@@ -2419,7 +2432,7 @@ impl Broker {
             .iter()
             .filter(|(_, s)| {
                 s.pending_will.as_ref().is_some_and(|w| w.at <= now)
-                    || ((s.conn.is_none() || keep_expired)
+                    || ((s.conn().is_none() || keep_expired)
                         && s.expires_at.is_some_and(|at| at <= now))
             })
             .map(|(cid, _)| cid.clone())
@@ -2432,7 +2445,7 @@ impl Broker {
                 wills.push(w.message.clone());
                 s.pending_will = None;
             }
-            let detached = s.conn.is_none() || keep_expired;
+            let detached = s.conn().is_none() || keep_expired;
             if detached && s.expires_at.is_some_and(|at| at <= now) {
                 // MQTT-4.1.0-2: an expired session is discarded (the violation keeps it).
                 if self.config.violations.breaks("MQTT-4.1.0-2") {
@@ -2504,7 +2517,7 @@ impl Broker {
             }
             // The MQTT-4.1.0-1 violation runs the expiry of connected
             // sessions too: it must wake the timer, not wait for another one.
-            if s.conn.is_none() || self.breaks("MQTT-4.1.0-1") {
+            if s.conn().is_none() || self.breaks("MQTT-4.1.0-1") {
                 if let Some(at) = s.expires_at {
                     consider(at);
                 }

@@ -282,7 +282,7 @@ pub(super) fn session_state(
         expiry: s.expiry,
         expires_at_ms: s
             .expires_at
-            .filter(|_| s.conn.is_none())
+            .filter(|_| s.conn().is_none())
             .map(|at| clocks.ms_of(at)),
         user: s.user.as_ref().map(|u| u.to_string()),
         subscriptions: s
@@ -626,7 +626,7 @@ impl Broker {
             None => None,
         };
         Ok(Session {
-            conn: None,
+            online: None,
             protocol,
             expiry: s.expiry,
             // Offline from the restart on, if it was connected at the snapshot.
