@@ -736,6 +736,13 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
     /// character (`+` or `#`), found in the same pass as U+0000.
     #[inline(always)]
     fn utf8_wild(&mut self, field: Field) -> R<(Src::Str, bool)> {
+        self.utf8_scanned::<false>(field)
+    }
+
+    /// [`Self::utf8_wild`]; with `FILTER` the scan is the one for topic
+    /// filters ([`topic::scan_filter`]), which expects wildcards.
+    #[inline(always)]
+    fn utf8_scanned<const FILTER: bool>(&mut self, field: Field) -> R<(Src::Str, bool)> {
         let r = self.binary_range(field)?;
         let start = r.start;
         // One UTF-8 pass (see `Source::string`).
@@ -746,7 +753,11 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
         // A word-at-a-time scan without early exit; the position is looked
         // for only on the error path. UTF-8 errors are reported first.
         let b = s.as_ref().as_bytes();
-        let (nul, wild) = topic::scan_nul_wildcard(b);
+        let (nul, wild) = if FILTER {
+            topic::scan_filter(b)
+        } else {
+            topic::scan_nul_wildcard(b)
+        };
         if nul {
             let i = b.iter().position(|&c| c == 0).unwrap_or(0);
             return Err(self.err(start + i, ErrorKind::NullCharacter { field }));
@@ -956,7 +967,7 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
         let at = self.pos;
         // The pass that looks for U+0000 also says whether there is a
         // wildcard to check the placement of.
-        let (filter, wild) = self.utf8_wild("topic_filter")?;
+        let (filter, wild) = self.utf8_scanned::<true>("topic_filter")?;
         if let Err(error) =
             topic::validate_filter_scanned(filter.as_ref(), self.opts.protocol.is_v5(), wild)
         {

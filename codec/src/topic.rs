@@ -129,10 +129,18 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
     which(b)
 }
 
-/// Which of the two `b` holds (a topic filter with a wildcard comes here):
-/// a second pass, as cheap as the first, kept out of the hot path.
+/// Which of the two `b` holds (a topic name with a NUL or a wildcard comes
+/// here): a second pass, as cheap as the first, kept out of the hot path.
 #[inline(never)]
 fn which(b: &[u8]) -> (bool, bool) {
+    scan_filter(b)
+}
+
+/// [`scan_nul_wildcard`] for a topic filter, where a wildcard is common:
+/// the one pass that tells NUL and wildcard apart, without the first pass
+/// that only asks whether either is there.
+#[inline(always)]
+pub(crate) fn scan_filter(b: &[u8]) -> (bool, bool) {
     let found = over_windows(b, which16);
     (found & 1 != 0, found & 2 != 0)
 }
@@ -406,6 +414,41 @@ mod tests {
                     expect,
                     "{shared}"
                 );
+            }
+        }
+    }
+
+    /// The windowed wildcard check against the level-by-level rule for a
+    /// `+` or `#` at every position, alone or beside a `/`, of plain
+    /// filters of every length to 80 (across the 16-, 17- and 32-pair
+    /// edges), and the filter scan against the name scan on them and on a
+    /// NUL beside a `#`.
+    #[test]
+    fn wildcards_placed_matches_the_level_rule_at_every_length() {
+        for len in 1..=80usize {
+            let base: Vec<u8> = (0..len)
+                .map(|i| if i % 5 == 4 { b'/' } else { b'a' })
+                .collect();
+            for at in 0..len {
+                for (c, d) in [
+                    (b'+', b'a'),
+                    (b'#', b'a'),
+                    (b'+', b'/'),
+                    (b'#', b'/'),
+                    (0, b'#'),
+                ] {
+                    for near in [at.wrapping_sub(1), at + 1] {
+                        let mut f = base.clone();
+                        if let Some(n) = f.get_mut(near) {
+                            *n = d;
+                        }
+                        f[at] = c;
+                        // Test code: the bytes are ASCII.
+                        let s = std::str::from_utf8(&f).unwrap();
+                        assert_eq!(wildcards_placed(&f), misplaced(s).is_ok(), "{s}");
+                        assert_eq!(scan_filter(&f), scan_nul_wildcard(&f), "{s}");
+                    }
+                }
             }
         }
     }
