@@ -1149,7 +1149,9 @@ fn parse<Src: Source, T: Trace>(
             } else {
                 Properties::new()
             };
-            let mut filters = Vec::new();
+            // Four: what the first push would allocate, without the call
+            // that grows an empty vector.
+            let mut filters = Vec::with_capacity(4);
             while r.remaining() > 0 {
                 let filter = r.topic_filter()?;
                 let at = r.pos;
@@ -1210,7 +1212,8 @@ fn parse<Src: Source, T: Trace>(
             } else {
                 Properties::new()
             };
-            let mut filters = Vec::new();
+            // As for SUBSCRIBE.
+            let mut filters = Vec::with_capacity(4);
             while r.remaining() > 0 {
                 filters.push(r.topic_filter()?);
             }
