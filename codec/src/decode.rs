@@ -1278,28 +1278,9 @@ fn parse<Src: Source, T: Trace>(
 }
 
 fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::Str, Src::Bin>> {
-    let name_at = r.pos;
-    let name = r.utf8("protocol_name")?;
-    let level_at = r.pos;
-    let level = r.u8("protocol_level")?;
-    let Some(protocol) = Protocol::from_level(level) else {
-        return Err(r.err(level_at, ErrorKind::ProtocolLevel { level }));
-    };
-    let expected = if protocol == Protocol::V3_1 {
-        "MQIsdp"
-    } else {
-        "MQTT"
-    };
+    let protocol = protocol_name_and_level(r)?;
     // From here on the packet is judged by the version it announces.
     r.opts.protocol = protocol;
-    if name.as_ref() != expected {
-        return Err(r.err(
-            name_at,
-            ErrorKind::ProtocolName {
-                name: name.as_ref().to_string(),
-            },
-        ));
-    }
     let v5 = protocol.is_v5();
     let flags_at = r.pos;
     let flags = r.u8("connect_flags")?;
@@ -1391,6 +1372,51 @@ fn connect<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Connect<Src::
         username,
         password,
     })
+}
+
+/// A CONNECT's protocol name and level, checked against each other.
+#[inline(always)]
+fn protocol_name_and_level<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Protocol> {
+    // The usual 3.1.1 or 5.0 CONNECT: the length-prefixed "MQTT" and level
+    // 4 or 5 as one seven-byte comparison, with the spans the general path
+    // records. Any other bytes take that path, which finds every error.
+    let start = r.pos;
+    if let Some(&[0, 4, b'M', b'Q', b'T', b'T', level]) = r.left().first_chunk::<7>() {
+        if let Some(protocol @ (Protocol::V3_1_1 | Protocol::V5)) = Protocol::from_level(level) {
+            r.trace.span("protocol_name", start, start + 6);
+            r.trace.span("protocol_level", start + 6, start + 7);
+            r.pos = start + 7;
+            return Ok(protocol);
+        }
+    }
+    protocol_name_and_level_full(r)
+}
+
+/// [`protocol_name_and_level`] for any bytes.
+fn protocol_name_and_level_full<Src: Source, T: Trace>(r: &mut Reader<'_, Src, T>) -> R<Protocol> {
+    let name_at = r.pos;
+    let name = r.utf8("protocol_name")?;
+    let level_at = r.pos;
+    let level = r.u8("protocol_level")?;
+    let Some(protocol) = Protocol::from_level(level) else {
+        return Err(r.err(level_at, ErrorKind::ProtocolLevel { level }));
+    };
+    let expected = if protocol == Protocol::V3_1 {
+        "MQIsdp"
+    } else {
+        "MQTT"
+    };
+    if name.as_ref() != expected {
+        // Judged by the version it announces, as what follows is.
+        r.opts.protocol = protocol;
+        return Err(r.err(
+            name_at,
+            ErrorKind::ProtocolName {
+                name: name.as_ref().to_string(),
+            },
+        ));
+    }
+    Ok(protocol)
 }
 
 /// The total length of the packet at the front of `input` as its fixed header
@@ -1501,6 +1527,50 @@ mod fast_path_tests {
             let shared = parse_frame(&Bytes::copy_from_slice(frame), &header, &opts, &mut ());
             let in_place = parse(InPlace(frame), &header, &opts, &mut ());
             assert_eq!(in_place, shared, "{frame:?}");
+        }
+    }
+
+    /// The protocol name's and level's fast path against the general one:
+    /// the same protocol or error, position and spans, for the names and
+    /// levels around the ones it takes.
+    #[test]
+    fn protocol_name_fast_path_matches_the_full_path() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for name in [&b"MQTT"[..], b"MQIsdp", b"MQTt", b"MQT", b"MQTTT", b""] {
+            for level in [3u8, 4, 5, 6, 0] {
+                let mut b = vec![0, name.len() as u8];
+                b.extend_from_slice(name);
+                b.push(level);
+                for cut in 0..=b.len() {
+                    inputs.push(b[..cut].to_vec());
+                }
+                b.extend_from_slice(&[2, 0, 60]);
+                inputs.push(b);
+            }
+        }
+        for protocol in Protocol::ALL {
+            let opts = DecodeOptions::new(protocol, Sender::Client);
+            for input in &inputs {
+                let read = |full: bool| {
+                    let mut spans: Vec<Span> = Vec::new();
+                    let mut r = Reader {
+                        src: Borrowed(input),
+                        pos: 0,
+                        end: input.len(),
+                        opts,
+                        ty: PacketType::Connect,
+                        trace: &mut spans,
+                    };
+                    let got = if full {
+                        protocol_name_and_level_full(&mut r)
+                    } else {
+                        protocol_name_and_level(&mut r)
+                    };
+                    let pos = r.pos;
+                    (got, pos, spans)
+                };
+                assert_eq!(read(false), read(true), "{input:?} {protocol}");
+            }
         }
     }
 
