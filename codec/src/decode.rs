@@ -1259,10 +1259,29 @@ fn parse<Src: Source, T: Trace>(
             } else {
                 Properties::new()
             };
-            let mut reason_codes = Vec::with_capacity(r.remaining());
-            while r.remaining() > 0 {
-                reason_codes.push(r.reason_code()?);
-            }
+            // Every code valid, the usual case: checked in one loop and
+            // copied at once. Otherwise the loop below stops at the first
+            // invalid one and names it.
+            let codes = r.left();
+            let (from, protocol) = (r.opts.from, r.opts.protocol);
+            let reason_codes = if codes
+                .iter()
+                .all(|&c| reason::is_valid(PacketType::SubAck, c, from, protocol))
+            {
+                let list = codes.to_vec();
+                let start = r.pos;
+                r.pos = start + list.len();
+                for at in start..r.pos {
+                    r.trace.span("reason_code", at, at + 1);
+                }
+                list
+            } else {
+                let mut list = Vec::with_capacity(r.remaining());
+                while r.remaining() > 0 {
+                    list.push(r.reason_code()?);
+                }
+                list
+            };
             r.finish()?;
             Packet::SubAck(SubAck {
                 packet_id,
@@ -1636,6 +1655,31 @@ mod fast_path_tests {
                 };
                 assert_eq!(read(false), read(true), "{input:?} {protocol}");
             }
+        }
+    }
+
+    /// A SUBACK's codes checked in one loop: a span per code as the
+    /// per-code loop records them, and a bad code at any place named by that
+    /// loop (its offset, its code).
+    #[test]
+    fn suback_codes_have_their_spans_and_errors() {
+        let opts = DecodeOptions::new(Protocol::V3_1_1, Sender::Server);
+        let frame = Bytes::from_static(&[0x90, 0x05, 0x00, 0x01, 0x00, 0x01, 0x80]);
+        let mut spans: Vec<Span> = Vec::new();
+        let got = decode_traced(&frame, &opts, &mut spans);
+        assert!(matches!(got, Ok(Decoded::Packet { len: 7, .. })), "{got:?}");
+        let codes: Vec<(usize, usize)> = spans
+            .iter()
+            .filter(|s| s.name == "reason_code")
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert_eq!(codes, [(4, 5), (5, 6), (6, 7)]);
+        for at in 4..7 {
+            let mut bad = frame.to_vec();
+            bad[at] = 0x03;
+            let e = decode_slice(&bad, &opts).expect_err("code 3 is refused");
+            assert_eq!(e.offset, at);
+            assert_eq!(e.kind, ErrorKind::InvalidReasonCode { code: 3 });
         }
     }
 
