@@ -217,6 +217,11 @@ fn check_header_inline(
     if let Some(h) = long_header(input, opts) {
         return Ok(Ok(h));
     }
+    // The end of a stream read to its last byte: what the full path says
+    // of no bytes, without the call.
+    if input.is_empty() {
+        return Ok(Err(2));
+    }
     check_header_full(input, opts)
 }
 
