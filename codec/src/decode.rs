@@ -152,21 +152,26 @@ const fn first_byte_ok(first: u8, client: bool, proto: usize) -> bool {
     }
 }
 
-const fn first_byte_table(client: bool, proto: usize) -> [u64; 4] {
-    let mut t = [0u64; 4];
+/// The packet type of each first byte [`first_byte_ok`] accepts, `None`
+/// for the others: the fast paths' type, direction and flag checks and
+/// their type in one byte load (a bit table and then the type, tried
+/// before, took two look-ups and a bit test).
+const fn first_byte_table(client: bool, proto: usize) -> [Option<PacketType>; 256] {
+    let mut t = [None; 256];
     let mut b = 0usize;
     while b < 256 {
-        if first_byte_ok(b as u8, client, proto) {
-            t[b >> 6] |= 1 << (b & 63);
+        if first_byte_ok(b as u8, client, proto) && b >= 16 {
+            t[b] = Some(PacketType::ALL[(b >> 4) - 1]);
         }
         b += 1;
     }
     t
 }
 
-/// Accepted first bytes, by sender (`Sender as usize`) and protocol.
-static FIRST_BYTE_OK: [[[u64; 4]; 3]; 2] = {
-    let mut t = [[[0u64; 4]; 3]; 2];
+/// Accepted first bytes and their types, by sender (`Sender as usize`) and
+/// protocol.
+static FIRST_BYTE_TYPE: [[[Option<PacketType>; 256]; 3]; 2] = {
+    let mut t = [[[None; 256]; 3]; 2];
     let mut p = 0;
     while p < 3 {
         t[Sender::Client as usize][p] = first_byte_table(true, p);
@@ -176,15 +181,14 @@ static FIRST_BYTE_OK: [[[u64; 4]; 3]; 2] = {
     t
 };
 
+/// The type of a packet starting with `first`, if `check_header` accepts
+/// that byte from this sender in this version.
 #[inline(always)]
-fn first_byte_valid(first: u8, opts: &DecodeOptions) -> bool {
-    let words = FIRST_BYTE_OK
-        .get(opts.from as usize)
-        .and_then(|t| t.get(opts.protocol as usize))
-        .and_then(|t| t.get(usize::from(first >> 6)))
-        .copied()
-        .unwrap_or(0);
-    words >> (first & 63) & 1 != 0
+fn first_byte_type(first: u8, opts: &DecodeOptions) -> Option<PacketType> {
+    *FIRST_BYTE_TYPE
+        .get(opts.from as usize)?
+        .get(opts.protocol as usize)?
+        .get(usize::from(first))?
 }
 
 /// Pass one: reads and checks the fixed header at the front of `input`.
@@ -233,10 +237,10 @@ fn short_header(input: &[u8], opts: &DecodeOptions) -> Option<FixedHeader> {
     let [first, len @ 0..=0x7F, ..] = *input else {
         return None;
     };
-    if !(first_byte_valid(first, opts) && 2 + u64::from(len) <= u64::from(opts.max_packet_size)) {
+    let packet_type = first_byte_type(first, opts)?;
+    if 2 + u64::from(len) > u64::from(opts.max_packet_size) {
         return None;
     }
-    let packet_type = *PacketType::ALL.get(usize::from(first >> 4).wrapping_sub(1))?;
     Some(FixedHeader {
         packet_type,
         flags: first & 0x0F,
@@ -259,10 +263,10 @@ fn long_header(input: &[u8], opts: &DecodeOptions) -> Option<FixedHeader> {
         }
         let header_len = 2 + i;
         let fits = u64::from(value) + header_len as u64 <= u64::from(opts.max_packet_size);
-        if !(i > 0 && b != 0 && fits && first_byte_valid(first, opts)) {
+        if !(i > 0 && b != 0 && fits) {
             return None;
         }
-        let packet_type = *PacketType::ALL.get(usize::from(first >> 4).wrapping_sub(1))?;
+        let packet_type = first_byte_type(first, opts)?;
         return Some(FixedHeader {
             packet_type,
             flags: first & 0x0F,
@@ -1536,8 +1540,8 @@ mod fast_path_tests {
                 for first in 0..=255u8 {
                     let full = check_header_full(&[first, 0], &opts);
                     assert_eq!(
-                        first_byte_valid(first, &opts),
-                        full.is_ok(),
+                        first_byte_type(first, &opts),
+                        full.ok().map(|h| h.unwrap().packet_type),
                         "{first:#04x} {protocol} {from:?}"
                     );
                 }
