@@ -682,7 +682,10 @@ impl<'a> Source for Borrowed<'a> {
 /// The codec's first `unsafe` block (the second is [`byte_string`]'s).
 /// Nearly every string on the wire is ASCII, and for those `str::from_utf8`
 /// (bytewise until its pointer is aligned, and again for the tail) costs
-/// more than the rest of a small PUBLISH's decode. The ASCII test is the standard library's, on whole words.
+/// more than the rest of a small PUBLISH's decode. The ASCII test is the
+/// standard library's on two 16-byte windows (16 to 32 bytes) or on the
+/// whole slice (longer), and a test of the high bits of two words that
+/// hold every byte ([`topic::short_words`]) under 16 bytes.
 #[allow(unsafe_code)]
 #[inline(always)]
 fn ascii_str(b: &[u8]) -> Option<&str> {
@@ -690,7 +693,13 @@ fn ascii_str(b: &[u8]) -> Option<&str> {
         // 16 to 32 bytes, most topics: the first sixteen and the last sixteen
         // bytes overlap, so between them they are every byte of `b`.
         (Some(head), Some(tail)) if b.len() <= 32 => head.is_ascii() && tail.is_ascii(),
-        _ => b.is_ascii(),
+        // Shorter than 16 bytes (a client identifier, a user name): two
+        // words that between them hold every byte of `b`, padded with an
+        // ASCII byte.
+        _ => match topic::short_words(b) {
+            Some(w) => topic::words_ascii(w),
+            None => b.is_ascii(),
+        },
     };
     if ascii {
         // SAFETY: every byte of `b` is below 0x80 (checked just above), and

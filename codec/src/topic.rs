@@ -70,6 +70,65 @@ fn which16(w: &[u8; 16]) -> u8 {
     })
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// A string shorter than sixteen bytes as two words that between them
+/// hold every one of its bytes (overlapping where it is shorter than 16),
+/// every other byte 0x01: ASCII, neither NUL nor a wildcard. A string that
+/// short was copied into a padded window for the scan (a `memcpy` call) and
+/// tested for ASCII byte by byte. `None` from sixteen bytes on.
+#[inline(always)]
+pub(crate) fn short_words(b: &[u8]) -> Option<(u64, u64)> {
+    let n = b.len();
+    let word8 = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| w.first_chunk::<8>())
+            .map(|w| u64::from_le_bytes(*w))
+    };
+    let word4 = |at: usize| {
+        b.get(at..at + 4)
+            .and_then(|w| w.first_chunk::<4>())
+            .map(|w| u64::from(u32::from_le_bytes(*w)) | (LO << 32))
+    };
+    match n {
+        16.. => None,
+        8.. => Some((word8(0)?, word8(n - 8)?)),
+        4.. => Some((word4(0)?, word4(n - 4)?)),
+        1.. => {
+            // One to three bytes: the first, the middle and the last.
+            let byte = |at: usize| u64::from(b.get(at).copied().unwrap_or(1));
+            let w = (LO << 24) | byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
+            Some((w, w))
+        }
+        0 => Some((LO, LO)),
+    }
+}
+
+/// Whether any byte of `v` is zero (exact as a yes or no; which byte is
+/// not told).
+#[inline(always)]
+fn zero_byte(v: u64) -> bool {
+    v.wrapping_sub(LO) & !v & HI != 0
+}
+
+/// Whether every byte of the two words is below 0x80.
+#[inline(always)]
+pub(crate) fn words_ascii((x, y): (u64, u64)) -> bool {
+    (x | y) & HI == 0
+}
+
+/// NUL (first) and wildcard (second) in the two words of [`short_words`].
+#[inline(always)]
+fn scan_words((x, y): (u64, u64)) -> (bool, bool) {
+    let plus = LO * u64::from(b'+');
+    let hash = LO * u64::from(b'#');
+    let nul = zero_byte(x) | zero_byte(y);
+    let wild =
+        zero_byte(x ^ plus) | zero_byte(y ^ plus) | zero_byte(x ^ hash) | zero_byte(y ^ hash);
+    (nul, wild)
+}
+
 /// One pass over `b`, sixteen bytes at a time: whether it holds a NUL byte
 /// and whether it holds a wildcard (`+` or `#`).
 #[inline(always)]
@@ -87,14 +146,13 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
             }
             any | special16(tail)
         }
-        // Shorter: padded with a byte that is none of the three.
-        _ => {
-            let mut t = [1u8; 16];
-            for (d, s) in t.iter_mut().zip(b) {
-                *d = *s;
-            }
-            special16(&t)
-        }
+        // Shorter: two words, padded with a byte that is none of the three.
+        _ => match short_words(b) {
+            Some(w) => return scan_words(w),
+            // Not reached (every length below 16 has its words): the
+            // second pass answers.
+            None => 1,
+        },
     };
     if any == 0 {
         return (false, false);
@@ -127,13 +185,15 @@ pub(crate) fn scan_filter(b: &[u8]) -> (bool, bool) {
             }
             found | which16(tail)
         }
-        _ => {
-            let mut t = [1u8; 16];
-            for (d, s) in t.iter_mut().zip(b) {
-                *d = *s;
+        // Shorter: as in `scan_nul_wildcard`.
+        _ => match short_words(b) {
+            Some(w) => return scan_words(w),
+            // Not reached (every length below 16 has its words).
+            None => {
+                let wild = b.iter().any(|&c| c == b'+' || c == b'#');
+                return (b.contains(&0), wild);
             }
-            which16(&t)
-        }
+        },
     };
     (found & 1 != 0, found & 2 != 0)
 }
@@ -314,6 +374,11 @@ mod tests {
                         expect,
                         "len {len}, {byte:#x} at {at}"
                     );
+                    assert_eq!(
+                        scan_filter(&b),
+                        expect,
+                        "filter: len {len}, {byte:#x} at {at}"
+                    );
                 }
                 // Both at once, the NUL anywhere after a wildcard.
                 let mut b = text.clone();
@@ -324,6 +389,11 @@ mod tests {
                     scan_nul_wildcard(&b),
                     expect,
                     "len {len}, both, NUL at {at}"
+                );
+                assert_eq!(
+                    scan_filter(&b),
+                    expect,
+                    "filter: len {len}, both, NUL at {at}"
                 );
             }
         }
@@ -485,6 +555,7 @@ mod tests {
                     let mut v = vec![b'a'; len];
                     v[at] = c;
                     assert_eq!(scan_nul_wildcard(&v), (nul, wild), "{v:?}");
+                    assert_eq!(scan_filter(&v), (nul, wild), "{v:?}");
                 }
             }
             assert_eq!(scan_nul_wildcard(&vec![0x01; len]), (false, false));
