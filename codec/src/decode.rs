@@ -806,6 +806,7 @@ impl<'a, Src: Source, T: Trace> Reader<'a, Src, T> {
     }
 
     /// Two-byte length, then that many bytes.
+    #[inline(always)]
     fn binary(&mut self, field: Field) -> R<Src::Bin> {
         let r = self.binary_range(field)?;
         Ok(self.src.bin(r))
