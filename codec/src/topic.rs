@@ -62,6 +62,19 @@ fn special16(w: &[u8; 16]) -> u8 {
     })
 }
 
+/// Whether the 16 bytes hold a NUL (non-zero if so).
+#[inline(always)]
+fn nul16(w: &[u8; 16]) -> u8 {
+    w.iter().fold(0u8, |m, &c| m | u8::from(c == 0))
+}
+
+/// Whether the 16 bytes hold `+` or `#` (non-zero if so).
+#[inline(always)]
+fn wild16(w: &[u8; 16]) -> u8 {
+    w.iter()
+        .fold(0u8, |m, &c| m | u8::from(c == b'+') | u8::from(c == b'#'))
+}
+
 /// Which of NUL (bit 0) and `+` or `#` (bit 1) the 16 bytes hold.
 #[inline(always)]
 fn which16(w: &[u8; 16]) -> u8 {
@@ -176,7 +189,13 @@ pub(crate) fn scan_filter(b: &[u8]) -> (bool, bool) {
     // out: through a closure parameter LLVM kept it out of line (a call of
     // about 20 instructions per window).
     let found = match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
-        (Some(head), Some(tail)) if b.len() <= 32 => which16(head) | which16(tail),
+        // Two answers, each a fold to a flag: compared and masked per
+        // window, where one fold to two bits needed a horizontal OR.
+        (Some(head), Some(tail)) if b.len() <= 32 => {
+            let nul = (nul16(head) | nul16(tail)) != 0;
+            let wild = (wild16(head) | wild16(tail)) != 0;
+            return (nul, wild);
+        }
         (Some(_), Some(tail)) => {
             let mut chunks = b.chunks_exact(16);
             let mut found = 0;
