@@ -62,6 +62,15 @@ fn special16(w: &[u8; 16]) -> u8 {
     })
 }
 
+/// Whether every one of the 16 bytes is below 0x80: their OR, tested at the
+/// top bit. A fold, so it stays in vector registers beside the scans of the
+/// same window (the library's `is_ascii` works on 8-byte words, and the
+/// compiler then took the window apart byte by byte for the scan).
+#[inline(always)]
+pub(crate) fn ascii16(w: &[u8; 16]) -> bool {
+    w.iter().fold(0u8, |m, &c| m | c) < 0x80
+}
+
 /// Whether the 16 bytes hold a NUL (non-zero if so).
 #[inline(always)]
 fn nul16(w: &[u8; 16]) -> u8 {
