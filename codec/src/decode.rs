@@ -287,6 +287,8 @@ fn check_header_long(
 ) -> Result<Result<FixedHeader, usize>, DecodeError> {
     match long_header(input, opts) {
         Some(h) => Ok(Ok(h)),
+        // As in `check_header_inline`.
+        None if input.is_empty() => Ok(Err(2)),
         None => check_header_full(input, opts),
     }
 }
