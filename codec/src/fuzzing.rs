@@ -118,6 +118,7 @@ fn decode_one_shot(input: &[u8], protocol: Protocol, from: Sender) -> (Vec<Packe
                     "packet of {len} bytes from {} bytes",
                     tail.len()
                 );
+                strings_are_utf8(&packet);
                 reencode(&packet, &opts);
                 offset += len;
                 if let Packet::Connect(c) = &packet {
@@ -193,6 +194,63 @@ fn decode_stream(
 /// A packet the decoder accepted must encode, and decode back to itself from
 /// exactly the encoded bytes. The encoding may differ from the input (a
 /// 5.0 ack's short form, a non-minimal 3.x length), but is a fixed point.
+/// Every string of a decoded packet passes the standard library's own
+/// UTF-8 check: both decoders build their strings unchecked after the
+/// codec's ASCII test (or `from_utf8` when it fails), so this is the one
+/// check of them that does not go through the codec's code.
+fn strings_are_utf8(packet: &Packet) {
+    use crate::props::{Properties, Value};
+    let mut strings: Vec<&str> = Vec::new();
+    fn props<'a>(p: &'a Properties, out: &mut Vec<&'a str>) {
+        for v in p.iter().map(|p| p.value()) {
+            match v {
+                Value::Utf8(s) => out.push(s),
+                Value::Utf8Pair(k, v) => out.extend([&**k, &**v]),
+                _ => {}
+            }
+        }
+    }
+    match packet {
+        Packet::Connect(c) => {
+            props(&c.properties, &mut strings);
+            strings.push(&c.client_id);
+            if let Some(w) = &c.will {
+                props(&w.properties, &mut strings);
+                strings.push(&w.topic);
+            }
+            strings.extend(c.username.as_deref());
+        }
+        Packet::ConnAck(a) => props(&a.properties, &mut strings),
+        Packet::Publish(p) => {
+            props(&p.properties, &mut strings);
+            strings.push(&p.topic);
+        }
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            props(&r.properties, &mut strings)
+        }
+        Packet::Subscribe(s) => {
+            props(&s.properties, &mut strings);
+            strings.extend(s.filters.iter().map(|f| &*f.filter));
+        }
+        Packet::SubAck(a) => props(&a.properties, &mut strings),
+        Packet::Unsubscribe(u) => {
+            props(&u.properties, &mut strings);
+            strings.extend(u.filters.iter().map(|f| &**f));
+        }
+        Packet::UnsubAck(a) => props(&a.properties, &mut strings),
+        Packet::Disconnect(d) => props(&d.properties, &mut strings),
+        Packet::Auth(a) => props(&a.properties, &mut strings),
+        Packet::PingReq | Packet::PingResp => {}
+    }
+    for s in strings {
+        assert!(
+            std::str::from_utf8(s.as_bytes()).is_ok(),
+            "a decoded string is not UTF-8: {:02X?}",
+            s.as_bytes()
+        );
+    }
+}
+
 fn reencode(packet: &Packet, opts: &DecodeOptions) {
     let bytes = encode_bytes(packet, opts.protocol)
         .unwrap_or_else(|e| panic!("a decoded packet does not encode: {e}\n{packet:?}")); // ok: fuzz assertion

@@ -82,6 +82,7 @@ const DISCONNECT_SERVER_ONLY: &[u8] = &[
 
 /// Whether `code` is one that `sender` may put in a packet of type `ty` (5.0),
 /// or, for 3.1 / 3.1.1, a defined CONNACK / SUBACK return code.
+#[inline]
 pub fn is_valid(ty: PacketType, code: u8, sender: Sender, protocol: Protocol) -> bool {
     if !protocol.is_v5() {
         return match ty {

@@ -62,6 +62,28 @@ fn special16(w: &[u8; 16]) -> u8 {
     })
 }
 
+/// Whether every one of the 16 bytes is below 0x80: their OR, tested at the
+/// top bit. A fold, so it stays in vector registers beside the scans of the
+/// same window (the library's `is_ascii` works on 8-byte words, and the
+/// compiler then took the window apart byte by byte for the scan).
+#[inline(always)]
+pub(crate) fn ascii16(w: &[u8; 16]) -> bool {
+    w.iter().fold(0u8, |m, &c| m | c) < 0x80
+}
+
+/// Whether the 16 bytes hold a NUL (non-zero if so).
+#[inline(always)]
+fn nul16(w: &[u8; 16]) -> u8 {
+    w.iter().fold(0u8, |m, &c| m | u8::from(c == 0))
+}
+
+/// Whether the 16 bytes hold `+` or `#` (non-zero if so).
+#[inline(always)]
+fn wild16(w: &[u8; 16]) -> u8 {
+    w.iter()
+        .fold(0u8, |m, &c| m | u8::from(c == b'+') | u8::from(c == b'#'))
+}
+
 /// Which of NUL (bit 0) and `+` or `#` (bit 1) the 16 bytes hold.
 #[inline(always)]
 fn which16(w: &[u8; 16]) -> u8 {
@@ -70,31 +92,63 @@ fn which16(w: &[u8; 16]) -> u8 {
     })
 }
 
-/// `f` over sixteen-byte windows that cover every byte of `b`, ORed, as
-/// [`scan_nul_wildcard`] goes over them.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// A string shorter than sixteen bytes as two words that between them
+/// hold every one of its bytes (overlapping where it is shorter than 16),
+/// every other byte 0x01: ASCII, neither NUL nor a wildcard. A string that
+/// short was copied into a padded window for the scan (a `memcpy` call) and
+/// tested for ASCII byte by byte. `None` from sixteen bytes on.
 #[inline(always)]
-fn over_windows(b: &[u8], f: impl Fn(&[u8; 16]) -> u8) -> u8 {
-    match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
-        // 16 to 32 bytes, the usual topic: two windows that overlap (which
-        // changes nothing) and cover every byte.
-        (Some(head), Some(tail)) if b.len() <= 32 => f(head) | f(tail),
-        (Some(_), Some(tail)) => {
-            let mut chunks = b.chunks_exact(16);
-            let mut found = 0;
-            for c in &mut chunks {
-                found |= f(c.try_into().unwrap_or(&[1; 16]));
-            }
-            found | f(tail)
+pub(crate) fn short_words(b: &[u8]) -> Option<(u64, u64)> {
+    let n = b.len();
+    let word8 = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| w.first_chunk::<8>())
+            .map(|w| u64::from_le_bytes(*w))
+    };
+    let word4 = |at: usize| {
+        b.get(at..at + 4)
+            .and_then(|w| w.first_chunk::<4>())
+            .map(|w| u64::from(u32::from_le_bytes(*w)) | (LO << 32))
+    };
+    match n {
+        16.. => None,
+        8.. => Some((word8(0)?, word8(n - 8)?)),
+        4.. => Some((word4(0)?, word4(n - 4)?)),
+        1.. => {
+            // One to three bytes: the first, the middle and the last.
+            let byte = |at: usize| u64::from(b.get(at).copied().unwrap_or(1));
+            let w = (LO << 24) | byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
+            Some((w, w))
         }
-        // Shorter: padded with a byte that is none of the three.
-        _ => {
-            let mut t = [1u8; 16];
-            for (d, s) in t.iter_mut().zip(b) {
-                *d = *s;
-            }
-            f(&t)
-        }
+        0 => Some((LO, LO)),
     }
+}
+
+/// Whether any byte of `v` is zero (exact as a yes or no; which byte is
+/// not told).
+#[inline(always)]
+fn zero_byte(v: u64) -> bool {
+    v.wrapping_sub(LO) & !v & HI != 0
+}
+
+/// Whether every byte of the two words is below 0x80.
+#[inline(always)]
+pub(crate) fn words_ascii((x, y): (u64, u64)) -> bool {
+    (x | y) & HI == 0
+}
+
+/// NUL (first) and wildcard (second) in the two words of [`short_words`].
+#[inline(always)]
+fn scan_words((x, y): (u64, u64)) -> (bool, bool) {
+    let plus = LO * u64::from(b'+');
+    let hash = LO * u64::from(b'#');
+    let nul = zero_byte(x) | zero_byte(y);
+    let wild =
+        zero_byte(x ^ plus) | zero_byte(y ^ plus) | zero_byte(x ^ hash) | zero_byte(y ^ hash);
+    (nul, wild)
 }
 
 /// One pass over `b`, sixteen bytes at a time: whether it holds a NUL byte
@@ -114,14 +168,13 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
             }
             any | special16(tail)
         }
-        // Shorter: padded with a byte that is none of the three.
-        _ => {
-            let mut t = [1u8; 16];
-            for (d, s) in t.iter_mut().zip(b) {
-                *d = *s;
-            }
-            special16(&t)
-        }
+        // Shorter: two words, padded with a byte that is none of the three.
+        _ => match short_words(b) {
+            Some(w) => return scan_words(w),
+            // Not reached (every length below 16 has its words): the
+            // second pass answers.
+            None => 1,
+        },
     };
     if any == 0 {
         return (false, false);
@@ -129,11 +182,47 @@ pub(crate) fn scan_nul_wildcard(b: &[u8]) -> (bool, bool) {
     which(b)
 }
 
-/// Which of the two `b` holds (a topic filter with a wildcard comes here):
-/// a second pass, as cheap as the first, kept out of the hot path.
+/// Which of the two `b` holds (a topic name with a NUL or a wildcard comes
+/// here): a second pass, as cheap as the first, kept out of the hot path.
 #[inline(never)]
 fn which(b: &[u8]) -> (bool, bool) {
-    let found = over_windows(b, which16);
+    scan_filter(b)
+}
+
+/// [`scan_nul_wildcard`] for a topic filter, where a wildcard is common:
+/// the one pass that tells NUL and wildcard apart, without the first pass
+/// that only asks whether either is there.
+#[inline(always)]
+pub(crate) fn scan_filter(b: &[u8]) -> (bool, bool) {
+    // The windows of `scan_nul_wildcard`, each call to `which16` written
+    // out: through a closure parameter LLVM kept it out of line (a call of
+    // about 20 instructions per window).
+    let found = match (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        // Two answers, each a fold to a flag: compared and masked per
+        // window, where one fold to two bits needed a horizontal OR.
+        (Some(head), Some(tail)) if b.len() <= 32 => {
+            let nul = (nul16(head) | nul16(tail)) != 0;
+            let wild = (wild16(head) | wild16(tail)) != 0;
+            return (nul, wild);
+        }
+        (Some(_), Some(tail)) => {
+            let mut chunks = b.chunks_exact(16);
+            let mut found = 0;
+            for c in &mut chunks {
+                found |= which16(c.try_into().unwrap_or(&[1; 16]));
+            }
+            found | which16(tail)
+        }
+        // Shorter: as in `scan_nul_wildcard`.
+        _ => match short_words(b) {
+            Some(w) => return scan_words(w),
+            // Not reached (every length below 16 has its words).
+            None => {
+                let wild = b.iter().any(|&c| c == b'+' || c == b'#');
+                return (b.contains(&0), wild);
+            }
+        },
+    };
     (found & 1 != 0, found & 2 != 0)
 }
 
@@ -313,6 +402,11 @@ mod tests {
                         expect,
                         "len {len}, {byte:#x} at {at}"
                     );
+                    assert_eq!(
+                        scan_filter(&b),
+                        expect,
+                        "filter: len {len}, {byte:#x} at {at}"
+                    );
                 }
                 // Both at once, the NUL anywhere after a wildcard.
                 let mut b = text.clone();
@@ -323,6 +417,11 @@ mod tests {
                     scan_nul_wildcard(&b),
                     expect,
                     "len {len}, both, NUL at {at}"
+                );
+                assert_eq!(
+                    scan_filter(&b),
+                    expect,
+                    "filter: len {len}, both, NUL at {at}"
                 );
             }
         }
@@ -410,6 +509,41 @@ mod tests {
         }
     }
 
+    /// The windowed wildcard check against the level-by-level rule for a
+    /// `+` or `#` at every position, alone or beside a `/`, of plain
+    /// filters of every length to 80 (across the 16-, 17- and 32-pair
+    /// edges), and the filter scan against the name scan on them and on a
+    /// NUL beside a `#`.
+    #[test]
+    fn wildcards_placed_matches_the_level_rule_at_every_length() {
+        for len in 1..=80usize {
+            let base: Vec<u8> = (0..len)
+                .map(|i| if i % 5 == 4 { b'/' } else { b'a' })
+                .collect();
+            for at in 0..len {
+                for (c, d) in [
+                    (b'+', b'a'),
+                    (b'#', b'a'),
+                    (b'+', b'/'),
+                    (b'#', b'/'),
+                    (0, b'#'),
+                ] {
+                    for near in [at.wrapping_sub(1), at + 1] {
+                        let mut f = base.clone();
+                        if let Some(n) = f.get_mut(near) {
+                            *n = d;
+                        }
+                        f[at] = c;
+                        // Test code: the bytes are ASCII.
+                        let s = std::str::from_utf8(&f).unwrap();
+                        assert_eq!(wildcards_placed(&f), misplaced(s).is_ok(), "{s}");
+                        assert_eq!(scan_filter(&f), scan_nul_wildcard(&f), "{s}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn shared() {
         assert_eq!(split_shared("$share/g/a/+"), Some(Ok(("g", "a/+"))));
@@ -449,6 +583,7 @@ mod tests {
                     let mut v = vec![b'a'; len];
                     v[at] = c;
                     assert_eq!(scan_nul_wildcard(&v), (nul, wild), "{v:?}");
+                    assert_eq!(scan_filter(&v), (nul, wild), "{v:?}");
                 }
             }
             assert_eq!(scan_nul_wildcard(&vec![0x01; len]), (false, false));
