@@ -133,6 +133,8 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             persistent: false,
             held_sessions: 0,
             ours_only: false,
+            rate: None,
+            paced_from: None,
         });
         v.push(Scenario {
             name: format!("fan-out QoS {q} (1 pub → {FAN} sub)"),
@@ -148,6 +150,8 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             persistent: false,
             held_sessions: 0,
             ours_only: false,
+            rate: None,
+            paced_from: None,
         });
     }
     // Routing cost grows with the sessions a broker holds, matching or not.
@@ -171,8 +175,26 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
         ours_only: true,
         ..v[2].clone()
     });
+    // Latency at half of each broker's own peak (the issue's "p99 at 50%
+    // load"): the QoS 1 fan-in and fan-out, paced.
+    for base in [2, 3] {
+        let b = v[base].clone();
+        v.push(Scenario {
+            name: format!("{}, at half its peak", b.name),
+            slug: format!("{}-half", b.slug),
+            paced_from: Some(b.slug.clone()),
+            ..b
+        });
+    }
     if let Some(f) = &o.filter {
-        v.retain(|s| s.name.contains(f.as_str()) || s.slug == *f);
+        let wanted = |s: &Scenario| s.name.contains(f.as_str()) || s.slug == *f;
+        // A paced scenario needs the one it is paced from.
+        let bases: Vec<String> = v
+            .iter()
+            .filter(|s| wanted(s))
+            .filter_map(|s| s.paced_from.clone())
+            .collect();
+        v.retain(|s| wanted(s) || bases.contains(&s.slug));
     }
     v
 }
@@ -300,6 +322,19 @@ async fn bench(o: Options) -> Result<Report, String> {
                     continue;
                 }
                 b.check_alive()?;
+                let mut sc = sc.clone();
+                if let Some(base) = &sc.paced_from {
+                    let peak = results
+                        .iter()
+                        .filter(|(s, _): &&(Scenario, Vec<(&str, Summary)>)| s.slug == *base)
+                        .flat_map(|(_, r)| r.iter())
+                        .find(|(name, _)| *name == b.name)
+                        .map(|(_, m)| m.rate_median);
+                    let Some(peak) = peak.filter(|p| *p > 0.0) else {
+                        continue;
+                    };
+                    sc.rate = Some(peak / 2.0);
+                }
                 let cpu = b.cpu_time()?;
                 let mut stats = scenario::run_once(b.addr, &sc, run)
                     .await

@@ -20,6 +20,8 @@ pub struct Summary {
     pub problems: Vec<String>,
     /// Broker CPU time per delivery over all runs, microseconds.
     pub cpu_us: f64,
+    /// The rate a paced scenario kept to, deliveries per second.
+    pub offered: Option<f64>,
 }
 
 fn median_f64(mut v: Vec<f64>) -> f64 {
@@ -71,6 +73,7 @@ impl Summary {
             deliveries: runs.iter().map(|r| r.deliveries).sum(),
             expected: runs.iter().map(|r| r.expected).sum(),
             problems: runs.iter().filter_map(|r| r.problem.clone()).collect(),
+            offered: runs.first().and_then(|r| r.offered),
         }
     }
 }
@@ -132,7 +135,10 @@ impl Report {
                     "| {} | {} | {} | {} – {} | {} | {} | {} | {:.2} µs | {}/{} |",
                     sc.name,
                     broker,
-                    rate(m.rate_median),
+                    match m.offered {
+                        Some(o) => format!("{} (paced at {})", rate(m.rate_median), rate(o)),
+                        None => rate(m.rate_median),
+                    },
                     rate(m.rate_min),
                     rate(m.rate_max),
                     ms(m.p50),
@@ -146,6 +152,7 @@ impl Report {
         }
         self.ratios(&mut s, "mosquitto", 1.5);
         self.ratios(&mut s, "rumqttd", 1.0);
+        self.paced(&mut s);
         self.persist_cost(&mut s);
         let _ = writeln!(s, "\n## Memory per idle connection\n");
         let _ = writeln!(
@@ -185,6 +192,43 @@ impl Report {
             }
         }
         s
+    }
+
+    /// The paced scenarios: our p99 at half our peak against the lowest of
+    /// the peers' p99 at half theirs (target: no higher).
+    fn paced(&self, s: &mut String) {
+        let rows: Vec<_> = self
+            .scenarios
+            .iter()
+            .filter(|(sc, _)| sc.paced_from.is_some())
+            .filter_map(|(sc, r)| {
+                let (ours, a) = r.first()?;
+                let (peer, b) = r.iter().skip(1).min_by_key(|(_, m)| m.p99)?;
+                Some((sc, ours, a, peer, b))
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n## Latency at half of each broker's own peak\n");
+        let _ = writeln!(
+            s,
+            "| Scenario | {} p99 | lowest peer p99 | p99 ratio (target ≤ 1.0×) | target met |",
+            rows[0].1
+        );
+        let _ = writeln!(s, "|---|---:|---|---:|---|");
+        for (sc, _, a, peer, b) in rows {
+            let ratio = a.p99 as f64 / (b.p99.max(1) as f64);
+            let met = ratio <= 1.0 && a.problems.is_empty();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} ({peer}) | {ratio:.2}× | {} |",
+                sc.name,
+                ms(a.p99),
+                ms(b.p99),
+                if met { "yes" } else { "no" }
+            );
+        }
     }
 
     /// Our broker with `--persist` against itself without, where both ran:
@@ -227,6 +271,7 @@ impl Report {
         let pairs: Vec<_> = self
             .scenarios
             .iter()
+            .filter(|(sc, _)| sc.paced_from.is_none())
             .filter_map(|(sc, r)| {
                 let peers = || r.iter().skip(1).filter(|(name, _)| name.starts_with(peer));
                 let best = peers().max_by(|a, b| a.1.rate_median.total_cmp(&b.1.rate_median))?;

@@ -7,6 +7,10 @@
 //! sustains rather than what it buffers. QoS 1 publishers also keep at most
 //! `inflight` PUBLISH unacknowledged. Latency is the time from the write of a
 //! PUBLISH to its decoding by a subscriber (the send time is in the payload).
+//!
+//! A paced scenario also keeps each publisher to a rate: its share of half
+//! of what the same broker delivered in the scenario it is paced from, so
+//! that latency is measured at the same relative load for every broker.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +53,12 @@ pub struct Scenario {
     pub held_sessions: usize,
     /// Run on our brokers only (it compares them with each other).
     pub ours_only: bool,
+    /// Deliveries per second the publishers keep to, all together, when
+    /// paced (set per broker from `paced_from`); `None`: as fast as the
+    /// windows allow.
+    pub rate: Option<f64>,
+    /// The scenario (slug) whose median rate, halved, paces this one.
+    pub paced_from: Option<String>,
 }
 
 /// Messages each held session keeps (see [`Scenario::held_sessions`]).
@@ -71,6 +81,8 @@ pub struct RunStats {
     pub problem: Option<String>,
     /// CPU time the broker process used during the run.
     pub broker_cpu: Duration,
+    /// The rate it was paced to, deliveries per second.
+    pub offered: Option<f64>,
 }
 
 impl RunStats {
@@ -262,9 +274,26 @@ async fn publisher(
     let mut buf = Vec::with_capacity(template.encoded_len() * BATCH as usize);
     let mut next_id: u16 = 1;
     let mut sent = 0;
+    // Paced: messages per second of this publisher (deliveries divided by
+    // the subscribers each message goes to and by the publishers).
+    let pace = sc
+        .rate
+        .map(|r| r / (sc.subscribers.max(1) * sc.publishers.max(1)) as f64)
+        .filter(|r| *r > 0.0);
+    let started = Instant::now();
     let outcome: Result<(), String> = async {
         while sent < count {
             let mut want = (count - sent).min(BATCH);
+            if let Some(per_second) = pace {
+                // What is due by now; none: wait for the next one's time.
+                let due = (started.elapsed().as_secs_f64() * per_second) as u64;
+                if due <= sent {
+                    let next = Duration::from_secs_f64((sent + 1) as f64 / per_second);
+                    tokio::time::sleep_until((started + next).into()).await;
+                    continue;
+                }
+                want = want.min(due - sent);
+            }
             if qos1 {
                 let first = tokio::time::timeout(STALL, permits.acquire())
                     .await
@@ -381,6 +410,7 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         latencies: Vec::with_capacity(usize::try_from(sc.expected()).unwrap_or(0)),
         problem: None,
         broker_cpu: Duration::ZERO,
+        offered: sc.rate,
     };
     let mut last = start;
     for t in sub_tasks {
