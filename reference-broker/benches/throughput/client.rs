@@ -50,6 +50,8 @@ pub struct Reader {
     rd: OwnedReadHalf,
     buf: BytesMut,
     decoder: Decoder,
+    /// Most bytes taken from the socket per read (a slow reader's few).
+    pub max_read: Option<usize>,
 }
 
 impl Reader {
@@ -73,7 +75,13 @@ impl Reader {
             if self.buf.capacity() - self.buf.len() < 16 * 1024 {
                 self.buf.reserve(64 * 1024);
             }
-            match tokio::time::timeout_at(deadline.into(), self.rd.read_buf(&mut self.buf)).await {
+            let read = async {
+                match self.max_read {
+                    Some(n) => (&mut self.rd).take(n as u64).read_buf(&mut self.buf).await,
+                    None => self.rd.read_buf(&mut self.buf).await,
+                }
+            };
+            match tokio::time::timeout_at(deadline.into(), read).await {
                 Err(_) => return Ok(Read::TimedOut),
                 Ok(Err(e)) => return Err(format!("read: {e}")),
                 Ok(Ok(0)) => return Ok(Read::Closed),
@@ -133,6 +141,7 @@ impl Client {
             rd,
             buf: BytesMut::with_capacity(64 * 1024),
             decoder: Decoder::new(DecodeOptions::new(PROTOCOL, Sender::Server)),
+            max_read: None,
         };
         let mut connect = Connect::new(PROTOCOL, client_id);
         connect.keep_alive = 600;

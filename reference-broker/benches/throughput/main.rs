@@ -135,6 +135,7 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             ours_only: false,
             rate: None,
             paced_from: None,
+            slow: false,
         });
         v.push(Scenario {
             name: format!("fan-out QoS {q} (1 pub → {FAN} sub)"),
@@ -152,6 +153,7 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             ours_only: false,
             rate: None,
             paced_from: None,
+            slow: false,
         });
     }
     // Routing cost grows with the sessions a broker holds, matching or not.
@@ -184,6 +186,22 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             slug: format!("{}-half", b.slug),
             paced_from: Some(b.slug.clone()),
             ..b
+        });
+    }
+    // The slow reader, which may lose QoS 0 messages but not its
+    // connection, and no QoS 1 message: beside a subscriber that keeps up,
+    // one that takes about 4 MB/s, sent the whole run's messages (6.4 MB
+    // of payload at the default 100,000) so that it falls behind.
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let q = qos.as_u8();
+        v.push(Scenario {
+            name: format!("QoS {q}, 1 pub → 1 sub and one slow subscriber"),
+            slug: format!("slow{q}"),
+            qos,
+            subscribers: 1,
+            per_publisher: o.messages,
+            slow: true,
+            ..v[1].clone()
         });
     }
     if let Some(f) = &o.filter {
@@ -340,6 +358,9 @@ async fn bench(o: Options) -> Result<Report, String> {
                     .await
                     .map_err(|e| format!("{} / {}: {e}", sc.name, b.name))?;
                 stats.broker_cpu = b.cpu_time()?.saturating_sub(cpu);
+                if let Some(slow) = &mut stats.slow {
+                    slow.broker_rss = b.rss_bytes().ok();
+                }
                 println!(
                     "{:<34} {:<17} run {run}{}: {:>12}  p50 {:>9}  p99 {:>9}  {}/{}{}",
                     sc.name,

@@ -22,6 +22,8 @@ pub struct Summary {
     pub cpu_us: f64,
     /// The rate a paced scenario kept to, deliveries per second.
     pub offered: Option<f64>,
+    /// The slow subscriber's runs, when there was one.
+    pub slow: Vec<crate::scenario::SlowOutcome>,
 }
 
 fn median_f64(mut v: Vec<f64>) -> f64 {
@@ -74,6 +76,7 @@ impl Summary {
             expected: runs.iter().map(|r| r.expected).sum(),
             problems: runs.iter().filter_map(|r| r.problem.clone()).collect(),
             offered: runs.first().and_then(|r| r.offered),
+            slow: runs.iter().filter_map(|r| r.slow).collect(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Report {
         self.ratios(&mut s, "mosquitto", 1.5);
         self.ratios(&mut s, "rumqttd", 1.0);
         self.paced(&mut s);
+        self.slow(&mut s);
         self.persist_cost(&mut s);
         let _ = writeln!(s, "\n## Memory per idle connection\n");
         let _ = writeln!(
@@ -231,6 +235,42 @@ impl Report {
         }
     }
 
+    /// What each broker gave the slow subscriber: QoS 0 messages it may
+    /// drop, QoS 1 ones it may not; the connection it must keep.
+    fn slow(&self, s: &mut String) {
+        let rows: Vec<_> = self
+            .scenarios
+            .iter()
+            .filter(|(sc, _)| sc.slow)
+            .flat_map(|(sc, r)| r.iter().map(move |(b, m)| (sc, b, m)))
+            .filter(|(_, _, m)| !m.slow.is_empty())
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n## The slow subscriber\n");
+        let _ = writeln!(
+            s,
+            "| Scenario | Broker | received, fewest of a run (of the messages sent) | kept its connection in every run | the other subscriber's msgs/s | broker RSS after a run, most |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---|---:|---:|");
+        for (sc, b, m) in rows {
+            let fewest = m.slow.iter().map(|o| o.received).min().unwrap_or(0);
+            let sent = m.slow.first().map_or(0, |o| o.sent);
+            let kept = m.slow.iter().all(|o| o.connected);
+            let rss = m.slow.iter().filter_map(|o| o.broker_rss).max();
+            let _ = writeln!(
+                s,
+                "| {} | {b} | {fewest} ({:.1}% of {sent}) | {} | {} | {} |",
+                sc.name,
+                100.0 * fewest as f64 / sent.max(1) as f64,
+                if kept { "yes" } else { "no" },
+                rate(m.rate_median),
+                rss.map_or_else(|| "–".into(), mib)
+            );
+        }
+    }
+
     /// Our broker with `--persist` against itself without, where both ran:
     /// the target is at least half the throughput.
     fn persist_cost(&self, s: &mut String) {
@@ -271,7 +311,7 @@ impl Report {
         let pairs: Vec<_> = self
             .scenarios
             .iter()
-            .filter(|(sc, _)| sc.paced_from.is_none())
+            .filter(|(sc, _)| sc.paced_from.is_none() && !sc.slow)
             .filter_map(|(sc, r)| {
                 let peers = || r.iter().skip(1).filter(|(name, _)| name.starts_with(peer));
                 let best = peers().max_by(|a, b| a.1.rate_median.total_cmp(&b.1.rate_median))?;

@@ -11,6 +11,12 @@
 //! A paced scenario also keeps each publisher to a rate: its share of half
 //! of what the same broker delivered in the scenario it is paced from, so
 //! that latency is measured at the same relative load for every broker.
+//!
+//! A scenario with a slow subscriber adds one more subscriber that takes
+//! at most [`SLOW_READ`] bytes from its socket every [`SLOW_PAUSE`], about
+//! 4 MB/s, and that the publishers' window ignores: whether the broker
+//! slows the publishers for it (QoS 1, nothing may be lost) or drops QoS 0
+//! messages for it, it must keep its connection.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +33,12 @@ use crate::client::{append_puback, now_ns, stamp_of, write, Client, PublishTempl
 const STALL: Duration = Duration::from_secs(5);
 /// Most PUBLISH written by one publisher in one write.
 const BATCH: u64 = 64;
+/// What the slow subscriber reads at a time, and how long it then pauses.
+const SLOW_READ: usize = 4096;
+const SLOW_PAUSE: Duration = Duration::from_millis(1);
+/// After the publishers are done, this long without a message means the
+/// slow subscriber has had all it will get.
+const QUIET: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -59,6 +71,8 @@ pub struct Scenario {
     pub rate: Option<f64>,
     /// The scenario (slug) whose median rate, halved, paces this one.
     pub paced_from: Option<String>,
+    /// One more subscriber, reading slowly (see the module's documentation).
+    pub slow: bool,
 }
 
 /// Messages each held session keeps (see [`Scenario::held_sessions`]).
@@ -83,6 +97,19 @@ pub struct RunStats {
     pub broker_cpu: Duration,
     /// The rate it was paced to, deliveries per second.
     pub offered: Option<f64>,
+    /// What the slow subscriber got, when there was one.
+    pub slow: Option<SlowOutcome>,
+}
+
+/// The slow subscriber's run.
+#[derive(Debug, Clone, Copy)]
+pub struct SlowOutcome {
+    pub received: u64,
+    pub sent: u64,
+    /// It still had its connection at the end (a PINGREQ was answered).
+    pub connected: bool,
+    /// The broker's resident set after the run (what it buffered).
+    pub broker_rss: Option<u64>,
 }
 
 impl RunStats {
@@ -212,6 +239,115 @@ async fn subscriber(
         flow.delivered(index, result.count);
     }
     (client, result)
+}
+
+/// The slow subscriber: reads [`SLOW_READ`] bytes at a time, pausing
+/// [`SLOW_PAUSE`] after each, until it has every message, or the
+/// publishers are done and nothing more comes for [`QUIET`]; then asks,
+/// with a PINGREQ, whether it still has its connection.
+async fn slow_subscriber(
+    mut client: Client,
+    expected: u64,
+    qos1: bool,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> (Option<Client>, SlowOutcome, Option<String>) {
+    client.reader.max_read = Some(SLOW_READ);
+    let mut out = SlowOutcome {
+        received: 0,
+        sent: expected,
+        connected: true,
+        broker_rss: None,
+    };
+    let mut batch = Vec::with_capacity(256);
+    let mut acks = Vec::new();
+    let mut last = Instant::now();
+    while out.received < expected {
+        batch.clear();
+        let finished = done.load(Ordering::Acquire);
+        let wait = if finished {
+            QUIET
+        } else {
+            Duration::from_millis(100)
+        };
+        match client
+            .reader
+            .read_batch(&mut batch, Instant::now() + wait)
+            .await
+        {
+            Ok(Read::Packets) => last = Instant::now(),
+            Ok(Read::TimedOut) if finished => break,
+            Ok(Read::TimedOut) if last.elapsed() < STALL => continue,
+            Ok(Read::TimedOut) => {
+                return (
+                    Some(client),
+                    out,
+                    Some(format!("slow subscriber: nothing for {STALL:?}")),
+                )
+            }
+            Ok(Read::Closed) => {
+                out.connected = false;
+                return (
+                    None,
+                    out,
+                    Some("slow subscriber: broker closed the connection".into()),
+                );
+            }
+            Err(e) => {
+                out.connected = false;
+                return (None, out, Some(format!("slow subscriber: {e}")));
+            }
+        }
+        for p in batch.drain(..) {
+            if let Packet::Publish(p) = p {
+                out.received += 1;
+                if p.qos == QoS::AtLeastOnce {
+                    append_puback(&mut acks, p.packet_id);
+                }
+            }
+        }
+        if !acks.is_empty() {
+            if let Err(e) = write(&mut client.writer, &acks, Instant::now() + STALL).await {
+                out.connected = false;
+                return (None, out, Some(format!("slow subscriber: {e}")));
+            }
+            acks.clear();
+        }
+        tokio::time::sleep(SLOW_PAUSE).await;
+    }
+    // Still connected? Anything but the PINGRESP is a message it was late for.
+    client.reader.max_read = None;
+    let deadline = Instant::now() + STALL;
+    if let Err(e) = write(&mut client.writer, &[0xC0, 0x00], deadline).await {
+        out.connected = false;
+        return (None, out, Some(format!("slow subscriber: {e}")));
+    }
+    let mut answered = false;
+    while !answered {
+        batch.clear();
+        match client.reader.read_batch(&mut batch, deadline).await {
+            Ok(Read::Packets) => {
+                for p in batch.drain(..) {
+                    match p {
+                        Packet::PingResp => answered = true,
+                        Packet::Publish(_) => out.received += 1,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                out.connected = false;
+                let problem = "slow subscriber: no PINGRESP, the connection is gone";
+                return (None, out, Some(problem.into()));
+            }
+        }
+    }
+    let problem = (qos1 && out.received < expected).then(|| {
+        format!(
+            "slow subscriber: {} of {expected} QoS 1 messages",
+            out.received
+        )
+    });
+    (Some(client), out, problem)
 }
 
 /// Publishes `count` messages, pipelined within the windows.
@@ -365,6 +501,14 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         c.subscribe(&topic, sc.qos).await?;
         subs.push(c);
     }
+    let slow = match sc.slow {
+        true => {
+            let mut c = Client::connect(addr, &format!("slow-{tag}")).await?;
+            c.subscribe(&topic, sc.qos).await?;
+            Some(c)
+        }
+        false => None,
+    };
     let mut pubs = Vec::with_capacity(sc.publishers);
     for i in 0..sc.publishers {
         pubs.push(Client::connect(addr, &format!("p{i}-{tag}")).await?);
@@ -387,6 +531,11 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         .into_iter()
         .map(|c| tokio::spawn(publisher(c, sc.clone(), topic.clone(), flow.clone())))
         .collect();
+    let published = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow_task = slow.map(|c| {
+        let qos1 = sc.qos == QoS::AtLeastOnce;
+        tokio::spawn(slow_subscriber(c, per_subscriber, qos1, published.clone()))
+    });
 
     let mut problem = None;
     let mut clients = Vec::new();
@@ -403,6 +552,7 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
             }
         }
     }
+    published.store(true, Ordering::Release);
     let mut stats = RunStats {
         deliveries: 0,
         expected: sc.expected(),
@@ -411,6 +561,7 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         problem: None,
         broker_cpu: Duration::ZERO,
         offered: sc.rate,
+        slow: None,
     };
     let mut last = start;
     for t in sub_tasks {
@@ -430,6 +581,20 @@ pub async fn run_once(addr: SocketAddr, sc: &Scenario, run: usize) -> Result<Run
         }
     }
     stats.elapsed = last - start;
+    if let Some(task) = slow_task {
+        match task.await {
+            Ok((client, outcome, p)) => {
+                clients.extend(client);
+                stats.slow = Some(outcome);
+                if let Some(p) = p {
+                    problem.get_or_insert(p);
+                }
+            }
+            Err(e) => {
+                problem.get_or_insert(format!("slow subscriber task: {e}"));
+            }
+        }
+    }
     stats.problem = problem;
     for c in clients.into_iter().chain(bystanders) {
         c.disconnect().await;
