@@ -8,9 +8,12 @@
 //! `inflight` PUBLISH unacknowledged. Latency is the time from the write of a
 //! PUBLISH to its decoding by a subscriber (the send time is in the payload).
 //!
-//! A paced scenario also keeps each publisher to a rate: its share of half
-//! of what the same broker delivered in the scenario it is paced from, so
-//! that latency is measured at the same relative load for every broker.
+//! A paced scenario also keeps each publisher to a rate, from what the
+//! brokers delivered in the scenario it is paced from: half of the slowest
+//! broker's rate, the same load for every broker and at most half of any
+//! one's peak; or half of each broker's own rate, the same relative load
+//! (at a higher rate the load generator's own share of the two cores, and
+//! so of the latency, is larger too).
 //!
 //! A scenario with a slow subscriber adds one more subscriber that takes
 //! at most [`SLOW_READ`] bytes from its socket every [`SLOW_PAUSE`], about
@@ -69,10 +72,19 @@ pub struct Scenario {
     /// paced (set per broker from `paced_from`); `None`: as fast as the
     /// windows allow.
     pub rate: Option<f64>,
-    /// The scenario (slug) whose median rate, halved, paces this one.
-    pub paced_from: Option<String>,
+    /// The scenario (slug) whose median rates pace this one, and how.
+    pub paced_from: Option<(String, Pace)>,
     /// One more subscriber, reading slowly (see the module's documentation).
     pub slow: bool,
+}
+
+/// Which median of the scenario paced from a paced one halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// The slowest broker's: one rate for all.
+    Slowest,
+    /// Each broker's own.
+    Own,
 }
 
 /// Messages each held session keeps (see [`Scenario::held_sessions`]).
