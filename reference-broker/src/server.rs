@@ -568,7 +568,8 @@ async fn serve_connection<S: Transport>(
             return;
         }
     }
-    // Used in place, not taken apart: the task's future would keep both.
+    // `c` is used in place, not taken apart: the task's future would keep
+    // both the whole and its parts.
     // Allocated when there is something to read or write, given back
     // while the connection waits (`poll_io`). What is queued when the task
     // looks goes out in one write: one syscall (and one TCP segment, Nagle
