@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::{publish, still_serves, Client, Running, PROMPT, V311, V5};
 use mqtt_codec::reason;
-use mqtt_codec::{Connect, Packet, Properties, Protocol, PubResponse, QoS};
+use mqtt_codec::{Connect, Packet, Protocol, PubResponse, QoS};
 use reference_broker::{server, Config};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -356,13 +356,7 @@ async fn will_published_on_connection_loss() {
     watcher.subscribe("will/#", QoS::AtMostOnce).await;
     let mut dev = Client::open(broker.addr, V311).await;
     let mut connect = Connect::new(V311, "dev");
-    connect.will = Some(mqtt_codec::Will {
-        qos: QoS::AtMostOnce,
-        retain: false,
-        properties: Properties::new(),
-        topic: "will/dev".into(),
-        payload: Bytes::from_static(b"bye"),
-    });
+    connect.will = Some(common::will("will/dev", b"bye"));
     dev.send(&Packet::Connect(Box::new(connect))).await;
     assert!(matches!(dev.recv().await, Packet::ConnAck(_)));
     drop(dev);

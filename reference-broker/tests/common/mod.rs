@@ -256,6 +256,17 @@ pub fn publish(topic: &str, payload: &'static [u8], qos: QoS, packet_id: u16) ->
     })
 }
 
+/// A QoS 0, not retained will without properties: `payload` to `topic`.
+pub fn will(topic: &str, payload: &'static [u8]) -> mqtt_codec::Will {
+    mqtt_codec::Will {
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: mqtt_codec::Properties::new(),
+        topic: topic.into(),
+        payload: Bytes::from_static(payload),
+    }
+}
+
 /// A full round trip through a fresh pair of clients: the broker still serves.
 pub async fn still_serves(addr: SocketAddr, tag: &str) {
     still_serves_within(addr, tag, PROMPT).await
