@@ -121,6 +121,12 @@ impl Shared {
         self.lounge.parked()
     }
 
+    /// Waits until exactly `n` connections are parked, or `within` passes;
+    /// returns whether the count was reached.
+    pub async fn parked_become(&self, n: usize, within: Duration) -> bool {
+        self.lounge.parked_become(n, within).await
+    }
+
     /// The core's flow-control counters (for tests and metrics).
     pub fn counters(&self) -> Counters {
         self.lock().broker.counters()

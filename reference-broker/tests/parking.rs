@@ -7,11 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{publish, Client, Running, PROMPT, V311, V5};
-use mqtt_codec::{reason, Connect, Packet, Properties, PubResponse, QoS};
+use mqtt_codec::{reason, Connect, Packet, PubResponse, QoS};
 use reference_broker::Config;
-use tokio::time::timeout;
 
 /// Asks every 50 ms, so that a connection quiet for 50–100 ms parks.
 fn config() -> Config {
@@ -23,15 +21,8 @@ fn config() -> Config {
 
 /// Waits until `n` connections are parked, failing after `PROMPT`.
 async fn parked(broker: &Running, n: usize) {
-    let reached = timeout(PROMPT, async {
-        // Polled under the deadline: parking has no event to wait for.
-        while broker.shared.parked() != n {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
     assert!(
-        reached.is_ok(),
+        broker.shared.parked_become(n, PROMPT).await,
         "{} connections parked after {PROMPT:?}, expected {n}",
         broker.shared.parked()
     );
@@ -141,13 +132,7 @@ async fn parked_connections_are_closed_and_noticed() {
     let mut first = Client::connect(broker.addr, V311, "twin").await;
     let mut dev = Client::open(broker.addr, V311).await;
     let mut connect = Connect::new(V311, "dev");
-    connect.will = Some(mqtt_codec::Will {
-        qos: QoS::AtMostOnce,
-        retain: false,
-        properties: Properties::new(),
-        topic: "will/dev".into(),
-        payload: Bytes::from_static(b"bye"),
-    });
+    connect.will = Some(common::will("will/dev", b"bye"));
     dev.send(&Packet::Connect(Box::new(connect))).await;
     assert!(matches!(dev.recv().await, Packet::ConnAck(_)));
     parked(&broker, 4).await;

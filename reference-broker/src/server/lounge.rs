@@ -59,6 +59,10 @@ impl Bell {
 #[derive(Default, Debug)]
 pub struct Lounge {
     inner: Mutex<Inner>,
+    /// The number parked, published on every change (under `inner`'s
+    /// lock, so in order), so that a test or a metrics reader can wait
+    /// for a count.
+    count: tokio::sync::watch::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -95,6 +99,15 @@ impl Lounge {
         self.lock().parked
     }
 
+    /// Waits until exactly `n` connections are parked, or `within`
+    /// passes; returns whether the count was reached.
+    pub async fn parked_become(&self, n: usize, within: std::time::Duration) -> bool {
+        let mut rx = self.count.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|&c| c == n))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Parks `sleeper` until it has something to do; starts the lounge's
     /// task if none runs. Must be called within the tokio runtime.
     pub(super) fn park(self: &Arc<Lounge>, mut sleeper: Box<dyn Sleeper>) {
@@ -112,6 +125,7 @@ impl Lounge {
         });
         inner.slots[slot] = Some(sleeper);
         inner.parked += 1;
+        self.count.send_replace(inner.parked);
         // Looked at once at once: that registers its wakers (and finds what
         // came in meanwhile).
         inner.ready.push_back(slot);
@@ -154,6 +168,7 @@ impl Lounge {
                 inner = self.lock();
                 inner.free.push(slot);
                 inner.parked -= 1;
+                self.count.send_replace(inner.parked);
             } else {
                 inner = self.lock();
                 inner.slots[slot] = Some(sleeper);
