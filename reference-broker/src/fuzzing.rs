@@ -40,6 +40,11 @@
 //! As the tokio layer does, the harness holds back what a connection the
 //! core paused sends, but for acknowledgements and pings
 //! (`broker::passes_pause`; here: what is held is never read).
+//!
+//! Why one file of 850 lines: nearly all of it is `World`, whose operations
+//! and the checks run after each share its state (connections, what each
+//! was sent, the journal replayed beside the core); the model they are
+//! checked against is `fuzzing/model.rs`.
 
 // Why one file of ~840 lines: the script's operations, the checks after
 // each and the report of a finding share one `World`; the model of who may
